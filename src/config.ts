@@ -1,0 +1,247 @@
+/**
+ * The gateway's configuration: every environment variable of the design (§3) in one typed object,
+ * validated once at start. Defaults are declared here and nowhere else.
+ */
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+export type Scope = 'read' | 'read+write';
+
+export interface ApiKey {
+  /** Human name, used in logs and metrics (never the secret). */
+  name: string;
+  secret: string;
+  scopes: Scope;
+}
+
+export interface ExotelCredentials {
+  accountSid: string;
+  apiKey: string;
+  apiToken: string;
+}
+
+export interface Limits {
+  /** graphql-armor: maximum selection depth. */
+  maxDepth: number;
+  /** graphql-armor: maximum aliases per operation. */
+  maxAliases: number;
+  /** graphql-armor: maximum directives per operation. */
+  maxDirectives: number;
+  /** graphql-armor: maximum tokens per document. */
+  maxTokens: number;
+  /** graphql-armor: maximum cost per operation. */
+  maxCost: number;
+  /** Largest accepted HTTP request body, bytes (GraphQL and webhooks). */
+  maxBodyBytes: number;
+  /** Most operations in one batched HTTP request. */
+  maxBatchSize: number;
+  /** graphql-ws: largest accepted frame, bytes. */
+  wsMaxPayloadBytes: number;
+  /** graphql-ws: time allowed between socket open and connection_init, ms. */
+  wsConnectionInitTimeoutMs: number;
+  /** graphql-ws: most concurrent subscriptions on one socket. */
+  wsMaxSubscriptionsPerSocket: number;
+  /** graphql-ws: most concurrent sockets per client key. */
+  wsMaxSocketsPerKey: number;
+  /** Allowed browser Origins for graphql-ws; empty allows every origin. */
+  wsAllowedOrigins: string[];
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  /** Base URL Exotel can reach; callback URLs are minted under it. */
+  publicUrl: string;
+  /** Unset → the built-in simulator is started in-process. */
+  exotel: ExotelCredentials | undefined;
+  exotelRegion: 'singapore' | 'mumbai';
+  /** Overrides the region's host, e.g. a simulator on another port. */
+  exotelBaseUrl: string | undefined;
+  ratePerMinute: number;
+  /** Length of the rate window, ms (60 000 in production; tests shrink it). */
+  rateWindowMs: number;
+  /** How long a request may wait for budget before RATE_LIMITED, ms. */
+  rateQueueDeadlineMs: number;
+  bulkBatchSize: number;
+  /** Per-attempt timeout of one upstream request, ms. */
+  upstreamTimeoutMs: number;
+  webhookSecret: string;
+  /** True when WEBHOOK_SECRET was generated for this process. */
+  webhookSecretGenerated: boolean;
+  apiKeys: ApiKey[];
+  /** Live mode with no API keys refuses to start unless this is set (GATEWAY_ALLOW_OPEN=1). */
+  allowOpen: boolean;
+  redisUrl: string | undefined;
+  livePollIntervalMs: number;
+  /** Share of the rate budget the live poller and reconciler may spend (0–1). */
+  livePollBudgetShare: number;
+  reconcileGraceSeconds: number;
+  eventRetentionHours: number;
+  /** Most events the event log keeps for replay, whatever their age. */
+  eventRetentionCount: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  production: boolean;
+  /** Simulator clock: 1 = real time, 0.01 = a 100× faster call lifecycle. */
+  simulatorTimeScale: number;
+  limits: Limits;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const flag = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
+  .transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+const apiKeys = z.string().transform((raw, ctx) => {
+  const keys: ApiKey[] = [];
+  for (const entry of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const [name, secret, scopes, ...rest] = entry.split(':');
+    if (!name || !secret || (scopes !== 'read' && scopes !== 'read+write') || rest.length > 0) {
+      // Never echo the entry: it holds a secret.
+      ctx.addIssue({ code: 'custom', message: `entry ${keys.length + 1} is not name:secret:read|read+write` });
+      return z.NEVER;
+    }
+    if (secret.length < 16) {
+      ctx.addIssue({ code: 'custom', message: `key "${name}" has a secret shorter than 16 characters` });
+      return z.NEVER;
+    }
+    keys.push({ name, secret, scopes });
+  }
+  return keys;
+});
+
+const url = z.string().url().transform((u) => u.replace(/\/+$/, ''));
+
+/** Each variable with its default; the names are the public contract (design §3). */
+const schema = z.object({
+  PORT: int(0, 65535).default(4000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PUBLIC_URL: url.optional(),
+  EXOTEL_ACCOUNT_SID: z.string().min(1).optional(),
+  EXOTEL_API_KEY: z.string().min(1).optional(),
+  EXOTEL_API_TOKEN: z.string().min(1).optional(),
+  EXOTEL_REGION: z.enum(['singapore', 'mumbai']).default('singapore'),
+  EXOTEL_BASE_URL: url.optional(),
+  EXOTEL_RATE_LIMIT_PER_MIN: int(1, 100_000).default(200),
+  EXOTEL_RATE_WINDOW_MS: int(100, 3_600_000).default(60_000),
+  EXOTEL_RATE_QUEUE_MS: int(0, 600_000).default(10_000),
+  // Exotel bulk call details: ≤ 100 Sids per request.
+  EXOTEL_BULK_BATCH_SIZE: int(1, 100).default(100),
+  EXOTEL_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  GATEWAY_API_KEYS: apiKeys.optional(),
+  GATEWAY_ALLOW_OPEN: flag.default(false),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
+  LIVE_POLL_INTERVAL_MS: int(50, 3_600_000).default(5000),
+  LIVE_POLL_BUDGET_SHARE: z.coerce.number().min(0).max(1).default(0.2),
+  RECONCILE_GRACE_SECONDS: int(0, 86_400).default(120),
+  EVENT_RETENTION_HOURS: z.coerce.number().min(0.001).max(24 * 90).default(24),
+  EVENT_RETENTION_COUNT: int(1000, 100_000_000).default(100_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  NODE_ENV: z.string().optional(),
+  SIMULATOR_TIME_SCALE: z.coerce.number().positive().max(100).default(1),
+  MAX_DEPTH: int(1, 100).default(8),
+  MAX_ALIASES: int(1, 1000).default(60),
+  MAX_DIRECTIVES: int(1, 1000).default(20),
+  MAX_TOKENS: int(100, 1_000_000).default(5000),
+  MAX_COST: int(100, 10_000_000).default(20_000),
+  MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(256 * 1024),
+  MAX_BATCH_OPERATIONS: int(1, 100).default(10),
+  WS_MAX_PAYLOAD_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
+  WS_CONNECTION_INIT_TIMEOUT_MS: int(100, 120_000).default(5000),
+  WS_MAX_SUBSCRIPTIONS_PER_SOCKET: int(1, 100_000).default(100),
+  WS_MAX_SOCKETS_PER_KEY: int(1, 1_000_000).default(1000),
+  WS_ALLOWED_ORIGINS: z.string().optional(),
+});
+
+/** Variables whose values are never printed, even when invalid. */
+const SECRET_VARS = new Set(['EXOTEL_API_KEY', 'EXOTEL_API_TOKEN', 'WEBHOOK_SECRET', 'GATEWAY_API_KEYS', 'REDIS_URL']);
+
+/**
+ * Reads the environment into a Config. Throws ConfigError listing every bad variable at once;
+ * messages name the variable and never contain a secret's value.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings count as unset, as in most twelve-factor services.
+  const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const name = String(issue.path[0] ?? 'environment');
+        const detail = SECRET_VARS.has(name) && issue.code !== 'custom' ? 'invalid value' : issue.message;
+        return `${name}: ${detail}`;
+      }),
+    );
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+
+  const credentialVars = [e.EXOTEL_ACCOUNT_SID, e.EXOTEL_API_KEY, e.EXOTEL_API_TOKEN];
+  const setCount = credentialVars.filter(Boolean).length;
+  if (setCount > 0 && setCount < 3) {
+    problems.push('EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY, EXOTEL_API_TOKEN: set all three for live mode, or none for the simulator');
+  }
+  const exotel =
+    setCount === 3 ? { accountSid: e.EXOTEL_ACCOUNT_SID!, apiKey: e.EXOTEL_API_KEY!, apiToken: e.EXOTEL_API_TOKEN! } : undefined;
+
+  if (exotel && !e.WEBHOOK_SECRET) problems.push('WEBHOOK_SECRET: required in live mode (callback URLs must survive restarts)');
+  const apiKeyList = e.GATEWAY_API_KEYS ?? [];
+  if (exotel && apiKeyList.length === 0 && !e.GATEWAY_ALLOW_OPEN) {
+    problems.push('GATEWAY_API_KEYS: required in live mode; set GATEWAY_ALLOW_OPEN=1 to run without client auth on purpose');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const port = e.PORT;
+  return {
+    port,
+    host: e.HOST,
+    publicUrl: e.PUBLIC_URL ?? `http://localhost:${port}`,
+    exotel,
+    exotelRegion: e.EXOTEL_REGION,
+    exotelBaseUrl: e.EXOTEL_BASE_URL,
+    ratePerMinute: e.EXOTEL_RATE_LIMIT_PER_MIN,
+    rateWindowMs: e.EXOTEL_RATE_WINDOW_MS,
+    rateQueueDeadlineMs: e.EXOTEL_RATE_QUEUE_MS,
+    bulkBatchSize: e.EXOTEL_BULK_BATCH_SIZE,
+    upstreamTimeoutMs: e.EXOTEL_TIMEOUT_MS,
+    webhookSecret: e.WEBHOOK_SECRET ?? randomBytes(32).toString('base64url'),
+    webhookSecretGenerated: !e.WEBHOOK_SECRET,
+    apiKeys: apiKeyList,
+    allowOpen: e.GATEWAY_ALLOW_OPEN,
+    redisUrl: e.REDIS_URL,
+    livePollIntervalMs: e.LIVE_POLL_INTERVAL_MS,
+    livePollBudgetShare: e.LIVE_POLL_BUDGET_SHARE,
+    reconcileGraceSeconds: e.RECONCILE_GRACE_SECONDS,
+    eventRetentionHours: e.EVENT_RETENTION_HOURS,
+    eventRetentionCount: e.EVENT_RETENTION_COUNT,
+    logLevel: e.LOG_LEVEL,
+    production: e.NODE_ENV === 'production',
+    simulatorTimeScale: e.SIMULATOR_TIME_SCALE,
+    limits: {
+      maxDepth: e.MAX_DEPTH,
+      maxAliases: e.MAX_ALIASES,
+      maxDirectives: e.MAX_DIRECTIVES,
+      maxTokens: e.MAX_TOKENS,
+      maxCost: e.MAX_COST,
+      maxBodyBytes: e.MAX_BODY_BYTES,
+      maxBatchSize: e.MAX_BATCH_OPERATIONS,
+      wsMaxPayloadBytes: e.WS_MAX_PAYLOAD_BYTES,
+      wsConnectionInitTimeoutMs: e.WS_CONNECTION_INIT_TIMEOUT_MS,
+      wsMaxSubscriptionsPerSocket: e.WS_MAX_SUBSCRIPTIONS_PER_SOCKET,
+      wsMaxSocketsPerKey: e.WS_MAX_SOCKETS_PER_KEY,
+      wsAllowedOrigins: (e.WS_ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    },
+  };
+}
+
+/** A Config for tests and embedding: the defaults, overridden field by field. */
+export function configFrom(env: Record<string, string | undefined>, overrides: Partial<Config> = {}): Config {
+  return { ...loadConfig(env as NodeJS.ProcessEnv), ...overrides };
+}

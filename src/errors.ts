@@ -1,0 +1,155 @@
+/**
+ * The one error map of the gateway (design §6). Every error a client sees carries one of these codes;
+ * resolvers, the Exotel client and the live pipeline throw GatewayError and nothing else.
+ */
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+
+export const ErrorCode = {
+  BAD_USER_INPUT: 'BAD_USER_INPUT',
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  FORBIDDEN: 'FORBIDDEN',
+  NOT_FOUND: 'NOT_FOUND',
+  RATE_LIMITED: 'RATE_LIMITED',
+  INSUFFICIENT_BALANCE: 'INSUFFICIENT_BALANCE',
+  UPSTREAM_UNAVAILABLE: 'UPSTREAM_UNAVAILABLE',
+  UPSTREAM_ERROR: 'UPSTREAM_ERROR',
+  OUTCOME_UNKNOWN: 'OUTCOME_UNKNOWN',
+  IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
+  INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const CODES = new Set<string>(Object.values(ErrorCode));
+
+export interface GatewayErrorOptions {
+  /** Seconds the client should wait (RATE_LIMITED). */
+  retryAfterSeconds?: number;
+  /** The input field at fault (BAD_USER_INPUT), e.g. "input.to". */
+  field?: string;
+  /** HTTP status Exotel answered with, when the error came from Exotel. */
+  upstreamStatus?: number;
+  cause?: unknown;
+}
+
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly retryAfterSeconds: number | undefined;
+  readonly field: string | undefined;
+  readonly upstreamStatus: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options: GatewayErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    this.code = code;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.field = options.field;
+    this.upstreamStatus = options.upstreamStatus;
+  }
+
+  /** The GraphQL `extensions` this error shows to clients. */
+  get extensions(): Record<string, unknown> {
+    const ext: Record<string, unknown> = { code: this.code };
+    if (this.retryAfterSeconds !== undefined) ext.retryAfterSeconds = this.retryAfterSeconds;
+    if (this.field !== undefined) ext.field = this.field;
+    if (this.upstreamStatus !== undefined) ext.upstreamStatus = this.upstreamStatus;
+    return ext;
+  }
+
+  toGraphQLError(): GraphQLError {
+    return new GraphQLError(this.message, { extensions: this.extensions, originalError: this });
+  }
+}
+
+export function isGatewayError(e: unknown): e is GatewayError {
+  return e instanceof GatewayError;
+}
+
+export function badInput(field: string, message: string): GatewayError {
+  return new GatewayError(ErrorCode.BAD_USER_INPUT, `${field}: ${message}`, { field });
+}
+
+/** Exotel's message from a RestException body (JSON or the XML variant), if it has one. */
+export function exotelMessage(body: string): string | undefined {
+  try {
+    const json = JSON.parse(body) as { RestException?: { Message?: unknown } };
+    const m = json?.RestException?.Message;
+    if (typeof m === 'string' && m.trim()) return m.trim();
+  } catch {
+    const m = /<Message>([\s\S]*?)<\/Message>/.exec(body)?.[1];
+    if (m?.trim()) return m.trim();
+  }
+  return undefined;
+}
+
+const BALANCE = /balance|recharge|validity|credit/i;
+
+/**
+ * Maps an Exotel HTTP answer to a GatewayError, keeping Exotel's message (exotel-api.md: trust the
+ * HTTP status; the body says why). `retryAfterSeconds` comes from the Retry-After header when present.
+ */
+export function fromExotelResponse(status: number, body: string, retryAfterSeconds?: number): GatewayError {
+  const message = exotelMessage(body) ?? `Exotel answered HTTP ${status}`;
+  const opts = { upstreamStatus: status };
+  if (status === 400) return new GatewayError(ErrorCode.BAD_USER_INPUT, `Exotel rejected the request: ${message}`, opts);
+  // 401 means the gateway's own Exotel credentials are wrong: an upstream problem, not the client's.
+  if (status === 401) return new GatewayError(ErrorCode.UPSTREAM_ERROR, `Exotel rejected the gateway's credentials: ${message}`, opts);
+  if (status === 402) return new GatewayError(ErrorCode.INSUFFICIENT_BALANCE, message, opts);
+  if (status === 403) {
+    return BALANCE.test(message)
+      ? new GatewayError(ErrorCode.INSUFFICIENT_BALANCE, message, opts)
+      : new GatewayError(ErrorCode.UPSTREAM_ERROR, `Exotel refused access: ${message}`, opts);
+  }
+  if (status === 404) return new GatewayError(ErrorCode.NOT_FOUND, message, opts);
+  if (status === 429) {
+    return new GatewayError(ErrorCode.RATE_LIMITED, `Exotel rate limit reached: ${message}`, {
+      ...opts,
+      retryAfterSeconds: retryAfterSeconds ?? 30,
+    });
+  }
+  if (status >= 500) return new GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, `Exotel is unavailable: ${message}`, opts);
+  return new GatewayError(ErrorCode.UPSTREAM_ERROR, `Exotel rejected the request: ${message}`, opts);
+}
+
+export interface FormatErrorOptions {
+  /** Production masks everything but code and message, and hides internal errors' messages. */
+  production: boolean;
+}
+
+/**
+ * Apollo `formatError`: every error leaves with a contract code; internals (stack traces, upstream
+ * URLs, headers) never leave, and in production unknown errors become a generic message.
+ */
+export function formatError(formatted: GraphQLFormattedError, error: unknown, options: FormatErrorOptions): GraphQLFormattedError {
+  const original = unwrap(error);
+  if (original instanceof GatewayError) {
+    return { message: original.message, locations: formatted.locations, path: formatted.path, extensions: original.extensions };
+  }
+  const code = String(formatted.extensions?.code ?? '');
+  // Apollo's own codes for malformed or invalid operations are the client's fault.
+  if (code === 'GRAPHQL_PARSE_FAILED' || code === 'GRAPHQL_VALIDATION_FAILED' || code === 'BAD_USER_INPUT' || code === 'BAD_REQUEST' || code === 'PERSISTED_QUERY_NOT_FOUND' || code === 'OPERATION_RESOLUTION_FAILURE') {
+    return { message: formatted.message, locations: formatted.locations, path: formatted.path, extensions: { code: ErrorCode.BAD_USER_INPUT, reason: code } };
+  }
+  if (CODES.has(code) && code !== ErrorCode.INTERNAL_SERVER_ERROR) {
+    const ext: Record<string, unknown> = { code };
+    if (formatted.extensions?.retryAfterSeconds !== undefined) ext.retryAfterSeconds = formatted.extensions.retryAfterSeconds;
+    if (formatted.extensions?.field !== undefined) ext.field = formatted.extensions.field;
+    return { message: formatted.message, locations: formatted.locations, path: formatted.path, extensions: ext };
+  }
+  return {
+    message: options.production ? 'Internal server error' : formatted.message,
+    locations: formatted.locations,
+    path: formatted.path,
+    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
+  };
+}
+
+function unwrap(error: unknown): unknown {
+  let e = error;
+  for (let i = 0; i < 5 && e instanceof GraphQLError && e.originalError; i++) e = e.originalError;
+  return e;
+}
+
+/** For exhaustive switches over closed unions: a new member breaks the build, not production. */
+export function assertNever(value: never, what = 'value'): never {
+  throw new Error(`unexpected ${what}: ${String(value)}`);
+}
