@@ -133,6 +133,8 @@ export interface Storage {
   callState: CallStateStore;
   idempotency: IdempotencyStore;
   lease: Lease;
+  /** A rolling-window budget named `name` (e.g. the Exotel account), shared by every replica on Redis. */
+  rateBudget(name: string, limit: number, windowMs: number): RateBudget;
   /** True when the backend answers (readiness). */
   ping(): Promise<boolean>;
   close(): Promise<void>;
