@@ -1,0 +1,62 @@
+/**
+ * The cache policy for Exotel objects, per account: terminal calls are kept for hours, live calls for
+ * seconds, number metadata for long, ExoPhones for minutes. The GraphQL loaders read and fill it; the
+ * live pipeline updates it from callbacks, so a subscriber's next query sees the new state.
+ */
+import type { Call, ExoPhone, NumberMetadata, SmsMessage } from '../exotel/types.js';
+import { TERMINAL_CALL_STATUSES, TERMINAL_SMS_STATUSES } from '../exotel/types.js';
+import type { Cache } from '../storage/types.js';
+
+export interface CacheTtls {
+  /** A finished call no longer changes, except Duration/Price filled ~5 min after the end (Exotel). */
+  terminalCallMs: number;
+  /** A terminal call whose price/duration Exotel has not filled yet: refresh sooner. */
+  terminalCallUnpricedMs: number;
+  liveCallMs: number;
+  terminalSmsMs: number;
+  liveSmsMs: number;
+  numberMs: number;
+  exoPhonesMs: number;
+}
+
+export const DEFAULT_CACHE_TTLS: CacheTtls = {
+  terminalCallMs: 6 * 60 * 60_000,
+  terminalCallUnpricedMs: 10 * 60_000,
+  liveCallMs: 5_000,
+  terminalSmsMs: 6 * 60 * 60_000,
+  liveSmsMs: 5_000,
+  numberMs: 24 * 60 * 60_000,
+  exoPhonesMs: 5 * 60_000,
+};
+
+export interface EntityCache {
+  getCalls(sids: readonly string[]): Promise<Array<Call | undefined>>;
+  putCall(call: Call): Promise<void>;
+  getSms(sids: readonly string[]): Promise<Array<SmsMessage | undefined>>;
+  putSms(sms: SmsMessage): Promise<void>;
+  getNumbers(numbers: readonly string[]): Promise<Array<NumberMetadata | undefined>>;
+  /** `null` records "Exotel does not know this number" so it is not asked again for a while. */
+  putNumber(number: string, metadata: NumberMetadata | null): Promise<void>;
+  getExoPhones(): Promise<ExoPhone[] | undefined>;
+  putExoPhones(phones: ExoPhone[]): Promise<void>;
+}
+
+export function callTtlMs(call: Call, ttls: CacheTtls = DEFAULT_CACHE_TTLS): number {
+  if (!TERMINAL_CALL_STATUSES.has(call.status)) return ttls.liveCallMs;
+  return call.durationSeconds === null && call.price === null ? ttls.terminalCallUnpricedMs : ttls.terminalCallMs;
+}
+
+export function createEntityCache(cache: Cache, accountSid: string, ttls: Partial<CacheTtls> = {}): EntityCache {
+  const t = { ...DEFAULT_CACHE_TTLS, ...ttls };
+  const key = (kind: string, id: string) => `${accountSid}:${kind}:${id}`;
+  return {
+    getCalls: (sids) => cache.getMany<Call>(sids.map((s) => key('call', s))),
+    putCall: (call) => cache.set(key('call', call.sid), call, callTtlMs(call, t)),
+    getSms: (sids) => cache.getMany<SmsMessage>(sids.map((s) => key('sms', s))),
+    putSms: (sms) => cache.set(key('sms', sms.sid), sms, TERMINAL_SMS_STATUSES.has(sms.status) ? t.terminalSmsMs : t.liveSmsMs),
+    getNumbers: (numbers) => cache.getMany<NumberMetadata>(numbers.map((n) => key('number', n))),
+    putNumber: (number, metadata) => cache.set(key('number', number), metadata, t.numberMs),
+    getExoPhones: () => cache.get<ExoPhone[]>(key('exophones', 'all')),
+    putExoPhones: (phones) => cache.set(key('exophones', 'all'), phones, t.exoPhonesMs),
+  };
+}
