@@ -1,0 +1,181 @@
+/**
+ * One RateBudget contract, run against the memory budget (injected clock) and the Redis budget (real Redis,
+ * Redis TIME, so its "wait" really sleeps a short window).
+ */
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createFallbackRateBudget, createMemoryRateBudget, createRedisRateBudget } from '../../src/storage/rate-budget.js';
+import type { RateBudget } from '../../src/storage/types.js';
+import { redisOrSkip, testPrefix, TEST_REDIS_URL } from '../helpers/redis.js';
+
+interface Harness {
+  make(limit: number): RateBudget;
+  /** Lets `ms` of budget time pass. */
+  wait(ms: number): Promise<void>;
+  /** The window the harness builds budgets with, ms. */
+  windowMs: number;
+  /** A second budget object on the same shared state (another replica), when the backend has one. */
+  makeReplica?(limit: number): RateBudget;
+}
+
+async function takeMany(budget: RateBudget, n: number): Promise<number> {
+  const results = await Promise.all(Array.from({ length: n }, () => budget.tryTake()));
+  return results.filter((r) => r.ok).length;
+}
+
+function rateBudgetContract(name: string, setup: () => Harness): void {
+  describe(`RateBudget contract: ${name}`, () => {
+    it('allows exactly `limit` takes in a window, then refuses with a retryAfterMs within the window', async () => {
+      const h = setup();
+      const budget = h.make(3);
+      for (let i = 0; i < 3; i++) expect(await budget.tryTake()).toEqual({ ok: true });
+      const refused = await budget.tryTake();
+      expect(refused.ok).toBe(false);
+      if (refused.ok) return;
+      expect(refused.retryAfterMs).toBeGreaterThan(0);
+      expect(refused.retryAfterMs).toBeLessThanOrEqual(h.windowMs);
+    });
+
+    it('never lets more than `limit` through when many take at once', async () => {
+      const h = setup();
+      const budget = h.make(5);
+      expect(await takeMany(budget, 20)).toBe(5);
+      const status = await budget.status();
+      expect(status).toMatchObject({ limit: 5, remaining: 0 });
+    });
+
+    it('reports remaining and when the oldest request leaves the window', async () => {
+      const h = setup();
+      const budget = h.make(4);
+      const before = await budget.status();
+      expect(before).toMatchObject({ limit: 4, remaining: 4 });
+      await budget.tryTake();
+      await budget.tryTake();
+      const after = await budget.status();
+      expect(after.remaining).toBe(2);
+      // resetsAt = the first take + window: later than "now", at most one window ahead of the first status.
+      expect(after.resetsAtMs).toBeGreaterThan(before.resetsAtMs);
+      expect(after.resetsAtMs - before.resetsAtMs).toBeLessThanOrEqual(h.windowMs + 50);
+    });
+
+    it('rolls: capacity comes back as each old request leaves, not all at once at a boundary', async () => {
+      const h = setup();
+      const budget = h.make(3);
+      expect(await takeMany(budget, 2)).toBe(2); // t = 0
+      await h.wait(h.windowMs * 0.6);
+      expect(await takeMany(budget, 1)).toBe(1); // t = 0.6 w: window full
+      expect((await budget.tryTake()).ok).toBe(false);
+      await h.wait(h.windowMs * 0.55); // t = 1.15 w: the two from t = 0 have left, the one from 0.6 w has not
+      // A fixed window would hand out 3 here; a rolling one only the 2 that left.
+      expect(await takeMany(budget, 3)).toBe(2);
+    });
+
+    it('a refused take does not use up budget', async () => {
+      const h = setup();
+      const budget = h.make(1);
+      expect((await budget.tryTake()).ok).toBe(true);
+      for (let i = 0; i < 5; i++) expect((await budget.tryTake()).ok).toBe(false);
+      const refused = await budget.tryTake();
+      if (refused.ok) throw new Error('expected a refusal');
+      await h.wait(refused.retryAfterMs + 20);
+      expect((await budget.tryTake()).ok).toBe(true);
+    });
+
+    it('is shared by every budget object on the same state (replicas)', async (ctx) => {
+      const h = setup();
+      if (!h.makeReplica) return ctx.skip();
+      const a = h.make(4);
+      const b = h.makeReplica(4);
+      const [fromA, fromB] = await Promise.all([takeMany(a, 4), takeMany(b, 4)]);
+      expect(fromA + fromB).toBe(4);
+      expect((await b.status()).remaining).toBe(0);
+    });
+
+    it('rejects a non-positive limit or window', () => {
+      const h = setup();
+      expect(() => h.make(0)).toThrow(/limit/);
+    });
+  });
+}
+
+rateBudgetContract('memory', () => {
+  let now = 1_700_000_000_000;
+  const clock = { now: () => now };
+  const windowMs = 1_000;
+  return {
+    windowMs,
+    make: (limit) => createMemoryRateBudget({ limit, windowMs, clock }),
+    wait: async (ms) => {
+      now += ms;
+    },
+  };
+});
+
+const redisUp = await redisOrSkip();
+const clients: Redis[] = [];
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));
+});
+
+describe.skipIf(!redisUp)('with Redis', () => {
+  const prefix = testPrefix('rate-budget');
+  let n = 0;
+  const client = () => {
+    const c = new Redis(TEST_REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 1 });
+    clients.push(c);
+    return c;
+  };
+  rateBudgetContract('redis', () => {
+    const key = `${prefix}${++n}`;
+    const windowMs = 400;
+    return {
+      windowMs,
+      make: (limit) => createRedisRateBudget({ redis: client(), key, limit, windowMs }),
+      makeReplica: (limit) => createRedisRateBudget({ redis: client(), key, limit, windowMs }),
+      wait: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    };
+  });
+});
+
+describe('createFallbackRateBudget', () => {
+  it('uses the per-replica fallback while the primary fails, and the primary again once it answers', async () => {
+    let now = 0;
+    const clock = { now: () => now };
+    const shared = createMemoryRateBudget({ limit: 10, windowMs: 1_000, clock });
+    let primaryDown = false;
+    // The fault (the shared store failing and recovering) is the one thing a real part cannot be told to do on cue.
+    const primary: RateBudget = {
+      tryTake: () => (primaryDown ? Promise.reject(new Error('ECONNREFUSED')) : shared.tryTake()),
+      status: () => (primaryDown ? Promise.reject(new Error('ECONNREFUSED')) : shared.status()),
+    };
+    const local = createMemoryRateBudget({ limit: 2, windowMs: 1_000, clock });
+    const switches: string[] = [];
+    const budget = createFallbackRateBudget(primary, local, { probeIntervalMs: 100, clock, onSwitch: (using) => switches.push(using) });
+
+    expect(await takeMany(budget, 3)).toBe(3);
+    expect((await shared.status()).remaining).toBe(7);
+
+    primaryDown = true;
+    // The fallback has its own, smaller limit: the replica's share of the account.
+    expect(await takeMany(budget, 5)).toBe(2);
+    expect((await budget.status()).limit).toBe(2);
+    expect(switches).toEqual(['fallback']);
+
+    primaryDown = false;
+    now += 50; // still inside the probe interval: stays on the fallback
+    expect((await budget.status()).limit).toBe(2);
+    now += 100;
+    expect((await budget.status()).limit).toBe(10);
+    expect(switches).toEqual(['fallback', 'primary']);
+  });
+
+  it('falls back when a real Redis is unreachable', async () => {
+    const dead = new Redis({ port: 1, host: '127.0.0.1', lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    clients.push(dead);
+    const primary = createRedisRateBudget({ redis: dead, key: 'never', limit: 100, windowMs: 1_000 });
+    const budget = createFallbackRateBudget(primary, createMemoryRateBudget({ limit: 1, windowMs: 1_000 }));
+    expect((await budget.tryTake()).ok).toBe(true);
+    expect((await budget.tryTake()).ok).toBe(false);
+    expect((await budget.status()).limit).toBe(1);
+  });
+});
