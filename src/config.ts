@@ -171,32 +171,32 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Empty strings count as unset, as in most twelve-factor services.
   const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = schema.safeParse(input);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => {
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? 'environment');
         const detail = SECRET_VARS.has(name) && issue.code !== 'custom' ? 'invalid value' : issue.message;
         return `${name}: ${detail}`;
-      }),
-    );
-  }
-  const e = parsed.data;
-  const problems: string[] = [];
+      });
 
-  const credentialVars = [e.EXOTEL_ACCOUNT_SID, e.EXOTEL_API_KEY, e.EXOTEL_API_TOKEN];
-  const setCount = credentialVars.filter(Boolean).length;
-  if (setCount > 0 && setCount < 3) {
+  // Rules across variables, checked on the raw input so they are reported together with the rest.
+  const has = (name: string) => typeof input[name] === 'string';
+  const credentialCount = ['EXOTEL_ACCOUNT_SID', 'EXOTEL_API_KEY', 'EXOTEL_API_TOKEN'].filter(has).length;
+  if (credentialCount > 0 && credentialCount < 3) {
     problems.push('EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY, EXOTEL_API_TOKEN: set all three for live mode, or none for the simulator');
   }
-  const exotel =
-    setCount === 3 ? { accountSid: e.EXOTEL_ACCOUNT_SID!, apiKey: e.EXOTEL_API_KEY!, apiToken: e.EXOTEL_API_TOKEN! } : undefined;
-
-  if (exotel && !e.WEBHOOK_SECRET) problems.push('WEBHOOK_SECRET: required in live mode (callback URLs must survive restarts)');
-  const apiKeyList = e.GATEWAY_API_KEYS ?? [];
-  if (exotel && apiKeyList.length === 0 && !e.GATEWAY_ALLOW_OPEN) {
-    problems.push('GATEWAY_API_KEYS: required in live mode; set GATEWAY_ALLOW_OPEN=1 to run without client auth on purpose');
+  if (credentialCount === 3) {
+    if (!has('WEBHOOK_SECRET')) problems.push('WEBHOOK_SECRET: required in live mode (callback URLs must survive restarts)');
+    const open = parsed.success && parsed.data.GATEWAY_ALLOW_OPEN;
+    if (!has('GATEWAY_API_KEYS') && !open) {
+      problems.push('GATEWAY_API_KEYS: required in live mode; set GATEWAY_ALLOW_OPEN=1 to run without client auth on purpose');
+    }
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
+  const e = parsed.data;
+  const exotel =
+    credentialCount === 3 ? { accountSid: e.EXOTEL_ACCOUNT_SID!, apiKey: e.EXOTEL_API_KEY!, apiToken: e.EXOTEL_API_TOKEN! } : undefined;
+  const apiKeyList = e.GATEWAY_API_KEYS ?? [];
 
   const port = e.PORT;
   return {

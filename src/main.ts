@@ -2,7 +2,7 @@
  * The process entry point: the only place that reads process.env, listens, and handles signals.
  */
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { createServer, type Gateway } from './server.js';
+import type { Gateway } from './server.js';
 
 /** Bound on graceful shutdown: after this the process exits anyway. */
 const SHUTDOWN_TIMEOUT_MS = 15_000;
@@ -19,6 +19,8 @@ async function main(): Promise<void> {
     throw err;
   }
 
+  // Imported after the config is known good, so a bad variable is reported before anything loads.
+  const { createServer } = await import('./server.js');
   const gateway: Gateway = await createServer(config);
   gateway.logger.info(`GraphQL at ${gateway.url}/graphql, GraphiQL at ${gateway.url}/graphiql`);
 

@@ -1,0 +1,94 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+const live = {
+  EXOTEL_ACCOUNT_SID: 'acme1',
+  EXOTEL_API_KEY: 'key-canary-1234567890',
+  EXOTEL_API_TOKEN: 'token-canary-1234567890',
+  WEBHOOK_SECRET: 'webhook-secret-canary-123',
+  GATEWAY_API_KEYS: 'backend:client-secret-canary-1:read+write,dash:client-secret-canary-2:read',
+};
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('starts in simulator mode with the documented defaults when nothing is set', () => {
+    const config = loadConfig({});
+    expect(config.exotel).toBeUndefined();
+    expect(config.port).toBe(4000);
+    expect(config.host).toBe('0.0.0.0');
+    expect(config.publicUrl).toBe('http://localhost:4000');
+    expect(config.exotelRegion).toBe('singapore');
+    expect(config.ratePerMinute).toBe(200);
+    expect(config.bulkBatchSize).toBe(100);
+    expect(config.livePollIntervalMs).toBe(5000);
+    expect(config.reconcileGraceSeconds).toBe(120);
+    expect(config.eventRetentionHours).toBe(24);
+    expect(config.webhookSecretGenerated).toBe(true);
+    expect(config.apiKeys).toEqual([]);
+  });
+
+  it('reads live credentials, keys and scopes', () => {
+    const config = loadConfig({ ...live, EXOTEL_REGION: 'mumbai', PORT: '8080', PUBLIC_URL: 'https://gw.example.com/' });
+    expect(config.exotel).toEqual({ accountSid: 'acme1', apiKey: live.EXOTEL_API_KEY, apiToken: live.EXOTEL_API_TOKEN });
+    expect(config.exotelRegion).toBe('mumbai');
+    expect(config.publicUrl).toBe('https://gw.example.com');
+    expect(config.apiKeys).toEqual([
+      { name: 'backend', secret: 'client-secret-canary-1', scopes: 'read+write' },
+      { name: 'dash', secret: 'client-secret-canary-2', scopes: 'read' },
+    ]);
+  });
+
+  it('reports every bad variable at once, each by name', () => {
+    const problems = problemsOf({ PORT: 'eighty', EXOTEL_BULK_BATCH_SIZE: '101', EXOTEL_REGION: 'tokyo', LOG_LEVEL: 'loud' });
+    expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(['EXOTEL_BULK_BATCH_SIZE', 'EXOTEL_REGION', 'LOG_LEVEL', 'PORT']);
+  });
+
+  it('requires all three credentials together', () => {
+    expect(problemsOf({ EXOTEL_ACCOUNT_SID: 'acme1' })[0]).toMatch(/EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY, EXOTEL_API_TOKEN/);
+  });
+
+  it('refuses live mode without a webhook secret or client keys unless open mode is allowed', () => {
+    const { WEBHOOK_SECRET: _w, GATEWAY_API_KEYS: _k, ...bare } = live;
+    const problems = problemsOf(bare);
+    expect(problems.some((p) => p.startsWith('WEBHOOK_SECRET'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('GATEWAY_API_KEYS'))).toBe(true);
+    expect(loadConfig({ ...bare, WEBHOOK_SECRET: live.WEBHOOK_SECRET, GATEWAY_ALLOW_OPEN: '1' }).apiKeys).toEqual([]);
+  });
+
+  it('never echoes a secret in its messages', () => {
+    const problems = problemsOf({
+      ...live,
+      GATEWAY_API_KEYS: 'backend:client-secret-canary-1:admin',
+      WEBHOOK_SECRET: 'short-canary',
+      REDIS_URL: 'http://user:redis-canary@host',
+    });
+    const text = problems.join('\n');
+    expect(text).toMatch(/GATEWAY_API_KEYS/);
+    expect(text).toMatch(/WEBHOOK_SECRET/);
+    expect(text).toMatch(/REDIS_URL/);
+    for (const canary of ['client-secret-canary-1', 'short-canary', 'redis-canary', live.EXOTEL_API_TOKEN]) expect(text).not.toContain(canary);
+  });
+
+  it('stops the process with one clear line per bad variable', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      env: { PATH: process.env.PATH, PORT: '-1', EXOTEL_API_TOKEN: 'token-canary-xyz-123' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(result.status).toBe(1);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).toContain('config error: PORT: Too small: expected number to be >=0');
+    expect(lines.some((l) => l.startsWith('config error: EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY, EXOTEL_API_TOKEN'))).toBe(true);
+    expect(result.stderr + result.stdout).not.toContain('token-canary-xyz-123');
+  });
+});
