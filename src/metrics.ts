@@ -1,0 +1,91 @@
+/**
+ * Prometheus metrics (prom-client), one registry per gateway so tests can run several side by side.
+ * Labels never carry secrets, Sids or phone numbers: only bounded values (operation names, endpoints,
+ * statuses, outcomes).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  graphqlOperations: Counter<'operation' | 'type' | 'outcome'>;
+  graphqlDuration: Histogram<'operation' | 'type'>;
+  upstreamRequests: Counter<'endpoint' | 'method' | 'status'>;
+  upstreamDuration: Histogram<'endpoint'>;
+  rateBudgetRemaining: Gauge;
+  rateBudgetQueued: Gauge;
+  cacheRequests: Counter<'result'>;
+  webhooks: Counter<'kind' | 'outcome'>;
+  eventsPublished: Counter<'kind' | 'source'>;
+  activeSockets: Gauge;
+  activeSubscriptions: Gauge;
+  reconcilerRecoveries: Counter<'kind'>;
+  /** The Prometheus text exposition. */
+  render(): Promise<string>;
+}
+
+export interface MetricsOptions {
+  /** Node process metrics (event loop lag, heap, GC); off in tests that make many gateways. */
+  defaultMetrics?: boolean;
+  /** Called right before each scrape to refresh gauges that are read, not pushed. */
+  beforeScrape?: () => Promise<void> | void;
+}
+
+export function createMetrics(options: MetricsOptions = {}): Metrics {
+  const registry = new Registry();
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'gateway_process_' });
+  const registers = [registry];
+  const m = {
+    registry,
+    graphqlOperations: new Counter({
+      name: 'gateway_graphql_operations_total',
+      help: 'GraphQL operations by operation name, type and outcome (ok, or the error code)',
+      labelNames: ['operation', 'type', 'outcome'] as const,
+      registers,
+    }),
+    graphqlDuration: new Histogram({
+      name: 'gateway_graphql_operation_duration_seconds',
+      help: 'GraphQL operation latency',
+      labelNames: ['operation', 'type'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    upstreamRequests: new Counter({
+      name: 'gateway_upstream_requests_total',
+      help: 'Requests to Exotel by endpoint, method and HTTP status (timeout and network-error included)',
+      labelNames: ['endpoint', 'method', 'status'] as const,
+      registers,
+    }),
+    upstreamDuration: new Histogram({
+      name: 'gateway_upstream_request_duration_seconds',
+      help: 'Latency of requests to Exotel',
+      labelNames: ['endpoint'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    rateBudgetRemaining: new Gauge({ name: 'gateway_rate_budget_remaining', help: 'Exotel requests left in the current rolling window', registers }),
+    rateBudgetQueued: new Gauge({ name: 'gateway_rate_budget_queued', help: 'Requests waiting for Exotel budget', registers }),
+    cacheRequests: new Counter({ name: 'gateway_cache_requests_total', help: 'Cache lookups by result (hit, miss)', labelNames: ['result'] as const, registers }),
+    webhooks: new Counter({
+      name: 'gateway_webhooks_total',
+      help: 'Exotel callbacks by kind and outcome (accepted, duplicate, backward, rejected, unavailable)',
+      labelNames: ['kind', 'outcome'] as const,
+      registers,
+    }),
+    eventsPublished: new Counter({ name: 'gateway_events_published_total', help: 'Status events published to subscribers', labelNames: ['kind', 'source'] as const, registers }),
+    activeSockets: new Gauge({ name: 'gateway_ws_sockets', help: 'Open graphql-ws sockets', registers }),
+    activeSubscriptions: new Gauge({ name: 'gateway_ws_subscriptions', help: 'Active GraphQL subscriptions', registers }),
+    reconcilerRecoveries: new Counter({
+      name: 'gateway_reconciler_recoveries_total',
+      help: 'Calls and SMS whose final status the reconciler fetched because no callback came',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
+  };
+  return {
+    ...m,
+    async render() {
+      await options.beforeScrape?.();
+      return registry.metrics();
+    },
+  };
+}
