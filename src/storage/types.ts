@@ -124,6 +124,25 @@ export interface Cache {
   readonly stats: { hits: number; misses: number };
 }
 
+/**
+ * Named sets of ids scored by a time (epoch ms), shared by every replica: the live pipeline keeps open
+ * calls/SMS by the time they are due for reconciliation, and calls with live subscribers by how long the
+ * subscription is known to last. Memory and Redis (ZSET) implementations in open-items.ts.
+ */
+export interface OpenItems {
+  /** Adds `id` to `set` or moves it to `atMs`. */
+  put(set: string, id: string, atMs: number): Promise<void>;
+  /** Removes `id` from `set` (no error when absent). */
+  remove(set: string, id: string): Promise<void>;
+  /** Ids with a time ≤ `atMs`, earliest first, up to `limit`. */
+  dueBy(set: string, atMs: number, limit: number): Promise<string[]>;
+  /** Ids with a time ≥ `atMs`, earliest first, up to `limit`. */
+  laterThan(set: string, atMs: number, limit: number): Promise<string[]>;
+  /** Removes every id with a time < `atMs`. */
+  pruneBefore(set: string, atMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
 /** Everything shared, built once per process by createStorage(). */
 export interface Storage {
   kind: 'memory' | 'redis';
@@ -133,6 +152,8 @@ export interface Storage {
   callState: CallStateStore;
   idempotency: IdempotencyStore;
   lease: Lease;
+  /** Open calls/SMS and watched calls of the live pipeline; optional until every backend builds one. */
+  openItems?: OpenItems;
   /** A rolling-window budget named `name` (e.g. the Exotel account), shared by every replica on Redis. */
   rateBudget(name: string, limit: number, windowMs: number): RateBudget;
   /** True when the backend answers (readiness). */

@@ -1,0 +1,56 @@
+/**
+ * Callback URLs the gateway hands to Exotel, and the check that a request really came to one of them.
+ *
+ * Exotel signs nothing (exotel-api.md: "No signature or auth is sent"), so the only proof a callback is
+ * ours is an unguessable path segment. Each kind of callback gets its own token, derived from
+ * WEBHOOK_SECRET with HMAC, so the URLs survive restarts and no secret ever travels in a URL.
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+/** The kinds of callback the gateway accepts; also the last path segment of each URL. */
+export const CALLBACK_KINDS = ['call-status', 'sms-status', 'incoming-call'] as const;
+export type CallbackKind = (typeof CALLBACK_KINDS)[number];
+
+/** Where every webhook route lives, below PUBLIC_URL. */
+export const WEBHOOK_BASE_PATH = '/webhooks/exotel';
+
+export interface CallbackUrlOptions {
+  /** Base URL Exotel can reach (PUBLIC_URL), without a trailing slash. */
+  publicUrl: string;
+  webhookSecret: string;
+  accountSid: string;
+}
+
+export interface CallbackUrls {
+  /** StatusCallback of connectCall / connectCallToFlow. */
+  callStatus: string;
+  /** StatusCallback of sendSms / sendBulkSms. */
+  smsStatus: string;
+  /** URL for a Passthru applet in an incoming-call flow. */
+  incomingCall: string;
+}
+
+/** The token of one kind: base64url(HMAC-SHA256(secret, accountSid + kind)). */
+export function callbackToken(webhookSecret: string, accountSid: string, kind: CallbackKind): string {
+  return createHmac('sha256', webhookSecret).update(`${accountSid}${kind}`).digest('base64url');
+}
+
+/** The three callback URLs of an account. */
+export function createCallbackUrls(options: CallbackUrlOptions): CallbackUrls {
+  const base = `${options.publicUrl.replace(/\/+$/, '')}${WEBHOOK_BASE_PATH}`;
+  const url = (kind: CallbackKind) => `${base}/${callbackToken(options.webhookSecret, options.accountSid, kind)}/${kind}`;
+  return { callStatus: url('call-status'), smsStatus: url('sms-status'), incomingCall: url('incoming-call') };
+}
+
+/**
+ * A constant-time check of presented tokens. Both sides are hashed first so the comparison always runs
+ * over 32 bytes, whatever length an attacker sends.
+ */
+export function createTokenCheck(webhookSecret: string, accountSid: string): (kind: CallbackKind, presented: string) => boolean {
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  const expected = new Map(CALLBACK_KINDS.map((kind) => [kind, digest(callbackToken(webhookSecret, accountSid, kind))]));
+  return (kind, presented) => {
+    const want = expected.get(kind);
+    return want !== undefined && timingSafeEqual(want, digest(presented));
+  };
+}

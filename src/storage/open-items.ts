@@ -1,0 +1,66 @@
+/**
+ * OpenItems (src/storage/types.ts): named sets of ids scored by a time. In memory, a Map per set; on
+ * Redis, one ZSET per set so every replica (and the one holding the reconciler lease) sees the same list.
+ */
+import type { Redis } from 'ioredis';
+import type { OpenItems } from './types.js';
+
+/** One process only: a Map of id → time per set. Queries sort, which is fine for the sizes one process holds. */
+export function createMemoryOpenItems(): OpenItems {
+  const sets = new Map<string, Map<string, number>>();
+  const setOf = (name: string) => {
+    let set = sets.get(name);
+    if (!set) sets.set(name, (set = new Map()));
+    return set;
+  };
+  const select = (name: string, keep: (atMs: number) => boolean, limit: number) =>
+    [...(sets.get(name) ?? new Map<string, number>()).entries()]
+      .filter(([, at]) => keep(at))
+      .sort((a, b) => a[1] - b[1])
+      .slice(0, limit)
+      .map(([id]) => id);
+  return {
+    async put(set, id, atMs) {
+      setOf(set).set(id, atMs);
+    },
+    async remove(set, id) {
+      sets.get(set)?.delete(id);
+    },
+    async dueBy(set, atMs, limit) {
+      return select(set, (at) => at <= atMs, limit);
+    },
+    async laterThan(set, atMs, limit) {
+      return select(set, (at) => at >= atMs, limit);
+    },
+    async pruneBefore(set, atMs) {
+      const s = sets.get(set);
+      if (s) for (const [id, at] of s) if (at < atMs) s.delete(id);
+    },
+    async close() {
+      sets.clear();
+    },
+  };
+}
+
+/** Redis: one ZSET per set under `keyPrefix`. The connection belongs to the caller (not closed here). */
+export function createRedisOpenItems(redis: Redis, keyPrefix: string): OpenItems {
+  const key = (set: string) => `${keyPrefix}open:${set}`;
+  return {
+    async put(set, id, atMs) {
+      await redis.zadd(key(set), atMs, id);
+    },
+    async remove(set, id) {
+      await redis.zrem(key(set), id);
+    },
+    async dueBy(set, atMs, limit) {
+      return redis.zrangebyscore(key(set), '-inf', atMs, 'LIMIT', 0, limit);
+    },
+    async laterThan(set, atMs, limit) {
+      return redis.zrangebyscore(key(set), atMs, '+inf', 'LIMIT', 0, limit);
+    },
+    async pruneBefore(set, atMs) {
+      await redis.zremrangebyscore(key(set), '-inf', `(${atMs}`);
+    },
+    async close() {},
+  };
+}
