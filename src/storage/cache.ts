@@ -1,0 +1,126 @@
+/**
+ * The Cache interface over keyv 5, for both backends. keyv reports store failures as 'error' events and
+ * by default swallows them; here they are always listened to and logged, and the cache stays
+ * best-effort: a failed get is a miss, a failed set or delete is logged and otherwise ignored, so a
+ * Redis outage slows requests down (everything goes upstream) instead of failing them.
+ */
+import type { Keyv } from 'keyv';
+import type { Cache } from './types.js';
+import { checkTtl, type StorageLogger } from './options.js';
+
+/** Wraps a keyv instance (created with throwOnErrors so failures reach us) as a Cache with per-key counters. */
+export function createKeyvCache(keyv: Keyv, logger: StorageLogger): Cache {
+  keyv.on('error', (err: unknown) => logger.warn({ err }, 'cache backend error'));
+  const stats = { hits: 0, misses: 0 };
+  const count = (value: unknown) => {
+    if (value === undefined) stats.misses += 1;
+    else stats.hits += 1;
+  };
+  return {
+    stats,
+    async get<T>(key: string): Promise<T | undefined> {
+      try {
+        const value = (await keyv.get<T>(key)) ?? undefined;
+        count(value);
+        return value;
+      } catch (err) {
+        stats.misses += 1;
+        logger.debug({ err, op: 'get' }, 'cache get failed; counted as a miss');
+        return undefined;
+      }
+    },
+    async getMany<T>(keys: string[]): Promise<Array<T | undefined>> {
+      if (keys.length === 0) return [];
+      try {
+        const values = (await keyv.getMany<T>(keys)) as Array<T | undefined | null>;
+        // keyv counts one hit per batch; the gateway wants one per key.
+        return keys.map((_, i) => {
+          const value = values[i] ?? undefined;
+          count(value);
+          return value;
+        });
+      } catch (err) {
+        stats.misses += keys.length;
+        logger.debug({ err, op: 'getMany' }, 'cache getMany failed; counted as misses');
+        return keys.map(() => undefined);
+      }
+    },
+    async set<T>(key: string, value: T, ttlMs: number): Promise<void> {
+      checkTtl(ttlMs);
+      if (value === undefined) throw new TypeError(`cache value for "${key}" is undefined; use delete()`);
+      try {
+        await keyv.set(key, value, ttlMs);
+      } catch (err) {
+        logger.debug({ err, op: 'set' }, 'cache set failed; value not cached');
+      }
+    },
+    async delete(key: string): Promise<void> {
+      try {
+        await keyv.delete(key);
+      } catch (err) {
+        // A stale entry outlives a failed delete only until its TTL.
+        logger.debug({ err, op: 'delete' }, 'cache delete failed');
+      }
+    },
+  };
+}
+
+interface LruEntry {
+  value: unknown;
+  expiresAtMs: number | undefined;
+}
+
+/**
+ * A keyv store for one process: a Map kept in recency order, capped at `maxEntries` (least recently used
+ * evicted first) so the cache cannot grow without bound, with expiry on the injected clock.
+ */
+export class LruTtlStore {
+  /** keyv sets these on its store. */
+  namespace: string | undefined;
+  readonly opts = {};
+  private readonly entries = new Map<string, LruEntry>();
+
+  constructor(
+    private readonly maxEntries: number,
+    private readonly clock: () => number,
+  ) {
+    if (!(Number.isSafeInteger(maxEntries) && maxEntries > 0)) throw new RangeError(`maxEntries must be a positive integer, got ${maxEntries}`);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(key: string): unknown {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    this.entries.delete(key);
+    if (entry.expiresAtMs !== undefined && this.clock() >= entry.expiresAtMs) return undefined;
+    // Re-inserting moves the key to the newest end of the Map's insertion order.
+    this.entries.set(key, entry);
+    return entry.value;
+  }
+
+  set(key: string, value: unknown, ttlMs?: number): boolean {
+    this.entries.delete(key);
+    this.entries.set(key, { value, expiresAtMs: ttlMs ? this.clock() + ttlMs : undefined });
+    while (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done) break;
+      this.entries.delete(oldest.value);
+    }
+    return true;
+  }
+
+  delete(key: string): boolean {
+    return this.entries.delete(key);
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Storage for one process (the default without REDIS_URL): every interface of types.ts in memory,
+ * bounded by TTLs, the event retention and the cache's LRU cap.
+ */
+import { randomBytes } from 'node:crypto';
+import { Keyv } from 'keyv';
+import type { CallStateStore, DedupStore, IdempotencyRecord, IdempotencyStore, Lease, RateBudget, Storage } from './types.js';
+import { checkTtl, resolveStorageOptions, STORAGE_DEFAULTS, type StorageOptions } from './options.js';
+import { createKeyvCache, LruTtlStore } from './cache.js';
+import { createMemoryEventLog } from './memory-event-log.js';
+import { ExpiringMap } from './expiring-map.js';
+import { createMemoryRateBudget } from './rate-budget.js';
+
+export interface MemoryStorageOptions extends StorageOptions {
+  /** Most cache entries kept before the least recently used is evicted. */
+  cacheMaxEntries?: number;
+}
+
+/** Builds the in-memory Storage. */
+export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage {
+  const resolved = resolveStorageOptions(options);
+  const { clock } = resolved;
+  const keyv = new Keyv({
+    store: new LruTtlStore(options.cacheMaxEntries ?? STORAGE_DEFAULTS.memoryCacheMaxEntries, clock),
+    throwOnErrors: true,
+  });
+  const events = createMemoryEventLog(resolved);
+  const budgets = new Map<string, RateBudget>();
+  let closed = false;
+
+  return {
+    kind: 'memory',
+    cache: createKeyvCache(keyv, resolved.logger),
+    events,
+    dedup: createMemoryDedup(clock),
+    callState: createMemoryCallState(clock),
+    idempotency: createMemoryIdempotency(clock),
+    lease: createMemoryLease(clock),
+    rateBudget(name, limit, windowMs) {
+      // One budget per name and shape: callers may ask on every request and must share the same log.
+      const key = `${name}\u0000${limit}\u0000${windowMs}`;
+      let budget = budgets.get(key);
+      if (!budget) {
+        budget = createMemoryRateBudget({ limit, windowMs, clock: { now: clock } });
+        budgets.set(key, budget);
+      }
+      return budget;
+    },
+    async ping() {
+      return !closed;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await events.close();
+      await keyv.clear();
+    },
+  };
+}
+
+/** First-writer-wins claims in a Map with expiry. */
+export function createMemoryDedup(clock: () => number): DedupStore {
+  const claims = new ExpiringMap<true>(clock);
+  return {
+    async claim(key, ttlMs) {
+      checkTtl(ttlMs);
+      if (claims.get(key)) return false;
+      claims.set(key, true, ttlMs);
+      return true;
+    },
+    async release(key) {
+      claims.delete(key);
+    },
+  };
+}
+
+/** Forward-only ranks in a Map with expiry; the TTL restarts on every forward move. */
+export function createMemoryCallState(clock: () => number): CallStateStore {
+  const ranks = new ExpiringMap<number>(clock);
+  return {
+    async advance(key, rank, ttlMs) {
+      checkRank(rank);
+      checkTtl(ttlMs);
+      const previous = ranks.get(key) ?? -1;
+      if (rank <= previous) return { moved: false, previous };
+      ranks.set(key, rank, ttlMs);
+      return { moved: true, previous };
+    },
+    async get(key) {
+      return ranks.get(key);
+    },
+  };
+}
+
+/** Throws a RangeError naming the value unless `rank` is a non-negative integer. */
+export function checkRank(rank: number): void {
+  if (!(Number.isSafeInteger(rank) && rank >= 0)) throw new RangeError(`rank must be a non-negative integer, got ${String(rank)}`);
+}
+
+/** Idempotency records in a Map with expiry, stored as JSON text so a reader gets the shape Redis gives. */
+export function createMemoryIdempotency(clock: () => number): IdempotencyStore {
+  const records = new ExpiringMap<string>(clock);
+  return {
+    async begin(key, fingerprint, ttlMs) {
+      checkTtl(ttlMs);
+      const existing = records.get(key);
+      if (existing !== undefined) return { created: false, record: JSON.parse(existing) as IdempotencyRecord };
+      const pending: IdempotencyRecord = { state: 'pending', fingerprint, startedAt: clock() };
+      records.set(key, JSON.stringify(pending), ttlMs);
+      return { created: true };
+    },
+    async finish(key, record, ttlMs) {
+      checkTtl(ttlMs);
+      records.set(key, JSON.stringify(record), ttlMs);
+    },
+    async abandon(key) {
+      records.delete(key);
+    },
+  };
+}
+
+/** One process is the only holder there is: the lease is always granted, and expires like the Redis one. */
+export function createMemoryLease(clock: () => number, holderId = randomBytes(8).toString('hex')): Lease {
+  const leases = new ExpiringMap<string>(clock);
+  return {
+    async acquire(name, ttlMs) {
+      checkTtl(ttlMs);
+      const holder = leases.get(name);
+      if (holder !== undefined && holder !== holderId) return false;
+      leases.set(name, holderId, ttlMs);
+      return true;
+    },
+    async release(name) {
+      if (leases.get(name) === holderId) leases.delete(name);
+    },
+  };
+}

@@ -1,0 +1,409 @@
+/**
+ * One contract for every Storage backend (src/storage/types.ts); storage.test.ts runs it against memory and
+ * against the real Redis. Backends differ only where the harness says so: Redis has replicas (separate connections to the
+ * same keys) and trims the event log approximately; memory has an injected clock.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { EventRecord, NewEvent, Storage } from '../../src/storage/types.js';
+import type { CallStatus } from '../../src/exotel/types.js';
+import { compareEventIds } from '../../src/storage/event-id.js';
+
+/** What a contract run needs from a backend. */
+export interface StorageHarness {
+  storage: Storage;
+  /** Lets `ms` of time pass: the injected clock for memory, a real wait for Redis. */
+  elapse(ms: number): Promise<void>;
+  /** Another replica on the same shared state, or undefined when the backend is one process. */
+  replica: (() => Promise<Storage>) | undefined;
+  /** True when the event log keeps exactly eventRetentionCount events (Redis trims with MAXLEN ~). */
+  exactCountRetention: boolean;
+}
+
+export interface HarnessOptions {
+  eventRetentionMs?: number;
+  eventRetentionCount?: number;
+}
+
+/** Runs the storage contract against harnesses built by `make`; every harness is closed after its test. */
+export function describeStorageContract(name: string, make: (options?: HarnessOptions) => Promise<StorageHarness>): void {
+  describe(`Storage contract: ${name}`, () => {
+    const open: Storage[] = [];
+    const harness = async (options?: HarnessOptions) => {
+      const h = await make(options);
+      open.push(h.storage);
+      const replica = h.replica;
+      return {
+        ...h,
+        replica: replica
+          ? async () => {
+              const r = await replica();
+              open.push(r);
+              return r;
+            }
+          : undefined,
+      };
+    };
+    afterEach(async () => {
+      await Promise.all(open.splice(0).map((s) => s.close()));
+    });
+
+    const callEvent = (callSid: string, status: CallStatus = 'RINGING', n = 0): NewEvent => ({
+      kind: 'call',
+      accountSid: 'acc1',
+      callSid,
+      status,
+      at: new Date(1_700_000_000_000 + n * 1000).toISOString(),
+      source: 'WEBHOOK',
+      forward: true,
+      data: { n },
+    });
+
+    describe('cache', () => {
+      it('returns what was set and counts hits and misses per key', async () => {
+        const { storage } = await harness();
+        const { cache } = storage;
+        await cache.set('a', { sid: 'a', n: 1 }, 60_000);
+        await cache.set('b', [1, 2, 3], 60_000);
+        expect(await cache.get('a')).toEqual({ sid: 'a', n: 1 });
+        expect(await cache.get('nope')).toBeUndefined();
+        expect(cache.stats).toEqual({ hits: 1, misses: 1 });
+        expect(await cache.getMany(['b', 'nope', 'a'])).toEqual([[1, 2, 3], undefined, { sid: 'a', n: 1 }]);
+        expect(cache.stats).toEqual({ hits: 3, misses: 2 });
+        expect(await cache.getMany([])).toEqual([]);
+      });
+
+      it('forgets a value after its TTL and after delete', async () => {
+        const { storage, elapse } = await harness();
+        const { cache } = storage;
+        await cache.set('short', 'x', 50);
+        await cache.set('long', 'y', 60_000);
+        await cache.set('gone', 'z', 60_000);
+        await cache.delete('gone');
+        await elapse(150);
+        expect(await cache.get('short')).toBeUndefined();
+        expect(await cache.getMany(['short', 'long', 'gone'])).toEqual([undefined, 'y', undefined]);
+      });
+
+      it('rejects a nonsense TTL instead of caching forever', async () => {
+        const { storage } = await harness();
+        await expect(storage.cache.set('k', 1, 0)).rejects.toThrow(/ttlMs/);
+        await expect(storage.cache.set('k', 1, Number.NaN)).rejects.toThrow(/ttlMs/);
+      });
+    });
+
+    describe('event log', () => {
+      it('gives ids in increasing numeric order and stores events as given', async () => {
+        const { storage } = await harness();
+        const appended: EventRecord[] = [];
+        for (let i = 0; i < 5; i++) appended.push(await storage.events.append(callEvent('CA1', 'RINGING', i)));
+        for (let i = 1; i < appended.length; i++) expect(compareEventIds(appended[i - 1]!.id, appended[i]!.id)).toBeLessThan(0);
+        expect(appended[2]).toMatchObject({ ...callEvent('CA1', 'RINGING', 2), id: appended[2]!.id });
+        expect(await storage.events.lastId()).toBe(appended[4]!.id);
+        expect(await storage.events.readAfter(undefined)).toEqual(appended);
+      });
+
+      it('pages with readAfter without a gap or a duplicate, even while events keep coming', async () => {
+        const { storage } = await harness();
+        const appended: string[] = [];
+        const add = async (n: number) => {
+          for (let i = 0; i < n; i++) appended.push((await storage.events.append(callEvent(`CA${i % 3}`, 'RINGING', i))).id);
+        };
+        await add(10);
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        for (let round = 0; round < 20; round++) {
+          const page = await storage.events.readAfter(cursor, 4);
+          expect(page.length).toBeLessThanOrEqual(4);
+          seen.push(...page.map((e) => e.id));
+          cursor = page.at(-1)?.id ?? cursor;
+          if (round === 1) await add(7);
+          if (page.length === 0 && round > 2) break;
+        }
+        expect(seen).toEqual(appended);
+        expect(new Set(seen).size).toBe(17);
+      });
+
+      it('compares cursors as numbers, not text ("9-0" is before every real id)', async () => {
+        const { storage } = await harness();
+        const a = await storage.events.append(callEvent('CA1'));
+        const b = await storage.events.append(callEvent('CA1', 'IN_PROGRESS'));
+        // As text "9-0" > "17…-0", so a string comparison would answer [].
+        expect((await storage.events.readAfter('9-0')).map((e) => e.id)).toEqual([a.id, b.id]);
+        expect((await storage.events.readAfter(a.id)).map((e) => e.id)).toEqual([b.id]);
+        expect(await storage.events.readAfter(b.id)).toEqual([]);
+      });
+
+      it('rejects a malformed cursor with BAD_USER_INPUT', async () => {
+        const { storage } = await harness();
+        await expect(storage.events.readAfter('not-an-id')).rejects.toMatchObject({ code: 'BAD_USER_INPUT', field: 'after' });
+        await expect(storage.events.readAfter(undefined, 0)).rejects.toThrow(/limit/);
+      });
+
+      it('answers lastId undefined and readAfter [] when empty', async () => {
+        const { storage } = await harness();
+        expect(await storage.events.lastId()).toBeUndefined();
+        expect(await storage.events.readAfter(undefined)).toEqual([]);
+      });
+
+      it('keeps the newest eventRetentionCount events', async () => {
+        const count = 100;
+        const total = 350;
+        const { storage, exactCountRetention } = await harness({ eventRetentionCount: count });
+        const ids: string[] = [];
+        for (let i = 0; i < total; i++) ids.push((await storage.events.append(callEvent(`CA${i}`, 'RINGING', i))).id);
+        const kept = (await storage.events.readAfter(undefined, total)).map((e) => e.id);
+        // Always a contiguous newest suffix, never fewer than `count`.
+        expect(kept).toEqual(ids.slice(ids.length - kept.length));
+        if (exactCountRetention) expect(kept.length).toBe(count);
+        else {
+          expect(kept.length).toBeGreaterThanOrEqual(count);
+          expect(kept.length).toBeLessThan(total);
+        }
+        // A cursor older than everything kept reads from the oldest kept.
+        expect((await storage.events.readAfter(ids[0], 5)).map((e) => e.id)).toEqual(kept.slice(0, 5));
+      });
+
+      it('stops replaying events older than eventRetentionMs', async () => {
+        const { storage, elapse } = await harness({ eventRetentionMs: 300 });
+        await storage.events.append(callEvent('CA-old'));
+        await elapse(450);
+        const fresh = await storage.events.append(callEvent('CA-new'));
+        expect((await storage.events.readAfter(undefined)).map((e) => e.id)).toEqual([fresh.id]);
+        expect(await storage.events.callHistory('acc1', 'CA-old')).toEqual([]);
+        expect(await storage.events.lastId()).toBe(fresh.id);
+      });
+
+      it('keeps the history of each call in order, calls and accounts apart', async () => {
+        const { storage } = await harness();
+        const a1 = await storage.events.append(callEvent('CA-a', 'QUEUED', 1));
+        await storage.events.append(callEvent('CA-b', 'RINGING', 2));
+        await storage.events.append({ kind: 'sms', accountSid: 'acc1', smsSid: 'CA-a', status: 'SENT', at: new Date().toISOString(), source: 'API', forward: true });
+        await storage.events.append({ ...callEvent('CA-a', 'RINGING', 3), accountSid: 'acc2' });
+        const a2 = await storage.events.append(callEvent('CA-a', 'COMPLETED', 4));
+        const history = await storage.events.callHistory('acc1', 'CA-a');
+        expect(history).toEqual([a1, a2]);
+        expect(await storage.events.callHistory('acc1', 'CA-none')).toEqual([]);
+      });
+
+      it('delivers every event appended after subscribe, once each, in log order', async () => {
+        const { storage } = await harness();
+        await storage.events.append(callEvent('CA-before'));
+        const got: EventRecord[] = [];
+        const done = deferred();
+        const unsubscribe = storage.events.subscribe((e) => {
+          if (e.kind === 'call' && e.callSid === 'CA-before') return; // Redis may overlap by events just before.
+          got.push(e);
+          if (e.kind === 'call' && e.callSid === 'CA-end') done.resolve();
+        });
+        const appended = await Promise.all(Array.from({ length: 20 }, (_, i) => storage.events.append(callEvent(`CA${i}`, 'RINGING', i))));
+        appended.push(await storage.events.append(callEvent('CA-end')));
+        await done.promise;
+        const inLogOrder = [...appended].sort((x, y) => compareEventIds(x.id, y.id));
+        expect(got).toEqual(inLogOrder);
+        unsubscribe();
+      });
+
+      it('stops delivering after unsubscribe while other subscribers go on', async () => {
+        const { storage } = await harness();
+        const first: string[] = [];
+        const second: string[] = [];
+        const secondDone = deferred();
+        const off = storage.events.subscribe((e) => first.push(e.id));
+        storage.events.subscribe((e) => {
+          second.push(e.id);
+          if (second.length === 2) secondDone.resolve();
+        });
+        const a = await storage.events.append(callEvent('CA1'));
+        await until(() => first.length === 1);
+        off();
+        const b = await storage.events.append(callEvent('CA2'));
+        await secondDone.promise;
+        expect(first).toEqual([a.id]);
+        expect(second).toEqual([a.id, b.id]);
+      });
+    });
+
+    describe('dedup', () => {
+      it('lets exactly one of many concurrent claims win, until released or expired', async () => {
+        const { storage, elapse } = await harness();
+        const results = await Promise.all(Array.from({ length: 20 }, () => storage.dedup.claim('cb:1', 60_000)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect(await storage.dedup.claim('cb:2', 60_000)).toBe(true);
+        await storage.dedup.release('cb:1');
+        expect(await storage.dedup.claim('cb:1', 60_000)).toBe(true);
+        expect(await storage.dedup.claim('cb:short', 50)).toBe(true);
+        await elapse(150);
+        expect(await storage.dedup.claim('cb:short', 50)).toBe(true);
+        expect(await storage.dedup.claim('cb:2', 60_000)).toBe(false);
+      });
+    });
+
+    describe('call state', () => {
+      it('only moves forward, answering the previous rank', async () => {
+        const { storage } = await harness();
+        expect(await storage.callState.get('CA1')).toBeUndefined();
+        expect(await storage.callState.advance('CA1', 1, 60_000)).toEqual({ moved: true, previous: -1 });
+        expect(await storage.callState.advance('CA1', 1, 60_000)).toEqual({ moved: false, previous: 1 });
+        expect(await storage.callState.advance('CA1', 0, 60_000)).toEqual({ moved: false, previous: 1 });
+        expect(await storage.callState.advance('CA1', 3, 60_000)).toEqual({ moved: true, previous: 1 });
+        expect(await storage.callState.get('CA1')).toBe(3);
+        expect(await storage.callState.get('CA2')).toBeUndefined();
+        await expect(storage.callState.advance('CA1', -1, 60_000)).rejects.toThrow(/rank/);
+      });
+
+      it('is atomic: of 100 parallel advances only forward moves win, each from the rank the last one left', async () => {
+        const { storage } = await harness();
+        const ranks = shuffled(Array.from({ length: 100 }, (_, i) => i));
+        const results = await Promise.all(ranks.map((rank) => storage.callState.advance('CA-race', rank, 60_000).then((r) => ({ rank, ...r }))));
+        const moved = results.filter((r) => r.moved).sort((a, b) => a.rank - b.rank);
+        // The winners form one chain -1 → r1 → r2 → … → 99: no two advances saw the same previous rank.
+        let previous = -1;
+        for (const r of moved) {
+          expect(r.previous).toBe(previous);
+          expect(r.rank).toBeGreaterThan(previous);
+          previous = r.rank;
+        }
+        expect(previous).toBe(99);
+        for (const r of results.filter((x) => !x.moved)) expect(r.previous).toBeGreaterThanOrEqual(r.rank);
+        expect(await storage.callState.get('CA-race')).toBe(99);
+      });
+
+      it('forgets a call after its TTL', async () => {
+        const { storage, elapse } = await harness();
+        await storage.callState.advance('CA-ttl', 5, 50);
+        await elapse(150);
+        expect(await storage.callState.get('CA-ttl')).toBeUndefined();
+        expect(await storage.callState.advance('CA-ttl', 1, 50)).toEqual({ moved: true, previous: -1 });
+      });
+    });
+
+    describe('idempotency', () => {
+      it('begins once, then replays the finished record; abandon frees the key', async () => {
+        const { storage } = await harness();
+        const { idempotency } = storage;
+        const begins = await Promise.all(Array.from({ length: 10 }, () => idempotency.begin('idem:1', 'fp1', 60_000)));
+        expect(begins.filter((b) => b.created)).toHaveLength(1);
+        const other = begins.find((b) => !b.created);
+        expect(other).toMatchObject({ created: false, record: { state: 'pending', fingerprint: 'fp1' } });
+        expect(typeof (other as { record: { startedAt: number } }).record.startedAt).toBe('number');
+
+        await idempotency.finish('idem:1', { state: 'done', fingerprint: 'fp1', result: { sid: 'CA1', n: [1, 2] } }, 60_000);
+        expect(await idempotency.begin('idem:1', 'fp2', 60_000)).toEqual({
+          created: false,
+          record: { state: 'done', fingerprint: 'fp1', result: { sid: 'CA1', n: [1, 2] } },
+        });
+
+        expect(await idempotency.begin('idem:2', 'fp', 60_000)).toEqual({ created: true });
+        await idempotency.abandon('idem:2');
+        expect(await idempotency.begin('idem:2', 'fp', 60_000)).toEqual({ created: true });
+        await idempotency.finish('idem:2', { state: 'unknown', fingerprint: 'fp', reason: 'timeout' }, 60_000);
+        expect(await idempotency.begin('idem:2', 'fp', 60_000)).toMatchObject({ created: false, record: { state: 'unknown', reason: 'timeout' } });
+      });
+
+      it('forgets a record after its TTL', async () => {
+        const { storage, elapse } = await harness();
+        expect(await storage.idempotency.begin('idem:ttl', 'fp', 50)).toEqual({ created: true });
+        await elapse(150);
+        expect(await storage.idempotency.begin('idem:ttl', 'fp', 50)).toEqual({ created: true });
+      });
+    });
+
+    describe('lease', () => {
+      it('is renewed by its holder and can be released', async () => {
+        const { storage } = await harness();
+        expect(await storage.lease.acquire('poller', 60_000)).toBe(true);
+        expect(await storage.lease.acquire('poller', 60_000)).toBe(true);
+        await storage.lease.release('poller');
+        expect(await storage.lease.acquire('poller', 60_000)).toBe(true);
+      });
+
+      it('is held by one replica at a time and passes on after release or expiry', async (ctx) => {
+        const h = await harness();
+        if (!h.replica) return ctx.skip();
+        const other = await h.replica();
+        expect(await h.storage.lease.acquire('reconciler', 60_000)).toBe(true);
+        expect(await other.lease.acquire('reconciler', 60_000)).toBe(false);
+        await other.lease.release('reconciler'); // not the holder: no effect
+        expect(await other.lease.acquire('reconciler', 60_000)).toBe(false);
+        await h.storage.lease.release('reconciler');
+        expect(await other.lease.acquire('reconciler', 60_000)).toBe(true);
+        expect(await h.storage.lease.acquire('reconciler', 60_000)).toBe(false);
+
+        expect(await h.storage.lease.acquire('short', 100)).toBe(true);
+        expect(await other.lease.acquire('short', 100)).toBe(false);
+        await h.elapse(250);
+        expect(await other.lease.acquire('short', 60_000)).toBe(true);
+      });
+    });
+
+    describe('replicas', () => {
+      it('delivers an event appended by another replica to every subscriber exactly once', async (ctx) => {
+        const h = await harness();
+        if (!h.replica) return ctx.skip();
+        const other = await h.replica();
+        const seenHere: string[] = [];
+        const seenThere: string[] = [];
+        const hereDone = deferred();
+        const thereDone = deferred();
+        const watch = (into: string[], done: ReturnType<typeof deferred>) => (e: EventRecord) => {
+          into.push(e.id);
+          if (e.kind === 'call' && e.callSid === 'CA-sentinel') done.resolve();
+        };
+        h.storage.events.subscribe(watch(seenHere, hereDone));
+        other.events.subscribe(watch(seenThere, thereDone));
+        const ids: string[] = [];
+        for (let i = 0; i < 5; i++) ids.push((await other.events.append(callEvent(`CA-r${i}`))).id);
+        ids.push((await h.storage.events.append(callEvent('CA-mine'))).id);
+        // A sentinel after everything: once it arrives, any duplicate would have arrived before it.
+        ids.push((await other.events.append(callEvent('CA-sentinel'))).id);
+        await Promise.all([hereDone.promise, thereDone.promise]);
+        expect(seenHere).toEqual(ids);
+        expect(seenThere).toEqual(ids);
+        expect(await h.storage.events.readAfter(undefined)).toEqual(await other.events.readAfter(undefined));
+      });
+
+      it('shares rate budgets by name', async (ctx) => {
+        const h = await harness();
+        if (!h.replica) return ctx.skip();
+        const other = await h.replica();
+        const name = `acct-${Math.random().toString(36).slice(2)}`;
+        expect(await h.storage.rateBudget(name, 2, 60_000).tryTake()).toEqual({ ok: true });
+        expect(await other.rateBudget(name, 2, 60_000).tryTake()).toEqual({ ok: true });
+        expect(await h.storage.rateBudget(name, 2, 60_000).tryTake()).toMatchObject({ ok: false });
+      });
+    });
+
+    describe('lifecycle', () => {
+      it('answers ping, returns the same budget per name, and closes twice without error', async () => {
+        const { storage } = await harness();
+        expect(await storage.ping()).toBe(true);
+        const budget = storage.rateBudget('acct', 1, 60_000);
+        expect(await budget.tryTake()).toEqual({ ok: true });
+        expect(await storage.rateBudget('acct', 1, 60_000).tryTake()).toMatchObject({ ok: false });
+        await storage.close();
+        await storage.close();
+        expect(await storage.ping()).toBe(false);
+      });
+    });
+  });
+}
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Waits for a condition that an asynchronous delivery will make true (bounded by the test timeout). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((r) => setTimeout(r, 5));
+}
+
+function shuffled<T>(items: T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
