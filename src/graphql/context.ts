@@ -1,7 +1,106 @@
 /**
- * What every resolver receives as its third argument. A placeholder the GraphQL wiring extends with the
- * Exotel client, loaders, storage and the caller's identity.
+ * What every resolver receives as its third argument, and the one factory that builds it for HTTP
+ * requests and graphql-ws operations alike. Resolvers never see `req`/`res`: the transport edge reads
+ * what it needs (request id, Authorization) and hands it over here.
  */
+import { randomUUID } from 'node:crypto';
+import type { EntityCache } from '../cache/entities.js';
+import type { Config, Scope } from '../config.js';
+import type { Call, ExotelApi, SmsMessage } from '../exotel/types.js';
+import type { Logger } from '../logger.js';
+import type { Storage } from '../storage/types.js';
+import type { Idempotency } from './idempotency.js';
+import { createLoaders, type Loaders } from './loaders.js';
+
+/** The authenticated client, or null when the gateway runs without client keys. */
+export interface AuthInfo {
+  /** The key's name from GATEWAY_API_KEYS (never its secret). */
+  name: string;
+  scopes: Scope;
+}
+
+/** Where Exotel should post status callbacks for objects created by this request. */
+export interface CallbackUrls {
+  callStatus: string;
+  smsStatus: string;
+}
+
+/** Hooks of the live pipeline, told about calls and SMS the gateway just created. */
+export interface LiveHooks {
+  /** A call was created; `expect` says when it should end at the latest (for the reconciler). */
+  onCallCreated(call: Call, expect: { timeLimitSeconds?: number; timeOutSeconds?: number }): Promise<void>;
+  /** An SMS was accepted by Exotel. */
+  onSmsCreated(sms: SmsMessage): Promise<void>;
+}
+
+export type GatewayMode = 'SIMULATOR' | 'LIVE';
+
 export interface GraphQLContext {
-  [key: string]: unknown;
+  config: Config;
+  /** Child logger carrying the request id. */
+  logger: Logger;
+  exotel: ExotelApi;
+  storage: Storage;
+  /** Cache policy for Exotel objects of this account. */
+  cache: EntityCache;
+  /** Fresh per request / ws operation. */
+  loaders: Loaders;
+  idempotency: Idempotency;
+  mode: GatewayMode;
+  /** The gateway's version (package.json). */
+  version: string;
+  requestId: string;
+  auth: AuthInfo | null;
+  callbackUrls?: CallbackUrls;
+  live?: LiveHooks;
+}
+
+/** Everything shared by every context; built once in server.ts. */
+export interface ContextDeps {
+  config: Config;
+  logger: Logger;
+  exotel: ExotelApi;
+  storage: Storage;
+  cache: EntityCache;
+  idempotency: Idempotency;
+  mode: GatewayMode;
+  version: string;
+  /** Minted once by the live pipeline; absent → mutations send no StatusCallback. */
+  callbackUrls?: CallbackUrls;
+  live?: LiveHooks;
+}
+
+/** Per-request facts the transport edge knows. */
+export interface ContextInput {
+  /** The client's X-Request-Id when it sent a sane one; otherwise one is generated. */
+  requestId?: string;
+  auth?: AuthInfo | null;
+}
+
+export type ContextFactory = (input?: ContextInput) => GraphQLContext;
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Builds contexts: shared deps plus fresh loaders and a request-scoped logger each time. */
+export function createContextFactory(deps: ContextDeps): ContextFactory {
+  return (input = {}) => {
+    const requestId = input.requestId && REQUEST_ID.test(input.requestId) ? input.requestId : randomUUID();
+    const logger = deps.logger.child({ requestId });
+    const context: GraphQLContext = {
+      config: deps.config,
+      logger,
+      exotel: deps.exotel,
+      storage: deps.storage,
+      cache: deps.cache,
+      loaders: createLoaders({ exotel: deps.exotel, cache: deps.cache, bulkBatchSize: deps.config.bulkBatchSize, logger }),
+      idempotency: deps.idempotency,
+      mode: deps.mode,
+      version: deps.version,
+      requestId,
+      auth: input.auth ?? null,
+    };
+    if (deps.callbackUrls) context.callbackUrls = deps.callbackUrls;
+    if (deps.live) context.live = deps.live;
+    return context;
+  };
 }

@@ -1,0 +1,143 @@
+/**
+ * Idempotency keys of mutations (design §5–§7). A key is remembered for 24 h with a fingerprint of the
+ * operation and its normalised input:
+ * - same key, same input, first one finished → its result is replayed, with no second upstream request;
+ * - same key, other input → IDEMPOTENCY_CONFLICT;
+ * - same key while the first is still running → wait briefly for it, then IDEMPOTENCY_CONFLICT;
+ * - the first ended with an unknown outcome (the POST may have reached Exotel) → OUTCOME_UNKNOWN on every
+ *   retry, because re-sending could place a second call or SMS;
+ * - the first failed in a way that certainly did not reach Exotel → the record is dropped, the key is free.
+ */
+import { createHash } from 'node:crypto';
+import { ErrorCode, GatewayError, isGatewayError } from '../errors.js';
+import type { IdempotencyStore } from '../storage/types.js';
+
+export interface IdempotencyOptions {
+  /** How long a key is remembered, ms (24 h: design §5). */
+  ttlMs: number;
+  /** How long a retry waits for a first request that is still running, ms. */
+  pendingWaitMs: number;
+  /** How often the waiting retry looks again, ms. */
+  pollIntervalMs: number;
+  /**
+   * A pending record older than this, ms, belongs to a request that died mid-flight (a crashed replica):
+   * its outcome is unknown. Longer than any upstream attempt plus the rate queue.
+   */
+  pendingStaleMs: number;
+  now: () => number;
+  /** Told when a record could not be written; the mutation's own answer still goes to the client. */
+  onStoreError: (err: unknown) => void;
+}
+
+export const DEFAULT_IDEMPOTENCY_OPTIONS: IdempotencyOptions = {
+  ttlMs: 24 * 60 * 60_000,
+  pendingWaitMs: 2_000,
+  pollIntervalMs: 50,
+  pendingStaleMs: 5 * 60_000,
+  now: () => Date.now(),
+  onStoreError: () => {},
+};
+
+export interface IdempotentRun {
+  /** Mutation name, part of the fingerprint so one key cannot be reused across operations. */
+  operation: string;
+  /** The client's key; without one the mutation simply runs. */
+  key: string | undefined;
+  /** Namespace of the key: account and client, so two clients' keys never collide. */
+  scope: string;
+  /** The normalised input (what will be sent), fingerprinted. */
+  input: unknown;
+  /** What to tell the user to check when the outcome is unknown, e.g. "the call list". */
+  checkHint: string;
+}
+
+/** JSON with object keys sorted, so equal inputs hash equally whatever their key order. */
+export function stableStringify(value: unknown): string {
+  if (value === undefined) return 'null';
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(stableStringify).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableStringify(v)}`).join(',')}}`;
+}
+
+/** sha256 of the operation and its normalised input. */
+export function fingerprint(operation: string, input: unknown): string {
+  return createHash('sha256').update(operation).update('\0').update(stableStringify(input)).digest('base64url');
+}
+
+/** Runs mutations under idempotency keys. */
+export interface Idempotency {
+  /** Runs `send` at most once per key; answers its result and whether it was replayed. */
+  run<T>(spec: IdempotentRun, send: () => Promise<T>): Promise<{ result: T; replayed: boolean }>;
+}
+
+/** Errors after which the request certainly did not reach Exotel, so the key may be used again. */
+function certainlyNotSent(err: unknown): boolean {
+  return isGatewayError(err) && err.code !== ErrorCode.OUTCOME_UNKNOWN;
+}
+
+export function createIdempotency(store: IdempotencyStore, options: Partial<IdempotencyOptions> = {}): Idempotency {
+  const o = { ...DEFAULT_IDEMPOTENCY_OPTIONS, ...options };
+  const unknown = (spec: IdempotentRun) =>
+    new GatewayError(
+      ErrorCode.OUTCOME_UNKNOWN,
+      `The first request with this idempotencyKey may or may not have reached Exotel, so it is not sent again. Check ${spec.checkHint} before retrying with a new idempotencyKey.`,
+    );
+
+  return {
+    async run<T>(spec: IdempotentRun, send: () => Promise<T>) {
+      if (spec.key === undefined) return { result: await send(), replayed: false };
+      const storeKey = `idem:${spec.scope}:${spec.key}`;
+      const fp = fingerprint(spec.operation, spec.input);
+      const deadline = o.now() + o.pendingWaitMs;
+
+      for (;;) {
+        const begun = await store.begin(storeKey, fp, o.ttlMs);
+        if (begun.created) break;
+        const record = begun.record;
+        if (record.fingerprint !== fp) {
+          throw new GatewayError(ErrorCode.IDEMPOTENCY_CONFLICT, 'This idempotencyKey was already used with a different operation or input.', {
+            field: 'input.idempotencyKey',
+          });
+        }
+        switch (record.state) {
+          case 'done':
+            return { result: record.result as T, replayed: true };
+          case 'unknown':
+            throw unknown(spec);
+          case 'pending':
+            if (o.now() - record.startedAt > o.pendingStaleMs) throw unknown(spec);
+            if (o.now() >= deadline) {
+              throw new GatewayError(
+                ErrorCode.IDEMPOTENCY_CONFLICT,
+                'A request with this idempotencyKey is still in progress; retry in a few seconds to get its result.',
+                { field: 'input.idempotencyKey' },
+              );
+            }
+            await new Promise((resolve) => setTimeout(resolve, o.pollIntervalMs));
+            continue;
+          default: {
+            const never: never = record;
+            throw new Error(`unexpected idempotency record ${String(never)}`);
+          }
+        }
+      }
+
+      // A failed write of the record must not hide what happened upstream: the client gets the real
+      // answer, and a retry finds the record pending until it goes stale (then OUTCOME_UNKNOWN).
+      const record = (write: Promise<void>) => write.catch(o.onStoreError);
+      let result: T;
+      try {
+        result = await send();
+      } catch (err) {
+        if (certainlyNotSent(err)) await record(store.abandon(storeKey));
+        else await record(store.finish(storeKey, { state: 'unknown', fingerprint: fp, reason: err instanceof Error ? err.message : String(err) }, o.ttlMs));
+        throw err;
+      }
+      await record(store.finish(storeKey, { state: 'done', fingerprint: fp, result }, o.ttlMs));
+      return { result, replayed: false };
+    },
+  };
+}

@@ -1,0 +1,23 @@
+/**
+ * Fields of Call and CallEvent that are not plain properties of the domain objects: a call's status
+ * history from the event log, and an event's call through the per-request loader.
+ */
+import { ErrorCode, GatewayError } from '../../errors.js';
+import type { CallEventResolvers, CallResolvers } from '../../generated/graphql.js';
+
+export const Call: CallResolvers = {
+  async events(call, _args, ctx) {
+    // The log holds what the gateway itself saw (callbacks, polls, API answers); a call placed elsewhere
+    // and never reported to the gateway has an empty history.
+    const history = await ctx.storage.events.callHistory(call.accountSid || ctx.exotel.accountSid, call.sid);
+    return history;
+  },
+};
+
+export const CallEvent: CallEventResolvers = {
+  async call(event, _args, ctx) {
+    const call = await ctx.loaders.call.load(event.callSid);
+    if (!call) throw new GatewayError(ErrorCode.NOT_FOUND, `Exotel has no call ${event.callSid}`);
+    return call;
+  },
+};

@@ -1,0 +1,188 @@
+/**
+ * Mutation resolvers. Each one validates its whole input first (no upstream request for bad input),
+ * then runs under its idempotency key (src/graphql/idempotency.ts), then tells the cache and the live
+ * pipeline about what it created.
+ */
+import { requireWrite } from '../../auth.js';
+import { ErrorCode, GatewayError, fromExotelResponse, isGatewayError } from '../../errors.js';
+import type { Call, SendBulkSmsParams, SmsMessage } from '../../exotel/types.js';
+import type { BulkSmsError, MutationResolvers } from '../../generated/graphql.js';
+import type { GraphQLContext } from '../context.js';
+import {
+  idempotencyKey,
+  validateConnectCall,
+  validateConnectCallToFlow,
+  validateSendBulkSms,
+  validateSendSms,
+} from '../validation.js';
+
+/** Exotel Sms/bulksend: at most 100 messages per request. */
+export const BULK_SMS_CHUNK = 100;
+
+const CALL_HINT = 'the `calls` list (filter by from/to and dateCreatedFrom)';
+const SMS_HINT = 'the recipient or the SMS list in the Exotel dashboard';
+
+/** Mutations need a read+write key; with client auth off (`auth` null) every caller may write. */
+function checkWrite(ctx: GraphQLContext): void {
+  if (ctx.auth) requireWrite(ctx.auth);
+}
+
+/** Idempotency keys are per account and per client, so two clients' keys never collide. */
+function scopeOf(ctx: GraphQLContext): string {
+  return `${ctx.exotel.accountSid}:${ctx.auth?.name ?? 'anonymous'}`;
+}
+
+/** The live pipeline's hooks must never fail a mutation whose call or SMS already exists. */
+async function tell(ctx: GraphQLContext, what: string, hook: (() => Promise<void>) | undefined): Promise<void> {
+  if (!hook) return;
+  try {
+    await hook();
+  } catch (err) {
+    ctx.logger.warn({ err }, `live pipeline could not track the new ${what}`);
+  }
+}
+
+async function remember(ctx: GraphQLContext, item: { kind: 'call'; call: Call } | { kind: 'sms'; sms: SmsMessage }): Promise<void> {
+  try {
+    if (item.kind === 'call') {
+      ctx.loaders.call.clear(item.call.sid).prime(item.call.sid, item.call);
+      await ctx.cache.putCall(item.call);
+    } else {
+      ctx.loaders.sms.clear(item.sms.sid).prime(item.sms.sid, item.sms);
+      await ctx.cache.putSms(item.sms);
+    }
+  } catch (err) {
+    ctx.logger.warn({ err }, 'cache write failed');
+  }
+}
+
+function toGatewayError(err: unknown): GatewayError {
+  if (isGatewayError(err)) return err;
+  return new GatewayError(ErrorCode.INTERNAL_SERVER_ERROR, 'internal error', { cause: err });
+}
+
+/** Chunk-level failures after which sending the remaining chunks is pointless or unsafe. */
+function stopsBulk(code: string): boolean {
+  return code !== ErrorCode.BAD_USER_INPUT;
+}
+
+interface BulkOutcome {
+  messages: Array<SmsMessage | null>;
+  errors: BulkSmsError[];
+}
+
+/**
+ * Sends a validated bulk in requests of ≤ 100 messages, one after another (each spends budget). Per
+ * message: the SMS or an error. If no request was answered and none may have reached Exotel, the first
+ * error is thrown instead, so the whole mutation fails cleanly and its idempotency key stays usable.
+ */
+async function sendBulk(ctx: GraphQLContext, params: SendBulkSmsParams, originalTo: readonly string[]): Promise<BulkOutcome> {
+  const messages: Array<SmsMessage | null> = new Array(params.messages.length).fill(null);
+  const errors: BulkSmsError[] = [];
+  let answered = 0;
+  let maybeSent = false;
+  let firstError: GatewayError | undefined;
+  let stop: GatewayError | undefined;
+  for (let base = 0; base < params.messages.length; base += BULK_SMS_CHUNK) {
+    const chunk = params.messages.slice(base, base + BULK_SMS_CHUNK);
+    const fail = (i: number, code: string, message: string) => errors.push({ index: base + i, to: originalTo[base + i] ?? chunk[i]!.to, code, message });
+    if (stop) {
+      chunk.forEach((_, i) => fail(i, stop!.code, `Not sent: an earlier batch of this bulk failed (${stop!.message})`));
+      continue;
+    }
+    try {
+      const results = await ctx.exotel.sendBulkSms({
+        ...params,
+        messages: chunk,
+        ...(ctx.callbackUrls ? { statusCallback: ctx.callbackUrls.smsStatus } : {}),
+      });
+      answered += 1;
+      results.forEach((r, i) => {
+        if (r.ok) messages[base + i] = r.sms;
+        else fail(i, fromExotelResponse(r.status, '').code, r.message);
+      });
+    } catch (err) {
+      const e = toGatewayError(err);
+      if (e.code === ErrorCode.OUTCOME_UNKNOWN || !isGatewayError(err)) maybeSent = true;
+      firstError ??= e;
+      chunk.forEach((_, i) => fail(i, e.code, e.message));
+      if (stopsBulk(e.code)) stop = e;
+    }
+  }
+  if (answered === 0 && !maybeSent && firstError) throw firstError;
+  errors.sort((a, b) => a.index - b.index);
+  return { messages, errors };
+}
+
+export const Mutation: MutationResolvers = {
+  async connectCall(_root, { input }, ctx) {
+    checkWrite(ctx);
+    const params = validateConnectCall(input);
+    const key = idempotencyKey(input.idempotencyKey);
+    const { result, replayed } = await ctx.idempotency.run(
+      { operation: 'connectCall', key, scope: scopeOf(ctx), input: params, checkHint: CALL_HINT },
+      () =>
+        ctx.exotel.connectCall({
+          ...params,
+          ...(ctx.callbackUrls ? { statusCallback: { url: ctx.callbackUrls.callStatus, events: ['terminal', 'answered'] } } : {}),
+        }),
+    );
+    if (!replayed) {
+      await remember(ctx, { kind: 'call', call: result });
+      await tell(ctx, 'call', ctx.live && (() => ctx.live!.onCallCreated(result, { timeLimitSeconds: params.timeLimitSeconds, timeOutSeconds: params.timeOutSeconds })));
+    }
+    return { call: result, idempotencyKey: key ?? null, replayed };
+  },
+
+  async connectCallToFlow(_root, { input }, ctx) {
+    checkWrite(ctx);
+    const params = validateConnectCallToFlow(input);
+    const key = idempotencyKey(input.idempotencyKey);
+    const { result, replayed } = await ctx.idempotency.run(
+      { operation: 'connectCallToFlow', key, scope: scopeOf(ctx), input: params, checkHint: CALL_HINT },
+      () =>
+        ctx.exotel.connectCallToFlow({
+          ...params,
+          ...(ctx.callbackUrls ? { statusCallback: { url: ctx.callbackUrls.callStatus, events: ['terminal', 'answered'] } } : {}),
+        }),
+    );
+    if (!replayed) {
+      await remember(ctx, { kind: 'call', call: result });
+      await tell(ctx, 'call', ctx.live && (() => ctx.live!.onCallCreated(result, { timeLimitSeconds: params.timeLimitSeconds, timeOutSeconds: params.timeOutSeconds })));
+    }
+    return { call: result, idempotencyKey: key ?? null, replayed };
+  },
+
+  async sendSms(_root, { input }, ctx) {
+    checkWrite(ctx);
+    const params = validateSendSms(input);
+    const key = idempotencyKey(input.idempotencyKey);
+    const { result, replayed } = await ctx.idempotency.run(
+      { operation: 'sendSms', key, scope: scopeOf(ctx), input: params, checkHint: SMS_HINT },
+      () => ctx.exotel.sendSms({ ...params, ...(ctx.callbackUrls ? { statusCallback: ctx.callbackUrls.smsStatus } : {}) }),
+    );
+    if (!replayed) {
+      await remember(ctx, { kind: 'sms', sms: result });
+      await tell(ctx, 'SMS', ctx.live && (() => ctx.live!.onSmsCreated(result)));
+    }
+    return { sms: result, idempotencyKey: key ?? null, replayed };
+  },
+
+  async sendBulkSms(_root, { input }, ctx) {
+    checkWrite(ctx);
+    const params = validateSendBulkSms(input);
+    const key = idempotencyKey(input.idempotencyKey);
+    const { result, replayed } = await ctx.idempotency.run(
+      { operation: 'sendBulkSms', key, scope: scopeOf(ctx), input: params, checkHint: SMS_HINT },
+      () => sendBulk(ctx, params, input.messages.map((m) => m.to)),
+    );
+    if (!replayed) {
+      for (const sms of result.messages) {
+        if (!sms) continue;
+        await remember(ctx, { kind: 'sms', sms });
+        await tell(ctx, 'SMS', ctx.live && (() => ctx.live!.onSmsCreated(sms)));
+      }
+    }
+    return { messages: result.messages, errors: result.errors, idempotencyKey: key ?? null, replayed };
+  },
+};

@@ -1,0 +1,220 @@
+/**
+ * Input validation of every mutation, run before any upstream request or idempotency record: a bad
+ * input costs no Exotel budget and leaves nothing behind. Each rule throws BAD_USER_INPUT naming the
+ * field (`extensions.field`, e.g. "input.to") so a client can point at it.
+ */
+import { badInput } from '../errors.js';
+import type { ConnectCallParams, ConnectFlowParams, SendBulkSmsParams, SendSmsParams } from '../exotel/types.js';
+import type {
+  ConnectCallInput,
+  ConnectCallToFlowInput,
+  SendBulkSmsInput,
+  SendSmsInput,
+} from '../generated/graphql.js';
+
+/** Limits of the inputs; Exotel's own bounds are cited where they come from. */
+export const INPUT_LIMITS = Object.freeze({
+  // Exotel Calls/connect: TimeLimit ≤ 14400 s (4 h).
+  timeLimitSeconds: { min: 1, max: 14_400 },
+  // Exotel Calls/connect: TimeOut ≤ 60 s per leg.
+  timeOutSeconds: { min: 1, max: 60 },
+  // Exotel does not publish a body limit; 2000 characters is ~13 concatenated GSM parts, far beyond
+  // what DLT templates allow, so anything longer is a client mistake.
+  smsBodyChars: 2_000,
+  customFieldChars: 1_000,
+  // A bulk send is split into requests of ≤ 100 messages (Exotel bulksend); 10 000 bounds one mutation
+  // to 100 upstream requests, half the account's per-minute budget.
+  bulkMessages: 10_000,
+  idempotencyKeyChars: { min: 1, max: 255 },
+  dltIdChars: 64,
+  urlChars: 2_000,
+});
+
+/** Parses a phone number into the E.164 form Exotel accepts, or returns null. */
+export function parsePhoneNumber(raw: string): string | null {
+  const compact = raw.trim().replace(/[\s\-().]/g, '');
+  if (!/^\+?\d+$/.test(compact)) return null;
+  const digits = compact.replace(/^\+/, '');
+  let nsn: string | undefined;
+  if (compact.startsWith('+')) {
+    if (digits.startsWith('91')) {
+      if (digits.length !== 12) return null;
+      nsn = digits.slice(2);
+    } else {
+      // E.164: a country code (never starting with 0) and at most 15 digits in all.
+      return digits.length >= 8 && digits.length <= 15 && !digits.startsWith('0') ? compact : null;
+    }
+  } else if (digits.length === 12 && digits.startsWith('91')) nsn = digits.slice(2);
+  else if (digits.length === 11 && digits.startsWith('0')) nsn = digits.slice(1);
+  // A bare 10-digit number is read as an Indian mobile only: landlines need their 0 trunk prefix to be unambiguous.
+  else if (digits.length === 10 && /^[6-9]/.test(digits)) nsn = digits;
+  if (nsn === undefined || !/^[1-9]\d{9}$/.test(nsn)) return null;
+  return `+91${nsn}`;
+}
+
+/** A phone number → E.164, or BAD_USER_INPUT naming `field`. */
+export function phoneNumber(value: string, field: string): string {
+  const parsed = parsePhoneNumber(value);
+  if (parsed === null) {
+    throw badInput(field, 'not a phone number: use E.164 (+91XXXXXXXXXX) or an Indian form (0XXXXXXXXXX, 91XXXXXXXXXX, a 10-digit mobile)');
+  }
+  return parsed;
+}
+
+/** An SMS sender: a phone number (→ E.164) or a DLT sender id of 3–11 letters and digits (kept as is). */
+export function smsSender(value: string, field: string): string {
+  const parsed = parsePhoneNumber(value);
+  if (parsed !== null) return parsed;
+  const trimmed = value.trim();
+  if (/^[A-Za-z0-9]{3,11}$/.test(trimmed) && /[A-Za-z]/.test(trimmed)) return trimmed;
+  throw badInput(field, 'not a phone number or a sender id (3–11 letters and digits)');
+}
+
+function intInRange(value: number | null | undefined, field: string, range: { min: number; max: number }, unit: string): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (!Number.isInteger(value) || value < range.min || value > range.max) {
+    throw badInput(field, `must be between ${range.min} and ${range.max} ${unit}`);
+  }
+  return value;
+}
+
+function optionalText(value: string | null | undefined, field: string, maxChars: number): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (value.length > maxChars) throw badInput(field, `must be at most ${maxChars} characters`);
+  return value;
+}
+
+function dltId(value: string | null | undefined, field: string): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  const trimmed = value.trim();
+  // DLT ids are numeric strings of ~19 digits; allow letters in case an operator issues them.
+  if (!/^[A-Za-z0-9]{1,64}$/.test(trimmed)) throw badInput(field, 'must be 1–64 letters and digits');
+  return trimmed;
+}
+
+function smsBody(value: string, field: string): string {
+  if (value.trim() === '') throw badInput(field, 'must not be empty');
+  if ([...value].length > INPUT_LIMITS.smsBodyChars) throw badInput(field, `must be at most ${INPUT_LIMITS.smsBodyChars} characters`);
+  return value;
+}
+
+/** The idempotency key, if any; BAD_USER_INPUT when it is empty or longer than 255 characters. */
+export function idempotencyKey(value: string | null | undefined, field = 'input.idempotencyKey'): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  const { min, max } = INPUT_LIMITS.idempotencyKeyChars;
+  if (value.length < min || value.length > max) throw badInput(field, `must be ${min}–${max} characters`);
+  return value;
+}
+
+function httpUrl(value: string | null | undefined, field: string): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw badInput(field, 'must be an absolute http(s) URL');
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || value.length > INPUT_LIMITS.urlChars) {
+    throw badInput(field, 'must be an absolute http(s) URL');
+  }
+  return value;
+}
+
+/** connectCall input → Exotel parameters (numbers in E.164); the status callback is added later. */
+export function validateConnectCall(input: ConnectCallInput): ConnectCallParams {
+  const params: ConnectCallParams = {
+    from: phoneNumber(input.from, 'input.from'),
+    to: phoneNumber(input.to, 'input.to'),
+    callerId: phoneNumber(input.callerId, 'input.callerId'),
+  };
+  const timeLimit = intInRange(input.timeLimit, 'input.timeLimit', INPUT_LIMITS.timeLimitSeconds, 'seconds');
+  const timeOut = intInRange(input.timeOut, 'input.timeOut', INPUT_LIMITS.timeOutSeconds, 'seconds');
+  const customField = optionalText(input.customField, 'input.customField', INPUT_LIMITS.customFieldChars);
+  const waitUrl = httpUrl(input.waitUrl, 'input.waitUrl');
+  if (timeLimit !== undefined) params.timeLimitSeconds = timeLimit;
+  if (timeOut !== undefined) params.timeOutSeconds = timeOut;
+  if (customField !== undefined) params.customField = customField;
+  if (waitUrl !== undefined) params.waitUrl = waitUrl;
+  if (input.record !== null && input.record !== undefined) params.record = input.record;
+  if (input.recordingChannels) {
+    if (!input.record) throw badInput('input.recordingChannels', 'only applies when record is true');
+    params.recordingChannels = input.recordingChannels === 'DUAL' ? 'dual' : 'single';
+  }
+  idempotencyKey(input.idempotencyKey);
+  return params;
+}
+
+/** connectCallToFlow input → Exotel parameters. */
+export function validateConnectCallToFlow(input: ConnectCallToFlowInput): ConnectFlowParams {
+  const flowId = input.flowId.trim();
+  // Exotel flow (app) ids are numeric; anything else would build a broken flow URL.
+  if (!/^\d{1,20}$/.test(flowId)) throw badInput('input.flowId', 'must be the numeric flow (app) id from the Exotel dashboard');
+  const params: ConnectFlowParams = {
+    from: phoneNumber(input.from, 'input.from'),
+    callerId: phoneNumber(input.callerId, 'input.callerId'),
+    flowId,
+  };
+  const timeLimit = intInRange(input.timeLimit, 'input.timeLimit', INPUT_LIMITS.timeLimitSeconds, 'seconds');
+  const timeOut = intInRange(input.timeOut, 'input.timeOut', INPUT_LIMITS.timeOutSeconds, 'seconds');
+  const customField = optionalText(input.customField, 'input.customField', INPUT_LIMITS.customFieldChars);
+  if (timeLimit !== undefined) params.timeLimitSeconds = timeLimit;
+  if (timeOut !== undefined) params.timeOutSeconds = timeOut;
+  if (customField !== undefined) params.customField = customField;
+  idempotencyKey(input.idempotencyKey);
+  return params;
+}
+
+/** sendSms input → Exotel parameters. */
+export function validateSendSms(input: SendSmsInput): SendSmsParams {
+  const params: SendSmsParams = {
+    from: smsSender(input.from, 'input.from'),
+    to: phoneNumber(input.to, 'input.to'),
+    body: smsBody(input.body, 'input.body'),
+  };
+  const template = dltId(input.dltTemplateId, 'input.dltTemplateId');
+  const entity = dltId(input.dltEntityId, 'input.dltEntityId');
+  if (template !== undefined) params.dltTemplateId = template;
+  if (entity !== undefined) params.dltEntityId = entity;
+  idempotencyKey(input.idempotencyKey);
+  return params;
+}
+
+/** sendBulkSms input → Exotel parameters for all messages (split into requests later). */
+export function validateSendBulkSms(input: SendBulkSmsInput): SendBulkSmsParams {
+  const from = smsSender(input.from, 'input.from');
+  if (input.messages.length === 0) throw badInput('input.messages', 'must hold at least one message');
+  if (input.messages.length > INPUT_LIMITS.bulkMessages) {
+    throw badInput('input.messages', `must hold at most ${INPUT_LIMITS.bulkMessages} messages`);
+  }
+  const messages = input.messages.map((m, i) => ({
+    to: phoneNumber(m.to, `input.messages[${i}].to`),
+    body: smsBody(m.body, `input.messages[${i}].body`),
+  }));
+  const params: SendBulkSmsParams = { from, messages };
+  const template = dltId(input.dltTemplateId, 'input.dltTemplateId');
+  const entity = dltId(input.dltEntityId, 'input.dltEntityId');
+  if (template !== undefined) params.dltTemplateId = template;
+  if (entity !== undefined) params.dltEntityId = entity;
+  idempotencyKey(input.idempotencyKey);
+  return params;
+}
+
+/** Most Sids or numbers one list query may ask for; larger lists are split by the client. */
+export const MAX_LOOKUP_KEYS = 1_000;
+
+// Exotel Sids are hex with an optional suffix; anything outside this set could not be one, and a comma
+// would split a bulk `Sid=a,b` filter, so such values never reach Exotel.
+const SID = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** An Exotel Sid, or BAD_USER_INPUT naming `field`. */
+export function exotelSid(value: string, field: string): string {
+  const trimmed = value.trim();
+  if (!SID.test(trimmed)) throw badInput(field, 'not an Exotel Sid (letters, digits, "-" and "_", at most 128)');
+  return trimmed;
+}
+
+/** A list of lookup keys no longer than MAX_LOOKUP_KEYS. */
+export function lookupList<T>(values: readonly T[], field: string): readonly T[] {
+  if (values.length > MAX_LOOKUP_KEYS) throw badInput(field, `at most ${MAX_LOOKUP_KEYS} per query`);
+  return values;
+}
