@@ -1,0 +1,139 @@
+/**
+ * Waiting for rate budget: a FIFO queue in front of a RateBudget (design §7: "when over, queue up to a
+ * deadline, then RATE_LIMITED").
+ *
+ * One pump serves the queue head first, so a request that arrived earlier is never overtaken by a later one
+ * in this process. When the budget says "next slot in N ms", every waiter whose deadline comes before that
+ * is told RATE_LIMITED at once rather than kept hanging for an answer that cannot change.
+ */
+import { ErrorCode, GatewayError } from '../errors.js';
+import type { RateBudget } from '../storage/types.js';
+import { sleep } from './retry.js';
+
+interface Waiter {
+  deadlineMs: number;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+  cleanup: () => void;
+}
+
+export interface BudgetQueueOptions {
+  budget: RateBudget;
+  queueDeadlineMs: number;
+  /** Share (0–1) of the budget 'background' takes may use. */
+  backgroundShare: number;
+  now: () => number;
+}
+
+/** RATE_LIMITED with whole seconds to wait (at least 1: "retry after 0 s" invites a hot loop). */
+export function rateLimited(message: string, retryAfterMs: number): GatewayError {
+  return new GatewayError(ErrorCode.RATE_LIMITED, message, { retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) });
+}
+
+export interface BudgetQueue {
+  /** Resolves once one request's worth of budget is taken; rejects RATE_LIMITED at the deadline. */
+  acquire(priority: 'foreground' | 'background', signal?: AbortSignal): Promise<void>;
+  /** Requests waiting for budget right now. */
+  readonly waiting: number;
+}
+
+export function createBudgetQueue(options: BudgetQueueOptions): BudgetQueue {
+  const { budget, queueDeadlineMs, backgroundShare, now } = options;
+  const queue: Waiter[] = [];
+  let pumping = false;
+  // When the budget last said a slot frees up (epoch ms): the best retry hint for a waiter that times out.
+  let nextSlotAtMs = 0;
+
+  function remove(waiter: Waiter): boolean {
+    const i = queue.indexOf(waiter);
+    if (i < 0) return false;
+    queue.splice(i, 1);
+    waiter.cleanup();
+    return true;
+  }
+
+  async function pump(): Promise<void> {
+    if (pumping) return;
+    pumping = true;
+    try {
+      while (queue.length > 0) {
+        let answer: Awaited<ReturnType<RateBudget['tryTake']>>;
+        try {
+          answer = await budget.tryTake();
+        } catch {
+          // The budget store failed: refusing is safer than sending without knowing the count.
+          const head = queue[0]!;
+          if (remove(head)) head.reject(new GatewayError(ErrorCode.INTERNAL_SERVER_ERROR, 'The rate budget store is unavailable'));
+          continue;
+        }
+        const head = queue[0];
+        if (!head) break; // everyone left (deadline or abort) while we asked
+        if (answer.ok) {
+          remove(head);
+          head.resolve();
+          continue;
+        }
+        const nextSlotAt = now() + answer.retryAfterMs;
+        nextSlotAtMs = nextSlotAt;
+        for (const w of [...queue]) {
+          if (w.deadlineMs < nextSlotAt && remove(w)) {
+            w.reject(rateLimited('Exotel request budget exhausted; no slot frees up before the queue deadline', nextSlotAt - now()));
+          }
+        }
+        if (queue.length > 0) await sleep(answer.retryAfterMs);
+      }
+    } finally {
+      pumping = false;
+    }
+  }
+
+  async function acquireBackground(): Promise<void> {
+    // Background work never queues and never goes ahead of waiting foreground requests.
+    if (queue.length > 0) throw rateLimited('Background request refused: foreground requests are waiting for budget', 1000);
+    const status = await budget.status();
+    // Keep (1 − share) of the window for foreground requests: background may take only while at least
+    // that much remains. A soft cap (status and take are two steps); the budget itself is the hard cap.
+    if (status.remaining < (1 - backgroundShare) * status.limit) {
+      throw rateLimited('Background request refused: its share of the Exotel budget is used up', status.resetsAtMs - now());
+    }
+    const answer = await budget.tryTake();
+    if (!answer.ok) throw rateLimited('Background request refused: Exotel request budget exhausted', answer.retryAfterMs);
+  }
+
+  return {
+    get waiting() {
+      return queue.length;
+    },
+    async acquire(priority, signal) {
+      signal?.throwIfAborted();
+      if (priority === 'background') return acquireBackground();
+      if (queue.length === 0) {
+        const answer = await budget.tryTake();
+        if (answer.ok) return;
+        if (answer.retryAfterMs > queueDeadlineMs) {
+          throw rateLimited('Exotel request budget exhausted; no slot frees up before the queue deadline', answer.retryAfterMs);
+        }
+      }
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          if (remove(waiter)) waiter.reject(rateLimited('Exotel request budget exhausted; waited until the queue deadline', nextSlotAtMs - now()));
+        }, queueDeadlineMs);
+        const onAbort = () => {
+          if (remove(waiter)) waiter.reject(signal?.reason);
+        };
+        const waiter: Waiter = {
+          deadlineMs: now() + queueDeadlineMs,
+          resolve,
+          reject,
+          cleanup: () => {
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', onAbort);
+          },
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        queue.push(waiter);
+        void pump();
+      });
+    },
+  };
+}

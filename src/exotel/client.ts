@@ -1,0 +1,35 @@
+/**
+ * createExotelClient: the real ExotelApi. Wiring only — each resource lives in its own module (calls.ts,
+ * sms.ts, numbers.ts) on top of one http layer (http.ts) that owns auth, budget, retries and error mapping.
+ */
+import { createCallsApi } from './calls.js';
+import { createExotelHttp } from './http.js';
+import { createNumbersApi } from './numbers.js';
+import { resolveExotelClientOptions, type ExotelClientOptions } from './options.js';
+import { createSmsApi } from './sms.js';
+import type { ExotelApi, RateLimitStatus } from './types.js';
+
+export { EXOTEL_CLIENT_DEFAULTS, EXOTEL_REGION_BASE_URLS } from './options.js';
+export type { ExotelClientOptions, ExotelLogger, ExotelRegion } from './options.js';
+
+/** The ExotelApi backed by Exotel's REST API (or anything that speaks it, like the simulator). */
+export function createExotelClient(options: ExotelClientOptions): ExotelApi {
+  const resolved = resolveExotelClientOptions(options);
+  const http = createExotelHttp(resolved);
+  const { accountSid, budget } = resolved;
+  return {
+    accountSid,
+    ...createCallsApi(http, accountSid),
+    ...createSmsApi(http),
+    ...createNumbersApi(http, accountSid),
+    async rateLimit(): Promise<RateLimitStatus> {
+      const status = await budget.status();
+      return {
+        limitPerMinute: status.limit,
+        remaining: status.remaining,
+        resetsAt: new Date(status.resetsAtMs).toISOString(),
+        queued: http.queue.waiting,
+      };
+    },
+  };
+}

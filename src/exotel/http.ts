@@ -1,0 +1,223 @@
+/**
+ * The one way the gateway talks to Exotel: auth, rate budget, timeouts, retries and error mapping.
+ *
+ * Retry rules (design §7, exotel-api.md "Rate limits"):
+ * - Every attempt, retries included, first takes one request from the account budget (FIFO queue, deadline).
+ * - 429: Exotel certainly did not process the request, so GETs AND POSTs are tried again after Retry-After
+ *   (seconds or HTTP date), else after full-jitter backoff from `backoffBaseMs`; at most `maxAttempts429`
+ *   tries, and never a single wait longer than `maxRetryWaitMs` — past either, RATE_LIMITED with
+ *   retryAfterSeconds so the caller (not a held-open request) does the waiting.
+ * - 5xx, timeout, network error on a GET: tried again with the same backoff, up to `maxAttemptsGet` tries,
+ *   while the retry budget (≤ `getRetryRatio` extra requests per window) allows; then UPSTREAM_UNAVAILABLE.
+ * - 5xx, timeout, connection reset on a POST: never tried again, since Exotel may have placed the call or
+ *   sent the SMS → OUTCOME_UNKNOWN. Only failures that certainly happened before anything was sent
+ *   (connection refused, DNS, connect timeout) are UPSTREAM_UNAVAILABLE, and even those are not retried
+ *   here: the caller's idempotency record decides.
+ */
+import { ErrorCode, fromExotelResponse, GatewayError } from '../errors.js';
+import { createBudgetQueue, type BudgetQueue } from './budget-queue.js';
+import type { ResolvedExotelClientOptions } from './options.js';
+import { createRetryBudget, fullJitterBackoffMs, parseRetryAfterMs, sleep } from './retry.js';
+import type { RequestOptions, UpstreamRequestEvent } from './types.js';
+
+/** One logical request to Exotel (attempts are the http layer's business). */
+export interface UpstreamCall {
+  endpoint: UpstreamRequestEvent['endpoint'];
+  method: 'GET' | 'POST';
+  /** Path under the host, e.g. `/v1/Accounts/{sid}/Calls/{Sid}.json`. */
+  path: string;
+  query?: URLSearchParams;
+  /** Form body of a POST (application/x-www-form-urlencoded). */
+  form?: URLSearchParams;
+  /** Resolve to null on 404 (lookups of unknown Sids) instead of throwing NOT_FOUND. */
+  notFoundAsNull?: boolean;
+}
+
+export interface ExotelHttp {
+  /** Sends `call` and resolves with the parsed JSON body (or null on 404 when asked). */
+  request(call: UpstreamCall, options?: RequestOptions): Promise<unknown>;
+  /** `/v1/Accounts/{AccountSid}` — the prefix of every v1 path. */
+  readonly v1: string;
+  readonly queue: BudgetQueue;
+}
+
+// Errors raised before a single byte left this process: the request certainly did not reach Exotel.
+const NOT_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+]);
+
+type Outcome =
+  | { kind: 'response'; status: number; body: string; retryAfter: string | null }
+  | { kind: 'timeout' }
+  | { kind: 'aborted' }
+  | { kind: 'network'; code: string; sent: boolean };
+
+export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHttp {
+  const { budget, logger, clock, random } = options;
+  const authorization = `Basic ${Buffer.from(`${options.apiKey}:${options.apiToken}`).toString('base64')}`;
+  const secrets = [options.apiToken, options.apiKey, authorization.slice(6)].filter((s) => s.length >= 4);
+  const queue = createBudgetQueue({
+    budget,
+    queueDeadlineMs: options.queueDeadlineMs,
+    backgroundShare: options.backgroundShare,
+    now: () => clock.now(),
+  });
+  const retryBudget = createRetryBudget({
+    ratio: options.getRetryRatio,
+    minPerWindow: options.getRetryMinPerWindow,
+    windowMs: options.retryBudgetWindowMs,
+    now: () => clock.now(),
+  });
+
+  /** Exotel's own words, minus anything that could be a credential echoed back. */
+  const redact = (text: string) => secrets.reduce((t, s) => t.split(s).join('[redacted]'), text);
+
+  async function attempt(call: UpstreamCall, signal: AbortSignal | undefined): Promise<Outcome> {
+    const url = new URL(options.baseUrl + call.path);
+    if (call.query) url.search = call.query.toString();
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new Error('timeout')), options.timeoutMs);
+    const onAbort = () => controller.abort(new Error('aborted'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const response = await fetch(url, {
+        method: call.method,
+        headers: {
+          authorization,
+          accept: 'application/json',
+          ...(call.form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+        },
+        body: call.form?.toString(),
+        signal: controller.signal,
+        redirect: 'manual', // a redirect would be followed with the Authorization header to who knows where
+      });
+      // The body is read under the same timer: a server that sends headers then stalls is still a timeout.
+      const body = await response.text();
+      return { kind: 'response', status: response.status, body, retryAfter: response.headers.get('retry-after') };
+    } catch (error) {
+      if (controller.signal.aborted) return signal?.aborted ? { kind: 'aborted' } : { kind: 'timeout' };
+      const code = errorCode(error);
+      return { kind: 'network', code, sent: !NOT_SENT_CODES.has(code) };
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  function report(call: UpstreamCall, outcome: Outcome, attemptNo: number, startedMs: number): void {
+    const status: UpstreamRequestEvent['status'] =
+      outcome.kind === 'response' ? outcome.status : outcome.kind === 'timeout' ? 'timeout' : 'network-error';
+    try {
+      options.onRequest?.({ endpoint: call.endpoint, method: call.method, status, attempt: attemptNo, durationMs: clock.now() - startedMs });
+    } catch (error) {
+      // A broken metrics hook must not turn a good answer into a failure.
+      logger.warn({ endpoint: call.endpoint, err: String(error) }, 'Exotel onRequest hook threw');
+    }
+  }
+
+  async function request(call: UpstreamCall, requestOptions: RequestOptions = {}): Promise<unknown> {
+    const priority = requestOptions.priority ?? 'foreground';
+    const signal = requestOptions.signal;
+    const isPost = call.method === 'POST';
+    let tries429 = 0;
+    let triesTransient = 0;
+    retryBudget.recordAttempt();
+    for (let attemptNo = 1; ; attemptNo++) {
+      await queue.acquire(priority, signal);
+      const startedMs = clock.now();
+      const outcome = await attempt(call, signal);
+      report(call, outcome, attemptNo, startedMs);
+      const log = { endpoint: call.endpoint, method: call.method, attempt: attemptNo };
+
+      if (outcome.kind === 'response') {
+        const { status } = outcome;
+        if (status >= 200 && status < 300) return parseJson(outcome.body, call);
+        if (status === 404 && call.notFoundAsNull) return null;
+        if (status === 429) {
+          tries429++;
+          const hinted = parseRetryAfterMs(outcome.retryAfter, clock.now());
+          const waitMs = hinted ?? fullJitterBackoffMs(tries429, options.backoffBaseMs, options.backoffMaxMs, random);
+          if (tries429 >= options.maxAttempts429 || waitMs > options.maxRetryWaitMs) {
+            logger.warn({ ...log, status, waitMs }, 'Exotel rate limit: giving up');
+            throw fromExotelResponse(429, redact(outcome.body), Math.max(1, Math.ceil(waitMs / 1000)));
+          }
+          logger.debug({ ...log, status, waitMs }, 'Exotel rate limit: waiting before the next try');
+          await sleep(waitMs, signal);
+          continue;
+        }
+        if (status >= 500) {
+          if (isPost) {
+            throw outcomeUnknown(`Exotel answered HTTP ${status}`, status);
+          }
+          if (await retryTransient(++triesTransient, log, status, signal)) continue;
+        }
+        throw fromExotelResponse(status, redact(outcome.body));
+      }
+
+      if (outcome.kind === 'aborted') {
+        if (isPost) throw outcomeUnknown('the request was cancelled while in flight');
+        throw new GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The Exotel request was cancelled');
+      }
+      if (outcome.kind === 'network' && !outcome.sent) {
+        // Certainly not delivered, so safe for POSTs too; a GET may still try again.
+        if (!isPost && (await retryTransient(++triesTransient, log, outcome.code, signal))) continue;
+        throw new GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, `Exotel is unreachable (${outcome.code}); the request was not sent`);
+      }
+      const what = outcome.kind === 'timeout' ? `no answer within ${options.timeoutMs} ms` : `the connection failed (${outcome.code})`;
+      if (isPost) throw outcomeUnknown(what);
+      if (await retryTransient(++triesTransient, log, outcome.kind === 'timeout' ? 'timeout' : outcome.code, signal)) continue;
+      throw new GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, `Exotel is unavailable: ${what}`);
+    }
+  }
+
+  /** Waits and answers true when a failed GET may be tried again. */
+  async function retryTransient(tries: number, log: Record<string, unknown>, why: number | string, signal?: AbortSignal): Promise<boolean> {
+    if (tries >= options.maxAttemptsGet) return false;
+    if (!retryBudget.tryRetry()) {
+      logger.warn({ ...log, why }, 'Exotel GET failed; retry budget spent, not retrying');
+      return false;
+    }
+    const waitMs = fullJitterBackoffMs(tries, options.backoffBaseMs, options.backoffMaxMs, random);
+    logger.debug({ ...log, why, waitMs }, 'Exotel GET failed; retrying');
+    await sleep(waitMs, signal);
+    return true;
+  }
+
+  return { request, v1: `/v1/Accounts/${encodeURIComponent(options.accountSid)}`, queue };
+}
+
+function outcomeUnknown(what: string, upstreamStatus?: number): GatewayError {
+  return new GatewayError(
+    ErrorCode.OUTCOME_UNKNOWN,
+    `The request may have reached Exotel (${what}); it was not retried. Check its status before trying again.`,
+    upstreamStatus === undefined ? {} : { upstreamStatus },
+  );
+}
+
+function parseJson(body: string, call: UpstreamCall): unknown {
+  try {
+    return JSON.parse(body);
+  } catch {
+    throw new GatewayError(ErrorCode.UPSTREAM_ERROR, `Exotel answered ${call.endpoint} with something that is not JSON`);
+  }
+}
+
+/** The system error code behind a fetch failure (undici wraps it in `cause`). */
+function errorCode(error: unknown): string {
+  let e: unknown = error;
+  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return 'NETWORK_ERROR';
+}
