@@ -16,6 +16,8 @@ export interface CacheTtls {
   terminalSmsMs: number;
   liveSmsMs: number;
   numberMs: number;
+  /** A number Exotel does not know: remembered briefly so a repeated typo costs no budget, yet a newly allocated range shows up soon. */
+  unknownNumberMs: number;
   exoPhonesMs: number;
 }
 
@@ -26,6 +28,7 @@ export const DEFAULT_CACHE_TTLS: CacheTtls = {
   terminalSmsMs: 6 * 60 * 60_000,
   liveSmsMs: 5_000,
   numberMs: 24 * 60 * 60_000,
+  unknownNumberMs: 60 * 60_000,
   exoPhonesMs: 5 * 60_000,
 };
 
@@ -34,7 +37,8 @@ export interface EntityCache {
   putCall(call: Call): Promise<void>;
   getSms(sids: readonly string[]): Promise<Array<SmsMessage | undefined>>;
   putSms(sms: SmsMessage): Promise<void>;
-  getNumbers(numbers: readonly string[]): Promise<Array<NumberMetadata | undefined>>;
+  /** undefined: not cached; null: cached as unknown to Exotel. */
+  getNumbers(numbers: readonly string[]): Promise<Array<NumberMetadata | null | undefined>>;
   /** `null` records "Exotel does not know this number" so it is not asked again for a while. */
   putNumber(number: string, metadata: NumberMetadata | null): Promise<void>;
   getExoPhones(): Promise<ExoPhone[] | undefined>;
@@ -46,6 +50,17 @@ export function callTtlMs(call: Call, ttls: CacheTtls = DEFAULT_CACHE_TTLS): num
   return call.durationSeconds === null && call.price === null ? ttls.terminalCallUnpricedMs : ttls.terminalCallMs;
 }
 
+/**
+ * Stored in place of "Exotel does not know this number": caches read null back as a miss, so the
+ * negative answer needs a value of its own.
+ */
+const UNKNOWN_NUMBER = { unknownNumber: true } as const;
+type StoredNumber = NumberMetadata | typeof UNKNOWN_NUMBER;
+
+function isUnknownNumber(value: StoredNumber): value is typeof UNKNOWN_NUMBER {
+  return (value as { unknownNumber?: unknown }).unknownNumber === true;
+}
+
 export function createEntityCache(cache: Cache, accountSid: string, ttls: Partial<CacheTtls> = {}): EntityCache {
   const t = { ...DEFAULT_CACHE_TTLS, ...ttls };
   const key = (kind: string, id: string) => `${accountSid}:${kind}:${id}`;
@@ -54,8 +69,10 @@ export function createEntityCache(cache: Cache, accountSid: string, ttls: Partia
     putCall: (call) => cache.set(key('call', call.sid), call, callTtlMs(call, t)),
     getSms: (sids) => cache.getMany<SmsMessage>(sids.map((s) => key('sms', s))),
     putSms: (sms) => cache.set(key('sms', sms.sid), sms, TERMINAL_SMS_STATUSES.has(sms.status) ? t.terminalSmsMs : t.liveSmsMs),
-    getNumbers: (numbers) => cache.getMany<NumberMetadata>(numbers.map((n) => key('number', n))),
-    putNumber: (number, metadata) => cache.set(key('number', number), metadata, t.numberMs),
+    getNumbers: async (numbers) =>
+      (await cache.getMany<StoredNumber>(numbers.map((n) => key('number', n)))).map((v) => (v === undefined ? undefined : isUnknownNumber(v) ? null : v)),
+    putNumber: (number, metadata) =>
+      metadata === null ? cache.set(key('number', number), UNKNOWN_NUMBER, t.unknownNumberMs) : cache.set(key('number', number), metadata, t.numberMs),
     getExoPhones: () => cache.get<ExoPhone[]>(key('exophones', 'all')),
     putExoPhones: (phones) => cache.set(key('exophones', 'all'), phones, t.exoPhonesMs),
   };
