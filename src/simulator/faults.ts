@@ -1,0 +1,205 @@
+/**
+ * Faults on demand: the simulator misbehaves the way Exotel can, so the gateway's retries, timeouts,
+ * backoff and callback dedup/ordering can be tested against real HTTP. Controlled in-process through
+ * `sim.faults` or, for a separate process, through `POST /__sim/faults` with the same JSON.
+ */
+import type { UpstreamRequestEvent } from '../exotel/types.js';
+
+/** Names of the simulated Exotel endpoints (the client's own names, so counts line up). */
+export type SimEndpoint = UpstreamRequestEvent['endpoint'];
+
+/** How many times a fault applies: a number of matching requests/callbacks, or 'all' until cleared. */
+export type FaultCount = number | 'all';
+
+/** Faults on requests to the simulator. `endpoint` limits them to one endpoint; `count` defaults to 1. */
+export type RequestFault =
+  /** Answer 500/502/503 (default 500) with a RestException. */
+  | { kind: 'error'; status?: 500 | 502 | 503; count?: FaultCount; endpoint?: SimEndpoint }
+  /** Wait `delayMs` (real milliseconds) before answering normally — makes client timeouts fire. */
+  | { kind: 'slow'; delayMs: number; count?: FaultCount; endpoint?: SimEndpoint }
+  /** Answer 429; `retryAfterSeconds` null sends no Retry-After header (default 1). */
+  | { kind: 'rate-limit'; retryAfterSeconds?: number | null; count?: FaultCount; endpoint?: SimEndpoint }
+  /** Answer 403 "Insufficient balance" (or 402 plan/usage limit). */
+  | { kind: 'insufficient-balance'; status?: 402 | 403; count?: FaultCount; endpoint?: SimEndpoint }
+  /** Destroy the socket without an answer. */
+  | { kind: 'drop-connection'; count?: FaultCount; endpoint?: SimEndpoint };
+
+/** Which callbacks a callback fault applies to (all given fields must match). */
+export interface CallbackMatch {
+  kind?: 'call' | 'sms';
+  /** Call callbacks only: 'answered' or 'terminal'. */
+  eventType?: 'answered' | 'terminal';
+  /** CallSid or SmsSid. */
+  sid?: string;
+}
+
+/** Faults on the status callbacks the simulator posts. `count` defaults to 1. */
+export type CallbackFault =
+  /** Do not send the matching callbacks at all (not even retries). */
+  | { kind: 'drop-callbacks'; count?: FaultCount; match?: CallbackMatch }
+  /** Send each matching callback `times` times (default 2). */
+  | { kind: 'duplicate-callbacks'; times?: number; count?: FaultCount; match?: CallbackMatch }
+  /** Hold the next `count` (≥ 2) matching callbacks, then send them all in reverse order. */
+  | { kind: 'reorder-callbacks'; count: number; match?: CallbackMatch }
+  /** Send matching callbacks `delayMs` real milliseconds late. */
+  | { kind: 'delay-callbacks'; delayMs: number; count?: FaultCount; match?: CallbackMatch };
+
+export type Fault = RequestFault | CallbackFault;
+
+/** A fault with what is left of it, as `list()` shows it. */
+export type ActiveFault = Fault & { remaining: FaultCount };
+
+/** What a callback fault decides for one callback. */
+export type CallbackPlan =
+  | { action: 'send'; copies: number; delayMs: number }
+  | { action: 'drop' }
+  | { action: 'hold'; fault: ActiveFault };
+
+/** `sim.faults`: inject, inspect and clear faults. */
+export interface FaultControls {
+  /** Adds a fault; faults apply in the order added, one fault per request/callback. */
+  inject(fault: Fault): void;
+  /** Active faults with their remaining counts. */
+  list(): ActiveFault[];
+  /** Removes every fault and releases held (reorder) callbacks in reverse order. */
+  clear(): void;
+  /** Next `count` requests (optionally to one endpoint) answer `status` (default 500). */
+  failNext(count?: number, status?: 500 | 502 | 503, endpoint?: SimEndpoint): void;
+  /** Next `count` requests answer after `delayMs`. */
+  slowNext(count: number, delayMs: number, endpoint?: SimEndpoint): void;
+  /** Next `count` requests answer 429 (Retry-After `retryAfterSeconds`, or none when null). */
+  rateLimitNext(count?: number, retryAfterSeconds?: number | null, endpoint?: SimEndpoint): void;
+  /** Next `count` matching callbacks are not sent ('all' until cleared). */
+  dropCallbacks(count?: FaultCount, match?: CallbackMatch): void;
+  /** Next `count` matching callbacks are each sent `times` times. */
+  duplicateCallbacks(times?: number, count?: FaultCount, match?: CallbackMatch): void;
+  /** Next `count` matching callbacks are held and then released in reverse order. */
+  reorderCallbacks(count: number, match?: CallbackMatch): void;
+}
+
+const REQUEST_KINDS = new Set(['error', 'slow', 'rate-limit', 'insufficient-balance', 'drop-connection']);
+
+function isRequestFault(fault: Fault): fault is RequestFault {
+  return REQUEST_KINDS.has(fault.kind);
+}
+
+/** Validates a fault from JSON (admin route); returns an error message or null. */
+export function checkFault(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null) return 'a fault must be an object';
+  const f = value as Record<string, unknown>;
+  const count = f.count;
+  if (count !== undefined && count !== 'all' && !(Number.isInteger(count) && (count as number) > 0)) return "count must be a positive integer or 'all'";
+  switch (f.kind) {
+    case 'error':
+      return f.status === undefined || [500, 502, 503].includes(f.status as number) ? null : 'status must be 500, 502 or 503';
+    case 'slow':
+    case 'delay-callbacks':
+      return Number.isFinite(f.delayMs) && (f.delayMs as number) >= 0 ? null : 'delayMs must be a number ≥ 0';
+    case 'rate-limit':
+      return f.retryAfterSeconds === undefined || f.retryAfterSeconds === null || (Number.isInteger(f.retryAfterSeconds) && (f.retryAfterSeconds as number) >= 0)
+        ? null
+        : 'retryAfterSeconds must be an integer ≥ 0 or null';
+    case 'insufficient-balance':
+      return f.status === undefined || f.status === 402 || f.status === 403 ? null : 'status must be 402 or 403';
+    case 'drop-connection':
+    case 'drop-callbacks':
+      return null;
+    case 'duplicate-callbacks':
+      return f.times === undefined || (Number.isInteger(f.times) && (f.times as number) >= 1) ? null : 'times must be an integer ≥ 1';
+    case 'reorder-callbacks':
+      return Number.isInteger(f.count) && (f.count as number) >= 2 ? null : 'count must be an integer ≥ 2';
+    default:
+      return `unknown fault kind ${JSON.stringify(f.kind)}`;
+  }
+}
+
+export interface FaultEngine {
+  controls: FaultControls;
+  /** The request fault for this request, consumed; undefined when none applies. */
+  takeRequestFault(endpoint: SimEndpoint): RequestFault | undefined;
+  /** What to do with one callback. */
+  planCallback(info: Required<Pick<CallbackMatch, 'kind' | 'sid'>> & { eventType?: 'answered' | 'terminal' }): CallbackPlan;
+  /** Called when a reorder fault holds enough callbacks, or on clear(): `release` sends them. */
+  onRelease(listener: (fault: ActiveFault) => void): void;
+}
+
+export function createFaultEngine(): FaultEngine {
+  let active: ActiveFault[] = [];
+  const releaseListeners: Array<(fault: ActiveFault) => void> = [];
+
+  const consume = (fault: ActiveFault): void => {
+    if (fault.remaining === 'all') return;
+    fault.remaining -= 1;
+    if (fault.remaining <= 0 && fault.kind !== 'reorder-callbacks') active = active.filter((f) => f !== fault);
+  };
+
+  const matches = (match: CallbackMatch | undefined, info: { kind: string; sid: string; eventType?: string }): boolean =>
+    match === undefined ||
+    ((match.kind === undefined || match.kind === info.kind) &&
+      (match.sid === undefined || match.sid === info.sid) &&
+      (match.eventType === undefined || match.eventType === info.eventType));
+
+  const inject = (fault: Fault): void => {
+    const problem = checkFault(fault);
+    if (problem) throw new TypeError(`bad fault: ${problem}`);
+    active.push({ ...fault, remaining: fault.count ?? 1 } as ActiveFault);
+  };
+
+  const controls: FaultControls = {
+    inject,
+    list: () => active.map((f) => ({ ...f })),
+    clear: () => {
+      const held = active.filter((f) => f.kind === 'reorder-callbacks');
+      active = [];
+      for (const fault of held) for (const listener of releaseListeners) listener(fault);
+    },
+    failNext: (count = 1, status = 500, endpoint) => inject({ kind: 'error', status, count, ...(endpoint ? { endpoint } : {}) }),
+    slowNext: (count, delayMs, endpoint) => inject({ kind: 'slow', delayMs, count, ...(endpoint ? { endpoint } : {}) }),
+    rateLimitNext: (count = 1, retryAfterSeconds = 1, endpoint) =>
+      inject({ kind: 'rate-limit', retryAfterSeconds, count, ...(endpoint ? { endpoint } : {}) }),
+    dropCallbacks: (count = 1, match) => inject({ kind: 'drop-callbacks', count, ...(match ? { match } : {}) }),
+    duplicateCallbacks: (times = 2, count = 1, match) => inject({ kind: 'duplicate-callbacks', times, count, ...(match ? { match } : {}) }),
+    reorderCallbacks: (count, match) => inject({ kind: 'reorder-callbacks', count, ...(match ? { match } : {}) }),
+  };
+
+  return {
+    controls,
+    takeRequestFault(endpoint) {
+      const fault = active.find((f): f is ActiveFault & RequestFault => isRequestFault(f) && (f.endpoint === undefined || f.endpoint === endpoint));
+      if (!fault) return undefined;
+      consume(fault);
+      const { remaining: _remaining, ...plain } = fault;
+      return plain as RequestFault;
+    },
+    planCallback(info) {
+      const fault = active.find((f) => !isRequestFault(f) && matches(f.match, info));
+      if (!fault) return { action: 'send', copies: 1, delayMs: 0 };
+      switch (fault.kind) {
+        case 'drop-callbacks':
+          consume(fault);
+          return { action: 'drop' };
+        case 'duplicate-callbacks':
+          consume(fault);
+          return { action: 'send', copies: fault.times ?? 2, delayMs: 0 };
+        case 'delay-callbacks':
+          consume(fault);
+          return { action: 'send', copies: 1, delayMs: fault.delayMs };
+        case 'reorder-callbacks': {
+          consume(fault);
+          if (fault.remaining !== 'all' && fault.remaining <= 0) {
+            active = active.filter((f) => f !== fault);
+            // Release after the caller has queued this callback too.
+            queueMicrotask(() => releaseListeners.forEach((listener) => listener(fault)));
+          }
+          return { action: 'hold', fault };
+        }
+        default:
+          // Request faults never reach here (filtered above).
+          return { action: 'send', copies: 1, delayMs: 0 };
+      }
+    },
+    onRelease(listener) {
+      releaseListeners.push(listener);
+    },
+  };
+}

@@ -1,0 +1,55 @@
+/**
+ * `npm run simulator`: the Exotel simulator as its own process (for running the gateway against it
+ * with EXOTEL_BASE_URL, or for poking it with curl). The only simulator file that reads process.env.
+ *
+ * SIMULATOR_PORT (default 4010), SIMULATOR_HOST (default 127.0.0.1), SIMULATOR_TIME_SCALE (default 1),
+ * SIMULATOR_RATE_PER_MIN (default 200), EXOTEL_ACCOUNT_SID / EXOTEL_API_KEY / EXOTEL_API_TOKEN (the
+ * credentials it accepts; default the simulator's own sim-account / sim-key / sim-token).
+ */
+import { createSimulator, SIMULATOR_DEFAULTS } from './index.js';
+
+function numberVar(name: string, fallback: number, check: (n: number) => boolean): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!check(value)) {
+    console.error(`Exotel SIMULATOR: ${name}=${JSON.stringify(raw)} is not valid`);
+    process.exit(1);
+  }
+  return value;
+}
+
+const env = process.env;
+const accountSid = env.EXOTEL_ACCOUNT_SID || SIMULATOR_DEFAULTS.accountSid;
+const apiKey = env.EXOTEL_API_KEY || SIMULATOR_DEFAULTS.apiKey;
+const apiToken = env.EXOTEL_API_TOKEN || SIMULATOR_DEFAULTS.apiToken;
+
+const sim = await createSimulator({
+  port: numberVar('SIMULATOR_PORT', SIMULATOR_DEFAULTS.port, (n) => Number.isInteger(n) && n >= 0 && n < 65536),
+  host: env.SIMULATOR_HOST || SIMULATOR_DEFAULTS.host,
+  timeScale: numberVar('SIMULATOR_TIME_SCALE', SIMULATOR_DEFAULTS.timeScale, (n) => n > 0),
+  ratePerMinute: numberVar('SIMULATOR_RATE_PER_MIN', SIMULATOR_DEFAULTS.ratePerMinute, (n) => Number.isInteger(n) && n > 0),
+  accountSid,
+  apiKey,
+  apiToken,
+});
+
+const usingDefaults = apiKey === SIMULATOR_DEFAULTS.apiKey && apiToken === SIMULATOR_DEFAULTS.apiToken;
+console.log('This is a SIMULATOR of Exotel: no real calls or SMS are made.');
+console.log(`  base URL:   ${sim.url}   (e.g. ${sim.url}/v1/Accounts/${sim.accountSid}/Calls.json)`);
+// The simulator's own default credentials are not secrets; credentials given by env are never printed.
+console.log(usingDefaults ? `  account:    ${sim.accountSid}   key: ${sim.apiKey}   token: ${sim.apiToken}` : `  account:    ${sim.accountSid}   (key/token from the environment)`);
+console.log(`  faults:     POST ${sim.url}/__sim/faults  e.g. {"kind":"error","status":503,"count":3}`);
+
+let shuttingDown = false;
+const shutdown = (signal: string): void => {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  console.log(`Exotel SIMULATOR: ${signal}, stopping`);
+  sim.stop().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+};
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));

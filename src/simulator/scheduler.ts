@@ -1,0 +1,59 @@
+/** Timers of one simulator instance: scaled simulated time, all cancelled by stop(). */
+
+export interface Scheduler {
+  /** Runs `fn` after `simSeconds` of simulated time (× timeScale in real time). */
+  afterSim(simSeconds: number, fn: () => void): void;
+  /** Runs `fn` after `ms` real milliseconds (fault delays are real time). */
+  afterReal(ms: number, fn: () => void): void;
+  /** Resolves after `ms` real milliseconds, or at once when stopped. */
+  sleep(ms: number): Promise<void>;
+  /** Real milliseconds for `simSeconds` of simulated time. */
+  scaledMs(simSeconds: number): number;
+  /** Aborted on stop(): in-flight callback requests listen to it. */
+  readonly signal: AbortSignal;
+  readonly stopped: boolean;
+  stop(): void;
+}
+
+export function createScheduler(timeScale: number, onError: (err: unknown) => void): Scheduler {
+  const timers = new Set<NodeJS.Timeout>();
+  const controller = new AbortController();
+  const afterReal = (ms: number, fn: () => void): void => {
+    if (controller.signal.aborted) return;
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      if (controller.signal.aborted) return;
+      // A bug in one transition must not take the simulator (or the gateway hosting it) down.
+      try {
+        fn();
+      } catch (err) {
+        onError(err);
+      }
+    }, Math.max(0, ms));
+    timers.add(timer);
+  };
+  const scaledMs = (simSeconds: number): number => simSeconds * 1000 * timeScale;
+  return {
+    afterSim: (simSeconds, fn) => afterReal(scaledMs(simSeconds), fn),
+    afterReal,
+    sleep: (ms) => new Promise((resolve) => {
+      if (controller.signal.aborted) return resolve();
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        resolve();
+      }, ms);
+      timers.add(timer);
+      controller.signal.addEventListener('abort', () => resolve(), { once: true });
+    }),
+    scaledMs,
+    signal: controller.signal,
+    get stopped() {
+      return controller.signal.aborted;
+    },
+    stop() {
+      controller.abort();
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+    },
+  };
+}
