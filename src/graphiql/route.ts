@@ -1,0 +1,121 @@
+/**
+ * GET /graphiql: the self-hosted GraphiQL page and its assets, as built by `npm run build:graphiql` into
+ * build/graphiql/. Nothing on the page comes from another origin, and the Content-Security-Policy says so.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import express, { type Request, type Response, type Router } from 'express';
+
+export interface GraphiqlRouterOptions {
+  /** Stamped into the page so it can show its simulator banner without a query; else the page asks `{ gateway { mode } }`. */
+  mode?: 'SIMULATOR' | 'LIVE';
+  /** Where the bundle is; defaults to build/graphiql/ of the package this module belongs to. */
+  bundleDir?: string;
+}
+
+/** Levels to climb from this module to the package root: src/graphiql/, dist/graphiql/, dist/src/graphiql/. */
+const MAX_LEVELS_UP = 4;
+
+/** build/graphiql/ of the package this module belongs to (the nearest directory above with package.json). */
+export function defaultBundleDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let level = 0; level < MAX_LEVELS_UP; level += 1) {
+    dir = dirname(dir);
+    if (existsSync(join(dir, 'package.json'))) return join(dir, 'build', 'graphiql');
+  }
+  return join(process.cwd(), 'build', 'graphiql');
+}
+
+/** Only hosts made of host-name characters go into the CSP header (the Host header is client input). */
+const SAFE_HOST = /^[A-Za-z0-9.\-:[\]]+$/;
+
+/**
+ * The page's policy: everything from 'self'. Monaco sets inline style attributes ('unsafe-inline' for
+ * styles only), GraphiQL's CSS inlines its icon font (data: fonts), and graphql-ws needs the page's own
+ * origin as ws:/wss:, which older browsers do not cover with 'self'.
+ */
+function contentSecurityPolicy(req: Request): string {
+  const host = req.get('host');
+  const ws = host && SAFE_HOST.test(host) ? ` ${req.protocol === 'https' ? 'wss' : 'ws'}://${host}` : '';
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:",
+    "font-src 'self' data:",
+    "worker-src 'self'",
+    `connect-src 'self'${ws}`,
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
+
+function securityHeaders(req: Request, res: Response): void {
+  res.setHeader('Content-Security-Policy', contentSecurityPolicy(req));
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+}
+
+/**
+ * The /graphiql router (mount with `app.use('/graphiql', graphiqlRouter())`): index.html revalidated on
+ * every load, content-hashed assets cached for a year. Without a bundle it answers 503 saying how to build one.
+ */
+export function graphiqlRouter(options: GraphiqlRouterOptions = {}): Router {
+  const bundleDir = options.bundleDir ?? defaultBundleDir();
+  const indexFile = join(bundleDir, 'index.html');
+  const router = express.Router({ strict: false });
+  // The bundle can be rebuilt under a running gateway (npm run build:graphiql); reread index.html when it changes.
+  let cached: { mtimeMs: number; html: string } | undefined;
+
+  const readIndex = (): string | undefined => {
+    let mtimeMs: number;
+    try {
+      mtimeMs = statSync(indexFile).mtimeMs;
+    } catch {
+      return undefined;
+    }
+    if (cached?.mtimeMs !== mtimeMs) {
+      const html = readFileSync(indexFile, 'utf8');
+      cached = { mtimeMs, html: options.mode ? html.replace('<html lang="en">', `<html lang="en" data-gateway-mode="${options.mode}">`) : html };
+    }
+    return cached.html;
+  };
+
+  router.use((req, res, next) => {
+    securityHeaders(req, res);
+    next();
+  });
+
+  router.get('/', (_req, res) => {
+    const html = readIndex();
+    if (html === undefined) {
+      res
+        .status(503)
+        .type('text/plain')
+        .send(`GraphiQL is not built: run \`npm run build:graphiql\` (expected ${indexFile}).\n`);
+      return;
+    }
+    res.setHeader('Cache-Control', 'no-cache');
+    res.type('html').send(html);
+  });
+
+  router.use(
+    '/assets',
+    express.static(join(bundleDir, 'assets'), {
+      index: false,
+      immutable: true,
+      maxAge: '365d',
+      dotfiles: 'deny',
+    }),
+  );
+
+  router.use('/assets', (_req, res) => {
+    res.status(404).type('text/plain').send('Not found\n');
+  });
+
+  return router;
+}

@@ -1,0 +1,294 @@
+/**
+ * The self-hosted GraphiQL page in a real browser (Debian's chromium through playwright-core), plus the
+ * /graphiql route's HTTP behaviour. The page must load with no failed request and no request to another
+ * origin, show the docs from the SDL's descriptions, and run a query against the gateway.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import express from 'express';
+import { WebSocketServer } from 'ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { makeExecutableSchema } from '@graphql-tools/schema';
+import { ApolloServer } from '@apollo/server';
+import { expressMiddleware } from '@as-integrations/express5';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { graphiqlRouter, type GraphiqlRouterOptions } from '../../src/graphiql/route.js';
+import { API_KEY_PLACEHOLDER, cleanHeaders } from '../../src/graphiql/headers.js';
+import { loadTypeDefs } from '../../src/graphql/schema-sdl.js';
+import type { Resolvers } from '../../src/generated/graphql.js';
+import type { CallEventRecord } from '../../src/storage/types.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) {
+  const why = `${CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) to run the GraphiQL browser test`;
+  if (process.env.CI) throw new Error(why);
+  console.warn(`[graphiql.browser] skipping browser tests: ${why}`);
+}
+
+const root = new URL('../../', import.meta.url);
+const version = (JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { version: string }).version;
+
+const SCHEMA_SERVER = 'test schema server';
+
+interface Running {
+  url: string;
+  kind: string;
+  stop(): Promise<void>;
+}
+
+/** The one event the schema server's `callEvents` delivers. */
+const EVENT: CallEventRecord = {
+  kind: 'call',
+  id: '1700000000000-0',
+  accountSid: 'test-account',
+  callSid: 'CA-graphiql-test',
+  status: 'RINGING',
+  at: '2026-11-20T10:00:00+05:30',
+  source: 'WEBHOOK',
+  forward: true,
+};
+
+/**
+ * A small gateway: express 5 + the /graphiql router + Apollo Server and graphql-ws over the real SDL,
+ * resolving only `gateway`, `rateLimit` and `callEvents` (one event). Stands in until src/server.ts
+ * serves GraphQL and GraphiQL itself.
+ */
+async function startSchemaServer(routerOptions: GraphiqlRouterOptions = {}): Promise<Running> {
+  const resolvers: Resolvers = {
+    Query: {
+      gateway: () => ({ mode: 'SIMULATOR', version }),
+      rateLimit: () => ({ limitPerMinute: 200, remaining: 200, resetsAt: new Date().toISOString(), queued: 0 }),
+    },
+    Subscription: {
+      callEvents: {
+        subscribe: async function* () {
+          yield { callEvents: EVENT };
+        },
+      },
+    },
+  };
+  const schema = makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers: resolvers as never });
+  const apollo = new ApolloServer({ schema });
+  await apollo.start();
+  const app = express();
+  app.use('/graphiql', graphiqlRouter(routerOptions));
+  app.use('/graphql', express.json(), expressMiddleware(apollo));
+  const server: Server = createHttpServer(app);
+  const wsServer = new WebSocketServer({ server, path: '/graphql' });
+  const ws = useServer({ schema }, wsServer);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    kind: SCHEMA_SERVER,
+    async stop() {
+      await ws.dispose();
+      await apollo.stop();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+/** The real gateway when it already serves /graphiql and answers `{ gateway { mode } }`; else undefined. */
+async function startRealGateway(): Promise<Running | undefined> {
+  let gateway: { url: string; stop(): Promise<void> } | undefined;
+  try {
+    const { startGateway } = await import('../helpers/gateway.js');
+    gateway = await startGateway({}, {}, {}, { autoStop: false });
+    const page = await fetch(`${gateway.url}/graphiql`);
+    const pageText = await page.text();
+    const res = await fetch(`${gateway.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ gateway { mode } }' }),
+    });
+    const body = (await res.json().catch(() => ({}))) as { data?: { gateway?: { mode?: string } } };
+    if (page.ok && pageText.includes('<div id="root">') && body.data?.gateway?.mode) {
+      const { url, stop } = gateway;
+      return { url, kind: 'real gateway (src/server.ts)', stop: () => stop() };
+    }
+  } catch {
+    // Not wired yet (or not buildable yet): the schema server stands in.
+  }
+  await gateway?.stop();
+  return undefined;
+}
+
+/** Text of a Monaco editor as a user sees it (Monaco renders spaces as non-breaking spaces). */
+async function editorText(page: Page, selector: string): Promise<string> {
+  const text = await page.locator(`${selector} .view-lines`).first().innerText();
+  return text.replace(/\u00a0/g, ' ');
+}
+
+describe('GraphiQL route', () => {
+  let server: Running;
+  let emptyDir: string;
+  let bare: Running;
+
+  beforeAll(async () => {
+    execFileSync(process.execPath, ['scripts/build-graphiql.mjs'], { cwd: root, stdio: 'pipe' });
+    server = await startSchemaServer({ mode: 'SIMULATOR' });
+    emptyDir = mkdtempSync(join(tmpdir(), 'graphiql-missing-'));
+    bare = await startSchemaServer({ bundleDir: emptyDir });
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await bare?.stop();
+    if (emptyDir) rmSync(emptyDir, { recursive: true, force: true });
+  });
+
+  it('serves index.html revalidated on each load, under a CSP that allows only its own origin', async () => {
+    const res = await fetch(`${server.url}/graphiql`);
+    const html = await res.text();
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(res.headers.get('cache-control')).toBe('no-cache');
+    const csp = res.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("default-src 'self'");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-eval');
+    expect(csp).not.toMatch(/https?:\/\//);
+    expect(html).toContain('<div id="root"></div>');
+    expect(html).toContain('data-gateway-mode="SIMULATOR"');
+    // Every script and stylesheet is a same-origin path.
+    const refs = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
+    expect(refs.filter((r) => r !== 'data:,').every((r) => r.startsWith('/graphiql/assets/'))).toBe(true);
+  });
+
+  it('serves content-hashed assets cacheable for a year, and 404 for unknown ones', async () => {
+    const html = await (await fetch(`${server.url}/graphiql`)).text();
+    const script = /<script type="module" src="([^"]+)"/.exec(html)?.[1];
+    expect(script).toBeDefined();
+    const asset = await fetch(`${server.url}${script}`);
+    const js = await asset.text();
+    expect(asset.status).toBe(200);
+    expect(asset.headers.get('content-type')).toMatch(/javascript/);
+    expect(asset.headers.get('cache-control')).toMatch(/max-age=31536000.*immutable/);
+    expect(js.length).toBeGreaterThan(1000);
+    const missing = await fetch(`${server.url}/graphiql/assets/no-such-file.js`);
+    expect(missing.status).toBe(404);
+    expect(await missing.text()).toBe('Not found\n');
+  });
+
+  it('answers 503 with the build command when the bundle is missing', async () => {
+    const res = await fetch(`${bare.url}/graphiql`);
+    const text = await res.text();
+    expect(res.status).toBe(503);
+    expect(text).toContain('npm run build:graphiql');
+  });
+
+  it('never sends the unfilled API key template, and lower-cases header names for graphql-ws', () => {
+    expect(cleanHeaders({ Authorization: `Bearer ${API_KEY_PLACEHOLDER}`, 'X-Trace': 'abc' })).toEqual({ 'x-trace': 'abc' });
+    expect(cleanHeaders({ Authorization: 'Bearer s3cret' })).toEqual({ authorization: 'Bearer s3cret' });
+    expect(cleanHeaders(undefined)).toEqual({});
+  });
+});
+
+describe.skipIf(!haveChromium)('GraphiQL in chromium', () => {
+  let server: Running;
+  let browser: Browser;
+  let page: Page;
+  const requests: string[] = [];
+  const failures: string[] = [];
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    execFileSync(process.execPath, ['scripts/build-graphiql.mjs'], { cwd: root, stdio: 'pipe' });
+    server = (await startRealGateway()) ?? (await startSchemaServer());
+    console.info(`[graphiql.browser] testing against the ${server.kind}`);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+    page = await browser.newPage();
+    page.on('request', (r) => requests.push(r.url()));
+    page.on('requestfailed', (r) => failures.push(`${r.url()}: ${r.failure()?.errorText ?? 'failed'}`));
+    page.on('response', (r) => {
+      if (r.status() >= 400) failures.push(`${r.url()}: HTTP ${r.status()}`);
+    });
+    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`);
+    });
+    await page.goto(`${server.url}/graphiql`, { waitUntil: 'load' });
+    await page.locator('.graphiql-query-editor .monaco-editor').waitFor({ state: 'visible' });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('loads everything from the gateway itself, Monaco workers included, with no failed request', async () => {
+    // The GraphQL worker starts once the schema is in; wait for it before judging the request log.
+    await expect.poll(() => requests.some((u) => /graphql\.worker-[^/]+\.js$/.test(u))).toBe(true);
+    const origin = new URL(server.url).origin;
+    const offOrigin = requests.filter((u) => !u.startsWith('data:') && !u.startsWith('blob:') && new URL(u).origin !== origin);
+    expect(offOrigin).toEqual([]);
+    expect(requests.some((u) => /editor\.worker-[^/]+\.js$/.test(u))).toBe(true);
+    expect(failures).toEqual([]);
+    expect(problems).toEqual([]);
+  });
+
+  it('shows the simulator banner', async () => {
+    const banner = page.getByTestId('simulator-banner');
+    await banner.waitFor({ state: 'visible' });
+    expect(await banner.innerText()).toContain('Simulator mode');
+  });
+
+  it('pre-fills an example with a call query and the calls connection', async () => {
+    // The whole document, not just the lines Monaco happens to render: GraphiQL exposes monaco globally.
+    const models = await page.evaluate(() => {
+      const monaco = (globalThis as { __MONACO?: { editor: { getModels(): Array<{ uri: { path: string }; getValue(): string }> } } }).__MONACO;
+      return (monaco?.editor.getModels() ?? []).map((m) => ({ path: m.uri.path, value: m.getValue() }));
+    });
+    const operation = models.find((m) => m.value.includes('query RecentCalls'));
+    expect(operation?.value).toContain('calls(first: 5');
+    expect(operation?.value).toContain('call(sid:');
+    expect(await editorText(page, '.graphiql-query-editor')).toContain('query Gateway');
+  });
+
+  it('opens the Docs explorer and shows the descriptions written in the SDL', async () => {
+    await page.locator('.graphiql-sidebar button[aria-label="Show Documentation Explorer"]').click();
+    const docs = page.locator('.graphiql-doc-explorer');
+    await docs.waitFor({ state: 'visible' });
+    await docs.getByText('Query', { exact: true }).first().click();
+    await docs.getByText('Read operations. Lookups answer from the cache').waitFor({ state: 'visible' });
+    await docs.getByText('gateway', { exact: true }).first().click();
+    await docs.getByText('About this gateway: whether it talks to the real Exotel or the simulator').waitFor({ state: 'visible' });
+  });
+
+  it('runs the Gateway query from the run button and shows its result', async () => {
+    await page.locator('.graphiql-execute-button').click();
+    // The example holds several operations, so the run button asks which one.
+    await page.getByRole('menuitem', { name: 'Gateway' }).click();
+    await expect.poll(() => editorText(page, '.result-window'), { timeout: 15_000 }).toContain('"mode": "SIMULATOR"');
+    const result = await editorText(page, '.result-window');
+    expect(result).toContain(`"version": "${version}"`);
+    expect(result).toContain('"limitPerMinute"');
+    expect(failures).toEqual([]);
+    expect(problems).toEqual([]);
+  });
+
+  it('runs a subscription over graphql-ws on the page\'s own origin', async ({ skip }) => {
+    // The real gateway's callEvents waits for a real call; the schema server delivers one event at once.
+    if (server.kind !== SCHEMA_SERVER) skip();
+    const sockets: string[] = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
+    await page.locator('.graphiql-execute-button').click();
+    await page.getByRole('menuitem', { name: 'CallEvents' }).click();
+    await expect.poll(() => editorText(page, '.result-window'), { timeout: 15_000 }).toContain('"callSid": "CA-graphiql-test"');
+    expect(sockets).toEqual([`${server.url.replace(/^http/, 'ws')}/graphql`]);
+    expect(failures).toEqual([]);
+    expect(problems).toEqual([]);
+    if (process.env.GRAPHIQL_SCREENSHOT) await page.screenshot({ path: process.env.GRAPHIQL_SCREENSHOT });
+  });
+});
