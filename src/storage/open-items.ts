@@ -20,8 +20,9 @@ export function createMemoryOpenItems(): OpenItems {
       .slice(0, limit)
       .map(([id]) => id);
   return {
-    async put(set, id, atMs) {
-      setOf(set).set(id, atMs);
+    async put(set, id, atMs, options) {
+      const s = setOf(set);
+      if (!options?.onlyIfAbsent || !s.has(id)) s.set(id, atMs);
     },
     async remove(set, id) {
       sets.get(set)?.delete(id);
@@ -46,8 +47,9 @@ export function createMemoryOpenItems(): OpenItems {
 export function createRedisOpenItems(redis: Redis, keyPrefix: string): OpenItems {
   const key = (set: string) => `${keyPrefix}open:${set}`;
   return {
-    async put(set, id, atMs) {
-      await redis.zadd(key(set), atMs, id);
+    async put(set, id, atMs, options) {
+      if (options?.onlyIfAbsent) await redis.zadd(key(set), 'NX', atMs, id);
+      else await redis.zadd(key(set), atMs, id);
     },
     async remove(set, id) {
       await redis.zrem(key(set), id);

@@ -130,8 +130,8 @@ export interface Cache {
  * subscription is known to last. Memory and Redis (ZSET) implementations in open-items.ts.
  */
 export interface OpenItems {
-  /** Adds `id` to `set` or moves it to `atMs`. */
-  put(set: string, id: string, atMs: number): Promise<void>;
+  /** Adds `id` to `set` or moves it to `atMs`; with `onlyIfAbsent`, an id already there keeps its time. */
+  put(set: string, id: string, atMs: number, options?: { onlyIfAbsent?: boolean }): Promise<void>;
   /** Removes `id` from `set` (no error when absent). */
   remove(set: string, id: string): Promise<void>;
   /** Ids with a time ≤ `atMs`, earliest first, up to `limit`. */

@@ -1,0 +1,185 @@
+/**
+ * Exotel callback bodies → typed updates. Pure functions over a flat field record, so form-urlencoded,
+ * multipart and JSON bodies (exotel-api.md: "Accept all three") and Passthru query strings all go through
+ * the same checks. Anything that cannot be understood is rejected with a reason, never guessed.
+ */
+import { exotelToIso, isExotelEpochZero, isoToEpochMs, epochMsToIso } from '../exotel/dates.js';
+import { int, text, toCallDirection, toCallStatus, toSmsStatus } from '../exotel/parse.js';
+import type { Call, CallLeg, IsoDateTime } from '../exotel/types.js';
+import type { CallStatusUpdate, IncomingCallUpdate, SmsStatusUpdate } from './updates.js';
+
+export type ParseResult<T> = { ok: true; update: T } | { ok: false; reason: string };
+
+class Malformed extends Error {}
+
+/** An optional Exotel timestamp: "" / null / epoch-zero → null; ISO with an offset is accepted too. */
+function date(fields: Record<string, unknown>, name: string): IsoDateTime | null {
+  const value = text(fields[name]);
+  if (value === null || isExotelEpochZero(value)) return null;
+  try {
+    return exotelToIso(value);
+  } catch {
+    try {
+      return epochMsToIso(isoToEpochMs(value));
+    } catch {
+      throw new Malformed(`${name} is not a date (expected "YYYY-MM-DD HH:mm:ss")`);
+    }
+  }
+}
+
+function required(fields: Record<string, unknown>, name: string): string {
+  const value = text(fields[name]);
+  if (value === null) throw new Malformed(`${name} is missing`);
+  // Sids are hex-ish tokens; anything long or odd is not from Exotel and must not reach keys or logs.
+  if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(value)) throw new Malformed(`${name} is not a valid Sid`);
+  return value;
+}
+
+/**
+ * Legs: JSON gives an array of {OnCallDuration, Status}; a form gives flat keys `Legs[0][Status]`.
+ * Unknown shapes yield null (legs are optional) rather than failing the whole callback.
+ */
+export function parseCallbackLegs(fields: Record<string, unknown>): CallLeg[] | null {
+  let items: unknown[] | null = null;
+  if (Array.isArray(fields.Legs)) items = fields.Legs;
+  else {
+    const flat: Array<Record<string, unknown>> = [];
+    for (const [key, value] of Object.entries(fields)) {
+      const m = /^Legs\[(\d{1,2})\]\[(\w+)\]$/.exec(key);
+      if (m) (flat[Number(m[1])] ??= {})[m[2]!] = value;
+    }
+    if (flat.length > 0) items = flat;
+  }
+  if (!items) return null;
+  return items.flatMap((item, index) => {
+    if (!item || typeof item !== 'object') return [];
+    const leg = item as Record<string, unknown>;
+    return [{ id: int(leg.Id) ?? index + 1, status: toCallStatus(leg.Status) ?? null, onCallDurationSeconds: int(leg.OnCallDuration) }];
+  });
+}
+
+/** Drops keys whose value is null so merging never erases what is already known. */
+function known<T extends object>(value: T): { [K in keyof T]?: NonNullable<T[K]> } {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null && v !== undefined)) as { [K in keyof T]?: NonNullable<T[K]> };
+}
+
+function attempt<T>(parse: () => T): ParseResult<T> {
+  try {
+    return { ok: true, update: parse() };
+  } catch (err) {
+    if (err instanceof Malformed) return { ok: false, reason: err.message };
+    throw err;
+  }
+}
+
+/** A voice StatusCallback body (default four fields, or the rich one with StatusCallbackEvents). */
+export function parseCallStatusCallback(fields: Record<string, unknown>, nowIso: IsoDateTime): ParseResult<CallStatusUpdate> {
+  return attempt(() => {
+    const callSid = required(fields, 'CallSid');
+    const rawStatus = text(fields.Status);
+    if (rawStatus === null) throw new Malformed('Status is missing');
+    const status = toCallStatus(rawStatus);
+    if (!status) throw new Malformed(`Status ${JSON.stringify(rawStatus.slice(0, 32))} is not a call status`);
+    const dateUpdated = date(fields, 'DateUpdated');
+    const conversation = int(fields.ConversationDuration);
+    const callFields: Partial<Call> = known({
+      sid: callSid,
+      status,
+      from: text(fields.From),
+      to: text(fields.To),
+      phoneNumberSid: text(fields.PhoneNumberSid),
+      direction: toCallDirection(fields.Direction),
+      startTime: date(fields, 'StartTime'),
+      endTime: date(fields, 'EndTime'),
+      dateCreated: date(fields, 'DateCreated'),
+      dateUpdated,
+      recordingUrl: text(fields.RecordingUrl),
+      customField: text(fields.CustomField),
+      conversationDurationSeconds: conversation,
+      legs: parseCallbackLegs(fields),
+    });
+    const eventType = text(fields.EventType);
+    return {
+      kind: 'call' as const,
+      callSid,
+      status,
+      at: dateUpdated ?? nowIso,
+      source: 'WEBHOOK' as const,
+      fields: callFields,
+      ...(eventType ? { eventType: eventType.slice(0, 32) } : {}),
+    };
+  });
+}
+
+/** An SMS StatusCallback body (terminal statuses only, form-urlencoded). */
+export function parseSmsStatusCallback(fields: Record<string, unknown>, nowIso: IsoDateTime): ParseResult<SmsStatusUpdate> {
+  return attempt(() => {
+    const smsSid = required(fields, 'SmsSid');
+    const rawStatus = text(fields.Status);
+    if (rawStatus === null) throw new Malformed('Status is missing');
+    const status = toSmsStatus(rawStatus);
+    if (!status) throw new Malformed(`Status ${JSON.stringify(rawStatus.slice(0, 32))} is not an SMS status`);
+    const dateSent = date(fields, 'DateSent');
+    return {
+      kind: 'sms' as const,
+      smsSid,
+      status,
+      at: dateSent ?? nowIso,
+      source: 'WEBHOOK' as const,
+      fields: known({
+        sid: smsSid,
+        status,
+        to: text(fields.To),
+        detailedStatus: text(fields.DetailedStatus),
+        detailedStatusCode: int(fields.DetailedStatusCode),
+        dateSent,
+      }),
+    };
+  });
+}
+
+/** Passthru's `Created`/`CurrentTime` have no documented format: Exotel's own, ISO, or an HTTP-style date. */
+function looseDate(fields: Record<string, unknown>, name: string): IsoDateTime | null {
+  try {
+    return date(fields, name);
+  } catch {
+    const ms = Date.parse(text(fields[name]) ?? '');
+    return Number.isFinite(ms) ? epochMsToIso(ms) : null;
+  }
+}
+
+/** The Passthru parameters of an incoming-call flow step (query string, GET or POST). */
+export function parseIncomingCall(fields: Record<string, unknown>, accountSid: string, nowIso: IsoDateTime): ParseResult<IncomingCallUpdate> {
+  return attempt(() => {
+    const callSid = required(fields, 'CallSid');
+    const created = looseDate(fields, 'Created') ?? nowIso;
+    const call: Call = {
+      sid: callSid,
+      parentCallSid: null,
+      accountSid,
+      from: text(fields.From) ?? text(fields.CallFrom) ?? '',
+      to: text(fields.To) ?? text(fields.CallTo) ?? '',
+      phoneNumberSid: text(fields.To) ?? text(fields.CallTo),
+      // A flow step runs while the caller is connected to the flow: the call is in progress.
+      status: toCallStatus(fields.Status) ?? 'IN_PROGRESS',
+      direction: toCallDirection(fields.Direction) ?? 'INBOUND',
+      startTime: created,
+      endTime: null,
+      durationSeconds: null,
+      price: null,
+      recordingUrl: text(fields.RecordingUrl),
+      answeredBy: null,
+      customField: text(fields.CustomField),
+      dateCreated: created,
+      dateUpdated: looseDate(fields, 'CurrentTime') ?? nowIso,
+      conversationDurationSeconds: null,
+      legs: null,
+    };
+    const extra: Record<string, string> = {};
+    for (const name of ['flow_id', 'tenant_id', 'DialWhomNumber', 'CallType', 'digits']) {
+      const value = text(fields[name]);
+      if (value !== null) extra[name] = value.slice(0, 256);
+    }
+    return { kind: 'incoming' as const, callSid, at: created, source: 'WEBHOOK' as const, call, extra };
+  });
+}

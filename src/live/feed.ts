@@ -1,0 +1,198 @@
+/**
+ * The streams behind the Subscription fields. Each one subscribes to its topic *before* reading any
+ * state, buffers what arrives meanwhile, and then drops what the state already covered, so there is no
+ * gap and no duplicate at the seam between "what was" and "what comes".
+ */
+import type { EntityCache } from '../cache/entities.js';
+import { ErrorCode, GatewayError } from '../errors.js';
+import type { Call, CallStatus, ExotelApi, SmsMessage } from '../exotel/types.js';
+import type { CallEventRecord, EventLog, EventRecord, EventSource } from '../storage/types.js';
+import type { Topics } from './topics.js';
+import { callStatusRank, compareEventIds, isTerminalCall, isTerminalSms, smsStatusRank, topics } from './updates.js';
+
+/** A call event for a subscriber; `call` is set when the stream already knows the call (snapshots). */
+export interface FeedCallEvent {
+  event: CallEventRecord;
+  call?: Call;
+}
+
+/** Which events callEvents delivers (GraphQL CallEventFilter). */
+export interface CallEventFilter {
+  callSids?: readonly string[] | null;
+  statuses?: readonly CallStatus[] | null;
+  sources?: readonly EventSource[] | null;
+}
+
+export interface LiveFeed {
+  /** The call's current state (source SNAPSHOT), then each forward change; ends after a terminal status. */
+  callStatusChanged(sid: string): AsyncIterableIterator<FeedCallEvent>;
+  /** Every forward call event matching `filter`; with `after`, the logged events since that id first. */
+  callEvents(filter?: CallEventFilter | null, after?: string | null): AsyncIterableIterator<FeedCallEvent>;
+  /** The SMS's current state, then each forward change; ends after a final status. */
+  smsStatusChanged(sid: string): AsyncIterableIterator<SmsMessage>;
+  /** Calls announced by a Passthru applet. */
+  incomingCalls(): AsyncIterableIterator<Call>;
+}
+
+export interface FeedDeps {
+  accountSid: string;
+  events: EventLog;
+  topics: Topics;
+  entities: EntityCache;
+  exotel: ExotelApi;
+  /** Told when a call gains a local subscriber, so the live poller starts looking at it now. */
+  onWatch(callSid: string): void;
+  /** Events read from the log per replay page. */
+  replayPageSize: number;
+}
+
+/**
+ * Wraps a generator so that return() first closes its channel: a generator parked in `await next()`
+ * would otherwise hold its subscription until the next event arrives (which, for a quiet call, is never).
+ */
+function cancellable<T>(generator: AsyncGenerator<T>, cancel: () => void): AsyncIterableIterator<T> {
+  return {
+    next: () => generator.next(),
+    return: (value?: unknown) => {
+      cancel();
+      return generator.return(value as T);
+    },
+    throw: (err?: unknown) => {
+      cancel();
+      return generator.throw(err);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+const matches = (filter: CallEventFilter | null | undefined, e: CallEventRecord): boolean =>
+  (!filter?.callSids?.length || filter.callSids.includes(e.callSid)) &&
+  (!filter?.statuses?.length || filter.statuses.includes(e.status)) &&
+  (!filter?.sources?.length || filter.sources.includes(e.source));
+
+export function createFeed(deps: FeedDeps): LiveFeed {
+  const { accountSid } = deps;
+  const isOurCall = (e: EventRecord): e is CallEventRecord => e.kind === 'call' && e.accountSid === accountSid;
+
+  /** The state a callStatusChanged subscriber starts from: history (forward-only truth) and the call itself. */
+  async function callSnapshot(sid: string): Promise<FeedCallEvent> {
+    const [history, [cached]] = await Promise.all([deps.events.callHistory(accountSid, sid), deps.entities.getCalls([sid])]);
+    let call = cached;
+    if (!call) {
+      const fetched = await deps.exotel.getCall(sid);
+      if (!fetched) throw new GatewayError(ErrorCode.NOT_FOUND, `No call with Sid ${JSON.stringify(sid)}`, { field: 'sid' });
+      call = fetched;
+      await deps.entities.putCall(fetched).catch(() => undefined);
+    }
+    const lastForward = history.findLast((e) => e.forward);
+    // History is forward-only; the cached call may carry Exotel's "in-progress" of a call just created.
+    // A terminal status wherever it is seen is final, though.
+    const status = lastForward && !isTerminalCall(call.status) ? lastForward.status : call.status;
+    const id = lastForward && lastForward.status === status ? lastForward.id : ((await deps.events.lastId()) ?? '0-0');
+    return {
+      event: { kind: 'call', id, accountSid, callSid: sid, status, at: lastForward?.at ?? call.dateUpdated, source: 'SNAPSHOT', forward: true },
+      call: { ...call, status },
+    };
+  }
+
+  async function smsSnapshot(sid: string): Promise<SmsMessage> {
+    const [cached] = await deps.entities.getSms([sid]);
+    if (cached) return cached;
+    const fetched = await deps.exotel.getSms(sid);
+    if (!fetched) throw new GatewayError(ErrorCode.NOT_FOUND, `No SMS with Sid ${JSON.stringify(sid)}`, { field: 'sid' });
+    await deps.entities.putSms(fetched).catch(() => undefined);
+    return fetched;
+  }
+
+  return {
+    callStatusChanged(sid) {
+      const channel = deps.topics.subscribe(topics.call(sid));
+      async function* stream(): AsyncGenerator<FeedCallEvent> {
+        try {
+          deps.onWatch(sid);
+          const snapshot = await callSnapshot(sid);
+          yield snapshot;
+          let rank = callStatusRank(snapshot.event.status);
+          if (isTerminalCall(snapshot.event.status)) return;
+          for await (const event of channel) {
+            if (!isOurCall(event) || !event.forward || callStatusRank(event.status) <= rank) continue;
+            rank = callStatusRank(event.status);
+            yield { event };
+            if (isTerminalCall(event.status)) return;
+          }
+        } finally {
+          channel.close();
+        }
+      }
+      return cancellable(stream(), () => channel.close());
+    },
+
+    callEvents(filter, after) {
+      const channel = deps.topics.subscribe(topics.allCalls);
+      async function* stream(): AsyncGenerator<FeedCallEvent> {
+        try {
+          let last: string | undefined;
+          if (after !== undefined && after !== null) {
+            // Live events are already buffering in `channel`; the replay runs to the end of the log and
+            // `last` marks where the live part must pick up.
+            let cursor: string = after;
+            for (;;) {
+              const page = await deps.events.readAfter(cursor, deps.replayPageSize);
+              for (const event of page) if (isOurCall(event) && event.forward && matches(filter, event)) yield { event };
+              const tail = page.at(-1);
+              if (tail) last = cursor = tail.id;
+              if (page.length < deps.replayPageSize) break;
+            }
+          }
+          for await (const event of channel) {
+            if (last !== undefined && compareEventIds(event.id, last) <= 0) continue;
+            if (isOurCall(event) && event.forward && matches(filter, event)) yield { event };
+          }
+        } finally {
+          channel.close();
+        }
+      }
+      return cancellable(stream(), () => channel.close());
+    },
+
+    smsStatusChanged(sid) {
+      const channel = deps.topics.subscribe(topics.sms(sid));
+      async function* stream(): AsyncGenerator<SmsMessage> {
+        try {
+          let sms = await smsSnapshot(sid);
+          yield sms;
+          if (isTerminalSms(sms.status)) return;
+          for await (const event of channel) {
+            if (event.kind !== 'sms' || event.accountSid !== accountSid || !event.forward) continue;
+            if (smsStatusRank(event.status) <= smsStatusRank(sms.status)) continue;
+            const fields = (event.data?.sms ?? {}) as Partial<SmsMessage>;
+            sms = { ...sms, ...fields, sid, status: event.status };
+            yield sms;
+            if (isTerminalSms(sms.status)) return;
+          }
+        } finally {
+          channel.close();
+        }
+      }
+      return cancellable(stream(), () => channel.close());
+    },
+
+    incomingCalls() {
+      const channel = deps.topics.subscribe(topics.incoming);
+      async function* stream(): AsyncGenerator<Call> {
+        try {
+          for await (const event of channel) {
+            if (event.kind !== 'incoming' || event.accountSid !== accountSid || !event.forward) continue;
+            const call = event.data?.call as Call | undefined;
+            if (call) yield call;
+          }
+        } finally {
+          channel.close();
+        }
+      }
+      return cancellable(stream(), () => channel.close());
+    },
+  };
+}

@@ -1,0 +1,255 @@
+/**
+ * ingest(update, deps): the one path every status takes into the gateway — webhook, poller, reconciler
+ * and the gateway's own API answers alike. It deduplicates, keeps each call's state forward-only, updates
+ * the cached object and appends to the event log; subscribers (on every replica) are fed by the log.
+ *
+ * It makes no upstream request: a webhook must be answered within milliseconds (Exotel waits 15 s at
+ * most and retries only twice).
+ */
+import type { EntityCache } from '../cache/entities.js';
+import type { Call, SmsMessage } from '../exotel/types.js';
+import type { Logger } from '../logger.js';
+import type { CallStateStore, DedupStore, EventLog, EventRecord, NewEvent, OpenItems } from '../storage/types.js';
+import {
+  assertNever,
+  callStatusRank,
+  isTerminalCall,
+  isTerminalSms,
+  openSets,
+  smsStatusRank,
+  type CallStatusUpdate,
+  type IncomingCallUpdate,
+  type LiveUpdate,
+  type SmsStatusUpdate,
+} from './updates.js';
+
+export interface IngestDeps {
+  accountSid: string;
+  events: EventLog;
+  dedup: DedupStore;
+  callState: CallStateStore;
+  openItems: OpenItems;
+  entities: EntityCache;
+  logger: Logger;
+  now: () => number;
+  /** How long a (Sid, status) claim blocks repeats; longer than Exotel's retries and the poller's life. */
+  dedupTtlMs: number;
+  /** How long a call's forward-only rank is kept. */
+  stateTtlMs: number;
+  /** When a call first seen by a callback (not created here) is due for the reconciler, from now. */
+  unknownCallDueMs: number;
+}
+
+export type IngestResult =
+  /** A forward change: stored and going out to subscribers. */
+  | { outcome: 'published'; event: EventRecord }
+  /** A repeat or a backwards status: kept in the history (forward=false), not published as a change. */
+  | { outcome: 'recorded'; event: EventRecord; reason: 'duplicate' | 'backwards' }
+  /** A repeat the gateway itself produced (poller/API): nothing new to keep. */
+  | { outcome: 'ignored'; reason: 'duplicate' | 'backwards' };
+
+/** Storing failed: the caller answers 503 so Exotel retries; the dedup claim has been released. */
+export class IngestStorageError extends Error {
+  constructor(cause: unknown) {
+    super('the event could not be stored', { cause });
+    this.name = 'IngestStorageError';
+  }
+}
+
+/** Ingests one update; throws IngestStorageError when it could not be stored. */
+export async function ingest(update: LiveUpdate, deps: IngestDeps): Promise<IngestResult> {
+  switch (update.kind) {
+    case 'call':
+      return ingestCall(update, deps);
+    case 'sms':
+      return ingestSms(update, deps);
+    case 'incoming':
+      return ingestIncoming(update, deps);
+    default:
+      return assertNever(update);
+  }
+}
+
+/** Runs a storage step; any failure becomes IngestStorageError after `undo`. */
+async function stored<T>(step: () => Promise<T>, undo?: () => Promise<void>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    if (undo) await undo().catch(() => undefined);
+    throw new IngestStorageError(err);
+  }
+}
+
+async function ingestCall(update: CallStatusUpdate, deps: IngestDeps): Promise<IngestResult> {
+  const { callSid, status } = update;
+  const { accountSid } = deps;
+  const claimKey = `cb:call:${accountSid}:${callSid}:${status}`;
+  const release = () => deps.dedup.release(claimKey);
+  const first = await stored(() => deps.dedup.claim(claimKey, deps.dedupTtlMs));
+
+  let forward = false;
+  let reason: 'duplicate' | 'backwards' = 'duplicate';
+  if (first) {
+    const rank = callStatusRank(status);
+    const { moved, previous } = await stored(() => deps.callState.advance(`call:${accountSid}:${callSid}`, rank, deps.stateTtlMs), release);
+    forward = moved;
+    reason = 'backwards';
+    if (!moved && previous === rank) {
+      // Same rank without a stored forward event of that rank: an earlier attempt advanced the state but
+      // failed to append (and answered 503). This is Exotel's retry of it, so it is the change itself.
+      const history = await stored(() => deps.events.callHistory(accountSid, callSid), release);
+      forward = !history.some((e) => e.forward && callStatusRank(e.status) === rank);
+    }
+  }
+
+  // Repeats the gateway made itself (poller, API) carry no news; repeats from Exotel are history.
+  if (!forward && update.source !== 'WEBHOOK') return { outcome: 'ignored', reason };
+
+  if (forward) await updateCachedCall(update, deps);
+  const event: NewEvent = {
+    kind: 'call',
+    accountSid,
+    callSid,
+    status,
+    at: update.at,
+    source: update.source,
+    forward,
+    data: { call: update.fields, ...(update.eventType ? { eventType: update.eventType } : {}) },
+  };
+  const record = await stored(() => deps.events.append(event), forward || first ? release : undefined);
+
+  if (forward) await trackOpenCall(update, deps);
+  return forward ? { outcome: 'published', event: record } : { outcome: 'recorded', event: record, reason };
+}
+
+/** Merges what the update says into the cached call, so a query right after sees the new state. */
+async function updateCachedCall(update: CallStatusUpdate, deps: IngestDeps): Promise<void> {
+  try {
+    const [cached] = await deps.entities.getCalls([update.callSid]);
+    const next = cached
+      ? { ...cached, ...update.fields, status: update.status, dateUpdated: update.fields.dateUpdated ?? update.at }
+      : completeCall(update.fields, deps.accountSid);
+    if (next) await deps.entities.putCall({ ...next, sid: update.callSid, status: update.status });
+  } catch (err) {
+    // The cache is an optimisation: the event itself must still be stored and published.
+    deps.logger.warn({ err, callSid: update.callSid }, 'could not update the cached call');
+  }
+}
+
+/** A whole Call from an update's fields when they carry enough (an API or poll answer), else undefined. */
+function completeCall(fields: Partial<Call>, accountSid: string): Call | undefined {
+  if (!fields.sid || fields.from === undefined || fields.to === undefined || !fields.dateCreated || !fields.status) return undefined;
+  return {
+    parentCallSid: null,
+    accountSid,
+    phoneNumberSid: null,
+    direction: null,
+    startTime: null,
+    endTime: null,
+    durationSeconds: null,
+    price: null,
+    recordingUrl: null,
+    answeredBy: null,
+    customField: null,
+    conversationDurationSeconds: null,
+    legs: null,
+    dateUpdated: fields.dateCreated,
+    ...fields,
+  } as Call;
+}
+
+async function trackOpenCall(update: CallStatusUpdate, deps: IngestDeps): Promise<void> {
+  const sets = openSets(deps.accountSid);
+  try {
+    if (isTerminalCall(update.status)) {
+      await deps.openItems.remove(sets.calls, update.callSid);
+      await deps.openItems.remove(sets.watchedCalls, update.callSid);
+    } else {
+      // A call placed outside the gateway (a flow in Exotel's dashboard) is first seen here.
+      await deps.openItems.put(sets.calls, update.callSid, deps.now() + deps.unknownCallDueMs, { onlyIfAbsent: true });
+    }
+  } catch (err) {
+    deps.logger.warn({ err, callSid: update.callSid }, 'could not update the open-call list');
+  }
+}
+
+async function ingestSms(update: SmsStatusUpdate, deps: IngestDeps): Promise<IngestResult> {
+  const { smsSid, status } = update;
+  const { accountSid } = deps;
+  const claimKey = `cb:sms:${accountSid}:${smsSid}:${status}`;
+  const release = () => deps.dedup.release(claimKey);
+  const first = await stored(() => deps.dedup.claim(claimKey, deps.dedupTtlMs));
+  let forward = false;
+  if (first) {
+    const { moved } = await stored(() => deps.callState.advance(`sms:${accountSid}:${smsSid}`, smsStatusRank(status), deps.stateTtlMs), release);
+    forward = moved;
+  }
+  if (!forward && update.source !== 'WEBHOOK') return { outcome: 'ignored', reason: first ? 'backwards' : 'duplicate' };
+
+  if (forward) {
+    try {
+      const [cached] = await deps.entities.getSms([smsSid]);
+      const next = cached ? { ...cached, ...update.fields, status } : completeSms(update.fields, accountSid);
+      if (next) await deps.entities.putSms({ ...next, sid: smsSid, status });
+    } catch (err) {
+      deps.logger.warn({ err, smsSid }, 'could not update the cached SMS');
+    }
+  }
+  const record = await stored(
+    () => deps.events.append({ kind: 'sms', accountSid, smsSid, status, at: update.at, source: update.source, forward, data: { sms: update.fields } }),
+    first ? release : undefined,
+  );
+  if (forward && isTerminalSms(status)) {
+    await deps.openItems.remove(openSets(accountSid).sms, smsSid).catch((err: unknown) => deps.logger.warn({ err, smsSid }, 'could not update the open-SMS list'));
+  }
+  return forward ? { outcome: 'published', event: record } : { outcome: 'recorded', event: record, reason: first ? 'backwards' : 'duplicate' };
+}
+
+function completeSms(fields: Partial<SmsMessage>, accountSid: string): SmsMessage | undefined {
+  if (!fields.sid || fields.from === undefined || fields.to === undefined || !fields.dateCreated || !fields.status) return undefined;
+  return {
+    accountSid,
+    body: null,
+    detailedStatus: null,
+    detailedStatusCode: null,
+    price: null,
+    dateSent: null,
+    dateUpdated: fields.dateCreated,
+    ...fields,
+  } as SmsMessage;
+}
+
+async function ingestIncoming(update: IncomingCallUpdate, deps: IngestDeps): Promise<IngestResult> {
+  const { callSid } = update;
+  const { accountSid } = deps;
+  // A flow may pass through several Passthru steps; the incoming call is announced once.
+  const claimKey = `cb:incoming:${accountSid}:${callSid}`;
+  const first = await stored(() => deps.dedup.claim(claimKey, deps.dedupTtlMs));
+  if (first) {
+    try {
+      const [cached] = await deps.entities.getCalls([callSid]);
+      if (!cached) await deps.entities.putCall(update.call);
+    } catch (err) {
+      deps.logger.warn({ err, callSid }, 'could not cache the incoming call');
+    }
+  }
+  const record = await stored(
+    () =>
+      deps.events.append({
+        kind: 'incoming',
+        accountSid,
+        callSid,
+        at: update.at,
+        source: update.source,
+        forward: first,
+        data: { call: update.call, ...update.extra },
+      }),
+    first ? () => deps.dedup.release(claimKey) : undefined,
+  );
+  if (first) {
+    await deps.openItems
+      .put(openSets(accountSid).calls, callSid, deps.now() + deps.unknownCallDueMs, { onlyIfAbsent: true })
+      .catch((err: unknown) => deps.logger.warn({ err, callSid }, 'could not update the open-call list'));
+  }
+  return first ? { outcome: 'published', event: record } : { outcome: 'recorded', event: record, reason: 'duplicate' };
+}

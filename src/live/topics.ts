@@ -1,0 +1,150 @@
+/**
+ * In-process fan-out: one EventLog subscription per process, dispatched by topic to any number of local
+ * subscribers. Each event costs one Map lookup per topic and one queue push per subscriber of that topic,
+ * so 10,000 subscribers of one call cost 10,000 pushes and no storage traffic. On Redis the log's own
+ * subscription already brings every replica's events here.
+ */
+import { ErrorCode, GatewayError } from '../errors.js';
+import type { EventLog, EventRecord } from '../storage/types.js';
+import { topicsOf } from './updates.js';
+
+/** An async iterator of events that can also be closed from outside (unsubscribe). */
+export interface Channel<T> extends AsyncIterableIterator<T> {
+  /** Stops delivery; a pending or later next() resolves done. */
+  close(): void;
+}
+
+export interface Topics {
+  /** A new bounded channel receiving every event of `topic` from now on. */
+  subscribe(topic: string): Channel<EventRecord>;
+  /** Local subscribers of `topic` right now. */
+  subscriberCount(topic: string): number;
+  /** Topics with at least one local subscriber. */
+  activeTopics(): string[];
+  /** Ends every channel and the log subscription. */
+  close(): void;
+}
+
+export interface TopicsOptions {
+  events: EventLog;
+  /** Events of other accounts sharing the same Redis are not ours to deliver. */
+  accountSid: string;
+  /** Events a subscriber may have waiting before it is cut off as too slow. */
+  queueLimit: number;
+}
+
+export function createTopics(options: TopicsOptions): Topics {
+  const byTopic = new Map<string, Set<LocalChannel>>();
+  const unsubscribe = options.events.subscribe((event) => {
+    if (event.accountSid !== options.accountSid) return;
+    for (const topic of topicsOf(event)) {
+      const channels = byTopic.get(topic);
+      if (channels) for (const channel of channels) channel.push(event);
+    }
+  });
+
+  const remove = (topic: string, channel: LocalChannel) => {
+    const set = byTopic.get(topic);
+    if (!set) return;
+    set.delete(channel);
+    if (set.size === 0) byTopic.delete(topic);
+  };
+
+  return {
+    subscribe(topic) {
+      const channel: LocalChannel = new LocalChannel(options.queueLimit, () => remove(topic, channel));
+      let set = byTopic.get(topic);
+      if (!set) byTopic.set(topic, (set = new Set()));
+      set.add(channel);
+      return channel;
+    },
+    subscriberCount: (topic) => byTopic.get(topic)?.size ?? 0,
+    activeTopics: () => [...byTopic.keys()],
+    close() {
+      unsubscribe();
+      for (const set of [...byTopic.values()]) for (const channel of [...set]) channel.close();
+      byTopic.clear();
+    },
+  };
+}
+
+/**
+ * A bounded queue with at most one waiting reader. The queue is an array read from a moving head, so
+ * push and next are O(1); it is compacted when the head has passed half of it.
+ */
+class LocalChannel implements Channel<EventRecord> {
+  private queue: EventRecord[] = [];
+  private head = 0;
+  private waiting: ((result: IteratorResult<EventRecord>) => void) | undefined;
+  private failWaiting: ((err: Error) => void) | undefined;
+  private error: Error | undefined;
+  private done = false;
+
+  constructor(
+    private readonly limit: number,
+    private readonly onClose: () => void,
+  ) {}
+
+  push(event: EventRecord): void {
+    if (this.done) return;
+    if (this.waiting) {
+      const resolve = this.waiting;
+      this.waiting = this.failWaiting = undefined;
+      resolve({ value: event, done: false });
+      return;
+    }
+    if (this.queue.length - this.head >= this.limit) {
+      // A reader this far behind would hold memory without bound; it can resume with `after`.
+      this.fail(new GatewayError(ErrorCode.RATE_LIMITED, `Subscriber fell more than ${this.limit} events behind; subscribe again (with callEvents(after:) to resume)`, { retryAfterSeconds: 1 }));
+      return;
+    }
+    this.queue.push(event);
+  }
+
+  next(): Promise<IteratorResult<EventRecord>> {
+    if (this.head < this.queue.length) {
+      const value = this.queue[this.head]!;
+      this.queue[this.head++] = undefined as unknown as EventRecord;
+      if (this.head > 1024 && this.head * 2 > this.queue.length) {
+        this.queue = this.queue.slice(this.head);
+        this.head = 0;
+      }
+      return Promise.resolve({ value, done: false });
+    }
+    if (this.error) return Promise.reject(this.error);
+    if (this.done) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => {
+      this.waiting = resolve;
+      this.failWaiting = reject;
+    });
+  }
+
+  return(): Promise<IteratorResult<EventRecord>> {
+    this.close();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  close(): void {
+    if (this.done) return;
+    this.done = true;
+    this.queue = [];
+    this.head = 0;
+    this.onClose();
+    const resolve = this.waiting;
+    this.waiting = this.failWaiting = undefined;
+    resolve?.({ value: undefined, done: true });
+  }
+
+  private fail(err: Error): void {
+    this.error = err;
+    this.done = true;
+    this.onClose();
+    const reject = this.failWaiting;
+    this.waiting = this.failWaiting = undefined;
+    reject?.(err);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The typed updates the live pipeline ingests, whatever brought them (a webhook, the poller, the
+ * reconciler, the gateway's own API calls), and the small pure rules shared by its modules.
+ */
+import type { Call, CallStatus, IsoDateTime, SmsMessage, SmsStatus } from '../exotel/types.js';
+import { TERMINAL_CALL_STATUSES, TERMINAL_SMS_STATUSES, callStatusRank } from '../exotel/types.js';
+import type { EventRecord, EventSource } from '../storage/types.js';
+
+/** A call reached `status`; `fields` are whatever else was learned about the call with it. */
+export interface CallStatusUpdate {
+  kind: 'call';
+  callSid: string;
+  status: CallStatus;
+  at: IsoDateTime;
+  source: EventSource;
+  fields: Partial<Call>;
+  /** Exotel's EventType of a callback (`answered`, `terminal`), when it sent one. */
+  eventType?: string;
+}
+
+/** An SMS reached `status`. */
+export interface SmsStatusUpdate {
+  kind: 'sms';
+  smsSid: string;
+  status: SmsStatus;
+  at: IsoDateTime;
+  source: EventSource;
+  fields: Partial<SmsMessage>;
+}
+
+/** A Passthru applet announced a call in an incoming-call flow. */
+export interface IncomingCallUpdate {
+  kind: 'incoming';
+  callSid: string;
+  at: IsoDateTime;
+  source: EventSource;
+  call: Call;
+  /** The Passthru's other parameters (flow_id, DialWhomNumber, …) kept for history. */
+  extra: Record<string, string>;
+}
+
+export type LiveUpdate = CallStatusUpdate | SmsStatusUpdate | IncomingCallUpdate;
+
+/** Throws at compile time when a closed union gains a member a switch does not handle. */
+export function assertNever(value: never): never {
+  throw new Error(`unexpected value ${JSON.stringify(value)}`);
+}
+
+export function isTerminalCall(status: CallStatus): boolean {
+  return TERMINAL_CALL_STATUSES.has(status);
+}
+
+export function isTerminalSms(status: SmsStatus): boolean {
+  return TERMINAL_SMS_STATUSES.has(status);
+}
+
+/**
+ * Forward-only order of SMS statuses: queued < sending < submitted < sent < a final status. Delivery may
+ * show only as `sent` (exotel-api.md), so `sent` is below the final statuses, not one of them.
+ */
+export function smsStatusRank(status: SmsStatus): number {
+  switch (status) {
+    case 'QUEUED':
+      return 0;
+    case 'SENDING':
+      return 1;
+    case 'SUBMITTED':
+      return 2;
+    case 'SENT':
+      return 3;
+    case 'DELIVERED':
+    case 'FAILED':
+    case 'FAILED_DND':
+    case 'EXPIRED':
+    case 'UNDELIVERED':
+      return 4;
+    default:
+      return assertNever(status);
+  }
+}
+
+export { callStatusRank };
+
+/**
+ * Orders two event ids ("ms-seq", Redis stream ids; the memory log uses the same shape). Negative when
+ * `a` comes first. Ids of another shape compare as strings so nothing throws on a client's bad `after`.
+ */
+export function compareEventIds(a: string, b: string): number {
+  const pa = /^(\d+)-(\d+)$/.exec(a);
+  const pb = /^(\d+)-(\d+)$/.exec(b);
+  if (!pa || !pb) return a < b ? -1 : a > b ? 1 : 0;
+  const ms = BigInt(pa[1]!) - BigInt(pb[1]!);
+  if (ms !== 0n) return ms < 0n ? -1 : 1;
+  const seq = BigInt(pa[2]!) - BigInt(pb[2]!);
+  return seq === 0n ? 0 : seq < 0n ? -1 : 1;
+}
+
+/** Topic names of the in-process fan-out; one event reaches every topic it belongs to. */
+export const topics = {
+  call: (sid: string) => `call:${sid}`,
+  allCalls: 'calls',
+  sms: (sid: string) => `sms:${sid}`,
+  incoming: 'incoming',
+};
+
+/** The topics an event belongs to. */
+export function topicsOf(event: EventRecord): string[] {
+  switch (event.kind) {
+    case 'call':
+      return [topics.call(event.callSid), topics.allCalls];
+    case 'sms':
+      return [topics.sms(event.smsSid)];
+    case 'incoming':
+      return [topics.incoming];
+    default:
+      return assertNever(event);
+  }
+}
+
+/** Names of the OpenItems sets of one account. */
+export function openSets(accountSid: string) {
+  return {
+    /** Calls not yet terminal, scored by when the reconciler should look at them. */
+    calls: `calls:${accountSid}`,
+    /** SMS not yet final, scored likewise. */
+    sms: `sms:${accountSid}`,
+    /** Calls with live subscribers somewhere in the fleet, scored by when that mark expires. */
+    watchedCalls: `watched-calls:${accountSid}`,
+  };
+}
