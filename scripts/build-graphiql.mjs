@@ -142,7 +142,13 @@ ${appCss ? `    <link rel="stylesheet" href="${asset(appCss)}" />\n` : ''}    <s
 
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(dirname(outDir), { recursive: true });
-  renameSync(tmpDir, outDir);
+  try {
+    renameSync(tmpDir, outDir);
+  } catch (err) {
+    // Another build (npm start beside npm test) finished first; its bundle is as good if the inputs match.
+    if (!(existsSync(stampFile) && readFileSync(stampFile, 'utf8') === hash)) throw err;
+    rmSync(tmpDir, { recursive: true, force: true });
+  }
 } catch (err) {
   rmSync(tmpDir, { recursive: true, force: true });
   console.error(`GraphiQL bundle failed: ${err instanceof Error ? err.message : String(err)}`);
