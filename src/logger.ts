@@ -46,20 +46,23 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       base: { service: 'exotel-graphql-gateway' },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       formatters: { level: (label) => ({ level: label }) },
-      hooks:
-        secrets.length === 0
-          ? undefined
-          : {
-              // Belt and braces: a secret interpolated into a message string is scrubbed too.
-              logMethod(args, method) {
-                method.apply(this, args.map((a) => (typeof a === 'string' ? scrub(a, secrets) : a)) as Parameters<typeof method>);
-              },
-            },
+      // `hooks: undefined` would replace pino's default hooks object and crash pino, so the key is set only with secrets.
+      ...(secrets.length === 0 ? {} : { hooks: scrubHooks(secrets) }),
       serializers: { err: pino.stdSerializers.err },
     },
     options.destination,
   );
 }
+
+/** Belt and braces: a secret interpolated into a message string is scrubbed too. */
+function scrubHooks(secrets: string[]): NonNullable<LoggerOptions_['hooks']> {
+  return {
+    logMethod(args, method) {
+      method.apply(this, args.map((a) => (typeof a === 'string' ? scrub(a, secrets) : a)) as Parameters<typeof method>);
+    },
+  };
+}
+type LoggerOptions_ = NonNullable<Parameters<typeof pino>[0]>;
 
 /** Replaces every occurrence of each secret (and its URL-encoded and Basic-auth forms) in `text`. */
 export function scrub(text: string, secrets: string[]): string {
