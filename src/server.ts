@@ -12,6 +12,13 @@ import { createExotelClient } from './exotel/client.js';
 import { createSimulator, type Simulator } from './simulator/index.js';
 import { createStorage } from './storage/index.js';
 import type { Storage } from './storage/types.js';
+import { createAuthenticator } from './auth.js';
+import { createEntityCache } from './cache/entities.js';
+import { createApolloHandler } from './graphql/apollo.js';
+import { createContextFactory } from './graphql/context.js';
+import { createIdempotency } from './graphql/idempotency.js';
+import { createSchema } from './graphql/schema.js';
+import { gatewayVersion } from './graphql/version.js';
 
 export interface GatewayDeps {
   logger?: Logger;
@@ -102,6 +109,30 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       const ok = ready && storageOk;
       res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', checks: { started: ready, storage: storageOk } });
     });
+
+    // GraphQL over HTTP (issue #4). One schema and one context factory, shared with graphql-ws.
+    const entityCache = createEntityCache(storage.cache, exotel.accountSid);
+    const graphqlSchema = createSchema();
+    const contextFactory = createContextFactory({
+      config,
+      logger,
+      exotel,
+      storage,
+      cache: entityCache,
+      idempotency: createIdempotency(storage.idempotency, { onStoreError: (err) => logger.warn({ err }, 'idempotency record not written') }),
+      mode: config.exotel || deps.exotel ? 'LIVE' : 'SIMULATOR',
+      version: gatewayVersion(),
+    });
+    const graphql = await createApolloHandler({
+      schema: graphqlSchema,
+      contextFactory,
+      config,
+      logger,
+      httpServer,
+      authenticate: createAuthenticator(config.apiKeys).authenticate,
+    });
+    stoppers.push(() => graphql.stop());
+    app.use(graphql.router);
 
     await new Promise<void>((resolve, reject) => {
       httpServer.once('error', reject);
