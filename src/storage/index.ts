@@ -3,19 +3,21 @@ import type { Config } from '../config.js';
 import type { Storage } from './types.js';
 import type { StorageLogger } from './options.js';
 import { createMemoryStorage, type MemoryStorageOptions } from './memory.js';
+import { createRedisStorage, type RedisStorageOptions } from './redis.js';
 
 export type { Storage } from './types.js';
-export { createMemoryStorage } from './memory.js';
+export { createMemoryStorage, type MemoryStorageOptions } from './memory.js';
+export { createRedisStorage, type RedisStorageOptions } from './redis.js';
 export { STORAGE_DEFAULTS, type StorageOptions, type StorageLogger } from './options.js';
 
 /** The parts of Config storage reads. */
 export type StorageConfig = Pick<Config, 'redisUrl' | 'eventRetentionHours' | 'eventRetentionCount'>;
 
-/** Builds the Storage the configuration asks for. `overrides` is for tests (clock, key prefix). */
+/** Builds the Storage the configuration asks for. `overrides` is for tests and tuning (clock, key prefix, cache cap). */
 export async function createStorage(
   config: StorageConfig,
   logger?: StorageLogger,
-  overrides: Partial<MemoryStorageOptions> = {},
+  overrides: Partial<Omit<RedisStorageOptions, 'redisUrl'> & MemoryStorageOptions> = {},
 ): Promise<Storage> {
   const options = {
     eventRetentionMs: Math.round(config.eventRetentionHours * 3_600_000),
@@ -23,7 +25,5 @@ export async function createStorage(
     ...(logger ? { logger } : {}),
     ...overrides,
   };
-  // TEMPORARY until redis.ts lands (next commit).
-  if (config.redisUrl) throw new Error('Redis storage is not available yet');
-  return createMemoryStorage(options);
+  return config.redisUrl ? createRedisStorage({ ...options, redisUrl: config.redisUrl }) : createMemoryStorage(options);
 }

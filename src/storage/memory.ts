@@ -10,6 +10,7 @@ import { createKeyvCache, LruTtlStore } from './cache.js';
 import { createMemoryEventLog } from './memory-event-log.js';
 import { ExpiringMap } from './expiring-map.js';
 import { createMemoryRateBudget } from './rate-budget.js';
+import { createMemoryOpenItems } from './open-items.js';
 
 export interface MemoryStorageOptions extends StorageOptions {
   /** Most cache entries kept before the least recently used is evicted. */
@@ -25,6 +26,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
     throwOnErrors: true,
   });
   const events = createMemoryEventLog(resolved);
+  const openItems = createMemoryOpenItems();
   const budgets = new Map<string, RateBudget>();
   let closed = false;
 
@@ -36,6 +38,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
     callState: createMemoryCallState(clock),
     idempotency: createMemoryIdempotency(clock),
     lease: createMemoryLease(clock),
+    openItems,
     rateBudget(name, limit, windowMs) {
       // One budget per name and shape: callers may ask on every request and must share the same log.
       const key = `${name}\u0000${limit}\u0000${windowMs}`;
@@ -53,6 +56,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
       if (closed) return;
       closed = true;
       await events.close();
+      await openItems.close();
       await keyv.clear();
     },
   };

@@ -1,0 +1,145 @@
+/**
+ * Redis connections for the storage layer, set up to FAIL FAST: with Redis down a command rejects at once
+ * (no offline queue, no silent retries) so a webhook can answer 503 in milliseconds instead of hanging,
+ * while the connection keeps reconnecting in the background with capped backoff so everything recovers
+ * by itself when Redis is back.
+ */
+import { Redis } from 'ioredis';
+import { createClient } from '@keyv/redis';
+import type { StorageLogger } from './options.js';
+
+export const REDIS_DEFAULTS = {
+  keyPrefix: 'egg:',
+  /** TCP connect timeout of each attempt, ms. */
+  connectTimeoutMs: 2000,
+  /** ping() answers false when Redis takes longer than this, ms. */
+  pingTimeoutMs: 500,
+  /** Reconnect backoff: base × 2^attempt, capped, ms. */
+  reconnectBaseMs: 50,
+  reconnectMaxMs: 2000,
+} as const;
+
+/** The delay before reconnect attempt `attempt` (1-based), ms. */
+export function reconnectDelayMs(attempt: number): number {
+  return Math.min(REDIS_DEFAULTS.reconnectBaseMs * 2 ** Math.min(attempt, 16), REDIS_DEFAULTS.reconnectMaxMs);
+}
+
+/** The URL with any password replaced, for logs. */
+export function redactRedisUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    if (u.username && !u.password) u.username = '***';
+    return u.toString();
+  } catch {
+    return 'redis://[unparseable url]';
+  }
+}
+
+/**
+ * Logs connection trouble once per outage rather than on every reconnect attempt, and the recovery.
+ * Listening at all matters: an EventEmitter 'error' without a listener would crash the process.
+ */
+function watch(emitter: { on(event: string, fn: (...args: never[]) => void): unknown }, role: string, url: string, logger: StorageLogger) {
+  let down = false;
+  emitter.on('error', (err: Error) => {
+    if (down) return;
+    down = true;
+    logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, role, redis: redactRedisUrl(url) }, 'redis connection failed; retrying');
+  });
+  emitter.on('ready', () => {
+    if (!down) return;
+    down = false;
+    logger.info({ role, redis: redactRedisUrl(url) }, 'redis connection restored');
+  });
+}
+
+/**
+ * An ioredis connection that fails fast. `role` names it in logs and CLIENT LIST. Retries per request are
+ * 0 on purpose: replaying a command whose reply was lost could append an event twice or turn a won
+ * SET NX claim into a "duplicate"; the caller gets the error and decides.
+ */
+export function createIoRedis(url: string, role: string, logger: StorageLogger): Redis {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: REDIS_DEFAULTS.connectTimeoutMs,
+    retryStrategy: reconnectDelayMs,
+    connectionName: `egg-${role}`,
+  });
+  watch(redis, role, url, logger);
+  return redis;
+}
+
+/** Connects, giving up (without throwing) after the first failed attempt; reconnection continues in the background. */
+export async function connectIoRedis(redis: Redis): Promise<void> {
+  await redis.connect().catch(() => {});
+}
+
+/** Quits politely when connected; otherwise drops the socket and stops reconnecting. Never throws. */
+export async function closeIoRedis(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') {
+    try {
+      await redis.quit();
+      return;
+    } catch {
+      // fall through to disconnect
+    }
+  }
+  redis.disconnect();
+}
+
+/** The node-redis client @keyv/redis needs, with the same fail-fast settings. */
+export function createNodeRedis(url: string, role: string, logger: StorageLogger) {
+  const client = createClient({
+    url,
+    disableOfflineQueue: true,
+    socket: { connectTimeout: REDIS_DEFAULTS.connectTimeoutMs, reconnectStrategy: (retries: number) => reconnectDelayMs(retries + 1) },
+  });
+  watch(client as unknown as Parameters<typeof watch>[0], role, url, logger);
+  return client;
+}
+
+export type NodeRedisClient = ReturnType<typeof createNodeRedis>;
+
+/**
+ * Starts a node-redis client and waits for the first outcome: ready, or the first error (then it keeps
+ * reconnecting in the background). node-redis's connect() itself stays pending through an outage.
+ */
+export async function connectNodeRedis(client: NodeRedisClient): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      client.off('ready', done);
+      client.off('error', done);
+      resolve();
+    };
+    client.on('ready', done);
+    client.on('error', done);
+    client.connect().catch(done);
+  });
+}
+
+/** Closes a node-redis client: QUIT when connected, otherwise drop it. Never throws. */
+export async function closeNodeRedis(client: NodeRedisClient): Promise<void> {
+  if (!client.isOpen) return;
+  if (client.isReady) {
+    try {
+      await client.close();
+      return;
+    } catch {
+      // fall through
+    }
+  }
+  client.destroy();
+}
+
+/** Rejects after `ms` unless `promise` settles first; the loser's rejection is swallowed. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  promise.catch(() => {});
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

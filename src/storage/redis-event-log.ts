@@ -1,0 +1,209 @@
+/**
+ * The event log on Redis Streams, shared by every replica.
+ *
+ * - append: one Lua script does XADD (MAXLEN ~ count), XTRIM MINID ~ (age) and, for call events, RPUSH to
+ *   the call's history list, so the stream and the history never disagree. It resolves only once Redis
+ *   has stored the event and rejects otherwise (the webhook answers 503 and Exotel retries).
+ * - subscribe: one dedicated connection per storage runs XREAD BLOCK from the last id it delivered, so
+ *   every replica sees every event once, in stream order, and an outage only delays delivery.
+ * - Trimming with "~" is approximate (whole stream nodes): at least `eventRetentionCount` events are kept.
+ *   Reads apply the age limit exactly, so both backends replay the same window.
+ */
+import type { Redis } from 'ioredis';
+import type { CallEventRecord, EventLog, EventRecord, NewEvent } from './types.js';
+import { checkLimit, type ResolvedStorageOptions } from './options.js';
+import { compareEventIdParts, formatEventId, parseCursor, parseEventId } from './event-id.js';
+import { createFanOut } from './fan-out.js';
+import { reconnectDelayMs } from './redis-connection.js';
+
+export const EVENT_LOG_DEFAULTS = {
+  /** XREAD BLOCK timeout; the loop re-blocks from the same id, so this only bounds how long close() can take without disconnect. */
+  blockMs: 5000,
+  /** Most entries one XREAD returns. */
+  readBatch: 500,
+  /** Most events kept in one call's history list (a call has a handful; this only bounds a runaway). */
+  callHistoryCap: 1000,
+} as const;
+
+/*
+ * KEYS[1] = stream, KEYS[2] = call history list; ARGV = maxlen, minid, json, history ttl ms, history cap,
+ * "1" when the event is a call event. Returns the new id.
+ */
+const APPEND = `
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3])
+redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])
+if ARGV[6] == '1' then
+  redis.call('RPUSH', KEYS[2], id .. ' ' .. ARGV[3])
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
+return id
+`;
+
+interface RedisWithAppend extends Redis {
+  eggAppendEvent(stream: string, history: string, maxlen: number, minid: string, json: string, ttlMs: number, cap: number, isCall: string): Promise<string>;
+}
+
+type StreamEntry = [id: string, fields: string[]];
+
+export interface RedisEventLogDeps {
+  /** The shared command connection. */
+  redis: Redis;
+  /** A connection only this log uses, for blocking XREAD. */
+  blocking: Redis;
+  keyPrefix: string;
+  options: ResolvedStorageOptions;
+}
+
+export interface RedisEventLog extends EventLog {
+  /** Resolves the start id and starts the reader; events appended after this resolves reach subscribers. */
+  start(): Promise<void>;
+}
+
+/** Builds the Redis Streams EventLog; call start() before use. */
+export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
+  const { redis, blocking, keyPrefix, options } = deps;
+  const { clock, logger, eventRetentionMs, eventRetentionCount } = options;
+  const streamKey = `${keyPrefix}events`;
+  // Exotel Sids contain no ':', so account and call cannot run into each other.
+  const historyKey = (accountSid: string, callSid: string) => `${keyPrefix}call:${accountSid}:${callSid}`;
+  if (!(redis as unknown as Partial<RedisWithAppend>).eggAppendEvent) redis.defineCommand('eggAppendEvent', { numberOfKeys: 2, lua: APPEND });
+  const r = redis as RedisWithAppend;
+  const fanOut = createFanOut(logger);
+
+  const minParts = () => ({ ms: Math.max(0, clock() - eventRetentionMs), seq: 0 });
+  const isFresh = (id: string) => {
+    const parts = parseEventId(id);
+    return parts !== undefined && compareEventIdParts(parts, minParts()) >= 0;
+  };
+  const decode = (id: string, json: string | undefined): EventRecord | undefined => {
+    if (json === undefined) return undefined;
+    try {
+      return { ...(JSON.parse(json) as NewEvent), id } as EventRecord;
+    } catch (err) {
+      logger.error({ err, eventId: id }, 'unreadable event in the Redis event log; skipped');
+      return undefined;
+    }
+  };
+  const fromEntry = ([id, fields]: StreamEntry): EventRecord | undefined => decode(id, fields[fields.indexOf('e') + 1]);
+  const fromEntries = (entries: StreamEntry[]) => entries.map(fromEntry).filter((e): e is EventRecord => e !== undefined);
+
+  // The reader: `cursor` is the last id delivered (or the start id); it only moves after delivery.
+  let cursor: string | undefined;
+  let stopped = false;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+
+  const newestId = async (conn: Redis): Promise<string> => {
+    const newest = (await conn.xrevrange(streamKey, '+', '-', 'COUNT', 1)) as StreamEntry[];
+    return newest[0]?.[0] ?? '0-0';
+  };
+
+  const read = async () => {
+    let failures = 0;
+    while (!stopped) {
+      try {
+        // Resolve "$" to a concrete id once: re-blocking on "$" would skip events that arrive between reads.
+        cursor ??= await newestId(blocking);
+        const reply = (await blocking.xread('COUNT', EVENT_LOG_DEFAULTS.readBatch, 'BLOCK', EVENT_LOG_DEFAULTS.blockMs, 'STREAMS', streamKey, cursor)) as
+          | Array<[string, StreamEntry[]]>
+          | null;
+        if (failures > 0) logger.info({ cursor }, 'event log reader resumed');
+        failures = 0;
+        for (const [, entries] of reply ?? []) {
+          for (const entry of entries) {
+            cursor = entry[0];
+            const record = fromEntry(entry);
+            if (record) fanOut.publish(record);
+          }
+        }
+      } catch (err) {
+        if (stopped) break;
+        failures += 1;
+        if (failures === 1) logger.warn({ err, cursor }, 'event log reader lost Redis; retrying from the last delivered id');
+        await pause(reconnectDelayMs(failures));
+      }
+    }
+  };
+
+  return {
+    async start() {
+      if (loop) return;
+      try {
+        cursor = await newestId(redis);
+      } catch (err) {
+        // Redis is down at start: the reader starts from whatever is newest once it can reach Redis.
+        logger.warn({ err }, 'event log reader could not read the stream head at start; will retry');
+      }
+      loop = read();
+    },
+
+    async append(event: NewEvent): Promise<EventRecord> {
+      if (stopped) throw new Error('event log is closed');
+      const json = JSON.stringify(event);
+      const isCall = event.kind === 'call';
+      const id = await r.eggAppendEvent(
+        streamKey,
+        isCall ? historyKey(event.accountSid, event.callSid) : `${keyPrefix}call:-`,
+        eventRetentionCount,
+        formatEventId(minParts()),
+        json,
+        Math.ceil(eventRetentionMs),
+        EVENT_LOG_DEFAULTS.callHistoryCap,
+        isCall ? '1' : '0',
+      );
+      // The same JSON round trip a reader gets, so the appender and every reader see equal records.
+      return decode(id, json)!;
+    },
+
+    async readAfter(afterId: string | undefined, limit?: number): Promise<EventRecord[]> {
+      const count = checkLimit(limit);
+      const oldest = minParts();
+      const after = afterId === undefined ? undefined : parseCursor(afterId);
+      // XRANGE "(" is an exclusive start (Redis ≥ 6.2); a cursor older than the window reads from the window.
+      const start = after && compareEventIdParts(after, oldest) >= 0 ? `(${formatEventId(after)}` : formatEventId(oldest);
+      return fromEntries((await redis.xrange(streamKey, start, '+', 'COUNT', count)) as StreamEntry[]);
+    },
+
+    subscribe(listener) {
+      if (stopped) throw new Error('event log is closed');
+      return fanOut.add(listener);
+    },
+
+    async callHistory(accountSid: string, callSid: string): Promise<CallEventRecord[]> {
+      const lines = await redis.lrange(historyKey(accountSid, callSid), 0, -1);
+      const out: CallEventRecord[] = [];
+      for (const line of lines) {
+        const space = line.indexOf(' ');
+        const id = line.slice(0, space);
+        if (space < 0 || !isFresh(id)) continue;
+        const record = decode(id, line.slice(space + 1));
+        if (record?.kind === 'call') out.push(record);
+      }
+      return out;
+    },
+
+    async lastId(): Promise<string | undefined> {
+      const id = await newestId(redis);
+      return id !== '0-0' && isFresh(id) ? id : undefined;
+    },
+
+    async close(): Promise<void> {
+      if (stopped) return;
+      stopped = true;
+      fanOut.clear();
+      wake?.();
+      // disconnect() (not quit) ends a blocked XREAD at once; its rejection is seen by the loop as "stopped".
+      blocking.disconnect();
+      await loop;
+    },
+  };
+}

@@ -1,0 +1,241 @@
+/**
+ * Storage shared by every replica (REDIS_URL). Three connections per process: commands (ioredis), the
+ * event log's blocking reader (ioredis), and the cache (node-redis, which @keyv/redis requires). All fail
+ * fast while Redis is down and reconnect by themselves (see redis-connection.ts).
+ *
+ * Keys, under `keyPrefix` (default "egg:"):
+ *   events                 stream of every event (field "e" = JSON)
+ *   call:<account>:<sid>   list of "<id> <json>" per call, expiring with the event retention
+ *   cache:<key>            keyv entries
+ *   dedup:<key>  state:<key>  idem:<key>  lease:<name>  budget:<name>  open:<set>
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import KeyvRedis from '@keyv/redis';
+import { Keyv } from 'keyv';
+import type { CallStateStore, DedupStore, IdempotencyRecord, IdempotencyStore, Lease, RateBudget, Storage } from './types.js';
+import { checkTtl, resolveStorageOptions, type StorageLogger, type StorageOptions } from './options.js';
+import { createKeyvCache } from './cache.js';
+import { checkRank } from './memory.js';
+import { createRedisEventLog } from './redis-event-log.js';
+import { createFallbackRateBudget, createMemoryRateBudget, createRedisRateBudget } from './rate-budget.js';
+import { createRedisOpenItems } from './open-items.js';
+import {
+  closeIoRedis,
+  closeNodeRedis,
+  connectIoRedis,
+  connectNodeRedis,
+  createIoRedis,
+  createNodeRedis,
+  REDIS_DEFAULTS,
+  withTimeout,
+} from './redis-connection.js';
+
+export interface RedisStorageOptions extends StorageOptions {
+  /** redis:// or rediss:// URL; its password never reaches a log line. */
+  redisUrl: string;
+  /** Prefix of every key, so several deployments (or test runs) can share one Redis. */
+  keyPrefix?: string;
+  /**
+   * Replicas expected to share the account budget. While Redis is down each replica falls back to a
+   * memory budget of limit / expectedReplicas, so the fleet stays under the account limit.
+   */
+  expectedReplicas?: number;
+}
+
+/*
+ * Forward-only move. KEYS[1] = state key; ARGV = rank, ttl ms. Returns {moved 0|1, previous rank or -1}.
+ */
+const ADVANCE = `
+local cur = redis.call('GET', KEYS[1])
+local prev = -1
+if cur then prev = tonumber(cur) end
+if tonumber(ARGV[1]) > prev then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {1, prev}
+end
+return {0, prev}
+`;
+
+/* Creates the record or returns the existing one, atomically. KEYS[1]; ARGV = json, ttl ms. nil = created. */
+const BEGIN = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+return redis.call('GET', KEYS[1])
+`;
+
+/* Acquire or renew. KEYS[1] = lease; ARGV = holder, ttl ms. Returns 1 when held by `holder` afterwards. */
+const ACQUIRE = `
+local holder = redis.call('GET', KEYS[1])
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`;
+
+/* Release only our own lease. KEYS[1]; ARGV[1] = holder. */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+interface RedisWithScripts extends Redis {
+  eggAdvance(key: string, rank: number, ttlMs: number): Promise<[number, number]>;
+  eggBegin(key: string, json: string, ttlMs: number): Promise<string | null>;
+  eggAcquire(key: string, holder: string, ttlMs: number): Promise<number>;
+  eggRelease(key: string, holder: string): Promise<number>;
+}
+
+function withScripts(redis: Redis): RedisWithScripts {
+  // defineCommand sends EVALSHA and falls back to EVAL once, so script text rarely crosses the wire.
+  redis.defineCommand('eggAdvance', { numberOfKeys: 1, lua: ADVANCE });
+  redis.defineCommand('eggBegin', { numberOfKeys: 1, lua: BEGIN });
+  redis.defineCommand('eggAcquire', { numberOfKeys: 1, lua: ACQUIRE });
+  redis.defineCommand('eggRelease', { numberOfKeys: 1, lua: RELEASE });
+  return redis as RedisWithScripts;
+}
+
+/** Redis PX takes whole milliseconds. */
+const px = (ttlMs: number) => Math.max(1, Math.ceil(ttlMs));
+
+/**
+ * Builds the Redis Storage. Resolves even when Redis is down (every call then fails fast and ping() is
+ * false until Redis is back), so the gateway can start and report not-ready instead of crashing.
+ */
+export async function createRedisStorage(options: RedisStorageOptions): Promise<Storage> {
+  const resolved = resolveStorageOptions(options);
+  const { logger, clock } = resolved;
+  const keyPrefix = options.keyPrefix ?? REDIS_DEFAULTS.keyPrefix;
+  const expectedReplicas = options.expectedReplicas ?? 1;
+  if (!(Number.isSafeInteger(expectedReplicas) && expectedReplicas >= 1)) throw new RangeError(`expectedReplicas must be a positive integer, got ${expectedReplicas}`);
+
+  const command = withScripts(createIoRedis(options.redisUrl, 'command', logger));
+  const blocking = createIoRedis(options.redisUrl, 'events', logger);
+  const cacheClient = createNodeRedis(options.redisUrl, 'cache', logger);
+  await Promise.all([connectIoRedis(command), connectIoRedis(blocking), connectNodeRedis(cacheClient)]);
+
+  const keyvStore = new KeyvRedis(cacheClient, { namespace: `${keyPrefix}cache`, keyPrefixSeparator: ':', throwOnErrors: true });
+  const keyv = new Keyv(keyvStore, { namespace: `${keyPrefix}cache`, useKeyPrefix: false, throwOnErrors: true });
+  const events = createRedisEventLog({ redis: command, blocking, keyPrefix, options: resolved });
+  await events.start();
+
+  const budgets = new Map<string, RateBudget>();
+  let closing: Promise<void> | undefined;
+
+  return {
+    kind: 'redis',
+    cache: createKeyvCache(keyv, logger),
+    events,
+    dedup: createRedisDedup(command, keyPrefix),
+    callState: createRedisCallState(command, keyPrefix),
+    idempotency: createRedisIdempotency(command, keyPrefix, clock),
+    lease: createRedisLease(command, keyPrefix),
+    openItems: createRedisOpenItems(command, keyPrefix),
+    rateBudget(name, limit, windowMs) {
+      const key = `${name}\u0000${limit}\u0000${windowMs}`;
+      let budget = budgets.get(key);
+      if (!budget) {
+        budget = createFallbackRateBudget(
+          createRedisRateBudget({ redis: command, key: `${keyPrefix}budget:${name}`, limit, windowMs }),
+          createMemoryRateBudget({ limit: Math.max(1, Math.floor(limit / expectedReplicas)), windowMs, clock: { now: clock } }),
+          { onSwitch: budgetSwitchLogger(logger, name), clock: { now: clock } },
+        );
+        budgets.set(key, budget);
+      }
+      return budget;
+    },
+    async ping() {
+      if (closing) return false;
+      try {
+        return (await withTimeout(command.ping(), REDIS_DEFAULTS.pingTimeoutMs, 'redis PING')) === 'PONG';
+      } catch {
+        return false;
+      }
+    },
+    close() {
+      // Fixed order: stop the reader (its blocked XREAD), then the cache client, then commands.
+      closing ??= (async () => {
+        await events.close();
+        await closeNodeRedis(cacheClient);
+        await closeIoRedis(command);
+      })();
+      return closing;
+    },
+  };
+}
+
+function budgetSwitchLogger(logger: StorageLogger, name: string) {
+  return (using: 'primary' | 'fallback', err?: unknown) => {
+    if (using === 'fallback') logger.warn({ err, budget: name }, 'rate budget: Redis unavailable, using this replica\'s share in memory');
+    else logger.info({ budget: name }, 'rate budget: back on Redis');
+  };
+}
+
+/** SET key 1 NX PX: the first claimer wins until the TTL ends or it releases. */
+export function createRedisDedup(redis: Redis, keyPrefix: string): DedupStore {
+  const key = (k: string) => `${keyPrefix}dedup:${k}`;
+  return {
+    async claim(k, ttlMs) {
+      checkTtl(ttlMs);
+      return (await redis.set(key(k), '1', 'PX', px(ttlMs), 'NX')) === 'OK';
+    },
+    async release(k) {
+      await redis.del(key(k));
+    },
+  };
+}
+
+/** Forward-only ranks with one Lua script per move, so concurrent replicas cannot both move from one rank. */
+export function createRedisCallState(redis: RedisWithScripts, keyPrefix: string): CallStateStore {
+  const key = (k: string) => `${keyPrefix}state:${k}`;
+  return {
+    async advance(k, rank, ttlMs) {
+      checkRank(rank);
+      checkTtl(ttlMs);
+      const [moved, previous] = await redis.eggAdvance(key(k), rank, px(ttlMs));
+      return { moved: moved === 1, previous: Number(previous) };
+    },
+    async get(k) {
+      const value = await redis.get(key(k));
+      return value === null ? undefined : Number(value);
+    },
+  };
+}
+
+/** Records as JSON; begin is one script (create or read back) so two racing begins cannot both win. */
+export function createRedisIdempotency(redis: RedisWithScripts, keyPrefix: string, clock: () => number): IdempotencyStore {
+  const key = (k: string) => `${keyPrefix}idem:${k}`;
+  return {
+    async begin(k, fingerprint, ttlMs) {
+      checkTtl(ttlMs);
+      const pending: IdempotencyRecord = { state: 'pending', fingerprint, startedAt: clock() };
+      const existing = await redis.eggBegin(key(k), JSON.stringify(pending), px(ttlMs));
+      return existing === null ? { created: true } : { created: false, record: JSON.parse(existing) as IdempotencyRecord };
+    },
+    async finish(k, record, ttlMs) {
+      checkTtl(ttlMs);
+      await redis.set(key(k), JSON.stringify(record), 'PX', px(ttlMs));
+    },
+    async abandon(k) {
+      await redis.del(key(k));
+    },
+  };
+}
+
+/** A lease per name holding this instance's random holder id; renew and release only touch our own. */
+export function createRedisLease(redis: RedisWithScripts, keyPrefix: string, holderId = randomBytes(12).toString('hex')): Lease {
+  const key = (name: string) => `${keyPrefix}lease:${name}`;
+  return {
+    async acquire(name, ttlMs) {
+      checkTtl(ttlMs);
+      return (await redis.eggAcquire(key(name), holderId, px(ttlMs))) === 1;
+    },
+    async release(name) {
+      await redis.eggRelease(key(name), holderId);
+    },
+  };
+}
