@@ -222,7 +222,7 @@ export async function createSimulator(options: SimulatorOptions = {}): Promise<S
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   baseUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${address.port}`;
-  if (o.seed) seedState(state, { callCount: o.seedCalls, nowMs: Date.now(), recordingBase: `${baseUrl}/__sim/recordings` });
+  if (o.seed) seedState(state, { callCount: o.seedCalls, nowMs: Math.floor(Date.now() / 1000) * 1000, recordingBase: `${baseUrl}/__sim/recordings` });
   log(`Exotel SIMULATOR (not real Exotel) listening on ${baseUrl} — account ${o.accountSid}, timeScale ${o.timeScale}, budget ${o.ratePerMinute}/${o.rateWindowMs} ms`);
 
   const normalise = (raw: string, name: string): string => {

@@ -228,10 +228,11 @@ const listCalls: Handler = ({ query }, deps) => {
   if (dateCreated !== null) {
     const range = parseRange(dateCreated, 'DateCreated', parseIst);
     if (range.eq !== undefined) throw new SimError(400, `Invalid 'DateCreated' filter: use gte and/or lte`);
-    upper = range.lte ?? Math.min(now, (range.gte ?? now) + EXOTEL_LIMITS.maxRangeDays * DAY_MS);
+    // Timestamps have whole seconds: lte covers its whole second.
+    upper = range.lte !== undefined ? range.lte + 999 : Math.min(now, (range.gte ?? now) + EXOTEL_LIMITS.maxRangeDays * DAY_MS);
     lower = range.gte ?? upper - EXOTEL_LIMITS.maxRangeDays * DAY_MS;
     if (lower > upper) throw new SimError(400, `Invalid 'DateCreated' filter: gte is after lte`);
-    if (upper - lower > EXOTEL_LIMITS.maxRangeDays * DAY_MS) throw new SimError(400, `Invalid 'DateCreated' filter: the range may span at most one month (${EXOTEL_LIMITS.maxRangeDays} days)`);
+    if (upper - lower > EXOTEL_LIMITS.maxRangeDays * DAY_MS + 999) throw new SimError(400, `Invalid 'DateCreated' filter: the range may span at most one month (${EXOTEL_LIMITS.maxRangeDays} days)`);
     if (lower < now - EXOTEL_LIMITS.maxHistoryDays * DAY_MS) throw new SimError(400, `Invalid 'DateCreated' filter: records are kept for 6 months only`);
   }
   const secondsOrNumber = (v: string): number | null => (/^\d+(\.\d+)?s?$/.test(v) ? Number.parseFloat(v) : null);
