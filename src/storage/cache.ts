@@ -49,7 +49,8 @@ export function createKeyvCache(keyv: Keyv, logger: StorageLogger): Cache {
       checkTtl(ttlMs);
       if (value === undefined) throw new TypeError(`cache value for "${key}" is undefined; use delete()`);
       try {
-        await keyv.set(key, value, ttlMs);
+        // Redis PX takes whole milliseconds.
+        await keyv.set(key, value, Math.ceil(ttlMs));
       } catch (err) {
         logger.debug({ err, op: 'set' }, 'cache set failed; value not cached');
       }

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { Keyv } from 'keyv';
 import type { CallStateStore, DedupStore, IdempotencyRecord, IdempotencyStore, Lease, RateBudget, Storage } from './types.js';
-import { checkTtl, resolveStorageOptions, STORAGE_DEFAULTS, type StorageOptions } from './options.js';
+import { checkRank, checkTtl, resolveStorageOptions, STORAGE_DEFAULTS, type StorageOptions } from './options.js';
 import { createKeyvCache, LruTtlStore } from './cache.js';
 import { createMemoryEventLog } from './memory-event-log.js';
 import { ExpiringMap } from './expiring-map.js';
@@ -94,11 +94,6 @@ export function createMemoryCallState(clock: () => number): CallStateStore {
       return ranks.get(key);
     },
   };
-}
-
-/** Throws a RangeError naming the value unless `rank` is a non-negative integer. */
-export function checkRank(rank: number): void {
-  if (!(Number.isSafeInteger(rank) && rank >= 0)) throw new RangeError(`rank must be a non-negative integer, got ${String(rank)}`);
 }
 
 /** Idempotency records in a Map with expiry, stored as JSON text so a reader gets the shape Redis gives. */

@@ -59,6 +59,11 @@ export function checkTtl(ttlMs: number, what = 'ttlMs'): void {
   if (!(Number.isFinite(ttlMs) && ttlMs > 0)) throw new RangeError(`${what} must be a positive number of ms, got ${String(ttlMs)}`);
 }
 
+/** Throws a RangeError naming the value unless `rank` is a non-negative integer (call-state ranks). */
+export function checkRank(rank: number): void {
+  if (!(Number.isSafeInteger(rank) && rank >= 0)) throw new RangeError(`rank must be a non-negative integer, got ${String(rank)}`);
+}
+
 /** The page size readAfter uses: the default, or the caller's limit if it is a positive integer. */
 export function checkLimit(limit: number | undefined): number {
   if (limit === undefined) return STORAGE_DEFAULTS.readLimit;

@@ -12,6 +12,8 @@ export const REDIS_DEFAULTS = {
   keyPrefix: 'egg:',
   /** TCP connect timeout of each attempt, ms. */
   connectTimeoutMs: 2000,
+  /** A command connection rejects a command Redis has not answered within this, ms (a stalled Redis must not stall webhooks). */
+  commandTimeoutMs: 2000,
   /** ping() answers false when Redis takes longer than this, ms. */
   pingTimeoutMs: 500,
   /** Reconnect backoff: base × 2^attempt, capped, ms. */
@@ -59,8 +61,10 @@ function watch(emitter: { on(event: string, fn: (...args: never[]) => void): unk
  * 0 on purpose: replaying a command whose reply was lost could append an event twice or turn a won
  * SET NX claim into a "duplicate"; the caller gets the error and decides.
  */
-export function createIoRedis(url: string, role: string, logger: StorageLogger): Redis {
+export function createIoRedis(url: string, role: string, logger: StorageLogger, options: { blocking?: boolean } = {}): Redis {
   const redis = new Redis(url, {
+    // A blocking XREAD legitimately waits; everything else should answer in milliseconds.
+    ...(options.blocking ? {} : { commandTimeout: REDIS_DEFAULTS.commandTimeoutMs }),
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,

@@ -14,9 +14,8 @@ import type { Redis } from 'ioredis';
 import KeyvRedis from '@keyv/redis';
 import { Keyv } from 'keyv';
 import type { CallStateStore, DedupStore, IdempotencyRecord, IdempotencyStore, Lease, RateBudget, Storage } from './types.js';
-import { checkTtl, resolveStorageOptions, type StorageLogger, type StorageOptions } from './options.js';
+import { checkRank, checkTtl, resolveStorageOptions, type StorageLogger, type StorageOptions } from './options.js';
 import { createKeyvCache } from './cache.js';
-import { checkRank } from './memory.js';
 import { createRedisEventLog } from './redis-event-log.js';
 import { createFallbackRateBudget, createMemoryRateBudget, createRedisRateBudget } from './rate-budget.js';
 import { createRedisOpenItems } from './open-items.js';
@@ -114,7 +113,7 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
   if (!(Number.isSafeInteger(expectedReplicas) && expectedReplicas >= 1)) throw new RangeError(`expectedReplicas must be a positive integer, got ${expectedReplicas}`);
 
   const command = withScripts(createIoRedis(options.redisUrl, 'command', logger));
-  const blocking = createIoRedis(options.redisUrl, 'events', logger);
+  const blocking = createIoRedis(options.redisUrl, 'events', logger, { blocking: true });
   const cacheClient = createNodeRedis(options.redisUrl, 'cache', logger);
   await Promise.all([connectIoRedis(command), connectIoRedis(blocking), connectNodeRedis(cacheClient)]);
 
