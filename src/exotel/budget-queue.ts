@@ -37,6 +37,7 @@ export interface BudgetQueue {
   readonly waiting: number;
 }
 
+/** A FIFO queue of requests waiting for `budget`, each until `queueDeadlineMs`. */
 export function createBudgetQueue(options: BudgetQueueOptions): BudgetQueue {
   const { budget, queueDeadlineMs, backgroundShare, now } = options;
   const queue: Waiter[] = [];

@@ -32,6 +32,7 @@ export const CALL_LIMITS = {
 
 type CallsApi = Pick<ExotelApi, 'connectCall' | 'connectCallToFlow' | 'getCall' | 'listCalls'>;
 
+/** The call methods of ExotelApi. */
 export function createCallsApi(http: ExotelHttp, accountSid: string): CallsApi {
   const path = (rest: string) => `${http.v1}/${rest}`;
 

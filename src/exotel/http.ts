@@ -61,6 +61,7 @@ type Outcome =
   | { kind: 'aborted' }
   | { kind: 'network'; code: string; sent: boolean };
 
+/** The http layer for one account: every ExotelApi method goes through its `request`. */
 export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHttp {
   const { budget, logger, clock, random } = options;
   const authorization = `Basic ${Buffer.from(`${options.apiKey}:${options.apiToken}`).toString('base64')}`;
@@ -125,6 +126,17 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
   }
 
   async function request(call: UpstreamCall, requestOptions: RequestOptions = {}): Promise<unknown> {
+    try {
+      return await send(call, requestOptions);
+    } catch (error) {
+      if (error instanceof GatewayError) throw error;
+      // The caller's signal aborted while waiting for budget or between tries: nothing is in flight.
+      if (requestOptions.signal?.aborted) throw new GatewayError(ErrorCode.UPSTREAM_UNAVAILABLE, 'The Exotel request was cancelled before it was sent');
+      throw new GatewayError(ErrorCode.INTERNAL_SERVER_ERROR, `The Exotel client failed on ${call.endpoint}`, { cause: error });
+    }
+  }
+
+  async function send(call: UpstreamCall, requestOptions: RequestOptions): Promise<unknown> {
     const priority = requestOptions.priority ?? 'foreground';
     const signal = requestOptions.signal;
     const isPost = call.method === 'POST';

@@ -10,6 +10,7 @@ const EXOPHONE_PAGE_SIZE = 100;
 
 type NumbersApi = Pick<ExotelApi, 'getNumberMetadata' | 'listExoPhones'>;
 
+/** Number metadata and ExoPhones of ExotelApi. */
 export function createNumbersApi(http: ExotelHttp, accountSid: string): NumbersApi {
   const v2Path = `/v2_beta/Accounts/${encodeURIComponent(accountSid)}/IncomingPhoneNumbers`;
   return {

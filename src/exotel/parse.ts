@@ -194,6 +194,7 @@ export function toSmsStatus(value: unknown): SmsStatus | undefined {
   }
 }
 
+/** A required SMS status: unknown values are an upstream error. */
 export function parseSmsStatus(value: unknown): SmsStatus {
   const status = toSmsStatus(value);
   if (status === undefined) throw upstream(`unknown SMS status ${JSON.stringify(value)}`);

@@ -9,6 +9,7 @@ export const SMS_LIMITS = { maxBodyLength: 2_000, maxBulkMessages: 100 } as cons
 
 type SmsApi = Pick<ExotelApi, 'sendSms' | 'sendBulkSms' | 'getSms'>;
 
+/** The SMS methods of ExotelApi. */
 export function createSmsApi(http: ExotelHttp): SmsApi {
   const path = (rest: string) => `${http.v1}/${rest}`;
   return {

@@ -425,6 +425,19 @@ describe('rate budget discipline', () => {
     expect(sim.countRequests()).toBe(2);
   });
 
+  it('a caller that gives up while queued leaves the queue, and nothing is sent', async () => {
+    const sim = await startSimulator({ ratePerMinute: 1_000, seed: false });
+    const { client } = clientFor(sim, { budget: createMemoryRateBudget({ limit: 1, windowMs: 2_000 }), queueDeadlineMs: 5_000 });
+    await client.getSms('a'.repeat(32));
+    const controller = new AbortController();
+    const pending = failure(client.getSms('b'.repeat(32), { signal: controller.signal }));
+    await waitUntil(async () => (await client.rateLimit()).queued === 1);
+    controller.abort();
+    expect((await pending).code).toBe('UPSTREAM_UNAVAILABLE');
+    expect((await client.rateLimit()).queued).toBe(0);
+    expect(sim.countRequests()).toBe(1);
+  });
+
   it('background requests use only their share and fail fast rather than queue', async () => {
     const sim = await startSimulator({ ratePerMinute: 1_000, seed: false });
     const { client } = clientFor(sim, { budget: createMemoryRateBudget({ limit: 10, windowMs: 60_000 }), backgroundShare: 0.2 });
