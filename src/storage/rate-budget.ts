@@ -110,11 +110,11 @@ interface RedisWithBudget extends Redis {
 export function createRedisRateBudget(options: RedisRateBudgetOptions): RateBudget {
   const { redis, key, limit, windowMs } = options;
   checkLimits(limit, windowMs);
-  if (!(redis as Partial<RedisWithBudget>).eggRateBudget) {
+  if (!(redis as unknown as Partial<RedisWithBudget>).eggRateBudget) {
     // defineCommand sends EVALSHA and falls back to EVAL once, so the script text crosses the wire rarely.
     redis.defineCommand('eggRateBudget', { numberOfKeys: 1, lua: SCRIPT });
   }
-  const r = redis as RedisWithBudget;
+  const r = redis as unknown as RedisWithBudget;
   const prefix = randomBytes(6).toString('hex');
   let seq = 0;
   const run = (take: boolean) => r.eggRateBudget(key, windowMs, limit, `${prefix}:${++seq}`, take ? '1' : '0');
