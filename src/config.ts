@@ -72,6 +72,13 @@ export interface Config {
   /** Live mode with no API keys refuses to start unless this is set (GATEWAY_ALLOW_OPEN=1). */
   allowOpen: boolean;
   redisUrl: string | undefined;
+  /** Prefix of every Redis key (REDIS_KEY_PREFIX), so several deployments or test runs can share one Redis. */
+  redisKeyPrefix: string;
+  /**
+   * Replicas expected to share the Exotel budget (GATEWAY_REPLICAS). While Redis is unreachable each
+   * replica falls back to limit / replicas in memory, so the fleet stays under the account limit.
+   */
+  replicas: number;
   livePollIntervalMs: number;
   /** Share of the rate budget the live poller and reconciler may spend (0–1). */
   livePollBudgetShare: number;
@@ -138,6 +145,8 @@ const schema = z.object({
   GATEWAY_API_KEYS: apiKeys.optional(),
   GATEWAY_ALLOW_OPEN: flag.default(false),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
+  REDIS_KEY_PREFIX: z.string().min(1).max(200).regex(/^\S+$/, 'must not contain spaces').default('egg:'),
+  GATEWAY_REPLICAS: int(1, 1000).default(1),
   LIVE_POLL_INTERVAL_MS: int(50, 3_600_000).default(5000),
   LIVE_POLL_BUDGET_SHARE: z.coerce.number().min(0).max(1).default(0.2),
   RECONCILE_GRACE_SECONDS: int(0, 86_400).default(120),
@@ -216,6 +225,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiKeys: apiKeyList,
     allowOpen: e.GATEWAY_ALLOW_OPEN,
     redisUrl: e.REDIS_URL,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    replicas: e.GATEWAY_REPLICAS,
     livePollIntervalMs: e.LIVE_POLL_INTERVAL_MS,
     livePollBudgetShare: e.LIVE_POLL_BUDGET_SHARE,
     reconcileGraceSeconds: e.RECONCILE_GRACE_SECONDS,

@@ -63,7 +63,9 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
   };
 
   try {
-    const storage = deps.storage ?? (await createStorage(config, logger));
+    const storage =
+      deps.storage ??
+      (await createStorage(config, logger, config.redisUrl ? { keyPrefix: config.redisKeyPrefix, expectedReplicas: config.replicas } : {}));
     if (!deps.storage) stoppers.push(() => storage.close());
 
     let simulator: Simulator | undefined;
