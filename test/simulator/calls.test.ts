@@ -17,16 +17,16 @@ describe('simulator call lifecycle', () => {
     const sim = await startSim();
     const to = toFor(outcome);
     expect(callOutcomeFor(to)).toBe(outcome);
-    const seen: string[] = [];
+    // Subscribed before connecting: the first transition may come before the answer is read.
+    const changes: Array<{ sid: string; status: string }> = [];
+    sim.calls.onChange((c) => changes.push({ sid: c.Sid, status: c.Status }));
     const res = await api(sim, 'Calls/connect.json', { form: { ...base, To: to, TimeOut: '5' } });
     expect(res.status).toBe(200);
     const sid: string = res.body.Call.Sid;
     expect(sid).toMatch(/^[0-9a-f]{32}$/);
     expect(res.body.Call).toMatchObject({ Status: 'queued', To: to, From: base.From, PhoneNumberSid: base.CallerId, Direction: 'outbound-api', Duration: null, Price: null, EndTime: null });
-    sim.calls.onChange((c) => {
-      if (c.Sid === sid && seen[seen.length - 1] !== c.Status) seen.push(c.Status);
-    });
     const done = await sim.calls.waitFor(sid, (c) => c.Duration !== null);
+    const seen = changes.filter((c) => c.sid === sid).map((c) => c.status).filter((st, i, all) => all[i - 1] !== st);
     expect(done.Status).toBe(outcome);
     expect(seen[0]).toBe('ringing');
     if (outcome === 'completed') expect(seen).toEqual(['ringing', 'in-progress', 'completed']);
@@ -169,7 +169,7 @@ describe('simulator bulk call details', () => {
     let next: string | null = `/v1/Accounts/${sim.accountSid}/Calls.json?PageSize=50`;
     let pages = 0;
     while (next) {
-      const page = await api(sim, next);
+      const page: { body: any } = await api(sim, next);
       expect(page.status).toBe(200);
       expect(page.body.Metadata).toMatchObject({ Total: 120, PageSize: 50 });
       for (const c of page.body.Calls) {
@@ -220,6 +220,18 @@ describe('simulator bulk call details', () => {
     const [lo, hi] = [all[10].DateCreated, all[20].DateCreated];
     const range = (await api(sim, `Calls.json?PageSize=100&DateCreated=${encodeURIComponent(`gte:${lo};lte:${hi}`)}`)).body.Calls as any[];
     expect(range.length).toBe(all.filter((c) => c.DateCreated >= lo && c.DateCreated <= hi).length);
+  });
+
+  it('searches only the last 31 days without DateCreated, older calls with it', async () => {
+    const sim = await startSim({ seed: false });
+    const old = sim.calls.create({ from: '09876543210', to: '09123456780', status: 'completed', createdAt: Date.now() - 40 * 24 * 3600 * 1000 });
+    const recent = sim.calls.create({ from: '09876543210', to: '09123456781', status: 'busy', createdAt: Date.now() - 2 * 24 * 3600 * 1000 });
+    const plain = (await api(sim, 'Calls.json')).body.Calls.map((c: any) => c.Sid);
+    expect(plain).toEqual([recent.Sid]);
+    expect((await api(sim, `Calls.json?Sid=${old.Sid}`)).body.Calls).toHaveLength(0);
+    const from = old.DateCreated.slice(0, 10);
+    const ranged = await api(sim, `Calls.json?Sid=${old.Sid}&DateCreated=${encodeURIComponent(`gte:${from} 00:00:00;lte:${from} 23:59:59`)}`);
+    expect(ranged.body.Calls.map((c: any) => c.Sid)).toEqual([old.Sid]);
   });
 
   it('includes Details when details=true and seeds deterministic, rule-abiding history', async () => {

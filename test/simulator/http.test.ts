@@ -55,6 +55,34 @@ describe('simulator auth and routing', () => {
     sim.resetRequests();
     expect(sim.countRequests()).toBe(0);
   });
+
+  it('accepts multipart/form-data request bodies too', async () => {
+    const sim = await startSim();
+    const form = new FormData();
+    for (const [k, v] of Object.entries(CONNECT)) form.append(k, v);
+    const res = await fetch(`${sim.url}/v1/Accounts/${sim.accountSid}/Calls/connect.json`, {
+      method: 'POST',
+      body: form,
+      headers: { authorization: `Basic ${Buffer.from(`${sim.apiKey}:${sim.apiToken}`).toString('base64')}` },
+    });
+    expect(res.status).toBe(200);
+    expect((await res.json()).Call.To).toBe(CONNECT.To);
+  });
+
+  it('says it is a SIMULATOR when it starts and never logs credentials', async () => {
+    const lines: string[] = [];
+    const sim = await startSim({ log: (line) => lines.push(line), apiToken: 'tok-very-secret' });
+    await api(sim, 'Calls.json', { auth: 'sim-key:tok-very-secret' });
+    await api(sim, 'Calls.json', { auth: 'sim-key:wrong-secret' });
+    sim.faults.failNext(1);
+    await api(sim, 'Calls/connect.json', { form: { ...CONNECT, StatusCallback: 'http://127.0.0.1:1/nowhere' } });
+    await api(sim, 'Calls/connect.json', { form: { ...CONNECT, StatusCallback: 'http://127.0.0.1:1/nowhere' } });
+    await expect.poll(() => sim.callbacks.length).toBeGreaterThan(0);
+    await sim.stop();
+    expect(lines[0]).toMatch(/Exotel SIMULATOR/);
+    const all = lines.join('\n');
+    expect(all).not.toMatch(/tok-very-secret|wrong-secret|Basic /);
+  });
 });
 
 describe('simulator validation (400 RestException)', () => {

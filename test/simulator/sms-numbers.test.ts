@@ -12,15 +12,16 @@ describe('simulator SMS', () => {
     expect(smsOutcomeFor(to).status).toBe(status);
     const sim = await startSim();
     const rx = await startReceiver();
+    // Subscribed before sending: the first transition may come before the answer is read.
+    const changes: Array<{ sid: string; status: string }> = [];
+    sim.sms.onChange((s) => changes.push({ sid: s.Sid, status: s.Status }));
     const res = await api(sim, 'Sms/send.json', { form: { From: 'EXOSIM', To: to, Body: 'Your OTP is 1234', StatusCallback: rx.url, CustomField: 'otp-1', DltEntityId: '1101', DltTemplateId: '1107', Priority: 'high' } });
     expect(res.status).toBe(200);
     const sms = res.body.SMSMessage;
     expect(sms).toMatchObject({ To: to, From: 'EXOSIM', Status: 'queued', DetailedStatusCode: 21010, DetailedStatus: 'PENDING_TO_OPERATOR', DateSent: null, Direction: 'outbound-api' });
     expect(sms.Sid).toMatch(/^[0-9a-f]{32}$/);
-    const statuses: string[] = [];
-    sim.sms.onChange((s) => s.Sid === sms.Sid && statuses.push(s.Status));
     const [cb] = await rx.waitFor(1);
-    expect(statuses).toEqual(['sending', 'submitted', status]);
+    expect(changes.filter((c) => c.sid === sms.Sid).map((c) => c.status)).toEqual(['sending', 'submitted', status]);
     expect(cb!.contentType).toBe('application/x-www-form-urlencoded');
     expect(cb!.fields).toMatchObject({ SmsSid: sms.Sid, To: to, Status: status, DetailedStatus: detailed, DetailedStatusCode: String(code), SmsUnits: '1', CustomField: 'otp-1' });
     if (status === 'sent') expect(cb!.fields.DateSent).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
@@ -98,7 +99,7 @@ describe('simulator ExoPhones (v2_beta)', () => {
     const collected: string[] = [];
     let next: string | null = `/v2_beta/Accounts/${sim.accountSid}/IncomingPhoneNumbers?page_size=3`;
     while (next) {
-      const page = await api(sim, next);
+      const page: { body: any } = await api(sim, next);
       expect(page.body.page_size).toBe(3);
       collected.push(...page.body.incoming_phone_numbers.map((p: any) => p.sid));
       next = page.body.next_page_uri;
