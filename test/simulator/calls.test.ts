@@ -169,7 +169,7 @@ describe('simulator bulk call details', () => {
     let next: string | null = `/v1/Accounts/${sim.accountSid}/Calls.json?PageSize=50`;
     let pages = 0;
     while (next) {
-      const page: { body: any } = await api(sim, next);
+      const page: { status: number; body: any } = await api(sim, next);
       expect(page.status).toBe(200);
       expect(page.body.Metadata).toMatchObject({ Total: 120, PageSize: 50 });
       for (const c of page.body.Calls) {

@@ -99,7 +99,7 @@ describe('simulator ExoPhones (v2_beta)', () => {
     const collected: string[] = [];
     let next: string | null = `/v2_beta/Accounts/${sim.accountSid}/IncomingPhoneNumbers?page_size=3`;
     while (next) {
-      const page: { body: any } = await api(sim, next);
+      const page: { status: number; body: any } = await api(sim, next);
       expect(page.body.page_size).toBe(3);
       collected.push(...page.body.incoming_phone_numbers.map((p: any) => p.sid));
       next = page.body.next_page_uri;
