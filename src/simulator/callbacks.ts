@@ -12,6 +12,9 @@ export const CALLBACK_MAX_RETRIES = 2;
 /** Pause between attempts (simulated seconds); Exotel does not document one. */
 export const CALLBACK_RETRY_PAUSE_SECONDS = 1;
 
+/** Recorded callback attempts kept (oldest dropped first). */
+export const MAX_RECORDED_CALLBACKS = 10_000;
+
 export type CallbackContentType = 'application/x-www-form-urlencoded' | 'multipart/form-data' | 'application/json';
 
 /** One callback to deliver. Values are sent as given; in form encodings arrays of objects become a[i][k]. */
@@ -78,6 +81,7 @@ export function createCallbackSender(scheduler: Scheduler, faults: FaultEngine, 
 
   const record = (cb: OutgoingCallback, attempt: number, outcome: RecordedCallback['outcome']): void => {
     records.push({ kind: cb.kind, sid: cb.sid, eventType: cb.eventType ?? null, url: cb.url, contentType: cb.contentType, attempt, outcome, at: Date.now() });
+    if (records.length > MAX_RECORDED_CALLBACKS) records.splice(0, records.length - MAX_RECORDED_CALLBACKS);
   };
 
   const deliver = async (cb: OutgoingCallback): Promise<void> => {

@@ -122,7 +122,7 @@ export interface Simulator {
   accountSid: string;
   apiKey: string;
   apiToken: string;
-  /** Every request received (not the /__sim/ admin routes). */
+  /** Every request received (not the /__sim/ admin routes); the last 10 000 are kept. */
   requests: RecordedRequest[];
   /** How many recorded requests match (endpoint like 'calls.get', method like 'GET'). */
   countRequests(filter?: { endpoint?: string; method?: string }): number;

@@ -37,6 +37,9 @@ export interface ServerContext extends RouteDeps {
   callbackRecords(): unknown[];
 }
 
+/** Recorded requests kept (oldest dropped first). */
+export const MAX_RECORDED = 10_000;
+
 const ACCOUNT_PATH = /^\/(v1|v2_beta)\/Accounts\/([^/]+)\/(.+)$/;
 const SUPPORTED_METHODS = new Set(['GET', 'POST']);
 
@@ -150,6 +153,8 @@ export function createRequestHandler(ctx: ServerContext): (req: IncomingMessage,
 
     const entry: RecordedRequest = { method, path: rawPath, query: Object.fromEntries(query), endpoint: 'unknown', status: 0, at: Date.now() };
     ctx.requests.push(entry);
+    // A long-running simulator (gateway in simulator mode) must not grow without bound.
+    if (ctx.requests.length > MAX_RECORDED) ctx.requests.splice(0, ctx.requests.length - MAX_RECORDED);
     const done = (): void => {
       entry.status = res.headersSent ? res.statusCode : 0;
     };
@@ -176,6 +181,7 @@ export function createRequestHandler(ctx: ServerContext): (req: IncomingMessage,
     }
     if (accountSid !== ctx.state.accountSid) throw new SimError(404, `Account ${accountSid.slice(0, 64)} not found`);
 
+    // Faults come before the budget: an injected failure does not spend the account's requests.
     const fault = ctx.faults.takeRequestFault(route.endpoint);
     if (fault && (await applyFault(fault, res, ctx))) return;
 
