@@ -19,6 +19,11 @@ import { createContextFactory } from './graphql/context.js';
 import { createIdempotency } from './graphql/idempotency.js';
 import { createSchema } from './graphql/schema.js';
 import { gatewayVersion } from './graphql/version.js';
+import { GRAPHQL_PATH } from './graphql/apollo.js';
+import { createSubscriptionResolvers } from './graphql/resolvers/subscription.js';
+import { createGraphqlWs } from './graphql/ws.js';
+import { WEBHOOK_BASE_PATH } from './live/callback-urls.js';
+import { createLive } from './live/index.js';
 
 export interface GatewayDeps {
   logger?: Logger;
@@ -112,9 +117,24 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', checks: { started: ready, storage: storageOk } });
     });
 
+    // Live status (issue #5): webhooks → ingest → event log → subscriptions, plus the poller and the
+    // reconciler. With PORT=0 the default PUBLIC_URL names no real port, so callbacks then go to the
+    // address actually bound.
+    let boundUrl: string | undefined;
+    const live = createLive({
+      config,
+      storage,
+      exotel,
+      logger,
+      durationScale: simulator ? config.simulatorTimeScale : 1,
+      publicUrl: () => (boundUrl && /:0$/.test(config.publicUrl) ? boundUrl : config.publicUrl),
+    });
+    stoppers.push(() => live.stop());
+    app.use(WEBHOOK_BASE_PATH, live.router);
+
     // GraphQL over HTTP (issue #4). One schema and one context factory, shared with graphql-ws.
     const entityCache = createEntityCache(storage.cache, exotel.accountSid);
-    const graphqlSchema = createSchema();
+    const graphqlSchema = createSchema({ Subscription: createSubscriptionResolvers(live.feed) });
     const contextFactory = createContextFactory({
       config,
       logger,
@@ -124,6 +144,8 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       idempotency: createIdempotency(storage.idempotency, { onStoreError: (err) => logger.warn({ err }, 'idempotency record not written') }),
       mode: config.exotel || deps.exotel ? 'LIVE' : 'SIMULATOR',
       version: gatewayVersion(),
+      callbackUrls: live.callbackUrls,
+      live: live.hooks,
     });
     const graphql = await createApolloHandler({
       schema: graphqlSchema,
@@ -135,6 +157,16 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     });
     stoppers.push(() => graphql.stop());
     app.use(graphql.router);
+    const graphqlWs = createGraphqlWs({
+      httpServer,
+      path: GRAPHQL_PATH,
+      schema: graphqlSchema,
+      contextFactory,
+      authenticate: createAuthenticator(config.apiKeys).authenticate,
+      limits: config.limits,
+      production: config.production,
+      logger: logger.child({ component: 'graphql-ws' }),
+    });
 
     await new Promise<void>((resolve, reject) => {
       httpServer.once('error', reject);
@@ -148,6 +180,9 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     const { port } = httpServer.address() as AddressInfo;
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    boundUrl = url;
+    // Runs before the HTTP server closes (last in, first out): open sockets would hold it open.
+    stoppers.push(() => graphqlWs.close());
     ready = true;
     stoppers.push(() => {
       ready = false;

@@ -24,12 +24,15 @@ export interface CallEventFilter {
 }
 
 export interface LiveFeed {
-  /** The call's current state (source SNAPSHOT), then each forward change; ends after a terminal status. */
-  callStatusChanged(sid: string): AsyncIterableIterator<FeedCallEvent>;
+  /**
+   * The call's current state (source SNAPSHOT), then each forward change; ends after a terminal status.
+   * Resolves once the snapshot is read, so an unknown call fails here (NOT_FOUND), not mid-stream.
+   */
+  callStatusChanged(sid: string): Promise<AsyncIterableIterator<FeedCallEvent>>;
   /** Every forward call event matching `filter`; with `after`, the logged events since that id first. */
   callEvents(filter?: CallEventFilter | null, after?: string | null): AsyncIterableIterator<FeedCallEvent>;
   /** The SMS's current state, then each forward change; ends after a final status. */
-  smsStatusChanged(sid: string): AsyncIterableIterator<SmsMessage>;
+  smsStatusChanged(sid: string): Promise<AsyncIterableIterator<SmsMessage>>;
   /** Calls announced by a Passthru applet. */
   incomingCalls(): AsyncIterableIterator<Call>;
 }
@@ -107,12 +110,18 @@ export function createFeed(deps: FeedDeps): LiveFeed {
   }
 
   return {
-    callStatusChanged(sid) {
+    async callStatusChanged(sid) {
       const channel = deps.topics.subscribe(topics.call(sid));
+      let snapshot: FeedCallEvent;
+      try {
+        deps.onWatch(sid);
+        snapshot = await callSnapshot(sid);
+      } catch (err) {
+        channel.close();
+        throw err;
+      }
       async function* stream(): AsyncGenerator<FeedCallEvent> {
         try {
-          deps.onWatch(sid);
-          const snapshot = await callSnapshot(sid);
           yield snapshot;
           let rank = callStatusRank(snapshot.event.status);
           if (isTerminalCall(snapshot.event.status)) return;
@@ -157,11 +166,17 @@ export function createFeed(deps: FeedDeps): LiveFeed {
       return cancellable(stream(), () => channel.close());
     },
 
-    smsStatusChanged(sid) {
+    async smsStatusChanged(sid) {
       const channel = deps.topics.subscribe(topics.sms(sid));
+      let sms: SmsMessage;
+      try {
+        sms = await smsSnapshot(sid);
+      } catch (err) {
+        channel.close();
+        throw err;
+      }
       async function* stream(): AsyncGenerator<SmsMessage> {
         try {
-          let sms = await smsSnapshot(sid);
           yield sms;
           if (isTerminalSms(sms.status)) return;
           for await (const event of channel) {

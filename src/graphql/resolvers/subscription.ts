@@ -1,0 +1,57 @@
+/**
+ * Subscription resolvers (design §5): thin adapters from GraphQL arguments to the live pipeline's feeds
+ * (src/live/feed.ts). Arguments are checked before anything is subscribed; errors known at subscribe
+ * time (an unknown Sid) come back as a GraphQL error, not a stream that dies.
+ */
+import { badInput } from '../../errors.js';
+import type { SubscriptionResolvers } from '../../generated/graphql.js';
+import type { FeedCallEvent, LiveFeed } from '../../live/feed.js';
+import type { Call, SmsMessage } from '../../exotel/types.js';
+import type { GraphQLContext } from '../context.js';
+
+// Exotel Sids are hex-ish tokens; the bound keeps junk out of storage keys and logs.
+const SID = /^[A-Za-z0-9_.:-]{1,128}$/;
+// Event ids are Redis stream ids ("ms-seq"), also in memory.
+const EVENT_ID = /^\d{1,20}-\d{1,20}$/;
+
+function checkSid(sid: string, field: string): string {
+  if (!SID.test(sid)) throw badInput(field, 'not an Exotel Sid');
+  return sid;
+}
+
+/** Each event of a stream is resolved with fresh call data: the per-operation loader would keep the first. */
+function resolveCallEvent(payload: FeedCallEvent, ctx: GraphQLContext) {
+  const sid = payload.event.callSid;
+  ctx.loaders.call.clear(sid);
+  if (payload.call) ctx.loaders.call.prime(sid, payload.call);
+  return payload.event;
+}
+
+/** An AsyncIterable for graphql-js, over an iterator the feed made. */
+const iterable = <T>(iterator: AsyncIterableIterator<T>): AsyncIterable<T> => ({ [Symbol.asyncIterator]: () => iterator });
+
+/** The Subscription resolvers over one live feed; passed to createSchema() by server.ts. */
+export function createSubscriptionResolvers(feed: LiveFeed): SubscriptionResolvers {
+  return {
+    callStatusChanged: {
+      subscribe: async (_root, { sid }) => iterable(await feed.callStatusChanged(checkSid(sid, 'sid'))),
+      resolve: (payload: FeedCallEvent, _args: unknown, ctx: GraphQLContext) => resolveCallEvent(payload, ctx),
+    },
+    callEvents: {
+      subscribe: (_root, { filter, after }) => {
+        if (after !== undefined && after !== null && !EVENT_ID.test(after)) throw badInput('after', 'not an event id (use the `id` of a CallEvent)');
+        filter?.callSids?.forEach((sid, i) => checkSid(sid, `filter.callSids[${i}]`));
+        return iterable(feed.callEvents(filter, after));
+      },
+      resolve: (payload: FeedCallEvent, _args: unknown, ctx: GraphQLContext) => resolveCallEvent(payload, ctx),
+    },
+    smsStatusChanged: {
+      subscribe: async (_root, { sid }) => iterable(await feed.smsStatusChanged(checkSid(sid, 'sid'))),
+      resolve: (sms: SmsMessage) => sms,
+    },
+    incomingCalls: {
+      subscribe: () => iterable(feed.incomingCalls()),
+      resolve: (call: Call) => call,
+    },
+  };
+}

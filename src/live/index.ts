@@ -1,0 +1,218 @@
+/**
+ * createLive(): the live pipeline of one gateway — webhook routes, ingest, the in-process fan-out, the
+ * subscription feeds, the live poller and the reconciler — built from storage and the Exotel client.
+ * server.ts mounts `router`, hands `hooks` and `callbackUrls` to the GraphQL context and `feed` to the
+ * Subscription resolvers, and calls stop() on shutdown.
+ */
+import type { Router } from 'express';
+import { createEntityCache } from '../cache/entities.js';
+import type { Config } from '../config.js';
+import { epochMsToIso } from '../exotel/dates.js';
+import type { Call, ExotelApi, SmsMessage } from '../exotel/types.js';
+import type { Logger } from '../logger.js';
+import { createMemoryOpenItems } from '../storage/open-items.js';
+import type { Storage } from '../storage/types.js';
+import { createCallbackUrls, createTokenCheck, type CallbackKind, type CallbackUrls } from './callback-urls.js';
+import { createFeed, type LiveFeed } from './feed.js';
+import { ingest, type IngestDeps } from './ingest.js';
+import type { Loop } from './loop.js';
+import { createPoller, type Poller } from './poller.js';
+import { createReconciler } from './reconciler.js';
+import { createTopics, type Topics } from './topics.js';
+import { isTerminalCall, openSets } from './updates.js';
+import { createWebhookRouter } from './webhooks.js';
+
+export type { CallbackUrls } from './callback-urls.js';
+export type { LiveFeed } from './feed.js';
+
+/** Internal timings and sizes of the live pipeline, declared once. The public knobs are in Config. */
+export const LIVE_DEFAULTS = Object.freeze({
+  /** Largest webhook body; Exotel's callbacks are well under 4 KiB. */
+  webhookMaxBodyBytes: 64 * 1024,
+  /** Exotel retries a callback at most twice within minutes; two days covers any late repeat. */
+  dedupTtlMs: 48 * 60 * 60_000,
+  stateTtlMs: 48 * 60 * 60_000,
+  /** A call with no TimeLimit is expected to have ended within this, seconds. */
+  defaultMaxCallSeconds: 60 * 60,
+  /** Exotel Calls/connect: TimeOut ≤ 60 s per leg; used when the connect gave none. */
+  maxRingSeconds: 60,
+  /** An SMS is expected to be final (or `sent`) within this, seconds. */
+  smsFinalSeconds: 15 * 60,
+  /** The reconciler looks at least this often, however long the grace. */
+  maxReconcileIntervalMs: 30_000,
+  /** Events a subscriber may have waiting before it is cut off as too slow. */
+  subscriberQueueLimit: 10_000,
+  /** Events per page when callEvents(after:) replays the log. */
+  replayPageSize: 500,
+  maxPollsPerTick: 100,
+  maxReconcilesPerTick: 100,
+});
+
+export type LiveTimings = { -readonly [K in keyof typeof LIVE_DEFAULTS]: number };
+
+/** What the GraphQL mutations tell the live pipeline (GraphQLContext.live). */
+export interface LiveHooks {
+  onCallCreated(call: Call, expect: { timeLimitSeconds?: number; timeOutSeconds?: number }): Promise<void>;
+  onSmsCreated(sms: SmsMessage): Promise<void>;
+}
+
+export interface LiveOptions {
+  config: Pick<Config, 'publicUrl' | 'webhookSecret' | 'livePollIntervalMs' | 'reconcileGraceSeconds'>;
+  storage: Storage;
+  exotel: ExotelApi;
+  logger: Logger;
+  /**
+   * Multiplier on expected call/SMS durations: the simulator's time scale in simulator mode (its calls
+   * run that much faster), 1 against real Exotel.
+   */
+  durationScale?: number;
+  timings?: Partial<LiveTimings>;
+  /** Where callback URLs point, read when a URL is minted (server.ts knows the bound port only later). */
+  publicUrl?: () => string;
+  now?: () => number;
+  onWebhook?: (kind: CallbackKind | 'unknown', status: number, outcome: string) => void;
+}
+
+export interface Live {
+  router: Router;
+  callbackUrls: CallbackUrls;
+  hooks: LiveHooks;
+  feed: LiveFeed;
+  topics: Topics;
+  poller: Poller;
+  reconciler: Loop;
+  /** The ingest dependencies (tests feed updates straight in). */
+  ingestDeps: IngestDeps;
+  /** Stops the background loops and ends every subscription. */
+  stop(): Promise<void>;
+}
+
+export function createLive(options: LiveOptions): Live {
+  const t: LiveTimings = { ...LIVE_DEFAULTS, ...options.timings };
+  const now = options.now ?? Date.now;
+  const { storage, exotel, config } = options;
+  const logger = options.logger.child({ component: 'live' });
+  const accountSid = exotel.accountSid;
+  const scale = options.durationScale ?? 1;
+  const graceMs = config.reconcileGraceSeconds * 1000;
+  const sets = openSets(accountSid);
+
+  let openItems = storage.openItems;
+  if (!openItems) {
+    if (storage.kind === 'redis') logger.warn('storage has no shared open-item list; the reconciler sees only this replica\'s calls');
+    openItems = createMemoryOpenItems();
+  }
+  const entities = createEntityCache(storage.cache, accountSid);
+  const ingestDeps: IngestDeps = {
+    accountSid,
+    events: storage.events,
+    dedup: storage.dedup,
+    callState: storage.callState,
+    openItems,
+    entities,
+    logger,
+    now,
+    dedupTtlMs: t.dedupTtlMs,
+    stateTtlMs: t.stateTtlMs,
+    unknownCallDueMs: Math.round(t.defaultMaxCallSeconds * 1000 * scale) + graceMs,
+  };
+
+  const topics = createTopics({ events: storage.events, accountSid, queueLimit: t.subscriberQueueLimit });
+  const poller = createPoller({
+    accountSid,
+    exotel,
+    openItems,
+    callState: storage.callState,
+    lease: storage.lease,
+    topics,
+    ingestDeps,
+    logger,
+    now,
+    intervalMs: config.livePollIntervalMs,
+    maxCallsPerTick: t.maxPollsPerTick,
+  });
+  const reconcileIntervalMs = Math.min(t.maxReconcileIntervalMs, Math.max(config.livePollIntervalMs, graceMs / 2));
+  const reconciler = createReconciler({
+    accountSid,
+    exotel,
+    openItems,
+    lease: storage.lease,
+    ingestDeps,
+    logger,
+    now,
+    intervalMs: reconcileIntervalMs,
+    recheckMs: Math.max(graceMs, reconcileIntervalMs),
+    maxItemsPerTick: t.maxReconcilesPerTick,
+  });
+  const feed = createFeed({
+    accountSid,
+    events: storage.events,
+    topics,
+    entities,
+    exotel,
+    replayPageSize: t.replayPageSize,
+    onWatch: (sid) => void poller.watch(sid).catch((err: unknown) => logger.warn({ err, callSid: sid }, 'could not mark a call watched')),
+  });
+
+  const hooks: LiveHooks = {
+    async onCallCreated(call, expect) {
+      // Exotel rings each leg for up to TimeOut, then the call may last TimeLimit (exotel-api.md).
+      const expectedSeconds = 2 * (expect.timeOutSeconds ?? t.maxRingSeconds) + (expect.timeLimitSeconds ?? t.defaultMaxCallSeconds);
+      await openItems.put(sets.calls, call.sid, now() + Math.round(expectedSeconds * 1000 * scale) + graceMs);
+      // Exotel answers Calls/connect with "in-progress" before anything rings (exotel-api.md); recording
+      // that would make the real ringing and answer look like steps backwards.
+      const status = isTerminalCall(call.status) ? call.status : 'QUEUED';
+      await ingest({ kind: 'call', callSid: call.sid, status, at: call.dateCreated, source: 'API', fields: { ...call, status } }, ingestDeps);
+    },
+    async onSmsCreated(sms) {
+      await openItems.put(sets.sms, sms.sid, now() + Math.round(t.smsFinalSeconds * 1000 * scale) + graceMs);
+      await ingest({ kind: 'sms', smsSid: sms.sid, status: sms.status, at: sms.dateCreated, source: 'API', fields: sms }, ingestDeps);
+    },
+  };
+
+  const router = createWebhookRouter({
+    checkToken: createTokenCheck(config.webhookSecret, accountSid),
+    accountSid,
+    ingestDeps,
+    logger,
+    maxBodyBytes: t.webhookMaxBodyBytes,
+    nowIso: () => epochMsToIso(now()),
+    ...(options.onWebhook ? { onWebhook: options.onWebhook } : {}),
+  });
+
+  const publicUrl = options.publicUrl ?? (() => config.publicUrl);
+  let minted: { base: string; urls: CallbackUrls } | undefined;
+  const urls = (): CallbackUrls => {
+    const base = publicUrl();
+    if (minted?.base !== base) minted = { base, urls: createCallbackUrls({ publicUrl: base, webhookSecret: config.webhookSecret, accountSid }) };
+    return minted.urls;
+  };
+  const callbackUrls: CallbackUrls = {
+    get callStatus() {
+      return urls().callStatus;
+    },
+    get smsStatus() {
+      return urls().smsStatus;
+    },
+    get incomingCall() {
+      return urls().incomingCall;
+    },
+  };
+
+  let stopping: Promise<void> | undefined;
+  return {
+    router,
+    callbackUrls,
+    hooks,
+    feed,
+    topics,
+    poller,
+    reconciler,
+    ingestDeps,
+    stop: () =>
+      (stopping ??= (async () => {
+        await Promise.all([poller.stop(), reconciler.stop()]);
+        topics.close();
+      })()),
+  };
+}
