@@ -87,7 +87,9 @@ async function sendBulk(ctx: GraphQLContext, params: SendBulkSmsParams, original
     const chunk = params.messages.slice(base, base + BULK_SMS_CHUNK);
     const fail = (i: number, code: string, message: string) => errors.push({ index: base + i, to: originalTo[base + i] ?? chunk[i]!.to, code, message });
     if (stop) {
-      chunk.forEach((_, i) => fail(i, stop!.code, `Not sent: an earlier batch of this bulk failed (${stop!.message})`));
+      // These certainly were not sent, so never OUTCOME_UNKNOWN: the client may send them again.
+      const code = stop.code === ErrorCode.OUTCOME_UNKNOWN ? ErrorCode.UPSTREAM_UNAVAILABLE : stop.code;
+      chunk.forEach((_, i) => fail(i, code, `Not sent: an earlier batch of this bulk failed (${stop!.message})`));
       continue;
     }
     try {

@@ -1,0 +1,275 @@
+/**
+ * Every mutation against the real gateway and the simulator: validation before any upstream request,
+ * idempotency keys (replay, conflict, pending, unknown outcomes), and bulk SMS split into ≤ 100 per request.
+ */
+import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Simulator } from '../../src/simulator/index.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+
+let gw: TestGateway;
+let sim: Simulator;
+
+beforeAll(async () => {
+  gw = await startGateway();
+  sim = gw.simulator!;
+});
+beforeEach(() => {
+  sim.faults.clear();
+  sim.resetRequests();
+});
+
+const CONNECT = `mutation($input: ConnectCallInput!) { connectCall(input: $input) {
+  idempotencyKey replayed call { sid from to status direction customField dateCreated } } }`;
+const FLOW = `mutation($input: ConnectCallToFlowInput!) { connectCallToFlow(input: $input) {
+  idempotencyKey replayed call { sid from status customField } } }`;
+const SMS = `mutation($input: SendSmsInput!) { sendSms(input: $input) {
+  idempotencyKey replayed sms { sid from to body status dateCreated } } }`;
+const BULK = `mutation($input: SendBulkSmsInput!) { sendBulkSms(input: $input) {
+  idempotencyKey replayed messages { sid to body status } errors { index to code message } } }`;
+
+const callInput = (extra: Record<string, unknown> = {}) => ({ from: '09876543210', to: '+919812345670', callerId: '08039591111', ...extra });
+const smsInput = (extra: Record<string, unknown> = {}) => ({ from: '08039591111', to: '9812345670', body: 'Your order has shipped', ...extra });
+const upstream = (endpoint?: string) => sim.countRequests(endpoint ? { endpoint } : {});
+let keySeq = 0;
+const newKey = () => `key-${process.pid}-${++keySeq}`;
+
+describe('connectCall', () => {
+  it('places a call through Exotel and answers the created call', async () => {
+    const { body } = await gw.gql(CONNECT, { input: callInput({ timeLimit: 600, timeOut: 30, record: true, recordingChannels: 'DUAL', customField: 'order-42' }) });
+    expect(body.errors).toBeUndefined();
+    const { call, replayed, idempotencyKey } = body.data.connectCall;
+    expect(replayed).toBe(false);
+    expect(idempotencyKey).toBeNull();
+    expect(call.sid).toMatch(/\S+/);
+    expect(call.direction).toBe('OUTBOUND_API');
+    expect(call.customField).toBe('order-42');
+    expect(sim.calls.get(call.sid)).toBeDefined();
+    expect(upstream('calls.connect')).toBe(1);
+    // The new call is cached and primed: asking for it right away costs nothing more than a live lookup.
+    sim.resetRequests();
+    const again = await gw.gql('query($sid: ID!) { call(sid: $sid) { sid } }', { sid: call.sid });
+    expect(again.body.data.call.sid).toBe(call.sid);
+    expect(upstream('calls.list')).toBe(0);
+  });
+
+  it.each([
+    ['input.to', { to: '12345' }],
+    ['input.from', { from: 'abc' }],
+    ['input.callerId', { callerId: '+91' }],
+    ['input.to', { to: '5812345670' }],
+    ['input.timeLimit', { timeLimit: 0 }],
+    ['input.timeLimit', { timeLimit: 14_401 }],
+    ['input.timeOut', { timeOut: 61 }],
+    ['input.timeOut', { timeOut: 0 }],
+    ['input.customField', { customField: 'x'.repeat(1001) }],
+    ['input.waitUrl', { waitUrl: 'ftp://example.com/a.mp3' }],
+    ['input.recordingChannels', { recordingChannels: 'DUAL' }],
+    ['input.idempotencyKey', { idempotencyKey: '' }],
+    ['input.idempotencyKey', { idempotencyKey: 'k'.repeat(256) }],
+  ])('rejects a bad %s with BAD_USER_INPUT naming it and makes no upstream request', async (field, extra) => {
+    const { status, body } = await gw.gql(CONNECT, { input: callInput(extra) });
+    expect(status).toBe(200);
+    expect(body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
+    expect(body.errors?.[0]?.message).toContain(field);
+    expect(upstream()).toBe(0);
+  });
+});
+
+describe('connectCallToFlow', () => {
+  it('connects a number to a flow', async () => {
+    const { body } = await gw.gql(FLOW, { input: { from: '+919876543214', callerId: '08039591111', flowId: '223344', customField: 'ivr', timeLimit: 300 } });
+    expect(body.errors).toBeUndefined();
+    expect(body.data.connectCallToFlow.call.customField).toBe('ivr');
+    expect(sim.calls.get(body.data.connectCallToFlow.call.sid)).toBeDefined();
+    expect(upstream('calls.connect')).toBe(1);
+  });
+
+  it('rejects a flow id that is not numeric without asking Exotel', async () => {
+    const { body } = await gw.gql(FLOW, { input: { from: '+919876543214', callerId: '08039591111', flowId: '../x' } });
+    expect(body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.flowId' });
+    expect(upstream()).toBe(0);
+  });
+});
+
+describe('sendSms', () => {
+  it('sends one SMS and answers the accepted message', async () => {
+    const { body } = await gw.gql(SMS, { input: smsInput({ dltTemplateId: '1107160000000012345', dltEntityId: '1101000000000001' }) });
+    expect(body.errors).toBeUndefined();
+    const { sms, replayed } = body.data.sendSms;
+    expect(replayed).toBe(false);
+    expect(sms.body).toBe('Your order has shipped');
+    expect(sim.sms.get(sms.sid)).toBeDefined();
+    expect(upstream('sms.send')).toBe(1);
+  });
+
+  it.each([
+    ['input.body', { body: '' }],
+    ['input.body', { body: '   ' }],
+    ['input.body', { body: 'x'.repeat(2001) }],
+    ['input.to', { to: '+1' }],
+    ['input.from', { from: 'a b' }],
+    ['input.dltTemplateId', { dltTemplateId: 'no spaces allowed' }],
+  ])('rejects a bad %s with BAD_USER_INPUT naming it and makes no upstream request', async (field, extra) => {
+    const { body } = await gw.gql(SMS, { input: smsInput(extra) });
+    expect(body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
+    expect(upstream()).toBe(0);
+  });
+
+  it('accepts a DLT sender id as `from`', async () => {
+    const { body } = await gw.gql(SMS, { input: smsInput({ from: 'EXOSIM' }) });
+    expect(body.errors).toBeUndefined();
+    expect(upstream('sms.send')).toBe(1);
+  });
+});
+
+describe('sendBulkSms', () => {
+  it('splits 250 messages into 3 requests and answers per message, in input order', async () => {
+    // …8 fails at the simulator after acceptance; all are accepted by the bulk request itself.
+    const messages = Array.from({ length: 250 }, (_, i) => ({ to: `+9198${String(10_000_000 + i).padStart(8, '0')}`, body: `Message ${i}` }));
+    const { body } = await gw.gql(BULK, { input: { from: '08039591111', messages } });
+    expect(body.errors).toBeUndefined();
+    const result = body.data.sendBulkSms;
+    expect(result.errors).toEqual([]);
+    expect(result.messages).toHaveLength(250);
+    result.messages.forEach((m: { body: string; sid: string }, i: number) => {
+      expect(m.body).toBe(`Message ${i}`);
+      expect(sim.sms.get(m.sid)).toBeDefined();
+    });
+    expect(upstream('sms.bulksend')).toBe(3);
+  });
+
+  it('rejects the whole bulk when one message is invalid, naming it, with no upstream request', async () => {
+    const messages = [{ to: '9812345670', body: 'ok' }, { to: '9812345671', body: 'ok' }, { to: '9812345672', body: '' }];
+    const { body } = await gw.gql(BULK, { input: { from: '08039591111', messages } });
+    expect(body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.messages[2].body' });
+    const bad = await gw.gql(BULK, { input: { from: '08039591111', messages: [{ to: '9812345670', body: 'ok' }, { to: 'nope', body: 'ok' }] } });
+    expect(bad.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.messages[1].to' });
+    const empty = await gw.gql(BULK, { input: { from: '08039591111', messages: [] } });
+    expect(empty.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.messages' });
+    expect(upstream()).toBe(0);
+  });
+
+  it('rejects more than 10 000 messages', async () => {
+    // 10 001 messages exceed the default 256 KiB body limit; raise it to reach the input check.
+    const roomy = await startGateway({ MAX_BODY_BYTES: String(1024 * 1024) });
+    const messages = Array.from({ length: 10_001 }, () => ({ to: '9812345670', body: 'x' }));
+    const { body } = await roomy.gql(BULK, { input: { from: '08039591111', messages } });
+    expect(roomy.simulator!.countRequests()).toBe(0);
+    expect(body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.messages' });
+    expect(upstream()).toBe(0);
+  });
+
+  it('reports a failed batch per message, marks the unsent rest, and keeps the sent ones', async () => {
+    const messages = Array.from({ length: 250 }, (_, i) => ({ to: `+9197${String(10_000_000 + i).padStart(8, '0')}`, body: `M${i}` }));
+    sim.faults.inject({ kind: 'insufficient-balance', status: 402, count: 1, endpoint: 'sms.bulksend' });
+    // The first batch fails before anything is sent: with nothing sent at all, the whole mutation fails.
+    const refused = await gw.gql(BULK, { input: { from: '08039591111', messages } });
+    expect(refused.body.errors?.[0]?.extensions?.code).toBe('INSUFFICIENT_BALANCE');
+    expect(upstream('sms.bulksend')).toBe(1);
+
+    sim.resetRequests();
+    // Now the second batch fails with an unknown outcome (faults apply in order, one per request: the
+    // first batch gets the no-op delay): batch 1 is kept, batch 2 is OUTCOME_UNKNOWN, batch 3 is not sent.
+    sim.faults.inject({ kind: 'slow', delayMs: 0, count: 1, endpoint: 'sms.bulksend' });
+    sim.faults.inject({ kind: 'error', status: 500, count: 1, endpoint: 'sms.bulksend' });
+    const partial = await gw.gql(BULK, { input: { from: '08039591111', messages } });
+    expect(partial.body.errors).toBeUndefined();
+    const r = partial.body.data.sendBulkSms;
+    expect(r.messages.slice(0, 100).every((m: unknown) => m !== null)).toBe(true);
+    expect(r.messages.slice(100).every((m: unknown) => m === null)).toBe(true);
+    expect(r.errors).toHaveLength(150);
+    expect(r.errors[0]).toMatchObject({ index: 100, to: messages[100]!.to, code: 'OUTCOME_UNKNOWN' });
+    expect(r.errors[99]).toMatchObject({ index: 199, code: 'OUTCOME_UNKNOWN' });
+    expect(r.errors[100]).toMatchObject({ index: 200, code: 'UPSTREAM_UNAVAILABLE' });
+    expect(r.errors[100].message).toMatch(/Not sent/);
+    expect(upstream('sms.bulksend')).toBe(2);
+  });
+});
+
+describe('idempotency keys', () => {
+  it('replays the first result for the same key and input, with no second upstream request', async () => {
+    const idempotencyKey = newKey();
+    const first = await gw.gql(CONNECT, { input: callInput({ idempotencyKey }) });
+    expect(first.body.data.connectCall).toMatchObject({ replayed: false, idempotencyKey });
+    // The same input in another number form is the same input.
+    const second = await gw.gql(CONNECT, { input: callInput({ idempotencyKey, from: '+919876543210' }) });
+    expect(second.body.errors).toBeUndefined();
+    expect(second.body.data.connectCall).toMatchObject({ replayed: true, idempotencyKey });
+    expect(second.body.data.connectCall.call.sid).toBe(first.body.data.connectCall.call.sid);
+    expect(upstream('calls.connect')).toBe(1);
+  });
+
+  it('answers IDEMPOTENCY_CONFLICT for the same key with another input or another operation', async () => {
+    const idempotencyKey = newKey();
+    await gw.gql(SMS, { input: smsInput({ idempotencyKey }) });
+    const other = await gw.gql(SMS, { input: smsInput({ idempotencyKey, body: 'Something else' }) });
+    expect(other.body.errors?.[0]?.extensions).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT', field: 'input.idempotencyKey' });
+    const otherOp = await gw.gql(CONNECT, { input: callInput({ idempotencyKey }) });
+    expect(otherOp.body.errors?.[0]?.extensions?.code).toBe('IDEMPOTENCY_CONFLICT');
+    expect(upstream('sms.send')).toBe(1);
+    expect(upstream('calls.connect')).toBe(0);
+  });
+
+  it('replays bulk results too', async () => {
+    const idempotencyKey = newKey();
+    const input = { from: '08039591111', messages: [{ to: '9812345670', body: 'a' }, { to: '9812345671', body: 'b' }], idempotencyKey };
+    const first = await gw.gql(BULK, { input });
+    const second = await gw.gql(BULK, { input });
+    expect(second.body.data.sendBulkSms.replayed).toBe(true);
+    expect(second.body.data.sendBulkSms.messages.map((m: { sid: string }) => m.sid)).toEqual(first.body.data.sendBulkSms.messages.map((m: { sid: string }) => m.sid));
+    expect(upstream('sms.bulksend')).toBe(1);
+  });
+
+  it('records an unknown outcome and never re-sends it blindly', async () => {
+    const idempotencyKey = newKey();
+    sim.faults.failNext(1, 500, 'calls.connect');
+    const first = await gw.gql(CONNECT, { input: callInput({ idempotencyKey }) });
+    expect(first.body.errors?.[0]?.extensions?.code).toBe('OUTCOME_UNKNOWN');
+    const retry = await gw.gql(CONNECT, { input: callInput({ idempotencyKey }) });
+    expect(retry.body.errors?.[0]?.extensions?.code).toBe('OUTCOME_UNKNOWN');
+    expect(retry.body.errors?.[0]?.message).toMatch(/calls/);
+    expect(upstream('calls.connect')).toBe(1);
+  });
+
+  it('frees the key after a failure that certainly did not reach Exotel', async () => {
+    const idempotencyKey = newKey();
+    sim.faults.inject({ kind: 'insufficient-balance', status: 403, count: 1, endpoint: 'sms.send' });
+    const first = await gw.gql(SMS, { input: smsInput({ idempotencyKey }) });
+    expect(first.body.errors?.[0]?.extensions?.code).toBe('INSUFFICIENT_BALANCE');
+    const retry = await gw.gql(SMS, { input: smsInput({ idempotencyKey }) });
+    expect(retry.body.errors).toBeUndefined();
+    expect(retry.body.data.sendSms.replayed).toBe(false);
+    expect(upstream('sms.send')).toBe(2);
+  });
+
+  it('lets a retry that arrives while the first is in flight wait for its result', async () => {
+    const idempotencyKey = newKey();
+    sim.faults.slowNext(1, 400, 'sms.send');
+    const [a, b] = await Promise.all([gw.gql(SMS, { input: smsInput({ idempotencyKey }) }), gw.gql(SMS, { input: smsInput({ idempotencyKey }) })]);
+    expect(a.body.errors).toBeUndefined();
+    expect(b.body.errors).toBeUndefined();
+    expect(a.body.data.sendSms.sms.sid).toBe(b.body.data.sendSms.sms.sid);
+    expect([a.body.data.sendSms.replayed, b.body.data.sendSms.replayed].sort()).toEqual([false, true]);
+    expect(upstream('sms.send')).toBe(1);
+  });
+
+  it('answers IDEMPOTENCY_CONFLICT when the first is still in flight after the wait', async () => {
+    const idempotencyKey = newKey();
+    sim.faults.slowNext(1, 3_000, 'sms.send');
+    const first = gw.gql(SMS, { input: smsInput({ idempotencyKey }) });
+    // The first has claimed the key once its request reaches Exotel.
+    await vi.waitFor(() => expect(upstream('sms.send')).toBe(1), { timeout: 2_000, interval: 10 });
+    const second = await gw.gql(SMS, { input: smsInput({ idempotencyKey }) });
+    expect(second.body.errors?.[0]?.extensions?.code).toBe('IDEMPOTENCY_CONFLICT');
+    expect(second.body.errors?.[0]?.message).toMatch(/in progress/);
+    expect((await first).body.data.sendSms.replayed).toBe(false);
+    expect(upstream('sms.send')).toBe(1);
+  });
+
+  it('runs mutations without a key normally: two requests, two calls', async () => {
+    const a = await gw.gql(CONNECT, { input: callInput() });
+    const b = await gw.gql(CONNECT, { input: callInput() });
+    expect(a.body.data.connectCall.call.sid).not.toBe(b.body.data.connectCall.call.sid);
+    expect(upstream('calls.connect')).toBe(2);
+  });
+});
