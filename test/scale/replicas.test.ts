@@ -1,0 +1,191 @@
+/**
+ * Scale-out (issue #6): two real gateway processes sharing the machine's Redis (under a key prefix of
+ * their own) and one simulator playing Exotel. Webhooks go to one replica, subscribers sit on the other;
+ * lookups are spread over both and counted where they land, at the simulator.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSimulator, type Simulator } from '../../src/simulator/index.js';
+import { redisOrSkip, TEST_REDIS_URL, testPrefix } from '../helpers/redis.js';
+import { stopAllProcesses, type GatewayProcess } from '../helpers/processes.js';
+import {
+  countKeys,
+  GRAPHQL_STATUS,
+  gql,
+  keyOf,
+  maxInRollingWindow,
+  newCallSid,
+  postCallback,
+  replicaEnv,
+  spawnPair,
+  subscribeCallEvents,
+  type CallCallback,
+  type Subscriber,
+} from './harness.js';
+
+/** The budget under test: small, with a short window, so a few seconds cover several windows. */
+const LIMIT = 20;
+const WINDOW_MS = 2000;
+
+describe.skipIf(!(await redisOrSkip()))('two replicas on one Redis', () => {
+  let sim: Simulator;
+  let a: GatewayProcess;
+  let b: GatewayProcess;
+  const subscribers: Subscriber[] = [];
+
+  beforeAll(async () => {
+    // The simulator's own budget is far above the gateway's: what is counted here is what the gateways send.
+    sim = await createSimulator({ port: 0, ratePerMinute: 100_000, timeScale: 0.01, seedCalls: 5, log: () => {} });
+    [a, b] = await spawnPair(
+      replicaEnv(sim, TEST_REDIS_URL, testPrefix('scale'), {
+        EXOTEL_RATE_LIMIT_PER_MIN: String(LIMIT),
+        EXOTEL_RATE_WINDOW_MS: String(WINDOW_MS),
+        // Short queue: a lookup waits a little for budget, then answers RATE_LIMITED.
+        EXOTEL_RATE_QUEUE_MS: '300',
+      }),
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(subscribers.map((s) => s.dispose()));
+    await stopAllProcesses();
+    await sim?.stop();
+  });
+
+  const subscribe = async (...args: Parameters<typeof subscribeCallEvents>) => {
+    const s = await subscribeCallEvents(...args);
+    subscribers.push(s);
+    return s;
+  };
+
+  it('a callback posted to replica A reaches a subscriber on replica B exactly once', async () => {
+    const sid = newCallSid();
+    const onB = await subscribe(b.wsUrl, { callSids: [sid] });
+    const onA = await subscribe(a.wsUrl, { callSids: [sid] });
+
+    const first = await postCallback(a.url, sim.accountSid, { callSid: sid, status: 'in-progress' });
+    expect(first).toEqual({ status: 200, body: 'OK' });
+    // Exotel's retry of the same callback, to the other replica: stored as history, not a second change.
+    const retry = await postCallback(b.url, sim.accountSid, { callSid: sid, status: 'in-progress' });
+    expect(retry).toEqual({ status: 200, body: 'OK' });
+    const done = await postCallback(a.url, sim.accountSid, { callSid: sid, status: 'completed' });
+    expect(done.status).toBe(200);
+
+    const sawBoth = (events: Array<{ status: string }>) => events.some((e) => e.status === 'COMPLETED');
+    await onB.waitFor(sawBoth, 'COMPLETED on B');
+    await onA.waitFor(sawBoth, 'COMPLETED on A');
+    for (const s of [onB, onA]) {
+      expect(s.events.map((e) => [e.callSid, e.status, e.source])).toEqual([
+        [sid, 'IN_PROGRESS', 'WEBHOOK'],
+        [sid, 'COMPLETED', 'WEBHOOK'],
+      ]);
+    }
+    // Both replicas saw the same stream entries (ids come from Redis, not from the replica).
+    expect(onB.events.map((e) => e.id)).toEqual(onA.events.map((e) => e.id));
+  });
+
+  it('400 lookups over both replicas keep the combined upstream rate within the budget', async () => {
+    sim.resetRequests();
+    const distinct = 200;
+    const numbers = Array.from({ length: distinct }, (_, i) => `+9198${String(10_000_000 + i * 7919).padStart(8, '0')}`);
+    const query = `query($n: String!) { numberMetadata(number: $n) { phoneNumber operator } }`;
+    const replicas = [a, b];
+    const outcomes: Array<{ replica: number; number: string; ok: boolean; code?: string }> = [];
+
+    // 400 lookups at a steady pace (~4 s, two budget windows): every number once on each replica.
+    const started = Date.now();
+    await Promise.all(
+      Array.from({ length: 400 }, async (_, i) => {
+        await new Promise((r) => setTimeout(r, i * 10));
+        const replica = (i + Math.floor(i / distinct)) % 2;
+        const number = numbers[i % distinct]!;
+        const res = await gql<{ numberMetadata: { phoneNumber: string } | null }>(replicas[replica]!.url, query, { n: number });
+        expect(res.status).toBe(200);
+        if (res.data?.numberMetadata) {
+          expect(res.errors).toBeUndefined();
+          outcomes.push({ replica, number, ok: true });
+        } else {
+          // Beyond the budget the only acceptable failure is RATE_LIMITED, with a retry hint.
+          expect(res.errors?.[0]?.extensions).toMatchObject({ code: 'RATE_LIMITED', retryAfterSeconds: expect.any(Number) });
+          outcomes.push({ replica, number, ok: false, code: 'RATE_LIMITED' });
+        }
+      }),
+    );
+    const elapsedMs = Date.now() - started;
+
+    const upstream = sim.requests.filter((r) => r.at >= started);
+    // The budget is taken at the gateway and counted here on arrival; the two differ by the request's
+    // transit time, so the rolling window is shortened by that much.
+    const transitSlackMs = 150;
+    expect(maxInRollingWindow(upstream.map((r) => r.at), WINDOW_MS - transitSlackMs)).toBeLessThanOrEqual(LIMIT);
+    // The budget really was the bottleneck, on both replicas, and was spent (not starved).
+    expect(upstream.length).toBeGreaterThanOrEqual(LIMIT);
+    expect(upstream.length).toBeLessThanOrEqual(LIMIT * (Math.ceil(elapsedMs / WINDOW_MS) + 1));
+    expect(upstream.every((r) => r.status !== 429)).toBe(true);
+    for (const replica of [0, 1]) expect(outcomes.some((o) => o.replica === replica && !o.ok)).toBe(true);
+
+    // The cache is shared: every number one replica fetched answers on the other without a request.
+    const fetched = [...new Set(outcomes.filter((o) => o.ok).map((o) => o.number))];
+    expect(fetched.length).toBeGreaterThan(0);
+    const numberGets = sim.countRequests({ endpoint: 'numbers.get' });
+    for (const number of fetched) {
+      const fetchedOn = outcomes.find((o) => o.ok && o.number === number)!.replica;
+      const res = await gql<{ numberMetadata: { phoneNumber: string } | null }>(replicas[1 - fetchedOn]!.url, query, { n: number });
+      expect(res.errors).toBeUndefined();
+      expect(res.data?.numberMetadata?.phoneNumber).toBeTruthy();
+    }
+    expect(sim.countRequests({ endpoint: 'numbers.get' })).toBe(numberGets);
+  });
+
+  it('a subscriber on A, with A killed mid-stream, resubscribes to B with `after` and loses nothing', async () => {
+    const sids = Array.from({ length: 12 }, newCallSid);
+    const sentinelSid = newCallSid();
+    const posted: CallCallback[] = sids.flatMap((callSid) => [
+      { callSid, status: 'in-progress' },
+      { callSid, status: 'completed' },
+    ]);
+    const first = await subscribe(a.wsUrl, { callSids: [...sids, sentinelSid] });
+
+    // Posted to B throughout, so the stream goes on while A dies; half before the kill, half after.
+    const post = async (cb: CallCallback) => {
+      const res = await postCallback(b.url, sim.accountSid, cb);
+      expect(res).toEqual({ status: 200, body: 'OK' });
+    };
+    const half = posted.length / 2;
+    for (const cb of posted.slice(0, half)) await post(cb);
+    await first.waitFor((events) => events.length >= 3, 'a few events on A');
+
+    const killed = a.stop('SIGKILL');
+    const more = (async () => {
+      for (const cb of posted.slice(half)) await post(cb);
+    })();
+    await killed;
+    const end = await first.ended;
+    expect(end.error).toBeDefined();
+    const seenOnA = [...first.events];
+    const last = seenOnA.at(-1)!;
+
+    const second = await subscribe(b.wsUrl, { after: last.id, callSids: [...sids, sentinelSid] });
+    await more;
+    const want = posted.map((cb) => `${cb.callSid}/${GRAPHQL_STATUS[cb.status]}`);
+    await second.waitFor((events) => seenOnA.length + events.length >= want.length, 'the rest of the stream on B');
+
+    const all = [...seenOnA, ...second.events];
+    expect(all.every((e) => e.id !== 'error')).toBe(true);
+    // Nothing lost, nothing twice, and in stream order across the switch.
+    expect([...countKeys(all.map(keyOf)).values()].every((n) => n === 1)).toBe(true);
+    expect(new Set(all.map(keyOf))).toEqual(new Set(want));
+    const ids = all.map((e) => e.id);
+    expect(ids).toEqual([...ids].sort(compareIds));
+    // Nothing turns up late either: a sentinel posted last is the barrier, and it is the only newcomer.
+    const sentinel = await postCallback(b.url, sim.accountSid, { callSid: sentinelSid, status: 'in-progress' });
+    expect(sentinel.status).toBe(200);
+    await second.waitFor((events) => events.some((e) => e.callSid === sentinelSid), 'the sentinel on B');
+    expect(second.events.filter((e) => e.callSid !== sentinelSid).length).toBe(want.length - seenOnA.length);
+  });
+});
+
+function compareIds(x: string, y: string): number {
+  const [xm, xs] = x.split('-').map(BigInt) as [bigint, bigint];
+  const [ym, ys] = y.split('-').map(BigInt) as [bigint, bigint];
+  return xm !== ym ? (xm < ym ? -1 : 1) : xs === ys ? 0 : xs < ys ? -1 : 1;
+}
