@@ -105,7 +105,8 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         else socketsPerKey.delete(key);
       },
       onSubscribe: (ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
-        if (Object.keys(ctx.subscriptions).length >= limits.wsMaxSubscriptionsPerSocket) {
+        // graphql-ws has already registered this operation in ctx.subscriptions.
+        if (Object.keys(ctx.subscriptions).length > limits.wsMaxSubscriptionsPerSocket) {
           return [new GraphQLError(`At most ${limits.wsMaxSubscriptionsPerSocket} operations at once on one socket`, { extensions: { code: ErrorCode.RATE_LIMITED, retryAfterSeconds: 1 } })];
         }
         let document;

@@ -1,0 +1,191 @@
+/**
+ * Live call status end to end: the real gateway (simulator upstream), a real graphql-ws client, real
+ * callbacks. Timings are shrunk through the public knobs (SIMULATOR_TIME_SCALE, LIVE_POLL_INTERVAL_MS,
+ * RECONCILE_GRACE_SECONDS); assertions are about order, completeness and duplicates, never about speed.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { callStatusRank, type CallStatus } from '../../src/exotel/types.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { callbackUrlsOf, callCallback, post } from '../live/webhook-helpers.js';
+import { record, wsClient } from '../live/ws-helpers.js';
+import type { Client } from 'graphql-ws';
+
+const CONNECT = `mutation($input: ConnectCallInput!) { connectCall(input: $input) { call { sid status } } }`;
+const STATUS_CHANGED = `subscription($sid: ID!) { callStatusChanged(sid: $sid) { id callSid status source at call { sid status } } }`;
+const CALL_EVENTS = `subscription($filter: CallEventFilter, $after: ID) { callEvents(filter: $filter, after: $after) { id callSid status source } }`;
+
+interface Ev {
+  id: string;
+  callSid: string;
+  status: CallStatus;
+  source: string;
+  call?: { sid: string; status: CallStatus };
+}
+
+const clients: Client[] = [];
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.dispose()));
+});
+const client = (gw: TestGateway) => {
+  const c = wsClient(gw.wsUrl);
+  clients.push(c);
+  return c;
+};
+
+async function connectCall(gw: TestGateway, input: Record<string, unknown> = {}): Promise<string> {
+  const { body } = await gw.gql(CONNECT, { input: { from: '09876543210', to: '+919812345670', callerId: '08039591111', ...input } });
+  expect(body.errors).toBeUndefined();
+  return body.data.connectCall.call.sid as string;
+}
+
+let sidSeq = 0;
+const newSid = (tag: string) => `${tag}${process.pid}x${Date.now().toString(36)}x${++sidSeq}`;
+
+describe('callStatusChanged', () => {
+  it('sends SNAPSHOT first, then RINGING, IN_PROGRESS and COMPLETED in order, and completes', async () => {
+    // Simulated timeline ×0.1: ringing 0.1 s, answered 0.4 s, ends 1.0 s; each phase spans several polls.
+    const gw = await startGateway({ SIMULATOR_TIME_SCALE: '0.1', LIVE_POLL_INTERVAL_MS: '50' });
+    const sid = await connectCall(gw);
+    const sub = record<Ev>(client(gw), STATUS_CHANGED, { sid }, 'callStatusChanged');
+    const events = await sub.done;
+
+    expect(events[0]!.source).toBe('SNAPSHOT');
+    const statuses = events.map((e) => e.status);
+    expect(statuses.at(-1)).toBe('COMPLETED');
+    // Strictly forward: ordered and free of duplicates.
+    for (let i = 1; i < statuses.length; i++) expect(callStatusRank(statuses[i]!)).toBeGreaterThan(callStatusRank(statuses[i - 1]!));
+    expect(statuses).toEqual(expect.arrayContaining(['RINGING', 'IN_PROGRESS', 'COMPLETED']));
+    expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
+    // Ringing has no callback at Exotel: it can only have come from the live poller.
+    const ringing = events.find((e) => e.status === 'RINGING')!;
+    expect(['POLL', 'SNAPSHOT']).toContain(ringing.source);
+    for (const e of events) expect(e.callSid).toBe(sid);
+    // The event's call is the cached call, updated by the same event.
+    expect(events.at(-1)!.call).toEqual({ sid, status: 'COMPLETED' });
+    // The poller spent background budget only on this call, one call-details request at a time.
+    expect(gw.simulator!.countRequests({ endpoint: 'calls.list' })).toBe(0);
+  });
+
+  it('completes right after the snapshot when the call has already ended', async () => {
+    const gw = await startGateway({ SIMULATOR_TIME_SCALE: '0.02', LIVE_POLL_INTERVAL_MS: '50' });
+    const sid = await connectCall(gw);
+    await gw.simulator!.calls.waitFor(sid, (c) => c.Status === 'completed');
+    // Wait until the terminal callback is in the log, so the snapshot must come from it.
+    await vi_waitFor(async () => (await gw.storage.events.callHistory(gw.exotel.accountSid, sid)).some((e) => e.status === 'COMPLETED'));
+    const events = await record<Ev>(client(gw), STATUS_CHANGED, { sid }, 'callStatusChanged').done;
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ source: 'SNAPSHOT', status: 'COMPLETED', callSid: sid });
+  });
+
+  it('answers NOT_FOUND for a call Exotel does not know, and BAD_USER_INPUT for a malformed Sid', async () => {
+    const gw = await startGateway({ LIVE_POLL_INTERVAL_MS: '50' });
+    const unknown = record<Ev>(client(gw), STATUS_CHANGED, { sid: 'ffffffffffffffffffffffffffffffff' }, 'callStatusChanged');
+    await expect(unknown.done).rejects.toBeDefined();
+    expect(JSON.stringify(unknown.error)).toContain('NOT_FOUND');
+    const bad = record<Ev>(client(gw), STATUS_CHANGED, { sid: '../../etc' }, 'callStatusChanged');
+    await expect(bad.done).rejects.toBeDefined();
+    expect(JSON.stringify(bad.error)).toContain('BAD_USER_INPUT');
+  });
+});
+
+describe('reconciler', () => {
+  it('finishes a call whose terminal callback was dropped, from call details (source POLL)', async () => {
+    const gw = await startGateway({ SIMULATOR_TIME_SCALE: '0.02', LIVE_POLL_INTERVAL_MS: '50', RECONCILE_GRACE_SECONDS: '0' });
+    const sim = gw.simulator!;
+    sim.faults.dropCallbacks('all', { kind: 'call', eventType: 'terminal' });
+    // callEvents does not mark the call watched, so the live poller stays out of it: only the reconciler
+    // can produce the terminal event.
+    const sub = record<Ev>(client(gw), CALL_EVENTS, { filter: { callSids: [] } }, 'callEvents');
+    const sid = await connectCall(gw, { timeLimit: 10, timeOut: 10 });
+    const filtered = () => sub.items.filter((e) => e.callSid === sid);
+    await sub.until(() => filtered().some((e) => e.status === 'COMPLETED'));
+    const terminal = filtered().find((e) => e.status === 'COMPLETED')!;
+    expect(terminal.source).toBe('POLL');
+    expect(sim.callbacks.some((c) => c.sid === sid && c.eventType === 'terminal' && c.outcome === 'dropped')).toBe(true);
+    expect(sim.callbacks.some((c) => c.sid === sid && c.eventType === 'terminal' && c.outcome !== 'dropped')).toBe(false);
+    // Exactly one terminal event for the call, and its cached state is final.
+    expect(filtered().filter((e) => callStatusRank(e.status) === 3)).toHaveLength(1);
+    const { body } = await gw.gql('query($sid: ID!) { call(sid: $sid) { status } }', { sid });
+    expect(body.data.call.status).toBe('COMPLETED');
+  });
+});
+
+describe('callEvents(after:)', () => {
+  it('gives a client that reconnects exactly the events it missed, then the live ones, with no duplicate at the seam', async () => {
+    const gw = await startGateway({ LIVE_POLL_INTERVAL_MS: '60000' });
+    const urls = callbackUrlsOf(gw);
+    const [a, b, c] = [newSid('a'), newSid('b'), newSid('c')];
+
+    const first = client(gw);
+    // Subscribing from the log's current end means the first post cannot race the subscription.
+    const sub1 = record<Ev>(first, CALL_EVENTS, { after: (await gw.storage.events.lastId()) ?? '0-0' }, 'callEvents');
+    // The socket is open and subscribed once the first event comes through.
+    await post(urls.callStatus, callCallback(a, 'in-progress'));
+    await sub1.until((items) => items.length === 1);
+    const seen = sub1.items[0]!;
+    expect(seen).toMatchObject({ callSid: a, status: 'IN_PROGRESS', source: 'WEBHOOK' });
+    await first.dispose();
+
+    // Missed while disconnected.
+    for (const [sid, status] of [[a, 'completed'], [b, 'in-progress'], [b, 'busy']] as const) {
+      expect((await post(urls.callStatus, callCallback(sid, status))).status).toBe(200);
+    }
+    const missed = (await gw.storage.events.readAfter(seen.id)).filter((e) => e.kind === 'call' && e.forward).map((e) => e.id);
+    expect(missed).toHaveLength(3);
+
+    // Resubscribe while more events keep arriving: they must land exactly once, replayed or live.
+    const second = client(gw);
+    const sub2 = record<Ev>(second, CALL_EVENTS, { after: seen.id }, 'callEvents');
+    const concurrent = Promise.all(Array.from({ length: 10 }, (_, i) => post(urls.callStatus, callCallback(`${c}n${i}`, 'in-progress'))));
+    await concurrent;
+    await post(urls.callStatus, callCallback(c, 'in-progress'));
+    const all = await sub2.until((items) => items.some((e) => e.callSid === c));
+
+    const expectedIds = (await gw.storage.events.readAfter(seen.id)).filter((e) => e.kind === 'call' && e.forward).map((e) => e.id);
+    expect(all.map((e) => e.id)).toEqual(expectedIds);
+    expect(all.slice(0, 3).map((e) => [e.callSid, e.status])).toEqual([
+      [a, 'COMPLETED'],
+      [b, 'IN_PROGRESS'],
+      [b, 'BUSY'],
+    ]);
+    expect(all.map((e) => e.id)).not.toContain(seen.id);
+  });
+
+  it('rejects an `after` that is not an event id', async () => {
+    const gw = await startGateway({ LIVE_POLL_INTERVAL_MS: '60000' });
+    const sub = record<Ev>(client(gw), CALL_EVENTS, { after: 'yesterday' }, 'callEvents');
+    await expect(sub.done).rejects.toBeDefined();
+    expect(JSON.stringify(sub.error)).toContain('BAD_USER_INPUT');
+  });
+});
+
+describe('fan-out', () => {
+  it('delivers every event to 1,000 concurrent subscribers of one call', async () => {
+    // Real-time simulator (nothing happens upstream during the test) and no polling: the events are the
+    // callbacks this test posts.
+    const gw = await startGateway({ SIMULATOR_TIME_SCALE: '1', LIVE_POLL_INTERVAL_MS: '60000' });
+    const sid = await connectCall(gw);
+    const urls = callbackUrlsOf(gw);
+    const sockets = Array.from({ length: 10 }, () => client(gw));
+    const subs = sockets.flatMap((socket) => Array.from({ length: 100 }, () => record<Ev>(socket, STATUS_CHANGED, { sid }, 'callStatusChanged')));
+    await Promise.all(subs.map((s) => s.until((items) => items.length >= 1, 20_000)));
+
+    expect((await post(urls.callStatus, callCallback(sid, 'in-progress'))).status).toBe(200);
+    expect((await post(urls.callStatus, callCallback(sid, 'completed'), 'json')).status).toBe(200);
+    const results = await Promise.all(subs.map((s) => s.done));
+
+    const reference = results[0]!.map((e) => `${e.id}:${e.status}:${e.source}`);
+    expect(reference.slice(1)).toEqual([expect.stringMatching(/:IN_PROGRESS:WEBHOOK$/), expect.stringMatching(/:COMPLETED:WEBHOOK$/)]);
+    for (const events of results) expect(events.map((e) => `${e.id}:${e.status}:${e.source}`)).toEqual(reference);
+    expect(subs.every((s) => s.completed)).toBe(true);
+  }, 30_000);
+});
+
+/** Polls an async condition without fixed sleeps longer than a tick. */
+async function vi_waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
