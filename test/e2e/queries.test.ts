@@ -149,7 +149,7 @@ describe('calls', () => {
     let after: string | null = null;
     let pages = 0;
     for (;;) {
-      const { body } = await gw.gql(PAGE, { filter, first: 40, after });
+      const { body }: { body: { data?: any; errors?: unknown[] } } = await gw.gql(PAGE, { filter, first: 40, after });
       expect(body.errors).toBeUndefined();
       seen.push(...body.data.calls.edges.map((e: { node: { sid: string } }) => e.node.sid));
       pages += 1;
@@ -270,7 +270,7 @@ describe('numberMetadata and numbersMetadata', () => {
     expect(body.data.numbersMetadata).toEqual([{ phoneNumber: '+919876500001', dnd: false }, null, { phoneNumber: '+918039591111', dnd: false }]);
     expect(body.errors).toHaveLength(1);
     expect(body.errors![0]!.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'numbers[1]' });
-    expect(body.errors![0]!.path).toEqual(['numbersMetadata', 1]);
+    expect((body.errors![0] as { path?: unknown }).path).toEqual(['numbersMetadata', 1]);
   });
 
   it('rejects a malformed number with BAD_USER_INPUT naming the argument and no upstream request', async () => {
