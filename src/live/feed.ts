@@ -31,7 +31,7 @@ export interface LiveFeed {
   callStatusChanged(sid: string): Promise<AsyncIterableIterator<FeedCallEvent>>;
   /** Every forward call event matching `filter`; with `after`, the logged events since that id first. */
   callEvents(filter?: CallEventFilter | null, after?: string | null): AsyncIterableIterator<FeedCallEvent>;
-  /** The SMS's current state, then each forward change; ends after a final status. */
+  /** The SMS's current state, then each forward change; ends after a final status (or its status callback). */
   smsStatusChanged(sid: string): Promise<AsyncIterableIterator<SmsMessage>>;
   /** Calls announced by a Passthru applet. */
   incomingCalls(): AsyncIterableIterator<Call>;
@@ -185,7 +185,9 @@ export function createFeed(deps: FeedDeps): LiveFeed {
             const fields = (event.data?.sms ?? {}) as Partial<SmsMessage>;
             sms = { ...sms, ...fields, sid, status: event.status };
             yield sms;
-            if (isTerminalSms(sms.status)) return;
+            // Exotel posts SMS callbacks for final states only, and delivery may show only as `sent`;
+            // the reconciler's look at a due SMS is final in the same way.
+            if (isTerminalSms(sms.status) || event.source === 'WEBHOOK' || (event.source === 'POLL' && sms.status === 'SENT')) return;
           }
         } finally {
           channel.close();

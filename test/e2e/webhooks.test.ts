@@ -1,0 +1,205 @@
+/**
+ * The webhook routes over real HTTP: every encoding Exotel uses, dedup and forward-only ordering of
+ * repeated and reordered callbacks, and rejection (with nothing stored or published) of forged,
+ * malformed and oversized requests. A graphql-ws subscriber watches what is published.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Client } from 'graphql-ws';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { callbackUrlsOf, callCallback, post, type Encoding } from '../live/webhook-helpers.js';
+import { record, wsClient } from '../live/ws-helpers.js';
+
+const CALL_EVENTS = `subscription($filter: CallEventFilter, $after: ID) { callEvents(filter: $filter, after: $after) { id callSid status source } }`;
+
+let gw: TestGateway;
+let ws: Client;
+let urls: ReturnType<typeof callbackUrlsOf>;
+beforeAll(async () => {
+  gw = await startGateway({ SIMULATOR_TIME_SCALE: '0.05', LIVE_POLL_INTERVAL_MS: '60000' });
+  ws = wsClient(gw.wsUrl);
+  urls = callbackUrlsOf(gw);
+});
+afterAll(async () => {
+  await ws.dispose();
+});
+
+let seq = 0;
+const newSid = (tag: string) => `${tag}${process.pid}x${Date.now().toString(36)}x${++seq}`;
+const history = (sid: string) => gw.storage.events.callHistory(gw.exotel.accountSid, sid);
+const fromNow = async () => (await gw.storage.events.lastId()) ?? '0-0';
+
+describe('call status callbacks', () => {
+  it.each<Encoding>(['form', 'multipart', 'json'])('accepts a %s body and stores the parsed callback before answering 200', async (encoding) => {
+    const sid = newSid('enc');
+    const legs = [{ OnCallDuration: 47, Status: 'completed' }, { OnCallDuration: 40, Status: 'completed' }];
+    const res = await post(urls.callStatus, callCallback(sid, 'completed', { ConversationDuration: 40, Legs: legs, DateUpdated: '2026-11-20 10:00:47' }), encoding);
+    expect(res).toEqual({ status: 200, text: 'OK' });
+    // Stored by the time the 200 arrived.
+    const [event] = await history(sid);
+    expect(event).toMatchObject({ callSid: sid, status: 'COMPLETED', source: 'WEBHOOK', forward: true, at: '2026-11-20T10:00:47+05:30' });
+    expect(event!.data?.call).toMatchObject({
+      conversationDurationSeconds: 40,
+      from: '09876543210',
+      direction: 'OUTBOUND_API',
+      legs: [
+        { id: 1, status: 'COMPLETED', onCallDurationSeconds: 47 },
+        { id: 2, status: 'COMPLETED', onCallDurationSeconds: 40 },
+      ],
+    });
+  });
+
+  it('turns the same callbacks posted 3 times and in reverse order into exactly one event per forward transition', async () => {
+    const sid = newSid('rev');
+    const barrier = newSid('bar');
+    const sub = record<{ callSid: string; status: string; id: string }>(ws, CALL_EVENTS, { filter: { callSids: [sid, barrier] }, after: await fromNow() }, 'callEvents');
+    // Terminal first, then the (late) answered one; each three times, in every encoding.
+    for (const status of ['completed', 'in-progress']) {
+      for (const encoding of ['form', 'json', 'multipart'] as const) expect((await post(urls.callStatus, callCallback(sid, status), encoding)).status).toBe(200);
+    }
+    await post(urls.callStatus, callCallback(barrier, 'completed'));
+    const items = await sub.until((all) => all.some((e) => e.callSid === barrier));
+    sub.dispose();
+
+    expect(items.filter((e) => e.callSid === sid).map((e) => e.status)).toEqual(['COMPLETED']);
+    // Everything is in the history; only the first terminal one moved the call forward.
+    const h = await history(sid);
+    expect(h.map((e) => [e.status, e.forward])).toEqual([
+      ['COMPLETED', true],
+      ['COMPLETED', false],
+      ['COMPLETED', false],
+      ['IN_PROGRESS', false],
+      ['IN_PROGRESS', false],
+      ['IN_PROGRESS', false],
+    ]);
+  });
+
+  it('publishes answered then terminal once each when every callback arrives three times in order', async () => {
+    const sid = newSid('ord');
+    const sub = record<{ callSid: string; status: string }>(ws, CALL_EVENTS, { filter: { callSids: [sid] }, after: await fromNow() }, 'callEvents');
+    for (const status of ['in-progress', 'completed']) {
+      const results = await Promise.all([post(urls.callStatus, callCallback(sid, status)), post(urls.callStatus, callCallback(sid, status), 'json'), post(urls.callStatus, callCallback(sid, status), 'multipart')]);
+      expect(results.map((r) => r.status)).toEqual([200, 200, 200]);
+    }
+    const items = await sub.until((all) => all.some((e) => e.status === 'COMPLETED'));
+    sub.dispose();
+    expect(items.map((e) => e.status)).toEqual(['IN_PROGRESS', 'COMPLETED']);
+    expect((await history(sid)).filter((e) => e.forward).map((e) => e.status)).toEqual(['IN_PROGRESS', 'COMPLETED']);
+  });
+
+  it('updates the cached call so a query right after the callback sees the new status', async () => {
+    const { body } = await gw.gql(`mutation($input: ConnectCallInput!) { connectCall(input: $input) { call { sid } } }`, {
+      input: { from: '09876543210', to: '+919812345670', callerId: '08039591111', timeLimit: 600 },
+    });
+    const sid = body.data.connectCall.call.sid as string;
+    gw.simulator!.resetRequests();
+    await post(urls.callStatus, callCallback(sid, 'busy'));
+    const after = await gw.gql('query($sid: ID!) { call(sid: $sid) { status events { status source } } }', { sid });
+    expect(after.body.data.call.status).toBe('BUSY');
+    expect(after.body.data.call.events.map((e: { status: string; source: string }) => `${e.status}/${e.source}`)).toEqual(expect.arrayContaining(['QUEUED/API', 'BUSY/WEBHOOK']));
+    expect(gw.simulator!.countRequests({ endpoint: 'calls.get' })).toBe(0);
+  });
+});
+
+describe('rejected webhooks', () => {
+  it('rejects forged, malformed and oversized requests, storing and publishing nothing', async () => {
+    const sid = newSid('bad');
+    const barrier = newSid('bar');
+    const before = await gw.storage.events.lastId();
+    const sub = record<{ callSid: string }>(ws, CALL_EVENTS, { after: await fromNow() }, 'callEvents');
+    const good = callCallback(sid, 'completed');
+    const base = `${gw.url}/webhooks/exotel`;
+    const smsTokenOnCallPath = urls.smsStatus.replace(/sms-status$/, 'call-status');
+    const forged = urls.callStatus.replace(/\/([^/]+)\/call-status$/, (_m, token: string) => `/${token.slice(0, -2)}${token.endsWith('AA') ? 'BB' : 'AA'}/call-status`);
+
+    const cases: Array<[string, Promise<{ status: number; text: string }>, number]> = [
+      ['wrong token', post(forged, good), 404],
+      ['no token', post(`${base}/call-status`, good), 404],
+      ['token of another kind', post(smsTokenOnCallPath, good), 404],
+      ['unknown kind', post(urls.callStatus.replace(/call-status$/, 'other'), good), 404],
+      ['no CallSid', post(urls.callStatus, { ...good, CallSid: '' }), 400],
+      ['unknown Status', post(urls.callStatus, { ...good, Status: 'exploded' }), 400],
+      ['bad date', post(urls.callStatus, { ...good, DateUpdated: '2026-02-30 10:00:00' }, 'json'), 400],
+      ['Sid with odd characters', post(urls.callStatus, { ...good, CallSid: 'a b<c>' }), 400],
+      ['broken JSON', fetch(urls.callStatus, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"CallSid":' }).then(async (r) => ({ status: r.status, text: await r.text() })), 400],
+      [
+        'broken multipart',
+        fetch(urls.callStatus, { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=xyz' }, body: `--xyz\r\nContent-Disposition: form-data; name="CallSid"\r\n\r\n${sid}` }).then(async (r) => ({ status: r.status, text: await r.text() })),
+        400,
+      ],
+      ['oversized', post(urls.callStatus, { ...good, CustomField: 'x'.repeat(70 * 1024) }), 413],
+      ['oversized JSON', post(urls.callStatus, { ...good, CustomField: 'x'.repeat(70 * 1024) }, 'json'), 413],
+      ['GET on a status callback', fetch(`${urls.callStatus}?CallSid=${sid}&Status=completed`).then(async (r) => ({ status: r.status, text: await r.text() })), 405],
+    ];
+    for (const [name, response, status] of cases) expect({ name, status: (await response).status }).toEqual({ name, status });
+
+    // Nothing was stored…
+    expect(await gw.storage.events.lastId()).toBe(before);
+    expect(await history(sid)).toEqual([]);
+    // …and nothing published: the first event the subscriber sees is the barrier posted last.
+    await post(urls.callStatus, callCallback(barrier, 'completed'));
+    const items = await sub.until((all) => all.length > 0);
+    sub.dispose();
+    expect(items.map((e) => e.callSid)).toEqual([barrier]);
+    // The token never reaches the log; a wrong one is logged without it.
+    const token = urls.callStatus.split('/').at(-2)!;
+    expect(gw.logText()).not.toContain(token);
+    expect(gw.logText()).toContain('wrong or missing token');
+  });
+
+  it('does not say whether a token exists: a wrong token looks like any unknown path', async () => {
+    const wrong = await fetch(`${gw.url}/webhooks/exotel/not-a-token/call-status`, { method: 'POST' });
+    const unknown = await fetch(`${gw.url}/webhooks/exotel/whatever`, { method: 'POST' });
+    expect([wrong.status, await wrong.text()]).toEqual([404, 'Not Found']);
+    expect([unknown.status, await unknown.text()]).toEqual([404, 'Not Found']);
+  });
+});
+
+describe('SMS status callbacks', () => {
+  it('feeds smsStatusChanged: the queued snapshot, then the final status from the callback', async () => {
+    const { body } = await gw.gql(`mutation($input: SendSmsInput!) { sendSms(input: $input) { sms { sid status } } }`, {
+      input: { from: '08039591111', to: '9812345677', body: 'Your order has shipped' },
+    });
+    expect(body.errors).toBeUndefined();
+    const sid = body.data.sendSms.sms.sid as string;
+    const sub = record<{ sid: string; status: string; detailedStatus: string | null }>(ws, `subscription($sid: ID!) { smsStatusChanged(sid: $sid) { sid status detailedStatus } }`, { sid }, 'smsStatusChanged');
+    const items = await sub.done;
+    // Last digit 7: the simulator fails it as DND (failed-dnd), which only its callback reports here.
+    expect(items[0]!.sid).toBe(sid);
+    expect(items.at(-1)).toMatchObject({ sid, status: 'FAILED_DND', detailedStatus: 'FAILED_REJECTED_DND' });
+    expect(gw.simulator!.callbacks.some((c) => c.kind === 'sms' && c.sid === sid && c.outcome === 200)).toBe(true);
+  });
+
+  it('rejects an SMS callback without SmsSid', async () => {
+    const res = await post(urls.smsStatus, { Status: 'sent' });
+    expect(res.status).toBe(400);
+    expect(res.text).toContain('SmsSid');
+  });
+});
+
+describe('incoming calls (Passthru)', () => {
+  it('announces a call to incomingCalls once, answering each Passthru request 200 at once', async () => {
+    const sid = newSid('in');
+    const sub = record<{ sid: string; from: string; to: string; direction: string; status: string }>(ws, 'subscription { incomingCalls { sid from to direction status } }', {}, 'incomingCalls');
+    // The subscription is live once an incoming call comes through; keep announcing fresh ones until then.
+    let probe = 0;
+    while (sub.items.length === 0) {
+      const probeSid = `${sid}p${probe++}`;
+      const res = await fetch(`${urls.incomingCall}?CallSid=${probeSid}&From=09876543210&To=08039591111&Direction=incoming&Created=2026-11-20%2010%3A00%3A00`);
+      expect([res.status, await res.text()]).toEqual([200, '']);
+      await sub.until((all) => all.length > 0, 200).catch(() => undefined);
+    }
+    const params = `CallSid=${sid}&From=09876543210&To=08039591111&Direction=incoming&flow_id=42`;
+    const get = await fetch(`${urls.incomingCall}?${params}`);
+    expect(get.status).toBe(200);
+    await get.text();
+    // A later Passthru step of the same call (POST this time) is not a new incoming call.
+    const again = await fetch(`${urls.incomingCall}?${params}&Status=in-progress`, { method: 'POST' });
+    expect(again.status).toBe(200);
+    await again.text();
+    const barrier = newSid('inb');
+    await (await fetch(`${urls.incomingCall}?CallSid=${barrier}&From=1&To=2`)).text();
+    const items = await sub.until((all) => all.some((c) => c.sid === barrier));
+    sub.dispose();
+    expect(items.filter((c) => c.sid === sid)).toEqual([{ sid, from: '09876543210', to: '08039591111', direction: 'INBOUND', status: 'IN_PROGRESS' }]);
+  });
+});
