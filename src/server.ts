@@ -24,6 +24,7 @@ import { createSubscriptionResolvers } from './graphql/resolvers/subscription.js
 import { createGraphqlWs } from './graphql/ws.js';
 import { WEBHOOK_BASE_PATH } from './live/callback-urls.js';
 import { createLive } from './live/index.js';
+import { graphiqlRouter } from './graphiql/route.js';
 
 export interface GatewayDeps {
   logger?: Logger;
@@ -157,6 +158,8 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     });
     stoppers.push(() => graphql.stop());
     app.use(graphql.router);
+    // Self-hosted GraphiQL (no CDN); Apollo's own landing page is disabled in src/graphql/apollo.ts.
+    app.use('/graphiql', graphiqlRouter({ mode: config.exotel || deps.exotel ? 'LIVE' : 'SIMULATOR' }));
     const graphqlWs = createGraphqlWs({
       httpServer,
       path: GRAPHQL_PATH,
