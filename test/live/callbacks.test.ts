@@ -1,0 +1,82 @@
+/** Callback tokens, callback bodies and multipart parsing. */
+import { describe, expect, it } from 'vitest';
+import { parseCallStatusCallback, parseIncomingCall, parseSmsStatusCallback } from '../../src/live/callback-parse.js';
+import { callbackToken, createCallbackUrls, createTokenCheck } from '../../src/live/callback-urls.js';
+import { multipartBoundary, parseMultipartFields } from '../../src/live/multipart.js';
+
+const NOW = '2026-11-20T12:00:00+05:30';
+
+describe('callback URLs', () => {
+  it('mints one stable, distinct token per kind and never puts the secret in a URL', () => {
+    const secret = 'a-very-secret-webhook-secret';
+    const urls = createCallbackUrls({ publicUrl: 'https://gw.example.com/', webhookSecret: secret, accountSid: 'acme' });
+    expect(urls.callStatus).toBe(`https://gw.example.com/webhooks/exotel/${callbackToken(secret, 'acme', 'call-status')}/call-status`);
+    expect(new Set(Object.values(urls).map((u) => u.split('/').at(-2))).size).toBe(3);
+    expect(JSON.stringify(urls)).not.toContain(secret);
+    expect(createCallbackUrls({ publicUrl: 'https://gw.example.com', webhookSecret: secret, accountSid: 'acme' })).toEqual(urls);
+    expect(createCallbackUrls({ publicUrl: 'https://gw.example.com', webhookSecret: secret, accountSid: 'other' }).callStatus).not.toBe(urls.callStatus);
+  });
+
+  it('accepts only the exact token of the kind', () => {
+    const check = createTokenCheck('a-very-secret-webhook-secret', 'acme');
+    const token = callbackToken('a-very-secret-webhook-secret', 'acme', 'call-status');
+    expect(check('call-status', token)).toBe(true);
+    expect(check('sms-status', token)).toBe(false);
+    expect(check('call-status', token.slice(1))).toBe(false);
+    expect(check('call-status', '')).toBe(false);
+    expect(check('call-status', `${token}x`)).toBe(false);
+  });
+});
+
+describe('parseCallStatusCallback', () => {
+  it('reads the default four fields, using the receive time when DateUpdated is empty', () => {
+    const r = parseCallStatusCallback({ CallSid: 'abc', Status: 'no-answer', RecordingUrl: '', DateUpdated: '' }, NOW);
+    expect(r).toEqual({ ok: true, update: { kind: 'call', callSid: 'abc', status: 'NO_ANSWER', at: NOW, source: 'WEBHOOK', fields: { sid: 'abc', status: 'NO_ANSWER' } } });
+  });
+
+  it('reads form-flattened legs and Exotel dates', () => {
+    const r = parseCallStatusCallback({ CallSid: 'abc', Status: 'completed', StartTime: '2026-11-20 10:00:00', 'Legs[0][Status]': 'completed', 'Legs[0][OnCallDuration]': '12', 'Legs[1][Status]': 'no-answer' }, NOW);
+    expect(r.ok && r.update.fields).toMatchObject({
+      startTime: '2026-11-20T10:00:00+05:30',
+      legs: [{ id: 1, status: 'COMPLETED', onCallDurationSeconds: 12 }, { id: 2, status: 'NO_ANSWER', onCallDurationSeconds: null }],
+    });
+  });
+
+  it.each([
+    [{ Status: 'completed' }, 'CallSid is missing'],
+    [{ CallSid: 'abc' }, 'Status is missing'],
+    [{ CallSid: 'abc', Status: 'answered-ish' }, 'not a call status'],
+    [{ CallSid: 'abc', Status: 'completed', EndTime: 'yesterday' }, 'EndTime is not a date'],
+    [{ CallSid: 'x'.repeat(200), Status: 'completed' }, 'not a valid Sid'],
+  ])('rejects %j', (fields, reason) => {
+    const r = parseCallStatusCallback(fields, NOW);
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.reason).toContain(reason);
+  });
+});
+
+describe('parseSmsStatusCallback and parseIncomingCall', () => {
+  it('maps both DND spellings and keeps the detailed status', () => {
+    for (const spelling of ['failed_dnd', 'failed-dnd']) {
+      const r = parseSmsStatusCallback({ SmsSid: 's1', Status: spelling, DetailedStatus: 'FAILED_REJECTED_DND', DetailedStatusCode: '23005', DateSent: '' }, NOW);
+      expect(r.ok && r.update).toMatchObject({ status: 'FAILED_DND', at: NOW, fields: { detailedStatus: 'FAILED_REJECTED_DND', detailedStatusCode: 23005 } });
+    }
+  });
+
+  it('builds an inbound call from Passthru parameters', () => {
+    const r = parseIncomingCall({ CallSid: 'in1', From: '09876543210', To: '08039591111', Direction: 'incoming', Created: 'Fri, 20 Nov 2026 10:00:00 +0530', flow_id: '42' }, 'acme', NOW);
+    expect(r.ok && r.update).toMatchObject({ callSid: 'in1', extra: { flow_id: '42' }, call: { direction: 'INBOUND', status: 'IN_PROGRESS', dateCreated: '2026-11-20T10:00:00+05:30', accountSid: 'acme' } });
+  });
+});
+
+describe('multipart', () => {
+  it('reads text fields and skips files', () => {
+    const body = Buffer.from('--b1\r\nContent-Disposition: form-data; name="CallSid"\r\n\r\nabc\r\n--b1\r\nContent-Disposition: form-data; name="f"; filename="x.txt"\r\nContent-Type: text/plain\r\n\r\nfile\r\n--b1\r\nContent-Disposition: form-data; name="Status"\r\n\r\ncompleted\r\n--b1--\r\n');
+    expect(multipartBoundary('multipart/form-data; boundary=b1')).toBe('b1');
+    expect(parseMultipartFields(body, 'b1')).toEqual({ CallSid: 'abc', Status: 'completed' });
+  });
+
+  it('refuses a body without its closing delimiter', () => {
+    expect(parseMultipartFields(Buffer.from('--b1\r\nContent-Disposition: form-data; name="CallSid"\r\n\r\nabc'), 'b1')).toBeUndefined();
+  });
+});

@@ -1,0 +1,59 @@
+/** The in-process fan-out on the real in-memory event log. */
+import { describe, expect, it } from 'vitest';
+import { createTopics } from '../../src/live/topics.js';
+import { createMemoryStorage } from '../../src/storage/memory.js';
+import type { EventRecord, NewEvent } from '../../src/storage/types.js';
+
+const event = (callSid: string, status: 'RINGING' | 'COMPLETED', accountSid = 'a'): NewEvent => ({
+  kind: 'call', accountSid, callSid, status, at: '2026-11-20T10:00:00+05:30', source: 'WEBHOOK', forward: true,
+});
+
+describe('topics', () => {
+  it('delivers every event to 10,000 subscribers of one call through a single log subscription', async () => {
+    const storage = createMemoryStorage();
+    let logSubscriptions = 0;
+    const subscribe = storage.events.subscribe.bind(storage.events);
+    storage.events.subscribe = (listener) => {
+      logSubscriptions++;
+      return subscribe(listener);
+    };
+    const topics = createTopics({ events: storage.events, accountSid: 'a', queueLimit: 100 });
+    const channels = Array.from({ length: 10_000 }, () => topics.subscribe('call:c1'));
+    const other = topics.subscribe('call:c2');
+    await storage.events.append(event('c1', 'RINGING'));
+    await storage.events.append(event('c1', 'COMPLETED'));
+    await storage.events.append(event('c1', 'COMPLETED', 'someone-else'));
+    for (const ch of channels) {
+      const got = [(await ch.next()).value as EventRecord, (await ch.next()).value as EventRecord];
+      expect(got.map((e) => e.kind === 'call' && e.status)).toEqual(['RINGING', 'COMPLETED']);
+    }
+    expect(logSubscriptions).toBe(1);
+    expect(topics.subscriberCount('call:c1')).toBe(10_000);
+    for (const ch of channels) ch.close();
+    expect(topics.subscriberCount('call:c1')).toBe(0);
+    expect(topics.activeTopics()).toEqual(['call:c2']);
+    other.close();
+    topics.close();
+  });
+
+  it('cuts off a subscriber that falls more than queueLimit events behind, after what it has queued', async () => {
+    const storage = createMemoryStorage();
+    const topics = createTopics({ events: storage.events, accountSid: 'a', queueLimit: 3 });
+    const slow = topics.subscribe('calls');
+    for (let i = 0; i < 5; i++) await storage.events.append(event(`c${i}`, 'RINGING'));
+    for (let i = 0; i < 3; i++) expect((await slow.next()).done).toBe(false);
+    await expect(slow.next()).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    expect(topics.subscriberCount('calls')).toBe(0);
+    topics.close();
+  });
+
+  it('resolves a waiting reader as done when the channel is closed', async () => {
+    const storage = createMemoryStorage();
+    const topics = createTopics({ events: storage.events, accountSid: 'a', queueLimit: 3 });
+    const ch = topics.subscribe('call:x');
+    const pending = ch.next();
+    ch.close();
+    expect(await pending).toEqual({ value: undefined, done: true });
+    topics.close();
+  });
+});
