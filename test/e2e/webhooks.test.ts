@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from 'graphql-ws';
+import { createMemoryStorage } from '../../src/storage/memory.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { callbackUrlsOf, callCallback, post, type Encoding } from '../live/webhook-helpers.js';
 import { record, wsClient } from '../live/ws-helpers.js';
@@ -201,5 +202,33 @@ describe('incoming calls (Passthru)', () => {
     const items = await sub.until((all) => all.some((c) => c.sid === barrier));
     sub.dispose();
     expect(items.filter((c) => c.sid === sid)).toEqual([{ sid, from: '09876543210', to: '08039591111', direction: 'INBOUND', status: 'IN_PROGRESS' }]);
+  });
+});
+
+describe('when the event log cannot store', () => {
+  it('answers 503 so Exotel retries, and the retry is stored and published', async () => {
+    // The only fault here a real part cannot produce on demand: the log refusing one write.
+    const storage = createMemoryStorage();
+    let refuse = 1;
+    const append = storage.events.append.bind(storage.events);
+    storage.events.append = (event) => (event.source === 'WEBHOOK' && event.kind === 'call' && refuse-- > 0 ? Promise.reject(new Error('disk full')) : append(event));
+    const g = await startGateway({ SIMULATOR_TIME_SCALE: '0.02', LIVE_POLL_INTERVAL_MS: '60000' }, {}, { storage });
+    const client = wsClient(g.wsUrl);
+    try {
+      const { body } = await g.gql(`mutation($input: ConnectCallInput!) { connectCall(input: $input) { call { sid } } }`, {
+        input: { from: '09876543210', to: '+919812345670', callerId: '08039591111', timeLimit: 60 },
+      });
+      const sid = body.data.connectCall.call.sid as string;
+      const events = await record<{ status: string; source: string }>(client, `subscription($sid: ID!) { callStatusChanged(sid: $sid) { status source } }`, { sid }, 'callStatusChanged').done;
+      expect(events.at(-1)).toEqual({ status: 'COMPLETED', source: 'WEBHOOK' });
+      const attempts = g.simulator!.callbacks.filter((c) => c.sid === sid && c.kind === 'call').map((c) => [c.eventType, c.attempt, c.outcome]);
+      expect(attempts[0]).toEqual(['answered', 1, 503]);
+      expect(attempts).toContainEqual(['answered', 2, 200]);
+      expect((await storage.events.callHistory(g.exotel.accountSid, sid)).filter((e) => e.status === 'IN_PROGRESS')).toHaveLength(1);
+      expect(g.logText()).toContain('answering 503');
+    } finally {
+      await client.dispose();
+      await g.stop();
+    }
   });
 });
