@@ -73,9 +73,27 @@ export interface Idempotency {
   run<T>(spec: IdempotentRun, send: () => Promise<T>): Promise<{ result: T; replayed: boolean }>;
 }
 
-/** Errors after which the request certainly did not reach Exotel, so the key may be used again. */
-function certainlyNotSent(err: unknown): boolean {
-  return isGatewayError(err) && err.code !== ErrorCode.OUTCOME_UNKNOWN;
+/** Codes that only arise before a request is sent, or from Exotel refusing it. */
+const NOT_SENT_CODES: ReadonlySet<string> = new Set([
+  ErrorCode.BAD_USER_INPUT,
+  ErrorCode.UNAUTHENTICATED,
+  ErrorCode.FORBIDDEN,
+  ErrorCode.NOT_FOUND,
+  ErrorCode.RATE_LIMITED,
+  ErrorCode.INSUFFICIENT_BALANCE,
+  ErrorCode.UPSTREAM_UNAVAILABLE,
+  ErrorCode.IDEMPOTENCY_CONFLICT,
+]);
+
+/**
+ * Errors after which the request certainly did not take effect at Exotel, so the key may be used again.
+ * UPSTREAM_ERROR counts only with an HTTP status (Exotel refused it): without one it was an answer the
+ * client could not read — the call or SMS may well exist.
+ */
+export function certainlyNotSent(err: unknown): boolean {
+  if (!isGatewayError(err)) return false;
+  if (NOT_SENT_CODES.has(err.code)) return true;
+  return err.code === ErrorCode.UPSTREAM_ERROR && err.upstreamStatus !== undefined && err.upstreamStatus < 500;
 }
 
 export function createIdempotency(store: IdempotencyStore, options: Partial<IdempotencyOptions> = {}): Idempotency {

@@ -100,3 +100,17 @@ describe('createIdempotency', () => {
     await expect(idem.run(spec('k'), async () => 'x')).rejects.toMatchObject({ code: ErrorCode.OUTCOME_UNKNOWN });
   });
 });
+
+describe('what counts as "certainly not sent"', () => {
+  it('treats an unreadable answer (UPSTREAM_ERROR without an HTTP status) as maybe sent', async () => {
+    const idem = createIdempotency(store());
+    await expect(idem.run(spec('k'), async () => Promise.reject(new GatewayError(ErrorCode.UPSTREAM_ERROR, 'not JSON')))).rejects.toThrow('not JSON');
+    await expect(idem.run(spec('k'), async () => 'again')).rejects.toMatchObject({ code: ErrorCode.OUTCOME_UNKNOWN });
+  });
+
+  it('treats an Exotel refusal (UPSTREAM_ERROR with a 4xx) as not sent', async () => {
+    const idem = createIdempotency(store());
+    await expect(idem.run(spec('k'), async () => Promise.reject(new GatewayError(ErrorCode.UPSTREAM_ERROR, 'refused', { upstreamStatus: 403 })))).rejects.toThrow('refused');
+    expect(await idem.run(spec('k'), async () => 'again')).toEqual({ result: 'again', replayed: false });
+  });
+});

@@ -8,6 +8,7 @@ import { ErrorCode, GatewayError, fromExotelResponse, isGatewayError } from '../
 import type { Call, SendBulkSmsParams, SmsMessage } from '../../exotel/types.js';
 import type { BulkSmsError, MutationResolvers } from '../../generated/graphql.js';
 import type { GraphQLContext } from '../context.js';
+import { certainlyNotSent } from '../idempotency.js';
 import {
   idempotencyKey,
   validateConnectCall,
@@ -105,7 +106,7 @@ async function sendBulk(ctx: GraphQLContext, params: SendBulkSmsParams, original
       });
     } catch (err) {
       const e = toGatewayError(err);
-      if (e.code === ErrorCode.OUTCOME_UNKNOWN || !isGatewayError(err)) maybeSent = true;
+      if (!certainlyNotSent(err)) maybeSent = true;
       firstError ??= e;
       chunk.forEach((_, i) => fail(i, e.code, e.message));
       if (stopsBulk(e.code)) stop = e;
