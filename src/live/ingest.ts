@@ -70,6 +70,40 @@ export async function ingest(update: LiveUpdate, deps: IngestDeps): Promise<Inge
   }
 }
 
+/** Background retries of a dedup release that failed (scale-out, issue #6): first delay, cap, give-up age. */
+const RELEASE_RETRY = { firstDelayMs: 100, maxDelayMs: 5_000, giveUpAfterMs: 30 * 60_000 } as const;
+
+/**
+ * Forgets a dedup claim after a failed store, so Exotel's retry is not taken for a duplicate. When Redis
+ * is down the release fails too and the claim would outlive the outage: it is then retried in the
+ * background until it lands. Releasing is always safe: a retry whose change was in fact stored (a reply
+ * lost in the crash) finds it in the call's history and is recorded, not published again.
+ */
+async function releaseClaim(deps: IngestDeps, key: string): Promise<void> {
+  try {
+    await deps.dedup.release(key);
+    return;
+  } catch {
+    // retried below
+  }
+  const started = deps.now();
+  let delayMs: number = RELEASE_RETRY.firstDelayMs;
+  const retry = () => {
+    const timer = setTimeout(() => {
+      deps.dedup.release(key).then(
+        () => deps.logger.info({ claim: key }, 'dedup claim of an unstored callback released after the storage outage'),
+        () => {
+          delayMs = Math.min(delayMs * 2, RELEASE_RETRY.maxDelayMs);
+          if (deps.now() - started < RELEASE_RETRY.giveUpAfterMs) retry();
+          else deps.logger.warn({ claim: key }, 'gave up releasing the dedup claim of an unstored callback');
+        },
+      );
+    }, delayMs);
+    timer.unref();
+  };
+  retry();
+}
+
 /** Runs a storage step; any failure becomes IngestStorageError after `undo`. */
 async function stored<T>(step: () => Promise<T>, undo?: () => Promise<void>): Promise<T> {
   try {
@@ -84,11 +118,20 @@ async function ingestCall(update: CallStatusUpdate, deps: IngestDeps): Promise<I
   const { callSid, status } = update;
   const { accountSid } = deps;
   const claimKey = `cb:call:${accountSid}:${callSid}:${status}`;
-  const release = () => deps.dedup.release(claimKey);
-  const first = await stored(() => deps.dedup.claim(claimKey, deps.dedupTtlMs));
+  const release = () => releaseClaim(deps, claimKey);
+  // A claim whose reply was lost in a crash may have been taken: release it too.
+  const first = await stored(() => deps.dedup.claim(claimKey, deps.dedupTtlMs), release);
 
   let forward = false;
   let reason: 'duplicate' | 'backwards' = 'duplicate';
+  if (!first && update.source === 'WEBHOOK') {
+    // Claimed before, but is it stored? A delivery that claimed and then lost Redis answered 503 and its
+    // claim is released only once Redis is back; until then this retry must get 503 too, not a 200 that
+    // records the change as a mere duplicate (it would never be published). Same while the first
+    // delivery is still in flight on another replica.
+    const history = await stored(() => deps.events.callHistory(accountSid, callSid));
+    if (!history.some((e) => e.status === status)) throw new IngestStorageError(new Error('an earlier delivery of this callback is not stored yet'));
+  }
   if (first) {
     const rank = callStatusRank(status);
     const { moved, previous } = await stored(() => deps.callState.advance(`call:${accountSid}:${callSid}`, rank, deps.stateTtlMs), release);
@@ -177,8 +220,8 @@ async function ingestSms(update: SmsStatusUpdate, deps: IngestDeps): Promise<Ing
   const { smsSid, status } = update;
   const { accountSid } = deps;
   const claimKey = `cb:sms:${accountSid}:${smsSid}:${status}`;
-  const release = () => deps.dedup.release(claimKey);
-  const first = await stored(() => deps.dedup.claim(claimKey, deps.dedupTtlMs));
+  const release = () => releaseClaim(deps, claimKey);
+  const first = await stored(() => deps.dedup.claim(claimKey, deps.dedupTtlMs), release);
   let forward = false;
   if (first) {
     const { moved } = await stored(() => deps.callState.advance(`sms:${accountSid}:${smsSid}`, smsStatusRank(status), deps.stateTtlMs), release);
@@ -224,7 +267,8 @@ async function ingestIncoming(update: IncomingCallUpdate, deps: IngestDeps): Pro
   const { accountSid } = deps;
   // A flow may pass through several Passthru steps; the incoming call is announced once.
   const claimKey = `cb:incoming:${accountSid}:${callSid}`;
-  const first = await stored(() => deps.dedup.claim(claimKey, deps.dedupTtlMs));
+  const release = () => releaseClaim(deps, claimKey);
+  const first = await stored(() => deps.dedup.claim(claimKey, deps.dedupTtlMs), release);
   if (first) {
     try {
       const [cached] = await deps.entities.getCalls([callSid]);
@@ -244,7 +288,7 @@ async function ingestIncoming(update: IncomingCallUpdate, deps: IngestDeps): Pro
         forward: first,
         data: { call: update.call, ...update.extra },
       }),
-    first ? () => deps.dedup.release(claimKey) : undefined,
+    first ? release : undefined,
   );
   if (first) {
     await deps.openItems

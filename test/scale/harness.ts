@@ -137,6 +137,8 @@ export async function subscribeCallEvents(wsUrl: string, options: { after?: stri
     webSocketImpl: WebSocket,
     retryAttempts: 0,
     lazy: false,
+    // The subscription's own sink reports a lost socket; the default would also print it to stderr.
+    onNonLazyError: () => {},
     on: {
       connected: () => connected(),
       closed: (event) => failedToConnect(new Error(`socket closed before connection_ack: ${JSON.stringify(event)}`)),
