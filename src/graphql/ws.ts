@@ -15,7 +15,10 @@ import { ErrorCode, formatError, isGatewayError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ContextFactory } from './context.js';
 
-/** The only subprotocol spoken; the legacy `graphql-ws` (subscriptions-transport-ws) is refused. */
+/**
+ * The only subprotocol spoken: useServer installs graphql-ws's handleProtocols, so a client asking only for
+ * another (the legacy `graphql-ws` of subscriptions-transport-ws) fails the handshake.
+ */
 export const WS_PROTOCOL = 'graphql-transport-ws';
 
 export interface GraphqlWsOptions {
@@ -56,7 +59,6 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
     server: options.httpServer,
     path: options.path,
     maxPayload: limits.wsMaxPayloadBytes,
-    handleProtocols: (protocols) => (protocols.has(WS_PROTOCOL) ? WS_PROTOCOL : false),
     // Browsers always send Origin; refusing foreign ones stops other sites riding a user's session.
     verifyClient: ({ origin }, done) => {
       if (allowedOrigins.size === 0 || !origin || allowedOrigins.has(origin)) done(true);

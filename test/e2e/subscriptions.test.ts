@@ -181,6 +181,51 @@ describe('fan-out', () => {
   }, 30_000);
 });
 
+describe('graphql-ws transport', () => {
+  const KEYS = { GATEWAY_API_KEYS: 'ops:ops-secret-0123456789:read,bot:bot-secret-0123456789:read+write', WS_MAX_SUBSCRIPTIONS_PER_SOCKET: '2', LIVE_POLL_INTERVAL_MS: '60000' };
+
+  it('authenticates in connection_init: a wrong or missing key closes the socket with 4403', async () => {
+    const gw = await startGateway(KEYS);
+    for (const authorization of [undefined, 'Bearer wrong-secret-0123456789']) {
+      const c = wsClient(gw.wsUrl, authorization ? { authorization } : {});
+      clients.push(c);
+      const sub = record(c, CALL_EVENTS, {}, 'callEvents');
+      await expect(sub.done).rejects.toMatchObject({ code: 4403 });
+    }
+    const ok = wsClient(gw.wsUrl, { authorization: 'Bearer ops-secret-0123456789' });
+    clients.push(ok);
+    const sub = record<Ev>(ok, CALL_EVENTS, { after: '0-0' }, 'callEvents');
+    await post(callbackUrlsOf(gw).callStatus, callCallback(newSid('auth'), 'completed'));
+    await sub.until((items) => items.length === 1);
+    expect(gw.logText()).not.toContain('ops-secret-0123456789');
+  });
+
+  it('refuses a read-only key a mutation over the socket, and more operations per socket than allowed', async () => {
+    const gw = await startGateway(KEYS);
+    const c = wsClient(gw.wsUrl, { authorization: 'Bearer ops-secret-0123456789' });
+    clients.push(c);
+    const mutation = record(c, CONNECT, { input: { from: '09876543210', to: '+919812345670', callerId: '08039591111' } }, 'connectCall');
+    await expect(mutation.done).rejects.toBeDefined();
+    expect(JSON.stringify(mutation.error)).toContain('FORBIDDEN');
+    const open = [record(c, CALL_EVENTS, {}, 'callEvents'), record(c, CALL_EVENTS, {}, 'callEvents')];
+    const third = record(c, CALL_EVENTS, {}, 'callEvents');
+    await expect(third.done).rejects.toBeDefined();
+    expect(JSON.stringify(third.error)).toContain('RATE_LIMITED');
+    open.forEach((s) => s.dispose());
+  });
+
+  it('speaks graphql-transport-ws only', async () => {
+    const gw = await startGateway({ LIVE_POLL_INTERVAL_MS: '60000' });
+    const { default: WebSocket } = await import('ws');
+    const socket = new WebSocket(gw.wsUrl, 'graphql-ws');
+    let opened = false;
+    socket.on('open', () => (opened = true));
+    const error = await new Promise<Error>((resolve) => socket.on('error', resolve));
+    expect(error.message).toMatch(/subprotocol/i);
+    expect(opened).toBe(false);
+  });
+});
+
 /** Polls an async condition without fixed sleeps longer than a tick. */
 async function vi_waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
