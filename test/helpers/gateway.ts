@@ -42,14 +42,9 @@ export async function startGateway(
   const logger = deps.logger ?? createLogger({ level: config.logLevel, destination });
   const gateway = await createServer(config, { ...deps, logger });
   if (options.autoStop !== false) afterAll(() => gateway.stop());
-  const logs = new Proxy([] as Array<Record<string, unknown>>, {
-    get(_t, prop) {
-      const parsed = chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-      return Reflect.get(parsed, prop);
-    },
-  });
-  return Object.assign(gateway, {
-    logs,
+  const parseLogs = () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const testGateway = Object.assign(gateway, {
+    logs: [] as Array<Record<string, unknown>>,
     logText: () => chunks.join(''),
     async gql(query: string, variables?: Record<string, unknown>, headers: Record<string, string> = {}) {
       const res = await fetch(`${gateway.url}/graphql`, {
@@ -61,4 +56,7 @@ export async function startGateway(
       return { status: res.status, body: JSON.parse(text) };
     },
   });
+  // Parsed on every read, so a test always sees the lines written so far.
+  Object.defineProperty(testGateway, 'logs', { get: parseLogs });
+  return testGateway;
 }
