@@ -197,6 +197,27 @@ export async function subscribeCallEvents(wsUrl: string, options: { after?: stri
   };
 }
 
+/** A callStatusChanged subscriber on `wsUrl`, resolved once its first event (the SNAPSHOT) arrived. */
+export async function subscribeCallStatus(wsUrl: string, sid: string): Promise<{ statuses: string[]; dispose(): Promise<void> }> {
+  const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, lazy: true, onNonLazyError: () => {} });
+  const statuses: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    client.subscribe<{ callStatusChanged: { status: string; source: string } }>(
+      { query: 'subscription($sid: ID!) { callStatusChanged(sid: $sid) { status source } }', variables: { sid } },
+      {
+        next: (msg) => {
+          if (msg.errors) reject(new Error(JSON.stringify(msg.errors)));
+          if (msg.data) statuses.push(`${msg.data.callStatusChanged.status}/${msg.data.callStatusChanged.source}`);
+          resolve();
+        },
+        error: reject,
+        complete: () => resolve(),
+      },
+    );
+  });
+  return { statuses, dispose: () => client.dispose() as Promise<void> };
+}
+
 /** The most timestamps falling in any half-open window of `windowMs` (t - windowMs, t]. */
 export function maxInRollingWindow(timesMs: number[], windowMs: number): number {
   const t = [...timesMs].sort((x, y) => x - y);

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSimulator, type Simulator } from '../../src/simulator/index.js';
 import { redisOrSkip, TEST_REDIS_URL, testPrefix } from '../helpers/redis.js';
-import { stopAllProcesses, type GatewayProcess } from '../helpers/processes.js';
+import { stopAllProcesses, waitUntil, type GatewayProcess } from '../helpers/processes.js';
 import {
   countKeys,
   GRAPHQL_STATUS,
@@ -18,6 +18,7 @@ import {
   replicaEnv,
   spawnPair,
   subscribeCallEvents,
+  subscribeCallStatus,
   type CallCallback,
   type Subscriber,
 } from './harness.js';
@@ -25,6 +26,7 @@ import {
 /** The budget under test: small, with a short window, so a few seconds cover several windows. */
 const LIMIT = 20;
 const WINDOW_MS = 2000;
+const POLL_INTERVAL_MS = 250;
 
 describe.skipIf(!(await redisOrSkip()))('two replicas on one Redis', () => {
   let sim: Simulator;
@@ -34,13 +36,16 @@ describe.skipIf(!(await redisOrSkip()))('two replicas on one Redis', () => {
 
   beforeAll(async () => {
     // The simulator's own budget is far above the gateway's: what is counted here is what the gateways send.
-    sim = await createSimulator({ port: 0, ratePerMinute: 100_000, timeScale: 0.01, seedCalls: 5, log: () => {} });
+    sim = await createSimulator({ port: 0, ratePerMinute: 100_000, timeScale: 1, seedCalls: 5, log: () => {} });
     [a, b] = await spawnPair(
       replicaEnv(sim, TEST_REDIS_URL, testPrefix('scale'), {
         EXOTEL_RATE_LIMIT_PER_MIN: String(LIMIT),
         EXOTEL_RATE_WINDOW_MS: String(WINDOW_MS),
         // Short queue: a lookup waits a little for budget, then answers RATE_LIMITED.
         EXOTEL_RATE_QUEUE_MS: '300',
+        LIVE_POLL_INTERVAL_MS: String(POLL_INTERVAL_MS),
+        // The poller may spend half the budget: 10 polls per 2 s window, more than one per interval.
+        LIVE_POLL_BUDGET_SHARE: '0.5',
       }),
     );
   }, 60_000);
@@ -134,6 +139,25 @@ describe.skipIf(!(await redisOrSkip()))('two replicas on one Redis', () => {
       expect(res.data?.numberMetadata?.phoneNumber).toBeTruthy();
     }
     expect(sim.countRequests({ endpoint: 'numbers.get' })).toBe(numberGets);
+  });
+
+  it('the live poller runs on one replica at a time (a storage lease), though both have subscribers', async () => {
+    // A real live call (the simulator runs at real speed here): it stays unanswered/in progress for seconds.
+    const call = sim.calls.create({ from: '09812345001', to: '09812345002' });
+    const watchers = [await subscribeCallStatus(a.wsUrl, call.Sid), await subscribeCallStatus(b.wsUrl, call.Sid)];
+    try {
+      const since = Date.now();
+      const polls = () => sim.requests.filter((r) => r.at >= since && r.endpoint === 'calls.get' && r.path.includes(call.Sid)).map((r) => r.at);
+      await waitUntil(() => polls().length >= 4, 'four polls of the watched call', 10_000);
+      // One poller: each poll starts an interval after the previous round ended, so no two are closer.
+      // Two pollers (one per replica) would interleave their rounds and land closer together.
+      const times = polls();
+      const gaps = times.slice(1).map((t, i) => t - times[i]!);
+      expect(Math.min(...gaps)).toBeGreaterThanOrEqual(POLL_INTERVAL_MS - 5);
+      expect(sim.calls.get(call.Sid)?.Status).not.toBe('completed');
+    } finally {
+      await Promise.all(watchers.map((w) => w.dispose()));
+    }
   });
 
   it('a subscriber on A, with A killed mid-stream, resubscribes to B with `after` and loses nothing', async () => {
