@@ -40,8 +40,10 @@ export interface GraphqlWsOptions {
 
 export interface GraphqlWs {
   wss: WebSocketServer;
-  /** Open sockets right now. */
+  /** Open sockets right now (metrics: gateway_ws_sockets). */
   socketCount(): number;
+  /** Operations running right now on every socket (metrics: gateway_ws_subscriptions). */
+  operationCount(): number;
   /** Closes every socket (1001 Going Away) and the server. */
   close(): Promise<void>;
 }
@@ -54,6 +56,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   const { logger, limits } = options;
   const allowedOrigins = new Set(limits.wsAllowedOrigins);
   const socketsPerKey = new Map<string, number>();
+  let operations = 0;
 
   const wss = new WebSocketServer({
     server: options.httpServer,
@@ -119,6 +122,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         }
         const errors = validate(options.schema, document, rules);
         if (errors.length > 0) return errors;
+        operations++;
         return {
           schema: options.schema,
           document,
@@ -126,6 +130,10 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
           operationName: payload.operationName ?? null,
           contextValue: options.contextFactory({ auth: ctx.extra.principal ?? null }),
         };
+      },
+      // Runs for every operation that got past onSubscribe, however it ended (graphql-ws guarantees it).
+      onComplete: () => {
+        operations = Math.max(0, operations - 1);
       },
       onError: (_ctx, _id, _payload, errors) => errors.map(format),
       onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(format) } : undefined),
@@ -138,6 +146,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   return {
     wss,
     socketCount: () => wss.clients.size,
+    operationCount: () => operations,
     close: () =>
       (closing ??= (async () => {
         await disposable.dispose();

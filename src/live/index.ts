@@ -12,7 +12,7 @@ import type { Call, ExotelApi, SmsMessage } from '../exotel/types.js';
 import type { Logger } from '../logger.js';
 import { createMemoryOpenItems } from '../storage/open-items.js';
 import type { Storage } from '../storage/types.js';
-import { createCallbackUrls, createTokenCheck, type CallbackKind, type CallbackUrls } from './callback-urls.js';
+import { createCallbackUrls, createTokenCheck, type CallbackUrls } from './callback-urls.js';
 import { createFeed, type LiveFeed } from './feed.js';
 import { ingest, type IngestDeps } from './ingest.js';
 import type { Loop } from './loop.js';
@@ -20,7 +20,7 @@ import { createPoller, type Poller } from './poller.js';
 import { createReconciler } from './reconciler.js';
 import { createTopics, type Topics } from './topics.js';
 import { isTerminalCall, openSets } from './updates.js';
-import { createWebhookRouter } from './webhooks.js';
+import { createWebhookRouter, type WebhookObserver } from './webhooks.js';
 
 export type { CallbackUrls } from './callback-urls.js';
 export type { LiveFeed } from './feed.js';
@@ -70,7 +70,9 @@ export interface LiveOptions {
   /** Where callback URLs point, read when a URL is minted (server.ts knows the bound port only later). */
   publicUrl?: () => string;
   now?: () => number;
-  onWebhook?: (kind: CallbackKind | 'unknown', status: number, outcome: string) => void;
+  /** Metrics hooks: every answered webhook; every final status the reconciler had to fetch. */
+  onWebhook?: WebhookObserver;
+  onReconciled?: (kind: 'call' | 'sms') => void;
 }
 
 export interface Live {
@@ -143,6 +145,7 @@ export function createLive(options: LiveOptions): Live {
     intervalMs: reconcileIntervalMs,
     recheckMs: Math.max(graceMs, reconcileIntervalMs),
     maxItemsPerTick: t.maxReconcilesPerTick,
+    ...(options.onReconciled ? { onReconciled: options.onReconciled } : {}),
   });
   const feed = createFeed({
     accountSid,

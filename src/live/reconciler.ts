@@ -23,6 +23,8 @@ export interface ReconcilerOptions {
   recheckMs: number;
   /** Most items looked at per run. */
   maxItemsPerTick: number;
+  /** Told when a final status came from the reconciler rather than a callback (metrics). */
+  onReconciled?: (kind: 'call' | 'sms') => void;
 }
 
 export function createReconciler(options: ReconcilerOptions): Loop {
@@ -37,7 +39,8 @@ export function createReconciler(options: ReconcilerOptions): Loop {
       return;
     }
     // ingest ignores what is not forward, so this is safe whether or not a callback came meanwhile.
-    await ingest({ kind: 'call', callSid, status: call.status, at: call.dateUpdated, source: 'POLL', fields: call }, options.ingestDeps);
+    const result = await ingest({ kind: 'call', callSid, status: call.status, at: call.dateUpdated, source: 'POLL', fields: call }, options.ingestDeps);
+    if (result.outcome === 'published' && isTerminalCall(call.status)) options.onReconciled?.('call');
     if (isTerminalCall(call.status)) await options.openItems.remove(sets.calls, callSid);
     else await options.openItems.put(sets.calls, callSid, options.now() + options.recheckMs);
   }
@@ -49,7 +52,8 @@ export function createReconciler(options: ReconcilerOptions): Loop {
       await options.openItems.remove(sets.sms, smsSid);
       return;
     }
-    await ingest({ kind: 'sms', smsSid, status: sms.status, at: sms.dateUpdated, source: 'POLL', fields: sms }, options.ingestDeps);
+    const result = await ingest({ kind: 'sms', smsSid, status: sms.status, at: sms.dateUpdated, source: 'POLL', fields: sms }, options.ingestDeps);
+    if (result.outcome === 'published') options.onReconciled?.('sms');
     // Delivery often shows only as `sent` (exotel-api.md): once due, `sent` is as final as it gets.
     if (isTerminalSms(sms.status) || sms.status === 'SENT') await options.openItems.remove(sets.sms, smsSid);
     else await options.openItems.put(sets.sms, smsSid, options.now() + options.recheckMs);

@@ -24,9 +24,13 @@ export interface WebhookRouterOptions {
   /** Largest accepted body, bytes; callbacks are a few hundred bytes. */
   maxBodyBytes: number;
   nowIso: () => IsoDateTime;
-  /** Observes every answered webhook (metrics). */
-  onWebhook?: (kind: CallbackKind | 'unknown', status: number, outcome: string) => void;
+  /** Observes every answered webhook (metrics: gateway_webhooks_total). */
+  onWebhook?: WebhookObserver;
 }
+
+/** What became of one webhook, in the words of the gateway_webhooks_total metric. */
+export type WebhookOutcome = 'accepted' | 'duplicate' | 'backward' | 'rejected' | 'unavailable';
+export type WebhookObserver = (kind: CallbackKind | 'unknown', outcome: WebhookOutcome, httpStatus: number) => void;
 
 const isKind = (value: string): value is CallbackKind => (CALLBACK_KINDS as readonly string[]).includes(value);
 
@@ -47,7 +51,7 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
     if (!isKind(kind) || !options.checkToken(kind, String(req.params.token))) {
       // The token is never logged: it is as good as a password for this URL.
       logger.warn({ kind: isKind(kind) ? kind : 'unknown', ip: req.ip }, 'webhook with a wrong or missing token rejected');
-      options.onWebhook?.('unknown', 404, 'bad-token');
+      options.onWebhook?.('unknown', 'rejected', 404);
       notFound(res);
       return;
     }
@@ -68,33 +72,34 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
     express.raw({ type: 'multipart/form-data', limit }),
     async (req: Request, res: Response) => {
       const kind = req.params.kind as CallbackKind;
-      const answer = (status: number, outcome: string, body = status === 200 ? 'OK' : outcome) => {
-        options.onWebhook?.(kind, status, outcome);
+      const answer = (status: number, outcome: WebhookOutcome, body: string) => {
+        options.onWebhook?.(kind, outcome, status);
         res.status(status).type('text/plain').send(body);
       };
 
       const fields = bodyFields(req);
       if (!fields) {
         logger.warn({ kind }, 'webhook body is not well-formed multipart');
-        answer(400, 'malformed', 'Bad Request: malformed multipart body');
+        answer(400, 'rejected', 'Bad Request: malformed multipart body');
         return;
       }
       const parsed = parse(kind, kind === 'incoming-call' ? { ...flatten(req.query), ...fields } : fields);
       if (!parsed.ok) {
         logger.warn({ kind, reason: parsed.reason }, 'malformed webhook rejected');
-        answer(400, 'malformed', `Bad Request: ${parsed.reason}`);
+        answer(400, 'rejected', `Bad Request: ${parsed.reason}`);
         return;
       }
       try {
         const result = await ingest(parsed.update, options.ingestDeps);
         logger.debug({ kind, outcome: result.outcome, eventId: 'event' in result ? result.event.id : undefined }, 'webhook ingested');
-        answer(200, result.outcome, kind === 'incoming-call' ? '' : 'OK');
+        const outcome: WebhookOutcome = result.outcome === 'published' ? 'accepted' : result.reason === 'backwards' ? 'backward' : 'duplicate';
+        answer(200, outcome, kind === 'incoming-call' ? '' : 'OK');
       } catch (err) {
         if (!(err instanceof IngestStorageError)) throw err;
         logger.error({ err, kind }, 'webhook could not be stored; answering 503 so Exotel retries');
         // A Passthru is not retried and a non-200 would send the caller down the flow's error branch.
-        if (kind === 'incoming-call') answer(200, 'unstored', '');
-        else answer(503, 'unstored', 'Service Unavailable: try again');
+        if (kind === 'incoming-call') answer(200, 'unavailable', '');
+        else answer(503, 'unavailable', 'Service Unavailable: try again');
       }
     },
   );
@@ -106,7 +111,7 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
     const status = e.type === 'entity.too.large' ? 413 : e.status && e.status >= 400 && e.status < 500 ? e.status : 500;
     if (status === 500) logger.error({ err }, 'webhook failed');
     else logger.warn({ status, type: e.type }, 'webhook body rejected');
-    options.onWebhook?.('unknown', status, e.type ?? 'error');
+    options.onWebhook?.('unknown', status === 500 ? 'unavailable' : 'rejected', status);
     res.status(status).type('text/plain').send(status === 413 ? 'Payload Too Large' : status === 500 ? 'Internal Server Error' : 'Bad Request');
   });
 
