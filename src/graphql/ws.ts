@@ -52,6 +52,7 @@ type Extra = {
   principal?: Principal | null;
 };
 
+/** Attaches graphql-ws to `httpServer` at `path`. */
 export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   const { logger, limits } = options;
   const allowedOrigins = new Set(limits.wsAllowedOrigins);

@@ -75,6 +75,7 @@ const matches = (filter: CallEventFilter | null | undefined, e: CallEventRecord)
   (!filter?.statuses?.length || filter.statuses.includes(e.status)) &&
   (!filter?.sources?.length || filter.sources.includes(e.source));
 
+/** The subscription streams over one account's event log and topics. */
 export function createFeed(deps: FeedDeps): LiveFeed {
   const { accountSid } = deps;
   const isOurCall = (e: EventRecord): e is CallEventRecord => e.kind === 'call' && e.accountSid === accountSid;

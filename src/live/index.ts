@@ -89,6 +89,7 @@ export interface Live {
   stop(): Promise<void>;
 }
 
+/** Builds the live pipeline and starts its background loops. */
 export function createLive(options: LiveOptions): Live {
   const t: LiveTimings = { ...LIVE_DEFAULTS, ...options.timings };
   const now = options.now ?? Date.now;

@@ -11,6 +11,7 @@ export interface Loop {
   stop(): Promise<void>;
 }
 
+/** Starts `task` every `intervalMs` (first run after one interval). */
 export function startLoop(name: string, intervalMs: number, task: () => Promise<void>, logger: Logger): Loop {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;

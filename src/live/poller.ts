@@ -35,6 +35,7 @@ export interface Poller extends Loop {
 
 const CALL_TOPIC = /^call:(.+)$/;
 
+/** Starts the live poller loop (every LIVE_POLL_INTERVAL_MS); stop() ends it. */
 export function createPoller(options: PollerOptions): Poller {
   const sets = openSets(options.accountSid);
   // A watch mark outlives a few intervals so a replica's refresh can be late without losing the call.

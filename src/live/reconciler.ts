@@ -27,6 +27,7 @@ export interface ReconcilerOptions {
   onReconciled?: (kind: 'call' | 'sms') => void;
 }
 
+/** Starts the reconciler loop; stop() ends it. */
 export function createReconciler(options: ReconcilerOptions): Loop {
   const sets = openSets(options.accountSid);
   const leaseName = `live-reconciler:${options.accountSid}`;

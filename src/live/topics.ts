@@ -33,6 +33,7 @@ export interface TopicsOptions {
   queueLimit: number;
 }
 
+/** Starts the process's one log subscription and dispatches its events to local channels by topic. */
 export function createTopics(options: TopicsOptions): Topics {
   const byTopic = new Map<string, Set<LocalChannel>>();
   const unsubscribe = options.events.subscribe((event) => {

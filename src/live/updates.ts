@@ -46,10 +46,12 @@ export function assertNever(value: never): never {
   throw new Error(`unexpected value ${JSON.stringify(value)}`);
 }
 
+/** True for a status no call leaves. */
 export function isTerminalCall(status: CallStatus): boolean {
   return TERMINAL_CALL_STATUSES.has(status);
 }
 
+/** True for a final SMS status. */
 export function isTerminalSms(status: SmsStatus): boolean {
   return TERMINAL_SMS_STATUSES.has(status);
 }

@@ -40,6 +40,7 @@ function flatten(input: unknown): Record<string, unknown> {
   return Object.fromEntries(Object.entries(input as Record<string, unknown>).map(([k, v]) => [k, Array.isArray(v) && typeof v[0] === 'string' ? v[0] : v]));
 }
 
+/** The express Router to mount at WEBHOOK_BASE_PATH. */
 export function createWebhookRouter(options: WebhookRouterOptions): Router {
   const router = express.Router();
   const { logger } = options;
