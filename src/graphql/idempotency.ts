@@ -112,7 +112,14 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
       const deadline = o.now() + o.pendingWaitMs;
 
       for (;;) {
-        const begun = await store.begin(storeKey, fp, o.ttlMs);
+        const begun = await store.begin(storeKey, fp, o.ttlMs).catch((cause: unknown) => {
+          // Shared storage (Redis) down: the key cannot be checked, and nothing has been sent yet.
+          throw new GatewayError(
+            ErrorCode.INTERNAL_SERVER_ERROR,
+            "The idempotencyKey could not be checked because the gateway's shared storage is unavailable; nothing was sent to Exotel. Retry in a few seconds.",
+            { cause },
+          );
+        });
         if (begun.created) break;
         const record = begun.record;
         if (record.fingerprint !== fp) {

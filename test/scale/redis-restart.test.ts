@@ -94,6 +94,17 @@ describe.skipIf(!haveRedisServer)('Redis restarted under two replicas', () => {
     expect(lookup.errors).toBeUndefined();
     expect(lookup.data?.numberMetadata?.phoneNumber).toBeTruthy();
 
+    // A mutation whose idempotencyKey cannot be checked is refused clearly, before anything is sent.
+    const smsSent = sim.countRequests({ endpoint: 'sms.send' });
+    const mutation = await gql(b.url, 'mutation($k: String!) { sendSms(input: { from: "08039591111", to: "09812345678", body: "hi", idempotencyKey: $k }) { sms { sid } } }', {
+      k: `outage-${prefix}`,
+    });
+    expect(mutation.data).toBeNull();
+    expect(mutation.errors).toEqual([
+      expect.objectContaining({ message: expect.stringContaining("shared storage is unavailable; nothing was sent to Exotel"), extensions: { code: 'INTERNAL_SERVER_ERROR' } }),
+    ]);
+    expect(sim.countRequests({ endpoint: 'sms.send' })).toBe(smsSent);
+
     // Redis comes back on the same port; the replicas reconnect by themselves.
     await redis.start();
     await waitUntil(async () => (await ready(a.url)).status === 200 && (await ready(b.url)).status === 200, 'both replicas ready again', 10_000, 50);
