@@ -23,6 +23,12 @@ export const EVENT_LOG_DEFAULTS = {
   readBatch: 500,
   /** Most events kept in one call's history list (a call has a handful; this only bounds a runaway). */
   callHistoryCap: 1000,
+  /**
+   * When Redis is down at start, the reader starts this long before the replica's own start time (a
+   * margin for clock skew between replica and Redis), so events other replicas append after Redis is
+   * back are not skipped, ms.
+   */
+  startClockMarginMs: 2000,
 } as const;
 
 /*
@@ -140,8 +146,10 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
       try {
         cursor = await newestId(redis);
       } catch (err) {
-        // Redis is down at start: the reader starts from whatever is newest once it can reach Redis.
-        logger.warn({ err }, 'event log reader could not read the stream head at start; will retry');
+        // Redis is down at start. Starting from "whatever is newest once Redis is back" would skip what
+        // other replicas append between Redis's return and this reader's first read, so start from now.
+        cursor = formatEventId({ ms: Math.max(0, clock() - EVENT_LOG_DEFAULTS.startClockMarginMs), seq: 0 });
+        logger.warn({ err, cursor }, 'event log reader could not read the stream head at start; will read from its start time once Redis is back');
       }
       loop = read();
     },

@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSimulator, type Simulator } from '../../src/simulator/index.js';
 import { redisAvailable, testPrefix } from '../helpers/redis.js';
-import { startPrivateRedis, stopAllProcesses, waitUntil, type GatewayProcess, type RedisProcess } from '../helpers/processes.js';
+import { spawnGateway, startPrivateRedis, stopAllProcesses, waitUntil, type GatewayProcess, type RedisProcess } from '../helpers/processes.js';
 import {
   countKeys,
   GRAPHQL_STATUS,
@@ -183,5 +183,28 @@ describe.skipIf(!haveRedisServer)('Redis restarted under two replicas', () => {
       expect(logs.some((l) => l.msg === 'redis connection restored')).toBe(true);
       expect(replica.output()).not.toContain(sim.apiToken);
     }
+  });
+
+  it('a replica started while Redis is down reports not ready, answers webhooks 503, and recovers by itself', async () => {
+    await redis.stop('SIGKILL');
+    const c = await spawnGateway('replica-C', replicaEnv(sim, redis.url, prefix));
+    expect(await ready(c.url)).toEqual({ status: 503, body: { status: 'not ready', checks: { started: true, storage: false } } });
+    const sid = newCallSid();
+    expect(await postCallback(c.url, sim.accountSid, { callSid: sid, status: 'in-progress' })).toEqual({ status: 503, body: 'Service Unavailable: try again' });
+
+    await redis.start();
+    await waitUntil(async () => (await ready(c.url)).status === 200, 'replica C ready', 10_000, 50);
+    // Its event log reader started without Redis; once connected, events reach its subscribers.
+    await waitUntil(async () => (await ready(b.url)).status === 200, 'replica B ready', 10_000, 50);
+    const onC = await subscribeCallEvents(c.wsUrl, { callSids: [sid] });
+    try {
+      expect(await postCallback(b.url, sim.accountSid, { callSid: sid, status: 'in-progress' })).toEqual({ status: 200, body: 'OK' });
+      await onC.waitFor((events) => events.length === 1, 'the callback on C');
+      expect(onC.events.map(keyOf)).toEqual([`${sid}/IN_PROGRESS`]);
+    } finally {
+      await onC.dispose();
+    }
+    expect(c.running()).toBe(true);
+    expect(c.logs().filter((l) => l.msg === 'unhandled rejection')).toEqual([]);
   });
 });
