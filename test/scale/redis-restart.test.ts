@@ -93,6 +93,9 @@ describe.skipIf(!haveRedisServer)('Redis restarted under two replicas', () => {
     });
     expect(lookup.errors).toBeUndefined();
     expect(lookup.data?.numberMetadata?.phoneNumber).toBeTruthy();
+    // ...spending this replica's share of the account budget (200/min over GATEWAY_REPLICAS=2) until Redis is back.
+    const budget = await gql<{ rateLimit: { limitPerMinute: number } }>(a.url, '{ rateLimit { limitPerMinute } }');
+    expect(budget.data?.rateLimit.limitPerMinute).toBe(100);
 
     // A mutation whose idempotencyKey cannot be checked is refused clearly, before anything is sent.
     const smsSent = sim.countRequests({ endpoint: 'sms.send' });
@@ -108,6 +111,7 @@ describe.skipIf(!haveRedisServer)('Redis restarted under two replicas', () => {
     // Redis comes back on the same port; the replicas reconnect by themselves.
     await redis.start();
     await waitUntil(async () => (await ready(a.url)).status === 200 && (await ready(b.url)).status === 200, 'both replicas ready again', 10_000, 50);
+    await waitUntil(async () => (await gql<{ rateLimit: { limitPerMinute: number } }>(a.url, '{ rateLimit { limitPerMinute } }')).data?.rateLimit.limitPerMinute === 200, 'the shared budget again', 10_000, 50);
 
     // Exotel's retries: the ones answered 503, the ones already stored (a retry after a lost 200), and the rest.
     const retries = [...during, ...before, ...callbacks.slice(14, 20)];
