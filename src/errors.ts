@@ -28,6 +28,8 @@ export interface GatewayErrorOptions {
   field?: string;
   /** HTTP status Exotel answered with, when the error came from Exotel. */
   upstreamStatus?: number;
+  /** Which rule rejected the request (BAD_USER_INPUT from a limit), e.g. "MAX_DEPTH". */
+  reason?: string;
   cause?: unknown;
 }
 
@@ -36,6 +38,7 @@ export class GatewayError extends Error {
   readonly retryAfterSeconds: number | undefined;
   readonly field: string | undefined;
   readonly upstreamStatus: number | undefined;
+  readonly reason: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: GatewayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -44,6 +47,7 @@ export class GatewayError extends Error {
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.field = options.field;
     this.upstreamStatus = options.upstreamStatus;
+    this.reason = options.reason;
   }
 
   /** The GraphQL `extensions` this error shows to clients. */
@@ -52,6 +56,7 @@ export class GatewayError extends Error {
     if (this.retryAfterSeconds !== undefined) ext.retryAfterSeconds = this.retryAfterSeconds;
     if (this.field !== undefined) ext.field = this.field;
     if (this.upstreamStatus !== undefined) ext.upstreamStatus = this.upstreamStatus;
+    if (this.reason !== undefined) ext.reason = this.reason;
     return ext;
   }
 

@@ -4,6 +4,7 @@
  * statuses, outcomes).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { UpstreamRequestEvent } from './exotel/types.js';
 
 export interface Metrics {
   registry: Registry;
@@ -19,8 +20,29 @@ export interface Metrics {
   activeSockets: Gauge;
   activeSubscriptions: Gauge;
   reconcilerRecoveries: Counter<'kind'>;
+  /** Counts one GraphQL operation (HTTP or graphql-ws); the name is made label-safe here. */
+  observeOperation(operation: { name: string | null | undefined; type: string; outcome: string; durationSeconds: number }): void;
+  /** Counts one request to Exotel (createExotelClient's onRequest). */
+  observeUpstream(event: UpstreamRequestEvent): void;
+  /** Sets a counter that mirrors a running total kept elsewhere (cache hits and misses). */
+  syncTotal(counter: Counter<'result'>, result: string, total: number): void;
+  /** Content-Type of render()'s text. */
+  contentType: string;
   /** The Prometheus text exposition. */
   render(): Promise<string>;
+}
+
+/** Distinct operation names kept as labels; later new names count as "other" (bounded cardinality). */
+export const MAX_OPERATION_NAMES = 200;
+
+/**
+ * A label-safe operation name. Names are chosen by clients, so only GraphQL names of modest length are
+ * kept, and none that looks like a phone number or a Sid (a long run of digits or hex).
+ */
+export function operationLabel(name: string | null | undefined): string {
+  if (!name) return 'anonymous';
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(name) || /\d{5,}/.test(name) || /[0-9a-f]{16,}/i.test(name)) return 'invalid';
+  return name;
 }
 
 export interface MetricsOptions {
@@ -81,8 +103,31 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       registers,
     }),
   };
+  const names = new Set<string>();
+  const totals = new Map<string, number>();
   return {
     ...m,
+    observeOperation({ name, type, outcome, durationSeconds }) {
+      let operation = operationLabel(name);
+      if (!names.has(operation)) {
+        if (names.size >= MAX_OPERATION_NAMES) operation = 'other';
+        else names.add(operation);
+      }
+      m.graphqlOperations.inc({ operation, type, outcome });
+      m.graphqlDuration.observe({ operation, type }, durationSeconds);
+    },
+    observeUpstream(event) {
+      m.upstreamRequests.inc({ endpoint: event.endpoint, method: event.method, status: String(event.status) });
+      m.upstreamDuration.observe({ endpoint: event.endpoint }, event.durationMs / 1000);
+    },
+    syncTotal(counter, result, total) {
+      const key = `${(counter as unknown as { name: string }).name}|${result}`;
+      const delta = total - (totals.get(key) ?? 0);
+      // A total that went down (storage swapped, counter reset) starts over rather than going negative.
+      if (delta > 0) counter.inc({ result }, delta);
+      totals.set(key, total);
+    },
+    contentType: registry.contentType,
     async render() {
       await options.beforeScrape?.();
       return registry.metrics();

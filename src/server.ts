@@ -25,14 +25,31 @@ import { createGraphqlWs } from './graphql/ws.js';
 import { WEBHOOK_BASE_PATH } from './live/callback-urls.js';
 import { createLive } from './live/index.js';
 import { graphiqlRouter } from './graphiql/route.js';
+import { createArmor } from './graphql/armor.js';
+import { accessLog } from './http/access-log.js';
+import { graphqlGuard } from './http/graphql-guard.js';
+import { graphqlMetricsPlugin } from './http/graphql-metrics.js';
+import { METRICS_PATH, metricsHandler } from './http/metrics-route.js';
+import { requestIds } from './http/request-id.js';
+import { createMetrics, type Metrics } from './metrics.js';
+
+/** Shutdown timings, declared once. main.ts bounds the whole of stop() at 15 s. */
+export const SHUTDOWN = Object.freeze({
+  /** How long graphql-ws clients get to answer the 1001 close before their sockets are cut, ms. */
+  wsCloseGraceMs: 1_000,
+  /** How long in-flight HTTP requests (GraphQL and webhooks) may take to finish before connections are cut, ms. */
+  httpDrainGraceMs: 10_000,
+});
 
 export interface GatewayDeps {
   logger?: Logger;
   /** Use this Exotel instead of building a client (tests with a fake). */
   exotel?: ExotelApi;
   storage?: Storage;
-  /** Observes every upstream request (metrics, tests). */
+  /** Observes every upstream request (tests); the gateway's metrics see them too. */
   onUpstreamRequest?: (event: UpstreamRequestEvent) => void;
+  /** Use this metrics registry (default: a fresh one per gateway, with Node process metrics). */
+  metrics?: Metrics;
 }
 
 export interface Gateway {
@@ -48,7 +65,13 @@ export interface Gateway {
   /** The in-process simulator in simulator mode. */
   simulator: Simulator | undefined;
   httpServer: Server;
-  /** Stops accepting, drains, closes sockets and storage. Safe to call twice. */
+  metrics: Metrics;
+  /**
+   * Graceful shutdown, in this order: readiness off; graphql-ws sockets closed with 1001 (no new ones);
+   * HTTP stops accepting and drains in-flight requests — GraphQL and webhooks, each answered only after its
+   * event is stored — for up to SHUTDOWN.httpDrainGraceMs; the live poller and reconciler stop and
+   * subscriptions end; storage is flushed and closed; the simulator stops. Safe to call twice.
+   */
   stop(): Promise<void>;
 }
 
@@ -67,6 +90,16 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       }
     }
   };
+
+  // Gauges that are read, not pushed, are filled in right before each scrape (below, once the parts exist).
+  const scrapeSources: Array<() => Promise<void> | void> = [];
+  const metrics =
+    deps.metrics ??
+    createMetrics({
+      beforeScrape: async () => {
+        for (const source of scrapeSources) await source();
+      },
+    });
 
   try {
     const storage =
@@ -100,13 +133,36 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
         timeoutMs: config.upstreamTimeoutMs,
         backgroundShare: config.livePollBudgetShare,
         logger: logger.child({ component: 'exotel' }),
-        onRequest: deps.onUpstreamRequest,
+        onRequest: (event) => {
+          metrics.observeUpstream(event);
+          deps.onUpstreamRequest?.(event);
+        },
       });
     }
+
+    const exotelApi = exotel;
+    scrapeSources.push(async () => {
+      // Budget first: on Redis it is one round trip; a failure leaves the last values rather than failing the scrape.
+      const rate = await exotelApi.rateLimit().catch(() => undefined);
+      if (rate) {
+        metrics.rateBudgetRemaining.set(rate.remaining);
+        metrics.rateBudgetQueued.set(rate.queued);
+      }
+      metrics.syncTotal(metrics.cacheRequests, 'hit', storage.cache.stats.hits);
+      metrics.syncTotal(metrics.cacheRequests, 'miss', storage.cache.stats.misses);
+    });
+    // Every forward event this replica fans out to its subscribers (on Redis: every replica's events).
+    const stopCountingEvents = storage.events.subscribe((event) => {
+      if (event.forward && event.accountSid === exotelApi.accountSid) metrics.eventsPublished.inc({ kind: event.kind, source: event.source });
+    });
+    stoppers.push(stopCountingEvents);
 
     const app = express();
     app.disable('x-powered-by');
     const httpServer = createHttpServer(app);
+    // First: every request gets its id and one access-log line, whatever answers it.
+    app.use(requestIds(), accessLog(logger.child({ component: 'http' })));
+    app.get(METRICS_PATH, metricsHandler(metrics, (err) => logger.warn({ err }, 'metrics scrape failed')));
 
     let ready = false;
     app.get('/healthz', (_req, res) => {
@@ -129,6 +185,8 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       logger,
       durationScale: simulator ? config.simulatorTimeScale : 1,
       publicUrl: () => (boundUrl && /:0$/.test(config.publicUrl) ? boundUrl : config.publicUrl),
+      onWebhook: (kind, outcome) => metrics.webhooks.inc({ kind, outcome }),
+      onReconciled: (kind) => metrics.reconcilerRecoveries.inc({ kind }),
     });
     stoppers.push(() => live.stop());
     app.use(WEBHOOK_BASE_PATH, live.router);
@@ -148,6 +206,8 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       callbackUrls: live.callbackUrls,
       live: live.hooks,
     });
+    // Abuse limits (issue #7): the same rules on HTTP and graphql-ws, all checked before execution.
+    const armor = createArmor({ limits: config.limits, production: config.production });
     const graphql = await createApolloHandler({
       schema: graphqlSchema,
       contextFactory,
@@ -155,6 +215,11 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       logger,
       httpServer,
       authenticate: createAuthenticator(config.apiKeys).authenticate,
+      validationRules: armor.validationRules,
+      allowBatchedHttpRequests: true,
+      guards: [graphqlGuard({ maxBatchSize: config.limits.maxBatchSize, checkTokens: armor.checkTokens, production: config.production })],
+      plugins: [graphqlMetricsPlugin(metrics)],
+      drainGraceMs: SHUTDOWN.httpDrainGraceMs,
     });
     stoppers.push(() => graphql.stop());
     app.use(graphql.router);
@@ -169,6 +234,15 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       limits: config.limits,
       production: config.production,
       logger: logger.child({ component: 'graphql-ws' }),
+      validationRules: armor.wsValidationRules,
+      checkTokens: armor.checkTokens,
+      maskMessage: armor.maskSuggestions,
+      onOperation: (operation) => metrics.observeOperation(operation),
+      closeGraceMs: SHUTDOWN.wsCloseGraceMs,
+    });
+    scrapeSources.push(() => {
+      metrics.activeSockets.set(graphqlWs.socketCount());
+      metrics.activeSubscriptions.set(graphqlWs.operationCount());
     });
 
     await new Promise<void>((resolve, reject) => {
@@ -191,6 +265,31 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       ready = false;
     });
 
+    // The shutdown order, written out (see Gateway.stop). Each step runs even if the one before failed.
+    const shutdownSteps: Array<[string, Stopper]> = [
+      ['readiness off', () => void (ready = false)],
+      ['graphql-ws sockets closed with 1001', () => graphqlWs.close()],
+      ['http drained: no new connections, in-flight GraphQL and webhooks finished', () => graphql.stop()],
+      ['http server closed', () => closeHttp(httpServer)],
+      ['live poller and reconciler stopped, subscriptions ended', () => live.stop()],
+      ['event metrics unsubscribed', stopCountingEvents],
+      ['storage flushed and closed', () => (deps.storage ? undefined : storage.close())],
+      ['simulator stopped', () => simulator?.stop()],
+    ];
+    const shutdown = async () => {
+      stoppers.length = 0;
+      const started = Date.now();
+      for (const [step, run] of shutdownSteps) {
+        try {
+          await run();
+          logger.debug({ step, elapsedMs: Date.now() - started }, 'shutdown step done');
+        } catch (err) {
+          logger.warn({ err, step }, 'error while stopping');
+        }
+      }
+      logger.info({ elapsedMs: Date.now() - started }, 'gateway stopped');
+    };
+
     const mode = config.exotel || deps.exotel ? 'LIVE' : 'SIMULATOR';
     logger.info({ url, mode, storage: storage.kind }, 'gateway listening');
     let stopping: Promise<void> | undefined;
@@ -204,7 +303,8 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       storage,
       simulator,
       httpServer,
-      stop: () => (stopping ??= stopAll()),
+      metrics,
+      stop: () => (stopping ??= shutdown()),
     };
   } catch (err) {
     await stopAll();

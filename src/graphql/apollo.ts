@@ -32,6 +32,12 @@ export interface ApolloHandlerOptions {
   plugins?: Array<ApolloServerPlugin<GraphQLContext>>;
   /** More validation rules (depth, cost…), run before execution. */
   validationRules?: ValidationRule[];
+  /** Express handlers run on the parsed body before Apollo (batch size, token limits). */
+  guards?: RequestHandler[];
+  /** Batched HTTP requests (a JSON array of operations) are accepted; their size is capped by a guard. */
+  allowBatchedHttpRequests?: boolean;
+  /** How long stop() lets in-flight HTTP requests finish before cutting connections, ms (default 10 000). */
+  drainGraceMs?: number;
 }
 
 export interface ApolloHandler {
@@ -114,6 +120,7 @@ export async function createApolloHandler(options: ApolloHandlerOptions): Promis
   const apollo = new ApolloServer<GraphQLContext>({
     schema: options.schema,
     csrfPrevention: true,
+    allowBatchedHttpRequests: options.allowBatchedHttpRequests ?? false,
     introspection: !config.production,
     // Stack traces go to the log (internalErrorLogging), never into a response.
     includeStacktraceInErrorResponses: false,
@@ -124,7 +131,7 @@ export async function createApolloHandler(options: ApolloHandlerOptions): Promis
     logger,
     validationRules: options.validationRules ?? [],
     plugins: [
-      ApolloServerPluginDrainHttpServer({ httpServer: options.httpServer }),
+      ApolloServerPluginDrainHttpServer({ httpServer: options.httpServer, stopGracePeriodMillis: options.drainGraceMs ?? 10_000 }),
       // GraphiQL is self-hosted at /graphiql; Apollo's landing page would load from a CDN.
       ApolloServerPluginLandingPageDisabled(),
       internalErrorLogging(logger),
@@ -139,6 +146,7 @@ export async function createApolloHandler(options: ApolloHandlerOptions): Promis
     express.json({ limit: config.limits.maxBodyBytes }),
     bodyErrors,
     requireJsonPost,
+    ...(options.guards ?? []),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         let auth: Principal | null = null;

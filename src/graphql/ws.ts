@@ -11,7 +11,8 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Principal } from '../auth.js';
 import type { Limits } from '../config.js';
-import { ErrorCode, formatError, isGatewayError } from '../errors.js';
+import { ErrorCode, formatError, isGatewayError, type GatewayError } from '../errors.js';
+import { requestIdFrom } from '../http/request-id.js';
 import type { Logger } from '../logger.js';
 import type { ContextFactory } from './context.js';
 
@@ -36,6 +37,14 @@ export interface GraphqlWsOptions {
   validationRules?: readonly ValidationRule[];
   /** Keep-alive ping interval, ms (graphql-ws default 12 s). */
   keepAliveMs?: number;
+  /** Token limit, checked before parsing (src/graphql/armor.ts). */
+  checkTokens?: (source: string) => GatewayError | undefined;
+  /** Rewrites client-facing messages (production strips field suggestions). */
+  maskMessage?: (message: string) => string;
+  /** Observes each operation as it starts or is refused (metrics). */
+  onOperation?: (operation: { name: string | null | undefined; type: string; outcome: string; durationSeconds: number }) => void;
+  /** On close(), how long sockets get to answer the 1001 close before they are cut, ms. */
+  closeGraceMs?: number;
 }
 
 export interface GraphqlWs {
@@ -50,7 +59,13 @@ export interface GraphqlWs {
 
 type Extra = {
   principal?: Principal | null;
+  /** Request id of the socket (a sane X-Request-Id of the upgrade, or new); operations get `<id>:<n>`. */
+  socketId?: string;
+  operationCount?: number;
 };
+
+/** Close code for a key that already has its allowed number of sockets (like HTTP 429). */
+export const CLOSE_TOO_MANY_SOCKETS = 4429;
 
 /** Attaches graphql-ws to `httpServer` at `path`. */
 export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
@@ -73,7 +88,12 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
     },
   });
 
-  const format = (error: GraphQLError) => formatError(error.toJSON(), error, { production: options.production });
+  const mask = options.maskMessage ?? ((message: string) => message);
+  const format = (error: GraphQLError) => {
+    const formatted = formatError(error.toJSON(), error, { production: options.production });
+    return { ...formatted, message: mask(formatted.message) };
+  };
+  const firstCode = (errors: readonly GraphQLError[]) => String(format(errors[0] ?? new GraphQLError('')).extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR);
   const rules = [...specifiedRules, ...(options.validationRules ?? [])];
 
   const disposable = useServer<Record<string, unknown> | undefined, Extra>(
@@ -81,6 +101,8 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
       schema: options.schema,
       connectionInitWaitTimeout: limits.wsConnectionInitTimeoutMs,
       onConnect: (ctx) => {
+        const socketId = requestIdFrom(ctx.extra.request.headers['x-request-id']);
+        const log = logger.child({ requestId: socketId });
         let principal: Principal | null = null;
         if (options.authenticate) {
           const raw = ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization;
@@ -88,18 +110,23 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
             principal = options.authenticate(typeof raw === 'string' ? raw : undefined);
           } catch (err) {
             if (!isGatewayError(err)) throw err;
-            logger.info({ reason: err.message }, 'graphql-ws connection refused: not authenticated');
+            log.info({ reason: err.message }, 'graphql-ws connection refused: not authenticated');
             return false;
           }
         }
         const key = principal?.name ?? 'anonymous';
         const open = socketsPerKey.get(key) ?? 0;
         if (open >= limits.wsMaxSocketsPerKey) {
-          logger.warn({ key }, 'graphql-ws connection refused: too many sockets for this key');
+          log.warn({ key }, 'graphql-ws connection refused: too many sockets for this key');
+          // Not a 4403: the key is good, it is only over its share. graphql-ws's own 4403 after this is a no-op.
+          ctx.extra.socket.close(CLOSE_TOO_MANY_SOCKETS, 'Too many sockets for this API key');
           return false;
         }
         socketsPerKey.set(key, open + 1);
         ctx.extra.principal = principal;
+        ctx.extra.socketId = socketId;
+        ctx.extra.operationCount = 0;
+        log.debug({ key }, 'graphql-ws connection acknowledged');
         return true;
       },
       onClose: (ctx) => {
@@ -111,25 +138,42 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         else socketsPerKey.delete(key);
       },
       onSubscribe: (ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
+        const started = process.hrtime.bigint();
+        const seen = (type: string, outcome: string) =>
+          options.onOperation?.({ name: payload.operationName, type, outcome, durationSeconds: Number(process.hrtime.bigint() - started) / 1e9 });
+        const refuse = (errors: readonly GraphQLError[]) => {
+          seen('unknown', firstCode(errors));
+          return errors;
+        };
         // graphql-ws has already registered this operation in ctx.subscriptions.
         if (Object.keys(ctx.subscriptions).length > limits.wsMaxSubscriptionsPerSocket) {
-          return [new GraphQLError(`At most ${limits.wsMaxSubscriptionsPerSocket} operations at once on one socket`, { extensions: { code: ErrorCode.RATE_LIMITED, retryAfterSeconds: 1 } })];
+          return refuse([new GraphQLError(`At most ${limits.wsMaxSubscriptionsPerSocket} operations at once on one socket`, { extensions: { code: ErrorCode.RATE_LIMITED, retryAfterSeconds: 1 } })]);
         }
+        // Before parsing: a huge document must not cost a full parse.
+        const tooMany = options.checkTokens?.(payload.query);
+        if (tooMany) return refuse([tooMany.toGraphQLError()]);
         let document;
         try {
           document = parse(payload.query);
         } catch (err) {
-          return [err instanceof GraphQLError ? err : new GraphQLError('The query could not be parsed')];
+          return refuse([err instanceof GraphQLError ? err : new GraphQLError('The query could not be parsed')]);
         }
         const errors = validate(options.schema, document, rules);
-        if (errors.length > 0) return errors;
+        if (errors.length > 0) return refuse(errors);
         operations++;
+        const operationCount = (ctx.extra.operationCount ?? 0) + 1;
+        ctx.extra.operationCount = operationCount;
+        const type = document.definitions.find((d) => d.kind === 'OperationDefinition' && (!payload.operationName || d.name?.value === payload.operationName));
+        seen(type && 'operation' in type ? type.operation : 'unknown', 'ok');
         return {
           schema: options.schema,
           document,
           variableValues: payload.variables ?? null,
           operationName: payload.operationName ?? null,
-          contextValue: options.contextFactory({ auth: ctx.extra.principal ?? null }),
+          contextValue: options.contextFactory({
+            auth: ctx.extra.principal ?? null,
+            ...(ctx.extra.socketId ? { requestId: `${ctx.extra.socketId}:${operationCount}` } : {}),
+          }),
         };
       },
       // Runs for every operation that got past onSubscribe, however it ended (graphql-ws guarantees it).
@@ -150,8 +194,16 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
     operationCount: () => operations,
     close: () =>
       (closing ??= (async () => {
+        const sockets = [...wss.clients];
+        const closed = Promise.all(sockets.map((socket) => new Promise<void>((resolve) => (socket.readyState === socket.CLOSED ? resolve() : socket.once('close', () => resolve())))));
+        // Sends 1001 Going Away to every socket and stops taking new ones.
         await disposable.dispose();
+        // Clients get a moment to complete the close handshake; whoever has not is cut off.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, options.closeGraceMs ?? 1000)))]);
+        clearTimeout(timer);
         for (const socket of wss.clients) socket.terminate();
+        for (const socket of sockets) socket.terminate();
         await new Promise<void>((resolve) => wss.close(() => resolve()));
       })()),
   };

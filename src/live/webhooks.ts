@@ -7,6 +7,7 @@
  */
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { IsoDateTime } from '../exotel/types.js';
+import { requestLogger } from '../http/request-id.js';
 import type { Logger } from '../logger.js';
 import { parseCallStatusCallback, parseIncomingCall, parseSmsStatusCallback, type ParseResult } from './callback-parse.js';
 import { CALLBACK_KINDS, type CallbackKind } from './callback-urls.js';
@@ -51,7 +52,7 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
     const kind = String(req.params.kind);
     if (!isKind(kind) || !options.checkToken(kind, String(req.params.token))) {
       // The token is never logged: it is as good as a password for this URL.
-      logger.warn({ kind: isKind(kind) ? kind : 'unknown', ip: req.ip }, 'webhook with a wrong or missing token rejected');
+      requestLogger(logger, res).warn({ kind: isKind(kind) ? kind : 'unknown', ip: req.ip }, 'webhook with a wrong or missing token rejected');
       options.onWebhook?.('unknown', 'rejected', 404);
       notFound(res);
       return;
@@ -73,6 +74,7 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
     express.raw({ type: 'multipart/form-data', limit }),
     async (req: Request, res: Response) => {
       const kind = req.params.kind as CallbackKind;
+      const logger = requestLogger(options.logger, res);
       const answer = (status: number, outcome: WebhookOutcome, body: string) => {
         options.onWebhook?.(kind, outcome, status);
         res.status(status).type('text/plain').send(body);
@@ -109,6 +111,7 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
   // Body parser failures: too large → 413, unreadable → 400. Nothing was stored.
   router.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const e = err as { status?: number; type?: string };
+    const logger = requestLogger(options.logger, res);
     const status = e.type === 'entity.too.large' ? 413 : e.status && e.status >= 400 && e.status < 500 ? e.status : 500;
     if (status === 500) logger.error({ err }, 'webhook failed');
     else logger.warn({ status, type: e.type }, 'webhook body rejected');

@@ -1,0 +1,41 @@
+/**
+ * One structured line per HTTP request: request id, method, route, status, duration. The route is a
+ * fixed label, never the raw URL: webhook paths carry their secret token and query strings can carry
+ * phone numbers, so neither is logged.
+ */
+import type { Request, RequestHandler } from 'express';
+import type { Logger } from '../logger.js';
+import { requestIdOf } from './request-id.js';
+
+const QUIET = new Set(['/healthz', '/readyz', '/metrics']);
+const KNOWN = ['/graphql', '/graphiql', '/healthz', '/readyz', '/metrics'];
+const WEBHOOK = /^\/webhooks\/exotel\/[^/]+\/([a-z-]{1,32})\/?$/;
+
+/** A bounded, secret-free name for the request's path. */
+export function routeOf(req: Pick<Request, 'path'>): string {
+  const path = req.path;
+  const webhook = WEBHOOK.exec(path);
+  if (webhook) return `/webhooks/exotel/:token/${webhook[1]}`;
+  if (path.startsWith('/webhooks/')) return '/webhooks/(other)';
+  for (const known of KNOWN) if (path === known || path.startsWith(`${known}/`)) return known;
+  return '(other)';
+}
+
+export function accessLog(logger: Logger): RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.once('finish', () => {
+      const route = routeOf(req);
+      const line = {
+        requestId: requestIdOf(res),
+        method: req.method,
+        route,
+        status: res.statusCode,
+        durationMs: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
+      };
+      if (QUIET.has(route)) logger.debug(line, 'http request');
+      else logger.info(line, 'http request');
+    });
+    next();
+  };
+}
