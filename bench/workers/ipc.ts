@@ -1,0 +1,54 @@
+/**
+ * The worker side of bench/lib/procs.ts: report ready, answer requests by op name, stop on 'stop'.
+ * Every worker answers `memory` (heap and RSS after two full GCs when --expose-gc is on).
+ */
+
+/** Heap and RSS of this process, bytes. */
+export interface MemorySample {
+  heapUsed: number;
+  rss: number;
+  external: number;
+  arrayBuffers: number;
+  /** False when the process was started without --expose-gc (numbers then include garbage). */
+  collected: boolean;
+}
+
+type Handler = (args: unknown) => unknown;
+
+/** Memory after collecting garbage, so growth measures what is retained. */
+export async function memorySample(): Promise<MemorySample> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) {
+    // Two passes with a turn between them: weak references and finalizers release on the second.
+    gc();
+    await new Promise((r) => setImmediate(r));
+    gc();
+  }
+  const m = process.memoryUsage();
+  return { heapUsed: m.heapUsed, rss: m.rss, external: m.external, arrayBuffers: m.arrayBuffers, collected: Boolean(gc) };
+}
+
+/** Serves `handlers` over IPC; `stop` runs `onStop` and exits 0 (so --cpu-prof is written). */
+export function serveIpc(info: unknown, handlers: Record<string, Handler>, onStop: () => Promise<void>): void {
+  const all: Record<string, Handler> = { memory: () => memorySample(), ...handlers };
+  process.on('message', async (msg: { id: number; op: string; args?: unknown }) => {
+    if (msg.op === 'stop') {
+      try {
+        await onStop();
+      } finally {
+        process.exit(0);
+      }
+    }
+    const handler = all[msg.op];
+    try {
+      if (!handler) throw new Error(`unknown op ${msg.op}`);
+      const result = await handler(msg.args);
+      process.send?.({ id: msg.id, result });
+    } catch (err) {
+      process.send?.({ id: msg.id, error: err instanceof Error ? err.message : String(err) });
+    }
+  });
+  // The bench process going away must take its servers with it.
+  process.on('disconnect', () => void onStop().finally(() => process.exit(0)));
+  process.send?.({ type: 'ready', info });
+}
