@@ -142,8 +142,14 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         const seen = (type: string, outcome: string) =>
           options.onOperation?.({ name: payload.operationName, type, outcome, durationSeconds: Number(process.hrtime.bigint() - started) / 1e9 });
         const refuse = (errors: readonly GraphQLError[]) => {
-          seen('unknown', firstCode(errors));
-          return errors;
+          // graphql's own parse and validation errors carry no code; they are the client's fault, as on HTTP.
+          const coded = errors.map((e) =>
+            e.extensions.code !== undefined || isGatewayError(e.originalError)
+              ? e
+              : new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, originalError: e.originalError, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }),
+          );
+          seen('unknown', firstCode(coded));
+          return coded;
         };
         // graphql-ws has already registered this operation in ctx.subscriptions.
         if (Object.keys(ctx.subscriptions).length > limits.wsMaxSubscriptionsPerSocket) {

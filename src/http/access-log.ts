@@ -12,8 +12,9 @@ const KNOWN = ['/graphql', '/graphiql', '/healthz', '/readyz', '/metrics'];
 const WEBHOOK = /^\/webhooks\/exotel\/[^/]+\/([a-z-]{1,32})\/?$/;
 
 /** A bounded, secret-free name for the request's path. */
-export function routeOf(req: Pick<Request, 'path'>): string {
-  const path = req.path;
+export function routeOf(req: Pick<Request, 'originalUrl'>): string {
+  // originalUrl: routers mounted on a path rewrite req.url/req.path while they run.
+  const path = req.originalUrl.split('?')[0] ?? '';
   const webhook = WEBHOOK.exec(path);
   if (webhook) return `/webhooks/exotel/:token/${webhook[1]}`;
   if (path.startsWith('/webhooks/')) return '/webhooks/(other)';
