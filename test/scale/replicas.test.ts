@@ -118,9 +118,11 @@ describe.skipIf(!(await redisOrSkip()))('two replicas on one Redis', () => {
     const elapsedMs = Date.now() - started;
 
     const upstream = sim.requests.filter((r) => r.at >= started);
-    // The budget is taken at the gateway and counted here on arrival; the two differ by the request's
-    // transit time, so the rolling window is shortened by that much.
-    const transitSlackMs = 150;
+    // The budget is taken at the gateway and counted here on arrival. A window's budget is taken in a
+    // burst the moment it frees, and on a busy machine a burst reaches this clock spread over a few
+    // hundred ms, so the rolling window is shortened by that much. Budgets that are not shared would
+    // still show twice the limit (both replicas' bursts land together).
+    const transitSlackMs = 500;
     expect(maxInRollingWindow(upstream.map((r) => r.at), WINDOW_MS - transitSlackMs)).toBeLessThanOrEqual(LIMIT);
     // The budget really was the bottleneck, on both replicas, and was spent (not starved).
     expect(upstream.length).toBeGreaterThanOrEqual(LIMIT);
