@@ -176,14 +176,13 @@ describe.skipIf(!(await redisOrSkip()))('two replicas on one Redis', () => {
       const res = await postCallback(b.url, sim.accountSid, cb);
       expect(res).toEqual({ status: 200, body: 'OK' });
     };
-    const half = posted.length / 2;
-    for (const cb of posted.slice(0, half)) await post(cb);
+    // A third before the kill, a third while A dies and nobody listens, a third after the resubscribe.
+    const third = posted.length / 3;
+    for (const cb of posted.slice(0, third)) await post(cb);
     await first.waitFor((events) => events.length >= 3, 'a few events on A');
 
     const killed = a.stop('SIGKILL');
-    const more = (async () => {
-      for (const cb of posted.slice(half)) await post(cb);
-    })();
+    for (const cb of posted.slice(third, 2 * third)) await post(cb);
     await killed;
     const end = await first.ended;
     expect(end.error).toBeDefined();
@@ -191,10 +190,16 @@ describe.skipIf(!(await redisOrSkip()))('two replicas on one Redis', () => {
     const last = seenOnA.at(-1)!;
 
     const second = await subscribe(b.wsUrl, { after: last.id, callSids: [...sids, sentinelSid] });
+    const more = (async () => {
+      for (const cb of posted.slice(2 * third)) await post(cb);
+    })();
     await more;
     const want = posted.map((cb) => `${cb.callSid}/${GRAPHQL_STATUS[cb.status]}`);
     await second.waitFor((events) => seenOnA.length + events.length >= want.length, 'the rest of the stream on B');
 
+    // What was stored while nobody listened came from the replay.
+    const missed = posted.slice(third, 2 * third).map((cb) => `${cb.callSid}/${GRAPHQL_STATUS[cb.status]}`);
+    expect(second.events.map(keyOf)).toEqual(expect.arrayContaining(missed));
     const all = [...seenOnA, ...second.events];
     expect(all.every((e) => e.id !== 'error')).toBe(true);
     // Nothing lost, nothing twice, and in stream order across the switch.
