@@ -24,7 +24,9 @@ import {
   subscribeCallEvents,
   type CallCallback,
   type Subscriber,
+  WEBHOOK_SECRET,
 } from './harness.js';
+import { callbackToken } from '../../src/live/callback-urls.js';
 
 /** redis-server must be installed for a private instance; CI (REQUIRE_REDIS=1) has it. */
 const haveRedisServer = (await redisAvailable()) || process.env.REQUIRE_REDIS === '1';
@@ -185,7 +187,7 @@ describe.skipIf(!haveRedisServer)('Redis restarted under two replicas', () => {
       expect(logs.filter((l) => l.msg === 'unhandled rejection')).toEqual([]);
       expect(logs.some((l) => l.msg === 'redis connection failed; retrying')).toBe(true);
       expect(logs.some((l) => l.msg === 'redis connection restored')).toBe(true);
-      expect(replica.output()).not.toContain(sim.apiToken);
+      for (const secret of [sim.apiToken, WEBHOOK_SECRET, callbackToken(WEBHOOK_SECRET, sim.accountSid, 'call-status')]) expect(replica.output()).not.toContain(secret);
     }
   });
 
