@@ -1,6 +1,7 @@
 /**
  * The worker side of bench/lib/procs.ts: report ready, answer requests by op name, stop on 'stop'.
- * Every worker answers `memory` (heap and RSS after two full GCs when --expose-gc is on).
+ * Every worker answers `memory` (heap and RSS after two full GCs when --expose-gc is on) and
+ * `profileStart` / `profileStop` (the V8 CPU profiler over the inspector, written as a .cpuprofile).
  */
 
 /** Heap and RSS of this process, bytes. */
@@ -13,7 +14,32 @@ export interface MemorySample {
   collected: boolean;
 }
 
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+
 type Handler = (args: unknown) => unknown;
+
+let session: Session | undefined;
+
+/** Starts the V8 CPU profiler in this process (the workload only: start-up is not sampled). */
+async function profileStart(args: unknown): Promise<void> {
+  session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: (args as { intervalUs?: number })?.intervalUs ?? 200 });
+  await session.post('Profiler.start');
+}
+
+/** Stops the profiler and writes the .cpuprofile to `args.path`. */
+async function profileStop(args: unknown): Promise<string> {
+  if (!session) throw new Error('profiler not started');
+  const { profile } = await session.post('Profiler.stop');
+  session.disconnect();
+  session = undefined;
+  const path = (args as { path: string }).path;
+  writeFileSync(path, JSON.stringify(profile));
+  return path;
+}
 
 /** Memory after collecting garbage, so growth measures what is retained. */
 export async function memorySample(): Promise<MemorySample> {
@@ -30,7 +56,7 @@ export async function memorySample(): Promise<MemorySample> {
 
 /** Serves `handlers` over IPC; `stop` runs `onStop` and exits 0 (so --cpu-prof is written). */
 export function serveIpc(info: unknown, handlers: Record<string, Handler>, onStop: () => Promise<void>): void {
-  const all: Record<string, Handler> = { memory: () => memorySample(), ...handlers };
+  const all: Record<string, Handler> = { memory: () => memorySample(), profileStart, profileStop, ...handlers };
   process.on('message', async (msg: { id: number; op: string; args?: unknown }) => {
     if (msg.op === 'stop') {
       try {
