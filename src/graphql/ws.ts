@@ -6,7 +6,7 @@
  * as HTTP, so loaders are per operation and resolvers cannot tell the transports apart.
  */
 import type { Server } from 'node:http';
-import { GraphQLError, parse, specifiedRules, validate, type ExecutionArgs, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { GraphQLError, Kind, parse, specifiedRules, validate, type ExecutionArgs, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Principal } from '../auth.js';
@@ -126,7 +126,8 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         ctx.extra.principal = principal;
         ctx.extra.socketId = socketId;
         ctx.extra.operationCount = 0;
-        log.debug({ key }, 'graphql-ws connection acknowledged');
+        // One line per socket, like the HTTP access log; its operations log with requestId "<socket id>:<n>".
+        log.info({ key }, 'graphql-ws connection acknowledged');
         return true;
       },
       onClose: (ctx) => {
@@ -139,8 +140,8 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
       },
       onSubscribe: (ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
         const started = process.hrtime.bigint();
-        const seen = (type: string, outcome: string) =>
-          options.onOperation?.({ name: payload.operationName, type, outcome, durationSeconds: Number(process.hrtime.bigint() - started) / 1e9 });
+        const seen = (type: string, outcome: string, name: string | null | undefined = payload.operationName) =>
+          options.onOperation?.({ name, type, outcome, durationSeconds: Number(process.hrtime.bigint() - started) / 1e9 });
         const refuse = (errors: readonly GraphQLError[]) => {
           // graphql's own parse and validation errors carry no code; they are the client's fault, as on HTTP.
           const coded = errors.map((e) =>
@@ -170,7 +171,8 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         const operationCount = (ctx.extra.operationCount ?? 0) + 1;
         ctx.extra.operationCount = operationCount;
         const type = document.definitions.find((d) => d.kind === 'OperationDefinition' && (!payload.operationName || d.name?.value === payload.operationName));
-        seen(type && 'operation' in type ? type.operation : 'unknown', 'ok');
+        if (type?.kind === Kind.OPERATION_DEFINITION) seen(type.operation, 'ok', payload.operationName ?? type.name?.value);
+        else seen('unknown', 'ok');
         return {
           schema: options.schema,
           document,

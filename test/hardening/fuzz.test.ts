@@ -27,7 +27,7 @@ const ROUNDS = 60;
 
 function generators(rand: () => number) {
   const pick = <T,>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
-  const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(rand() * 256)));
+  const bytes = (n: number) => new Blob([new Uint8Array(Array.from({ length: n }, () => Math.floor(rand() * 256)))]);
   const text = (n: number) => Array.from({ length: n }, () => String.fromCharCode(32 + Math.floor(rand() * 95))).join('');
   const deep = (n: number): unknown => (n === 0 ? 1 : { a: [deep(n - 1)] });
   // The Passthru route needs nothing but a CallSid (any text), so no generated body carries a usable one.
@@ -49,7 +49,7 @@ function generators(rand: () => number) {
     () => JSON.stringify({ CallSid: pick(noSid), Status: pick(values), Legs: pick(values), DateUpdated: pick(values) }),
     () => JSON.stringify({ CallSid: pick(noSid), SmsSid: pick(noSid), Status: pick(['bogus', '', 'COMPLETED!', 'in progress']), DateUpdated: text(19) }),
   ];
-  const bodies: Array<() => { body: string | Buffer | URLSearchParams; type: string | undefined }> = [
+  const bodies: Array<() => { body: string | Blob | URLSearchParams; type: string | undefined }> = [
     () => ({ body: pick(jsonBodies)(), type: 'application/json' }),
     () => ({ body: pick(jsonBodies)(), type: pick(['text/plain', 'application/graphql', undefined, 'application/json; charset=latin1', 'application/json; charset=utf-16']) }),
     () => ({ body: bytes(1 + Math.floor(rand() * 500)), type: pick(['application/json', 'application/octet-stream', 'multipart/form-data; boundary=xyz', 'application/x-www-form-urlencoded']) }),

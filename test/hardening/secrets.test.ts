@@ -30,7 +30,9 @@ const responses: string[] = [];
 /** Records every response text for the final canary search. */
 async function call(url: string, init: RequestInit = {}): Promise<{ status: number; text: string }> {
   const res = await fetch(url, init);
-  const text = `${res.status} ${JSON.stringify([...res.headers])} ${await res.text()}`;
+  const headers: string[] = [];
+  res.headers.forEach((value, name) => headers.push(`${name}: ${value}`));
+  const text = `${res.status} ${headers.join('\n')} ${await res.text()}`;
   responses.push(text);
   return { status: res.status, text };
 }
