@@ -256,3 +256,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 export function configFrom(env: Record<string, string | undefined>, overrides: Partial<Config> = {}): Config {
   return { ...loadConfig(env as NodeJS.ProcessEnv), ...overrides };
 }
+
+/** For command-line entry points: the Config, or one `config error:` line per problem on stderr and exit 1. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const problem of err.problems) console.error(`config error: ${problem}`);
+    process.exit(1);
+  }
+}

@@ -1,23 +1,14 @@
 /**
  * The process entry point: the only place that reads process.env, listens, and handles signals.
  */
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { loadConfigOrExit } from './config.js';
 import type { Gateway } from './server.js';
 
 /** Bound on graceful shutdown: after this the process exits anyway. */
 const SHUTDOWN_TIMEOUT_MS = 15_000;
 
 async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      for (const problem of err.problems) console.error(`config error: ${problem}`);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit(process.env);
 
   // Imported after the config is known good, so a bad variable is reported before anything loads.
   const { createServer } = await import('./server.js');

@@ -4,21 +4,12 @@
  * token derived from WEBHOOK_SECRET, never the secret itself, so printing them is safe — but anyone who
  * has a URL can post to it, so share them like credentials.
  */
-import { ConfigError, loadConfig } from './config.js';
+import { loadConfigOrExit } from './config.js';
 import { createCallbackUrls } from './live/callback-urls.js';
 import { SIMULATOR_DEFAULTS } from './simulator/index.js';
 
 function main(): void {
-  let config;
-  try {
-    config = loadConfig(process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      for (const problem of err.problems) console.error(`config error: ${problem}`);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit(process.env);
   const accountSid = config.exotel?.accountSid ?? SIMULATOR_DEFAULTS.accountSid;
   const urls = createCallbackUrls({ publicUrl: config.publicUrl, webhookSecret: config.webhookSecret, accountSid });
   const lines = [
