@@ -8,7 +8,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { callStatusUrl, callbackBody, gatewayEnv, gql, newSid, seedFinishedCalls, startGateway, startSimulator } from '../lib/env.js';
 import { summariseProfile, type ProfileSummary } from '../lib/cpuprofile.js';
-import { httpLoad } from '../lib/http-load.js';
+import { httpLoad, pacedLoad } from '../lib/http-load.js';
 import { LOG_DIR } from '../lib/procs.js';
 import { openFleet } from '../lib/ws-fleet.js';
 import { table, type BenchContext, type FigureResult } from '../lib/types.js';
@@ -49,7 +49,7 @@ export async function profile(ctx: BenchContext): Promise<FigureResult> {
   });
   ctx.log(`  query path profiled: ${query.topModules.slice(0, 3).map((m) => `${m.name} ${(m.share * 100).toFixed(0)}%`).join(', ')}`);
   const webhook = await profiled('webhook', async (gw, _sid, phase) => {
-    const r = await httpLoad({ url: callStatusUrl(gw.url, gw.accountSid), headers: { 'content-type': 'application/x-www-form-urlencoded' }, bodyFor: () => callbackBody(newSid()), connections: 10, durationS: phase === 'warm-up' ? 2 : seconds, overallRate: 500 });
+    const r = await pacedLoad({ url: callStatusUrl(gw.url, gw.accountSid), headers: { 'content-type': 'application/x-www-form-urlencoded' }, bodyFor: () => callbackBody(newSid()), durationS: phase === 'warm-up' ? 2 : seconds, rate: 500 });
     return `call-status callbacks at 500/s, ${seconds} s (${r.requests} callbacks)`;
   });
   ctx.log(`  webhook path profiled: ${webhook.topModules.slice(0, 3).map((m) => `${m.name} ${(m.share * 100).toFixed(0)}%`).join(', ')}`);

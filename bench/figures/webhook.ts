@@ -1,9 +1,9 @@
 /**
  * Figure 3 — webhook ingest: acknowledgement latency of call-status callbacks at a steady 500/s (open
- * loop), each a new call (no duplicates), against a bare express route that only answers 200.
+ * loop, evenly spaced), each a new call (no duplicates), against a bare express route that only answers 200.
  */
 import { callStatusUrl, callbackBody, gatewayEnv, newSid, startBaseline, startGateway, startSimulator } from '../lib/env.js';
-import { httpLoad } from '../lib/http-load.js';
+import { pacedLoad } from '../lib/http-load.js';
 import { ms, n, table, type BenchContext, type FigureResult } from '../lib/types.js';
 
 const RATE = 500;
@@ -17,7 +17,7 @@ export async function webhookIngest(ctx: BenchContext): Promise<FigureResult> {
     const headers = { 'content-type': 'application/x-www-form-urlencoded' };
     const gwUrl = callStatusUrl(gateway.info.url, gateway.info.accountSid);
     const baseUrl = `${baseline.info.url}/webhooks/exotel/token/call-status`;
-    const load = (url: string, d: number) => httpLoad({ url, headers, bodyFor: () => callbackBody(newSid()), connections: 10, durationS: d, overallRate: RATE });
+    const load = (url: string, d: number) => pacedLoad({ url, headers, bodyFor: () => callbackBody(newSid()), durationS: d, rate: RATE });
     ctx.log('  warm-up (JIT) of both servers');
     await load(baseUrl, ctx.quick ? 1 : 2);
     await load(gwUrl, ctx.quick ? 1 : 2);
@@ -39,7 +39,7 @@ export async function webhookIngest(ctx: BenchContext): Promise<FigureResult> {
           ],
         ),
         '',
-        `Each callback is a distinct call's \`completed\` (form-urlencoded, as Exotel posts it), so every one is stored and published; memory storage; ${durationS} s per side, 10 connections, open loop.`,
+        `Each callback is a distinct call's \`completed\` (form-urlencoded, as Exotel posts it), so every one is stored and published; memory storage; ${durationS} s per side, open loop at a steady ${RATE}/s (one request every ${1000 / RATE} ms over keep-alive connections; autocannon's \`overallRate\` would send each second's quota as one burst).`,
       ],
       details: { baseline: b, gateway: g, rate: RATE },
     };

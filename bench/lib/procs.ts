@@ -1,10 +1,13 @@
 /**
  * Servers under test run in child processes (fork + IPC), so the load generator in the bench process
- * never shares an event loop with them. A worker announces itself with `{ type: 'ready', info }` and then
+ * never shares an event loop with them. Each worker is bundled once per run with esbuild (node_modules
+ * left external) and run by plain `node`, as production runs `node dist/main.js`: under tsx every
+ * runtime `require` would go through its resolver hooks, a cost production does not pay. A worker announces itself with `{ type: 'ready', info }` and then
  * answers requests `{ id, op, args }` with `{ id, result }` or `{ id, error }` (see workers/ipc.ts).
  * Every child is tracked and killed when the bench process exits, however it exits.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { build } from 'esbuild';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
@@ -45,13 +48,37 @@ export interface SpawnOptions {
   startTimeoutMs?: number;
 }
 
-/** Forks bench/workers/`script` under tsx and resolves once it reported ready. */
+const bundles = new Map<string, Promise<string>>();
+
+/** bench/workers/`script` bundled to plain ESM under LOG_DIR/build (once per run). */
+function bundle(script: string): Promise<string> {
+  let out = bundles.get(script);
+  if (!out) {
+    const outfile = join(LOG_DIR, 'build', script.replace(/\.ts$/, '.mjs'));
+    out = build({
+      entryPoints: [join(REPO_ROOT, 'bench', 'workers', script)],
+      outfile,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      packages: 'external',
+      sourcemap: 'linked',
+      logLevel: 'error',
+    }).then(() => outfile);
+    bundles.set(script, out);
+  }
+  return out;
+}
+
+/** Forks bench/workers/`script` (bundled, plain node) and resolves once it reported ready. */
 export async function spawnWorker<Info>(name: string, script: string, options: SpawnOptions = {}): Promise<Worker<Info>> {
   mkdirSync(LOG_DIR, { recursive: true });
+  const entry = await bundle(script);
   const logFd = openSync(join(LOG_DIR, `${name}.log`), 'w');
-  const child = fork(join(REPO_ROOT, 'bench', 'workers', script), options.args ?? [], {
+  const child = fork(entry, options.args ?? [], {
     cwd: REPO_ROOT,
-    execArgv: ['--import', 'tsx', ...(options.nodeFlags ?? [])],
+    execArgv: ['--enable-source-maps', ...(options.nodeFlags ?? [])],
     env: { ...process.env, ...options.env },
     stdio: ['ignore', logFd, logFd, 'ipc'],
   });
