@@ -200,6 +200,22 @@ describe('calls', () => {
     expect(upstream()).toBe(0);
   });
 
+  it('caches listed calls with their legs, so a later lookup of legs is not left empty by the listing', async () => {
+    const { body } = await gw.gql('query { calls(first: 20) { nodes { sid } } }');
+    expect(body.errors).toBeUndefined();
+    const sids: string[] = body.data.calls.nodes.map((n: { sid: string }) => n.sid);
+    const withLegs = sids.filter((sid) => (sim.calls.get(sid)?.Details?.Legs?.length ?? 0) > 0);
+    expect(withLegs.length).toBeGreaterThan(0);
+    sim.resetRequests();
+    const again = await gw.gql('query($sids: [ID!]!) { callsBySid(sids: $sids) { sid legs { id status } } }', { sids: withLegs });
+    expect(again.body.errors).toBeUndefined();
+    again.body.data.callsBySid.forEach((c: { sid: string; legs: unknown[] | null }, i: number) => {
+      expect(c.sid).toBe(withLegs[i]);
+      expect(c.legs).toHaveLength(sim.calls.get(withLegs[i]!)!.Details!.Legs!.length);
+    });
+    expect(upstream()).toBe(0);
+  });
+
   it.each([
     [0, 'first'],
     [101, 'first'],

@@ -102,7 +102,9 @@ export const Query: QueryResolvers = {
         skip = cursor.offset + 1;
       }
     }
-    const page = await ctx.exotel.listCalls({ ...query, pageSize, ...(pageAfter !== null ? { after: pageAfter } : {}) });
+    // details=true costs nothing extra and matters: the listed calls are cached for hours, and without
+    // their Details a later `call { legs }` would read legs: null from the cache.
+    const page = await ctx.exotel.listCalls({ ...query, pageSize, details: true, ...(pageAfter !== null ? { after: pageAfter } : {}) });
     // Listed calls feed the loader and the cache, so a follow-up lookup of any of them costs nothing.
     for (const call of page.calls) ctx.loaders.call.prime(call.sid, call);
     await Promise.all(page.calls.map((call) => ctx.cache.putCall(call).catch((err: unknown) => ctx.logger.warn({ err }, 'cache write failed'))));
