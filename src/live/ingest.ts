@@ -222,10 +222,21 @@ async function ingestSms(update: SmsStatusUpdate, deps: IngestDeps): Promise<Ing
   const claimKey = `cb:sms:${accountSid}:${smsSid}:${status}`;
   const release = () => releaseClaim(deps, claimKey);
   const first = await stored(() => deps.dedup.claim(claimKey, deps.dedupTtlMs), release);
+  const rank = smsStatusRank(status);
+  // The event log keeps no per-SMS history, so the highest rank actually stored is kept beside the
+  // forward-only state: it tells Exotel's retry of an unstored change from a real repeat (as for calls).
+  const storedKey = `sms-stored:${accountSid}:${smsSid}`;
+  const storedRank = async () => (await stored(() => deps.callState.get(storedKey), first ? release : undefined)) ?? -1;
+  if (!first && update.source === 'WEBHOOK' && (await storedRank()) < rank) {
+    // Claimed before but not stored (a delivery that lost storage, or one still in flight): 503 again.
+    throw new IngestStorageError(new Error('an earlier delivery of this callback is not stored yet'));
+  }
   let forward = false;
   if (first) {
-    const { moved } = await stored(() => deps.callState.advance(`sms:${accountSid}:${smsSid}`, smsStatusRank(status), deps.stateTtlMs), release);
-    forward = moved;
+    const { moved, previous } = await stored(() => deps.callState.advance(`sms:${accountSid}:${smsSid}`, rank, deps.stateTtlMs), release);
+    // Same rank but nothing of that rank stored: an earlier attempt advanced the state, failed to append
+    // and answered 503. This is its retry, so it is the change itself.
+    forward = moved || (previous === rank && (await storedRank()) < rank);
   }
   if (!forward && update.source !== 'WEBHOOK') return { outcome: 'ignored', reason: first ? 'backwards' : 'duplicate' };
 
@@ -242,6 +253,9 @@ async function ingestSms(update: SmsStatusUpdate, deps: IngestDeps): Promise<Ing
     () => deps.events.append({ kind: 'sms', accountSid, smsSid, status, at: update.at, source: update.source, forward, data: { sms: update.fields } }),
     first ? release : undefined,
   );
+  if (forward) {
+    await deps.callState.advance(storedKey, rank, deps.stateTtlMs).catch((err: unknown) => deps.logger.warn({ err, smsSid }, 'could not note the stored SMS status'));
+  }
   if (forward && isTerminalSms(status)) {
     await deps.openItems.remove(openSets(accountSid).sms, smsSid).catch((err: unknown) => deps.logger.warn({ err, smsSid }, 'could not update the open-SMS list'));
   }

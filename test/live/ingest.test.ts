@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createEntityCache } from '../../src/cache/entities.js';
 import { createLogger } from '../../src/logger.js';
 import { ingest, IngestStorageError, type IngestDeps } from '../../src/live/ingest.js';
-import type { CallStatusUpdate } from '../../src/live/updates.js';
+import type { CallStatusUpdate, SmsStatusUpdate } from '../../src/live/updates.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import type { Call, CallStatus } from '../../src/exotel/types.js';
 import type { EventLog, Storage } from '../../src/storage/types.js';
@@ -103,6 +103,36 @@ describe('ingest', () => {
     await ingest({ ...update('c5', 'COMPLETED'), fields: { sid: 'c5', status: 'COMPLETED', endTime: '2026-11-20T10:01:00+05:30', recordingUrl: 'https://r/1.mp3' } }, deps);
     const [after] = await deps.entities.getCalls(['c5']);
     expect(after).toMatchObject({ status: 'COMPLETED', endTime: '2026-11-20T10:01:00+05:30', recordingUrl: 'https://r/1.mp3', customField: 'x', from: '+919876543210' });
+  });
+
+  it('an SMS callback that could not be stored is published on Exotel\'s retry, not taken for a repeat', async () => {
+    let failNext = true;
+    const { deps, storage } = setup((log) => ({
+      ...log,
+      append: (event) => {
+        if (failNext) {
+          failNext = false;
+          return Promise.reject(new Error('disk full'));
+        }
+        return log.append(event);
+      },
+    }));
+    const smsPublished: string[] = [];
+    storage.events.subscribe((e) => {
+      if (e.kind === 'sms' && e.forward) smsPublished.push(e.status);
+    });
+    const sms = (status: SmsStatusUpdate['status']): SmsStatusUpdate => ({
+      kind: 'sms', smsSid: 's1', status, at: '2026-11-24T18:00:04+05:30', source: 'WEBHOOK', fields: { sid: 's1', status },
+    });
+    await expect(ingest(sms('DELIVERED'), deps)).rejects.toBeInstanceOf(IngestStorageError);
+    expect(smsPublished).toEqual([]);
+    // Exotel's retry must be the change itself: a subscriber of smsStatusChanged waits for it.
+    expect((await ingest(sms('DELIVERED'), deps)).outcome).toBe('published');
+    expect(smsPublished).toEqual(['DELIVERED']);
+    // A third copy, and a different final status, are history only.
+    expect((await ingest(sms('DELIVERED'), deps)).outcome).toBe('recorded');
+    expect((await ingest(sms('FAILED'), deps)).outcome).toBe('recorded');
+    expect(smsPublished).toEqual(['DELIVERED']);
   });
 
   it('tracks open calls: a non-terminal callback opens one, a terminal one closes it', async () => {
