@@ -3,7 +3,7 @@
  * repeated and reordered callbacks, and rejection (with nothing stored or published) of forged,
  * malformed and oversized requests. A graphql-ws subscriber watches what is published.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Client } from 'graphql-ws';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
@@ -167,7 +167,8 @@ describe('SMS status callbacks', () => {
     // Last digit 7: the simulator fails it as DND (failed-dnd), which only its callback reports here.
     expect(items[0]!.sid).toBe(sid);
     expect(items.at(-1)).toMatchObject({ sid, status: 'FAILED_DND', detailedStatus: 'FAILED_REJECTED_DND' });
-    expect(gw.simulator!.callbacks.some((c) => c.kind === 'sms' && c.sid === sid && c.outcome === 200)).toBe(true);
+    // Subscribers are fed when the event is stored, which is before the 200 reaches the simulator.
+    await vi.waitFor(() => expect(gw.simulator!.callbacks.some((c) => c.kind === 'sms' && c.sid === sid && c.outcome === 200)).toBe(true), { timeout: 5_000 });
   });
 
   it('rejects an SMS callback without SmsSid', async () => {
