@@ -5,6 +5,7 @@
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Simulator } from '../../src/simulator/index.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { callbackUrlsOf } from '../live/webhook-helpers.js';
 
 let gw: TestGateway;
 let sim: Simulator;
@@ -271,5 +272,24 @@ describe('idempotency keys', () => {
     const b = await gw.gql(CONNECT, { input: callInput() });
     expect(a.body.data.connectCall.call.sid).not.toBe(b.body.data.connectCall.call.sid);
     expect(upstream('calls.connect')).toBe(2);
+  });
+});
+
+describe('callback URLs', () => {
+  it('puts the gateway\'s own callback URL into every connect and SMS request, asking for answered and terminal events', async () => {
+    const fast = await startGateway({ SIMULATOR_TIME_SCALE: '0.02', LIVE_POLL_INTERVAL_MS: '60000' });
+    const fsim = fast.simulator!;
+    const urls = callbackUrlsOf(fast);
+    const call = (await fast.gql(CONNECT, { input: callInput() })).body.data.connectCall.call.sid as string;
+    const flow = (await fast.gql(FLOW, { input: { from: '+919876543214', callerId: '08039591111', flowId: '223344' } })).body.data.connectCallToFlow.call.sid as string;
+    const sms = (await fast.gql(SMS, { input: smsInput() })).body.data.sendSms.sms.sid as string;
+    const bulk = (await fast.gql(BULK, { input: { from: '08039591111', messages: [{ to: '9812345670', body: 'a' }, { to: '9812345671', body: 'b' }] } })).body.data.sendBulkSms.messages.map((m: { sid: string }) => m.sid) as string[];
+    const callbacksOf = (sid: string) => fsim.callbacks.filter((c) => c.sid === sid);
+    await vi.waitFor(() => {
+      for (const sid of [call, flow]) expect(callbacksOf(sid).map((c) => c.eventType).sort()).toEqual(['answered', 'terminal']);
+      for (const sid of [sms, ...bulk]) expect(callbacksOf(sid)).toHaveLength(1);
+    }, { timeout: 10_000 });
+    for (const sid of [call, flow]) for (const c of callbacksOf(sid)) expect([c.url, c.outcome]).toEqual([urls.callStatus, 200]);
+    for (const sid of [sms, ...bulk]) for (const c of callbacksOf(sid)) expect([c.url, c.outcome]).toEqual([urls.smsStatus, 200]);
   });
 });
