@@ -110,6 +110,26 @@ describe('reconciler', () => {
   });
 });
 
+describe('SMS reconciler', () => {
+  it('finishes an SMS whose status callback was dropped, so smsStatusChanged still ends', async () => {
+    // ×0.002: the SMS ends upstream within milliseconds and is due for the reconciler ~2 s after sending.
+    const gw = await startGateway({ SIMULATOR_TIME_SCALE: '0.002', LIVE_POLL_INTERVAL_MS: '50', RECONCILE_GRACE_SECONDS: '0' });
+    const sim = gw.simulator!;
+    sim.faults.dropCallbacks('all', { kind: 'sms' });
+    const { body } = await gw.gql(`mutation($input: SendSmsInput!) { sendSms(input: $input) { sms { sid status } } }`, {
+      input: { from: '08039591111', to: '9812345677', body: 'Your OTP is 1234' },
+    });
+    expect(body.errors).toBeUndefined();
+    const sid = body.data.sendSms.sms.sid as string;
+    const sub = record<{ sid: string; status: string; detailedStatus: string | null }>(client(gw), `subscription($sid: ID!) { smsStatusChanged(sid: $sid) { sid status detailedStatus } }`, { sid }, 'smsStatusChanged');
+    const items = await sub.done;
+    // Last digit 7: the simulator fails it as DND; only the reconciler can have told the gateway.
+    expect(items.at(-1)).toMatchObject({ sid, status: 'FAILED_DND', detailedStatus: 'FAILED_REJECTED_DND' });
+    expect(sim.callbacks.filter((c) => c.sid === sid).map((c) => c.outcome)).toEqual(['dropped']);
+    expect(sim.countRequests({ endpoint: 'sms.get' })).toBeGreaterThanOrEqual(1);
+  });
+});
+
 describe('callEvents(after:)', () => {
   it('gives a client that reconnects exactly the events it missed, then the live ones, with no duplicate at the seam', async () => {
     const gw = await startGateway({ LIVE_POLL_INTERVAL_MS: '60000' });
