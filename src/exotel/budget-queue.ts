@@ -92,9 +92,10 @@ export function createBudgetQueue(options: BudgetQueueOptions): BudgetQueue {
     // Background work never queues and never goes ahead of waiting foreground requests.
     if (queue.length > 0) throw rateLimited('Background request refused: foreground requests are waiting for budget', 1000);
     const status = await budget.status();
-    // Keep (1 − share) of the window for foreground requests: background may take only while at least
-    // that much remains. A soft cap (status and take are two steps); the budget itself is the hard cap.
-    if (status.remaining < (1 - backgroundShare) * status.limit) {
+    // Keep (1 − share) of the window for foreground requests: background may take only if at least that
+    // much still remains *after* its take (checking before the take let it have one request too many).
+    // A soft cap (status and take are two steps); the budget itself is the hard cap.
+    if (status.remaining - 1 < (1 - backgroundShare) * status.limit) {
       throw rateLimited('Background request refused: its share of the Exotel budget is used up', status.resetsAtMs - now());
     }
     const answer = await budget.tryTake();

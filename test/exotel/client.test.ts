@@ -441,16 +441,19 @@ describe('rate budget discipline', () => {
   it('background requests use only their share and fail fast rather than queue', async () => {
     const sim = await startSimulator({ ratePerMinute: 1_000, seed: false });
     const { client } = clientFor(sim, { budget: createMemoryRateBudget({ limit: 10, windowMs: 60_000 }), backgroundShare: 0.2 });
-    // 2 of 10 used: 8 remain, exactly the foreground reserve, so background may still take one.
-    await client.getSms('a'.repeat(32));
-    await client.getSms('b'.repeat(32));
-    expect(await client.getSms('c'.repeat(32), { priority: 'background' })).toBeNull();
-    const error = await failure(client.getSms('d'.repeat(32), { priority: 'background' }));
+    // 20 % of 10: background alone gets exactly 2 requests, however many it asks for.
+    expect(await client.getSms('a'.repeat(32), { priority: 'background' })).toBeNull();
+    expect(await client.getSms('b'.repeat(32), { priority: 'background' })).toBeNull();
+    const error = await failure(client.getSms('c'.repeat(32), { priority: 'background' }));
     expect(error.code).toBe('RATE_LIMITED');
     expect(error.retryAfterSeconds).toBeGreaterThanOrEqual(1);
-    expect(sim.countRequests()).toBe(3);
-    // Foreground still has its reserve.
-    expect(await client.getSms('e'.repeat(32))).toBeNull();
+    expect(sim.countRequests()).toBe(2);
+    // Foreground keeps its whole reserve of 8.
+    for (let i = 0; i < 8; i++) expect(await client.getSms(String(i).repeat(32))).toBeNull();
+    expect((await client.rateLimit()).remaining).toBe(0);
+    // With foreground's share in use, background gets nothing at all.
+    expect((await failure(client.getSms('d'.repeat(32), { priority: 'background' }))).code).toBe('RATE_LIMITED');
+    expect(sim.countRequests()).toBe(10);
   });
 });
 
