@@ -38,12 +38,15 @@ export function createScheduler(timeScale: number, onError: (err: unknown) => vo
     afterReal,
     sleep: (ms) => new Promise((resolve) => {
       if (controller.signal.aborted) return resolve();
+      const onAbort = () => resolve();
       const timer = setTimeout(() => {
         timers.delete(timer);
+        // The signal lives as long as the simulator: a listener left on it per sleep would pile up.
+        controller.signal.removeEventListener('abort', onAbort);
         resolve();
       }, ms);
       timers.add(timer);
-      controller.signal.addEventListener('abort', () => resolve(), { once: true });
+      controller.signal.addEventListener('abort', onAbort, { once: true });
     }),
     scaledMs,
     signal: controller.signal,
