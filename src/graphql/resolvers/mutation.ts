@@ -5,7 +5,7 @@
  */
 import { requireWrite } from '../../auth.js';
 import { ErrorCode, GatewayError, fromExotelResponse, isGatewayError } from '../../errors.js';
-import type { Call, SendBulkSmsParams, SmsMessage } from '../../exotel/types.js';
+import type { Call, SendBulkSmsParams, SmsMessage, StatusCallbackOptions } from '../../exotel/types.js';
 import type { BulkSmsError, MutationResolvers } from '../../generated/graphql.js';
 import type { GraphQLContext } from '../context.js';
 import { certainlyNotSent } from '../idempotency.js';
@@ -117,44 +117,35 @@ async function sendBulk(ctx: GraphQLContext, params: SendBulkSmsParams, original
   return { messages, errors };
 }
 
-export const Mutation: MutationResolvers = {
-  async connectCall(_root, { input }, ctx) {
-    checkWrite(ctx);
-    const params = validateConnectCall(input);
-    const key = idempotencyKey(input.idempotencyKey);
-    const { result, replayed } = await ctx.idempotency.run(
-      { operation: 'connectCall', key, scope: scopeOf(ctx), input: params, checkHint: CALL_HINT },
-      () =>
-        ctx.exotel.connectCall({
-          ...params,
-          ...(ctx.callbackUrls ? { statusCallback: { url: ctx.callbackUrls.callStatus, events: ['terminal', 'answered'] } } : {}),
-        }),
-    );
-    if (!replayed) {
-      await remember(ctx, { kind: 'call', call: result });
-      await tell(ctx, 'call', ctx.live && (() => ctx.live!.onCallCreated(result, { timeLimitSeconds: params.timeLimitSeconds, timeOutSeconds: params.timeOutSeconds })));
-    }
-    return { call: result, idempotencyKey: key ?? null, replayed };
-  },
+/**
+ * The shared path of both connect mutations: write scope, idempotency, the gateway's callback URL
+ * (answered + terminal events), then the new call goes to the cache and the live pipeline.
+ */
+async function placeCall<P extends { timeLimitSeconds?: number; timeOutSeconds?: number }>(
+  ctx: GraphQLContext,
+  operation: 'connectCall' | 'connectCallToFlow',
+  params: P,
+  rawKey: string | null | undefined,
+  send: (params: P & { statusCallback?: StatusCallbackOptions }) => Promise<Call>,
+) {
+  checkWrite(ctx);
+  const key = idempotencyKey(rawKey);
+  const { result, replayed } = await ctx.idempotency.run({ operation, key, scope: scopeOf(ctx), input: params, checkHint: CALL_HINT }, () =>
+    send({ ...params, ...(ctx.callbackUrls ? { statusCallback: { url: ctx.callbackUrls.callStatus, events: ['terminal', 'answered'] } } : {}) }),
+  );
+  if (!replayed) {
+    await remember(ctx, { kind: 'call', call: result });
+    await tell(ctx, 'call', ctx.live && (() => ctx.live!.onCallCreated(result, { timeLimitSeconds: params.timeLimitSeconds, timeOutSeconds: params.timeOutSeconds })));
+  }
+  return { call: result, idempotencyKey: key ?? null, replayed };
+}
 
-  async connectCallToFlow(_root, { input }, ctx) {
-    checkWrite(ctx);
-    const params = validateConnectCallToFlow(input);
-    const key = idempotencyKey(input.idempotencyKey);
-    const { result, replayed } = await ctx.idempotency.run(
-      { operation: 'connectCallToFlow', key, scope: scopeOf(ctx), input: params, checkHint: CALL_HINT },
-      () =>
-        ctx.exotel.connectCallToFlow({
-          ...params,
-          ...(ctx.callbackUrls ? { statusCallback: { url: ctx.callbackUrls.callStatus, events: ['terminal', 'answered'] } } : {}),
-        }),
-    );
-    if (!replayed) {
-      await remember(ctx, { kind: 'call', call: result });
-      await tell(ctx, 'call', ctx.live && (() => ctx.live!.onCallCreated(result, { timeLimitSeconds: params.timeLimitSeconds, timeOutSeconds: params.timeOutSeconds })));
-    }
-    return { call: result, idempotencyKey: key ?? null, replayed };
-  },
+export const Mutation: MutationResolvers = {
+  connectCall: (_root, { input }, ctx) =>
+    placeCall(ctx, 'connectCall', validateConnectCall(input), input.idempotencyKey, (params) => ctx.exotel.connectCall(params)),
+
+  connectCallToFlow: (_root, { input }, ctx) =>
+    placeCall(ctx, 'connectCallToFlow', validateConnectCallToFlow(input), input.idempotencyKey, (params) => ctx.exotel.connectCallToFlow(params)),
 
   async sendSms(_root, { input }, ctx) {
     checkWrite(ctx);
