@@ -194,9 +194,16 @@ export interface CallLifecycleDeps {
   onChange: (call: CallRecord) => void;
   /** Where recordings live (RecordingUrl of recorded, answered calls). */
   recordingUrl: (call: CallRecord) => string;
+  /** True while a hold fault keeps the call at its current phase (faults.ts, 'hold-calls'). */
+  isHeld: (call: CallRecord) => boolean;
+  /** Parks `resume` until holds are released; it then checks `isHeld` again itself. */
+  park: (resume: () => void) => void;
 }
 
-/** Schedules the lifecycle of a freshly created call. */
+/**
+ * Runs the lifecycle of a freshly created call. Steps are chained (each waits the gap since the previous
+ * one) rather than all scheduled up front, so a held call picks up where it stopped, with the same gaps.
+ */
 export function runCallLifecycle(call: CallRecord, deps: CallLifecycleDeps): void {
   const { scheduler, callbacks } = deps;
   const post = (eventType: 'answered' | 'terminal'): void => {
@@ -206,24 +213,35 @@ export function runCallLifecycle(call: CallRecord, deps: CallLifecycleDeps): voi
     if (eventType === 'answered' && !cb.events.includes('answered')) return;
     callbacks.send({ kind: 'call', sid: call.sid, eventType, url: cb.url, contentType: cb.contentType, fields: callbackFields(call, eventType) });
   };
-  for (const step of planCall(call)) {
-    scheduler.afterSim(step.at, () => {
-      step.change(call);
-      call.updatedAtMs = Date.now();
-      if (step.terminal) {
-        call.endedAtMs = call.updatedAtMs;
-        if (call.record && call.status === 'completed') call.recordingUrl = deps.recordingUrl(call);
-      }
-      deps.onChange(call);
-      if (step.answered) post('answered');
-      if (step.terminal) {
-        post('terminal');
-        scheduler.afterSim(T.finalizeDelay, () => {
-          call.finalized = true;
-          call.updatedAtMs = Date.now();
-          deps.onChange(call);
-        });
-      }
-    });
-  }
+  const apply = (step: Step): void => {
+    step.change(call);
+    call.updatedAtMs = Date.now();
+    if (step.terminal) {
+      call.endedAtMs = call.updatedAtMs;
+      if (call.record && call.status === 'completed') call.recordingUrl = deps.recordingUrl(call);
+    }
+    deps.onChange(call);
+    if (step.answered) post('answered');
+    if (step.terminal) {
+      post('terminal');
+      scheduler.afterSim(T.finalizeDelay, () => {
+        call.finalized = true;
+        call.updatedAtMs = Date.now();
+        deps.onChange(call);
+      });
+    }
+  };
+  const steps = planCall(call);
+  const runFrom = (index: number, previousAt: number): void => {
+    const step = steps[index];
+    if (!step) return;
+    const due = (): void => {
+      // Checked when the step is due, so a hold added while the call already sits at its phase works too.
+      if (deps.isHeld(call)) return deps.park(due);
+      apply(step);
+      runFrom(index + 1, step.at);
+    };
+    scheduler.afterSim(step.at - previousAt, due);
+  };
+  runFrom(0, 0);
 }

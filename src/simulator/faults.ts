@@ -4,6 +4,7 @@
  * `sim.faults` or, for a separate process, through `POST /__sim/faults` with the same JSON.
  */
 import type { UpstreamRequestEvent } from '../exotel/types.js';
+import { echoNumber, parseNumber } from './rules.js';
 
 /** Names of the simulated Exotel endpoints (the client's own names, so counts line up). */
 export type SimEndpoint = UpstreamRequestEvent['endpoint'];
@@ -44,7 +45,31 @@ export type CallbackFault =
   /** Send matching callbacks `delayMs` real milliseconds late. */
   | { kind: 'delay-callbacks'; delayMs: number; count?: FaultCount; match?: CallbackMatch };
 
-export type Fault = RequestFault | CallbackFault;
+/** Phases a live call can be held at: its lifecycle stops there until the hold is released. */
+export type HoldPhase = 'queued' | 'ringing' | 'in-progress';
+
+/** Which calls a hold applies to (all given fields must match; none given = every call). */
+export interface CallHoldMatch {
+  /** CallSid. */
+  sid?: string;
+  /** The dialled number, in any spelling the simulator accepts ("+919812345670", "09812345670"). */
+  to?: string;
+}
+
+/**
+ * Faults on call lifecycles. A hold has no count: it lasts until `releaseCalls` (or `clear`) removes it,
+ * so a test can wait for what the gateway makes of a phase before the call moves on.
+ */
+export type CallFault =
+  /** Matching calls that are at phase `at` (or reach it) go no further until released. */
+  { kind: 'hold-calls'; at: HoldPhase; match?: CallHoldMatch };
+
+/** What `releaseCalls` removes: holds at `at` (any phase when omitted) with exactly these match fields. */
+export interface CallHoldFilter extends CallHoldMatch {
+  at?: HoldPhase;
+}
+
+export type Fault = RequestFault | CallbackFault | CallFault;
 
 /** A fault with what is left of it, as `list()` shows it. */
 export type ActiveFault = Fault & { remaining: FaultCount };
@@ -61,7 +86,7 @@ export interface FaultControls {
   inject(fault: Fault): void;
   /** Active faults with their remaining counts. */
   list(): ActiveFault[];
-  /** Removes every fault and releases held (reorder) callbacks in reverse order. */
+  /** Removes every fault, releases held (reorder) callbacks in reverse order and lets held calls go on. */
   clear(): void;
   /** Next `count` requests (optionally to one endpoint) answer `status` (default 500). */
   failNext(count?: number, status?: 500 | 502 | 503, endpoint?: SimEndpoint): void;
@@ -75,12 +100,48 @@ export interface FaultControls {
   duplicateCallbacks(times?: number, count?: FaultCount, match?: CallbackMatch): void;
   /** Next `count` matching callbacks are held and then released in reverse order. */
   reorderCallbacks(count: number, match?: CallbackMatch): void;
+  /** Matching calls stop at phase `at` until released (see CallFault). */
+  holdCalls(at: HoldPhase, match?: CallHoldMatch): void;
+  /** Removes the holds that `filter` selects (all when omitted); calls no other hold keeps go on. */
+  releaseCalls(filter?: CallHoldFilter): void;
 }
 
 const REQUEST_KINDS = new Set(['error', 'slow', 'rate-limit', 'insufficient-balance', 'drop-connection']);
+const CALLBACK_KINDS = new Set(['drop-callbacks', 'duplicate-callbacks', 'reorder-callbacks', 'delay-callbacks']);
+const HOLD_PHASES: ReadonlySet<string> = new Set<HoldPhase>(['queued', 'ringing', 'in-progress']);
 
 function isRequestFault(fault: Fault): fault is RequestFault {
   return REQUEST_KINDS.has(fault.kind);
+}
+
+function isCallbackFault(fault: Fault): fault is CallbackFault {
+  return CALLBACK_KINDS.has(fault.kind);
+}
+
+function isCallFault(fault: Fault): fault is CallFault {
+  return fault.kind === 'hold-calls';
+}
+
+/** A number as the simulator stores it (calls.ts echoes `To` this way), or null when it is none. */
+function canonicalNumber(raw: string): string | null {
+  const parsed = parseNumber(raw);
+  return parsed ? echoNumber(parsed) : null;
+}
+
+/** Validates a hold's match or a release filter; returns an error message or null. */
+function checkHoldFields(f: Record<string, unknown>): string | null {
+  if (f.sid !== undefined && (typeof f.sid !== 'string' || f.sid === '')) return 'match.sid must be a non-empty string';
+  if (f.to !== undefined && (typeof f.to !== 'string' || canonicalNumber(f.to) === null)) return 'match.to must be a phone number';
+  return null;
+}
+
+/** Validates a `releaseCalls` filter from JSON (admin route); returns an error message or null. */
+export function checkHoldFilter(value: unknown): string | null {
+  if (value === undefined) return null;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'releaseCalls must be an object';
+  const f = value as Record<string, unknown>;
+  if (f.at !== undefined && !HOLD_PHASES.has(f.at as string)) return "at must be 'queued', 'ringing' or 'in-progress'";
+  return checkHoldFields(f);
 }
 
 /** Validates a fault from JSON (admin route); returns an error message or null. */
@@ -108,6 +169,13 @@ export function checkFault(value: unknown): string | null {
       return f.times === undefined || (Number.isInteger(f.times) && (f.times as number) >= 1) ? null : 'times must be an integer ≥ 1';
     case 'reorder-callbacks':
       return Number.isInteger(f.count) && (f.count as number) >= 2 ? null : 'count must be an integer ≥ 2';
+    case 'hold-calls': {
+      if (count !== undefined) return 'hold-calls takes no count: a hold lasts until released';
+      if (!HOLD_PHASES.has(f.at as string)) return "at must be 'queued', 'ringing' or 'in-progress'";
+      if (f.match === undefined) return null;
+      if (typeof f.match !== 'object' || f.match === null || Array.isArray(f.match)) return 'match must be an object';
+      return checkHoldFields(f.match as Record<string, unknown>);
+    }
     default:
       return `unknown fault kind ${JSON.stringify(f.kind)}`;
   }
@@ -121,11 +189,17 @@ export interface FaultEngine {
   planCallback(info: Required<Pick<CallbackMatch, 'kind' | 'sid'>> & { eventType?: 'answered' | 'terminal' }): CallbackPlan;
   /** Called when a reorder fault holds enough callbacks, or on clear(): `release` sends them. */
   onRelease(listener: (fault: ActiveFault) => void): void;
+  /** True while a hold keeps this call at its current phase. */
+  holdsCall(call: { sid: string; to: string; status: string }): boolean;
+  /** Called after holds are removed (releaseCalls, clear): held calls check again whether they may go on. */
+  onCallsReleased(listener: () => void): void;
 }
 
 export function createFaultEngine(): FaultEngine {
   let active: ActiveFault[] = [];
   const releaseListeners: Array<(fault: ActiveFault) => void> = [];
+  const callReleaseListeners: Array<() => void> = [];
+  const callsReleased = (): void => callReleaseListeners.forEach((listener) => listener());
 
   const consume = (fault: ActiveFault): void => {
     if (fault.remaining === 'all') return;
@@ -142,16 +216,22 @@ export function createFaultEngine(): FaultEngine {
   const inject = (fault: Fault): void => {
     const problem = checkFault(fault);
     if (problem) throw new TypeError(`bad fault: ${problem}`);
-    active.push({ ...fault, remaining: fault.count ?? 1 } as ActiveFault);
+    const remaining: FaultCount = isCallFault(fault) ? 'all' : (fault.count ?? 1);
+    active.push({ ...fault, remaining } as ActiveFault);
   };
+
+  const sameNumber = (a: string | undefined, b: string | undefined): boolean =>
+    a === undefined || (b !== undefined && canonicalNumber(a) === canonicalNumber(b));
 
   const controls: FaultControls = {
     inject,
     list: () => active.map((f) => ({ ...f })),
     clear: () => {
       const held = active.filter((f) => f.kind === 'reorder-callbacks');
+      const heldCalls = active.some(isCallFault);
       active = [];
       for (const fault of held) for (const listener of releaseListeners) listener(fault);
+      if (heldCalls) callsReleased();
     },
     failNext: (count = 1, status = 500, endpoint) => inject({ kind: 'error', status, count, ...(endpoint ? { endpoint } : {}) }),
     slowNext: (count, delayMs, endpoint) => inject({ kind: 'slow', delayMs, count, ...(endpoint ? { endpoint } : {}) }),
@@ -160,6 +240,19 @@ export function createFaultEngine(): FaultEngine {
     dropCallbacks: (count = 1, match) => inject({ kind: 'drop-callbacks', count, ...(match ? { match } : {}) }),
     duplicateCallbacks: (times = 2, count = 1, match) => inject({ kind: 'duplicate-callbacks', times, count, ...(match ? { match } : {}) }),
     reorderCallbacks: (count, match) => inject({ kind: 'reorder-callbacks', count, ...(match ? { match } : {}) }),
+    holdCalls: (at, match) => inject({ kind: 'hold-calls', at, ...(match ? { match } : {}) }),
+    releaseCalls: (filter = {}) => {
+      const problem = checkHoldFilter(filter);
+      if (problem) throw new TypeError(`bad release filter: ${problem}`);
+      const selected = (f: ActiveFault): boolean =>
+        isCallFault(f) &&
+        (filter.at === undefined || filter.at === f.at) &&
+        (filter.sid === undefined || filter.sid === f.match?.sid) &&
+        (filter.to === undefined || (f.match?.to !== undefined && sameNumber(filter.to, f.match.to)));
+      const before = active.length;
+      active = active.filter((f) => !selected(f));
+      if (active.length < before) callsReleased();
+    },
   };
 
   return {
@@ -172,7 +265,7 @@ export function createFaultEngine(): FaultEngine {
       return plain as RequestFault;
     },
     planCallback(info) {
-      const fault = active.find((f) => !isRequestFault(f) && matches(f.match, info));
+      const fault = active.find((f): f is ActiveFault & CallbackFault => isCallbackFault(f) && matches(f.match, info));
       if (!fault) return { action: 'send', copies: 1, delayMs: 0 };
       switch (fault.kind) {
         case 'drop-callbacks':
@@ -194,12 +287,20 @@ export function createFaultEngine(): FaultEngine {
           return { action: 'hold', fault };
         }
         default:
-          // Request faults never reach here (filtered above).
+          // Unreachable: only callback faults are picked above, and each kind has its case.
           return { action: 'send', copies: 1, delayMs: 0 };
       }
     },
     onRelease(listener) {
       releaseListeners.push(listener);
+    },
+    holdsCall(call) {
+      return active.some(
+        (f) => isCallFault(f) && f.at === call.status && (f.match?.sid === undefined || f.match.sid === call.sid) && sameNumber(f.match?.to, call.to),
+      );
+    },
+    onCallsReleased(listener) {
+      callReleaseListeners.push(listener);
     },
   };
 }

@@ -22,7 +22,19 @@ import { finishedCall, seedState, SEEDED_EXOPHONES, type SimState } from './stat
 
 export type { RecordedRequest } from './server.js';
 export type { RecordedCallback } from './callbacks.js';
-export type { Fault, RequestFault, CallbackFault, CallbackMatch, FaultControls, FaultCount, SimEndpoint } from './faults.js';
+export type {
+  Fault,
+  RequestFault,
+  CallbackFault,
+  CallFault,
+  CallbackMatch,
+  CallHoldMatch,
+  CallHoldFilter,
+  HoldPhase,
+  FaultControls,
+  FaultCount,
+  SimEndpoint,
+} from './faults.js';
 export {
   CALL_OUTCOME_BY_LAST_DIGIT,
   SMS_OUTCOME_BY_LAST_DIGIT,
@@ -188,9 +200,24 @@ export async function createSimulator(options: SimulatorOptions = {}): Promise<S
     const wire = toWireSms(sms);
     for (const listener of [...smsListeners]) listener(wire);
   };
+  // Lifecycle steps of held calls, waiting for a release (hold-calls faults).
+  const parked = new Set<() => void>();
+  faults.onCallsReleased(() => {
+    const resumes = [...parked];
+    parked.clear();
+    // On the scheduler, so a release never runs lifecycle steps inside the caller, nor after stop().
+    for (const resume of resumes) scheduler.afterReal(0, resume);
+  });
   const startCall = (call: CallRecord): void => {
     state.calls.set(call.sid, call);
-    runCallLifecycle(call, { scheduler, callbacks, onChange: emitCall, recordingUrl: (c) => recordingUrl(c.sid) });
+    runCallLifecycle(call, {
+      scheduler,
+      callbacks,
+      onChange: emitCall,
+      recordingUrl: (c) => recordingUrl(c.sid),
+      isHeld: (c) => faults.holdsCall(c),
+      park: (resume) => parked.add(resume),
+    });
   };
   const startSms = (sms: SmsRecord): void => {
     state.sms.set(sms.sid, sms);

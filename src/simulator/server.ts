@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import type { FaultEngine, RequestFault, SimEndpoint } from './faults.js';
-import { checkFault, type Fault } from './faults.js';
+import { checkFault, checkHoldFilter, type CallHoldFilter, type Fault } from './faults.js';
 import { parseForm, readBody, restException, sendJson, SimError } from './http-kit.js';
 import type { RateBudget } from './rate-budget.js';
 import { isXmlVariant, ROUTES, type RouteDeps } from './routes.js';
@@ -103,11 +103,19 @@ async function handleAdmin(req: IncomingMessage, res: ServerResponse, path: stri
       try {
         parsed = JSON.parse(body.toString('utf8'));
       } catch {
-        throw new SimError(400, 'Send a JSON fault, a list of faults, or {"clear": true}');
+        throw new SimError(400, 'Send a JSON fault, a list of faults, {"clear": true} or {"releaseCalls": {…}}');
       }
       if (typeof parsed === 'object' && parsed !== null && (parsed as { clear?: unknown }).clear === true) {
         ctx.faults.controls.clear();
         return sendJson(res, 200, { faults: [] });
+      }
+      if (typeof parsed === 'object' && parsed !== null && 'releaseCalls' in parsed) {
+        // {"releaseCalls": {}} releases every hold; {"releaseCalls": {"at": "ringing", "sid": "…"}} only those.
+        const filter = (parsed as { releaseCalls: unknown }).releaseCalls;
+        const problem = checkHoldFilter(filter);
+        if (problem) throw new SimError(400, `Bad release: ${problem}`);
+        ctx.faults.controls.releaseCalls(filter as CallHoldFilter);
+        return sendJson(res, 200, { faults: ctx.faults.controls.list() });
       }
       const faults = Array.isArray(parsed) ? parsed : [parsed];
       const problems = faults.map(checkFault).filter((p): p is string => p !== null);

@@ -43,27 +43,44 @@ const newSid = (tag: string) => `${tag}${process.pid}x${Date.now().toString(36)}
 
 describe('callStatusChanged', () => {
   it('sends SNAPSHOT first, then RINGING, IN_PROGRESS and COMPLETED in order, and completes', async () => {
-    // Simulated timeline ×0.1: ringing 0.1 s, answered 0.4 s, ends 1.0 s; each phase spans several polls.
-    const gw = await startGateway({ SIMULATOR_TIME_SCALE: '0.1', LIVE_POLL_INTERVAL_MS: '50' });
+    // The simulator holds the call at each phase until this test has seen what the gateway made of it,
+    // so no phase can slip by between two polls however slow the machine is.
+    const gw = await startGateway({ SIMULATOR_TIME_SCALE: '0.01', LIVE_POLL_INTERVAL_MS: '50' });
+    const sim = gw.simulator!;
+    sim.faults.holdCalls('queued');
+    sim.faults.holdCalls('ringing');
     const sid = await connectCall(gw);
     const sub = record<Ev>(client(gw), STATUS_CHANGED, { sid }, 'callStatusChanged');
+    const has = (status: CallStatus) => (items: Ev[]) => items.some((e) => e.status === status);
+
+    // Subscribed while the call cannot ring yet: the snapshot is QUEUED and ringing must come later.
+    await sub.until((items) => items.length >= 1);
+    expect(sub.items[0]).toMatchObject({ source: 'SNAPSHOT', status: 'QUEUED', callSid: sid });
+    sim.faults.releaseCalls({ at: 'queued' });
+    await sub.until(has('RINGING'));
+    // Ringing has no callback at Exotel: it can only have come from the live poller.
+    expect(sub.items.find((e) => e.status === 'RINGING')!.source).toBe('POLL');
+
+    // Hold the next phase before letting go of this one, so the call moves exactly one phase on.
+    sim.faults.holdCalls('in-progress', { sid });
+    sim.faults.releaseCalls({ at: 'ringing' });
+    await sub.until(has('IN_PROGRESS'));
+    expect(sim.calls.get(sid)!.Status).toBe('in-progress');
+    sim.faults.releaseCalls({ sid });
     const events = await sub.done;
 
-    expect(events[0]!.source).toBe('SNAPSHOT');
-    const statuses = events.map((e) => e.status);
-    expect(statuses.at(-1)).toBe('COMPLETED');
-    // Strictly forward: ordered and free of duplicates.
-    for (let i = 1; i < statuses.length; i++) expect(callStatusRank(statuses[i]!)).toBeGreaterThan(callStatusRank(statuses[i - 1]!));
-    expect(statuses).toEqual(expect.arrayContaining(['RINGING', 'IN_PROGRESS', 'COMPLETED']));
+    expect(events.map((e) => [e.source === 'SNAPSHOT' ? 'SNAPSHOT' : 'LIVE', e.status])).toEqual([
+      ['SNAPSHOT', 'QUEUED'],
+      ['LIVE', 'RINGING'],
+      ['LIVE', 'IN_PROGRESS'],
+      ['LIVE', 'COMPLETED'],
+    ]);
     expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
-    // Ringing has no callback at Exotel: it can only have come from the live poller.
-    const ringing = events.find((e) => e.status === 'RINGING')!;
-    expect(['POLL', 'SNAPSHOT']).toContain(ringing.source);
     for (const e of events) expect(e.callSid).toBe(sid);
     // The event's call is the cached call, updated by the same event.
     expect(events.at(-1)!.call).toEqual({ sid, status: 'COMPLETED' });
     // The poller spent background budget only on this call, one call-details request at a time.
-    expect(gw.simulator!.countRequests({ endpoint: 'calls.list' })).toBe(0);
+    expect(sim.countRequests({ endpoint: 'calls.list' })).toBe(0);
   });
 
   it('completes right after the snapshot when the call has already ended', async () => {

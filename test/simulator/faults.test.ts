@@ -166,3 +166,102 @@ describe('simulator callback faults', () => {
     expect(cb!.fields.CallSid).toBe(ended.Sid);
   });
 });
+
+describe('simulator call holds', () => {
+  /** Distinct successive statuses of every call, recorded from now on. */
+  const statusLog = (sim: Awaited<ReturnType<typeof startSim>>): ((sid: string) => string[]) => {
+    const seen = new Map<string, string[]>();
+    sim.calls.onChange((c) => {
+      const list = seen.get(c.Sid) ?? [];
+      if (list.at(-1) !== c.Status) list.push(c.Status);
+      seen.set(c.Sid, list);
+    });
+    return (sid) => seen.get(sid) ?? [];
+  };
+
+  it('stops a matching call at a phase until released, phase by phase, and leaves other calls alone', async () => {
+    const sim = await startSim();
+    const statuses = statusLog(sim);
+    sim.faults.holdCalls('ringing', { to: '+919812345670' });
+    const held = sim.calls.create({ from: '09876543210', to: '09812345670' }).Sid;
+    const free = sim.calls.create({ from: '09876543210', to: '09812345680' }).Sid;
+    // The free call runs its whole timeline (and gets finalized) while the held one stays ringing.
+    const freeDone = await sim.calls.waitFor(free, (c) => c.Duration !== null);
+    expect(freeDone.Status).toBe('completed');
+    expect(sim.calls.get(held)!.Status).toBe('ringing');
+    expect(statuses(held)).toEqual(['ringing']);
+    expect(sim.faults.list()).toEqual([{ kind: 'hold-calls', at: 'ringing', match: { to: '+919812345670' }, remaining: 'all' }]);
+
+    // Hold the next phase before letting go of this one: the call moves exactly one phase on.
+    sim.faults.holdCalls('in-progress', { sid: held });
+    sim.faults.releaseCalls({ at: 'ringing' });
+    await sim.calls.waitFor(held, (c) => c.Status === 'in-progress');
+    const other = sim.calls.create({ from: '09876543210', to: '09812345690' }).Sid;
+    await sim.calls.waitFor(other, (c) => c.Duration !== null);
+    expect(sim.calls.get(held)!.Status).toBe('in-progress');
+
+    sim.faults.releaseCalls({ sid: held });
+    const done = await sim.calls.waitFor(held, (c) => c.Duration !== null);
+    expect(statuses(held)).toEqual(['ringing', 'in-progress', 'completed']);
+    // Holding changes when phases happen, not what the call reports.
+    expect(done.Duration).toBe(freeDone.Duration);
+    expect(done.Details).toEqual(freeDone.Details);
+    expect(sim.faults.list()).toEqual([]);
+  });
+
+  it('releases held calls on clear(), and a release that selects no hold keeps them held', async () => {
+    const sim = await startSim();
+    const statuses = statusLog(sim);
+    sim.faults.holdCalls('queued');
+    const sid = sim.calls.create({ from: '09876543210', to: '09812345670' }).Sid;
+    sim.faults.releaseCalls({ at: 'ringing' });
+    sim.faults.releaseCalls({ sid: 'someothercall' });
+    expect(sim.faults.list()).toHaveLength(1);
+    expect(() => sim.faults.releaseCalls({ at: 'talking' as never })).toThrow(/at must be/);
+    sim.faults.clear();
+    await sim.calls.waitFor(sid, (c) => c.Status === 'completed');
+    expect(statuses(sid)).toEqual(['ringing', 'in-progress', 'completed']);
+  });
+
+  it('takes holds and releases over HTTP at /__sim/faults, and refuses malformed ones with 400', async () => {
+    const sim = await startSim();
+    const admin = async (body: unknown) => {
+      const res = await fetch(`${sim.url}/__sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: res.status, body: await res.json() };
+    };
+    const rx = await startReceiver();
+    const statuses = statusLog(sim);
+    const put = await admin({ kind: 'hold-calls', at: 'in-progress', match: { to: '09123456780' } });
+    expect(put.status).toBe(200);
+    expect(put.body.faults).toEqual([{ kind: 'hold-calls', at: 'in-progress', match: { to: '09123456780' }, remaining: 'all' }]);
+    const res = await api(sim, 'Calls/connect.json', { form: { ...call, StatusCallback: rx.url } });
+    expect(res.status).toBe(200);
+    const sid = res.body.Call.Sid as string;
+    await sim.calls.waitFor(sid, (c) => c.Status === 'in-progress');
+    // A second call to another number runs to its end, and the held one has posted no terminal callback.
+    const free = await api(sim, 'Calls/connect.json', { form: { ...call, To: '09123456790' } });
+    await sim.calls.waitFor(free.body.Call.Sid, (c) => c.Duration !== null);
+    expect(sim.calls.get(sid)!.Status).toBe('in-progress');
+    expect(rx.received).toHaveLength(0);
+
+    for (const [bad, message] of [
+      [{ kind: 'hold-calls', at: 'dialling' }, /at must be/],
+      [{ kind: 'hold-calls', at: 'ringing', count: 2 }, /takes no count/],
+      [{ kind: 'hold-calls', at: 'ringing', match: { to: 'not a number' } }, /match.to must be a phone number/],
+      [{ releaseCalls: { at: 'later' } }, /Bad release: at must be/],
+      [{ releaseCalls: 'all' }, /releaseCalls must be an object/],
+    ] as const) {
+      const refused = await admin(bad);
+      expect(refused.status).toBe(400);
+      expect(refused.body.RestException.Message).toMatch(message);
+    }
+    expect(sim.faults.list()).toHaveLength(1);
+
+    const released = await admin({ releaseCalls: { to: '+919123456780' } });
+    expect(released.status).toBe(200);
+    expect(released.body.faults).toEqual([]);
+    const [cb] = await rx.waitFor(1);
+    expect(cb!.fields).toMatchObject({ CallSid: sid, Status: 'completed' });
+    expect(statuses(sid)).toEqual(['ringing', 'in-progress', 'completed']);
+  });
+});
