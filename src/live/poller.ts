@@ -4,6 +4,7 @@
  * calls) and ringing/in-progress transitions go through ingest with source POLL. Polls spend from the
  * background share of the rate budget only, and one replica polls at a time (a storage lease).
  */
+import { ErrorCode, GatewayError } from '../errors.js';
 import type { ExotelApi } from '../exotel/types.js';
 import type { Logger } from '../logger.js';
 import type { CallStateStore, Lease, OpenItems } from '../storage/types.js';
@@ -35,6 +36,22 @@ export interface Poller extends Loop {
 
 const CALL_TOPIC = /^call:(.+)$/;
 
+/**
+ * Most watched calls one round reads to choose from. Far above what a budget share can poll in a round:
+ * choosing fairly needs the whole list, and this only bounds a runaway set.
+ */
+const WATCHED_SCAN_LIMIT = 10_000;
+
+/**
+ * The calls one round should try, least recently tried first (never tried before all others), at most
+ * `max`. A round stops at the first refusal (mostly: background budget spent), so a fixed order would
+ * poll the same head of the list every round and starve the tail.
+ */
+export function pollOrder(watched: readonly string[], lastTried: ReadonlyMap<string, number>, max: number): string[] {
+  // Array.prototype.sort is stable: ties keep the storage's order.
+  return [...watched].sort((a, b) => (lastTried.get(a) ?? -1) - (lastTried.get(b) ?? -1)).slice(0, max);
+}
+
 /** Starts the live poller loop (every LIVE_POLL_INTERVAL_MS); stop() ends it. */
 export function createPoller(options: PollerOptions): Poller {
   const sets = openSets(options.accountSid);
@@ -43,6 +60,10 @@ export function createPoller(options: PollerOptions): Poller {
   const leaseName = `live-poller:${options.accountSid}`;
 
   const watch = (callSid: string) => options.openItems.put(sets.watchedCalls, callSid, options.now() + markTtlMs());
+  // When each watched call was last tried (a counter, not a clock: rounds can share a millisecond). Local
+  // to this replica: another lease holder starts from the storage order and becomes fair from there.
+  const lastTried = new Map<string, number>();
+  let tries = 0;
 
   async function pollOne(callSid: string): Promise<void> {
     const known = await options.callState.get(`call:${options.accountSid}:${callSid}`);
@@ -71,11 +92,21 @@ export function createPoller(options: PollerOptions): Poller {
     }
     if (!(await options.lease.acquire(leaseName, markTtlMs()))) return;
     await options.openItems.pruneBefore(sets.watchedCalls, now);
-    const sids = await options.openItems.laterThan(sets.watchedCalls, now, options.maxCallsPerTick);
-    for (const sid of sids) {
+    const watched = await options.openItems.laterThan(sets.watchedCalls, now, WATCHED_SCAN_LIMIT);
+    const stillWatched = new Set(watched);
+    for (const sid of lastTried.keys()) if (!stillWatched.has(sid)) lastTried.delete(sid);
+    for (const sid of pollOrder(watched, lastTried, options.maxCallsPerTick)) {
+      // Marked before the attempt: a call whose poll fails goes to the back too, and cannot block the rest.
+      const previous = lastTried.get(sid);
+      lastTried.set(sid, ++tries);
       try {
         await pollOne(sid);
       } catch (err) {
+        // Refused for budget, it was not polled at all: it keeps its place at the front for the next round.
+        if (err instanceof GatewayError && err.code === ErrorCode.RATE_LIMITED) {
+          if (previous === undefined) lastTried.delete(sid);
+          else lastTried.set(sid, previous);
+        }
         // Most often the background share of the budget is spent: stop here and try next interval.
         options.logger.info({ err, callSid: sid }, 'live poller: stopping this round early');
         return;
