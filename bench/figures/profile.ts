@@ -39,6 +39,22 @@ async function profiled(name: string, drive: Driver): Promise<ProfileSummary & {
   return { ...summariseProfile(path), workload };
 }
 
+/** What a native function name stands for, where it is not obvious. */
+const NATIVE_MEANING: Record<string, string> = {
+  writev: 'writev — socket and log writes',
+  writeString: 'writeString — socket and log writes',
+  '(garbage collector)': 'garbage collection',
+};
+
+/** The three most expensive functions, leaving out V8's "(program)" and the microtask pump. */
+function topThree(p: ProfileSummary): string {
+  return p.topFunctions
+    .filter((f) => f.name !== '(program)' && f.name !== 'runMicrotasks')
+    .slice(0, 3)
+    .map((f) => `${NATIVE_MEANING[f.name] ?? `\`${f.name}\``} (${(f.share * 100).toFixed(0)}%)`)
+    .join(', ');
+}
+
 export async function profile(ctx: BenchContext): Promise<FigureResult> {
   const seconds = ctx.quick ? 1 : 6;
   const query = await profiled('query', async (gw, sid, phase) => {
@@ -75,7 +91,7 @@ export async function profile(ctx: BenchContext): Promise<FigureResult> {
   const section = (title: string, p: ProfileSummary & { workload: string }) => [
     `### ${title}`,
     '',
-    `Workload: ${p.workload}; ${p.busyMs} ms of busy samples. **Top three costs:** ${p.topModules
+    `Workload: ${p.workload}; ${p.busyMs} ms of busy samples. **Top three costs** (functions by self time): ${topThree(p)}; by package: ${p.topModules
       .slice(0, 3)
       .map((m) => `${m.name} (${(m.share * 100).toFixed(0)}%)`)
       .join(', ')}.`,

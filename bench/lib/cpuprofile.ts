@@ -29,9 +29,41 @@ export interface ProfileSummary {
   topModules: CostLine[];
 }
 
+/**
+ * Source file of a line in an esbuild bundle: esbuild marks where each input file starts with a
+ * `// path/to/file.ts` comment line, so the last marker at or above a line names its file.
+ */
+const bundleMaps = new Map<string, Array<[number, string]>>();
+function bundledSource(url: string, line: number): string | undefined {
+  if (!url.startsWith('file://') || !url.endsWith('.mjs')) return undefined;
+  let marks = bundleMaps.get(url);
+  if (!marks) {
+    marks = [];
+    try {
+      readFileSync(new URL(url), 'utf8')
+        .split('\n')
+        .forEach((text, i) => {
+          const m = /^\/\/ ((?:src|bench)\/\S+\.ts)$/.exec(text);
+          if (m) marks!.push([i, m[1]!]);
+        });
+    } catch {
+      // Not readable: leave the URL as it is.
+    }
+    bundleMaps.set(url, marks);
+  }
+  let found: string | undefined;
+  for (const [start, file] of marks) {
+    if (start > line) break;
+    found = file;
+  }
+  return found;
+}
+
 /** Where a script URL belongs: an npm package, a gateway source directory, or Node itself. */
-export function moduleOf(url: string, functionName: string): string {
+export function moduleOf(url: string, functionName: string, line = 0): string {
   if (!url) return functionName.startsWith('(') ? functionName : '(native / V8 builtins)';
+  const bundled = bundledSource(url, line);
+  if (bundled) return `gateway ${bundled.split('/').slice(0, -1).join('/')}`;
   const nm = url.lastIndexOf('node_modules/');
   if (nm >= 0) {
     const rest = url.slice(nm + 'node_modules/'.length).split('/');
@@ -43,7 +75,9 @@ export function moduleOf(url: string, functionName: string): string {
   return url;
 }
 
-function shortUrl(url: string): string {
+function shortUrl(url: string, line = 0): string {
+  const bundled = bundledSource(url, line);
+  if (bundled) return bundled;
   const nm = url.lastIndexOf('node_modules/');
   if (nm >= 0) return url.slice(nm + 'node_modules/'.length);
   const src = url.indexOf('/src/');
@@ -67,9 +101,9 @@ export function summariseProfile(path: string, top = 12): ProfileSummary {
     const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
     if (functionName === '(idle)') continue;
     busy += selfMs;
-    const fn = url ? `${functionName || '(anonymous)'} (${shortUrl(url)}:${lineNumber + 1})` : functionName || '(anonymous)';
+    const fn = url ? `${functionName || '(anonymous)'} (${shortUrl(url, lineNumber)}${bundledSource(url, lineNumber) ? '' : `:${lineNumber + 1}`})` : functionName || '(anonymous)';
     fns.set(fn, (fns.get(fn) ?? 0) + selfMs);
-    const mod = moduleOf(url, functionName);
+    const mod = moduleOf(url, functionName, lineNumber);
     mods.set(mod, (mods.get(mod) ?? 0) + selfMs);
   }
   const lines = (m: Map<string, number>) =>
