@@ -27,11 +27,19 @@ function date(fields: Record<string, unknown>, name: string): IsoDateTime | null
   }
 }
 
-function required(fields: Record<string, unknown>, name: string): string {
+/**
+ * A Sid in a callback: the gateway's Sid rule (graphql/validation.ts: letters, digits, "-" and "_", at most
+ * 128), and it must start with a letter or digit. Exotel's Sids are 32 hex characters, but that format is
+ * not promised, so only what cannot be a Sid is refused ("-1", blanks, spaces, dots, over-long values):
+ * a value the GraphQL API would refuse could never be looked up or subscribed to.
+ */
+export const CALLBACK_SID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+
+function requiredSid(fields: Record<string, unknown>, name: string): string {
   const value = text(fields[name]);
   if (value === null) throw new Malformed(`${name} is missing`);
-  // Sids are hex-ish tokens; anything long or odd is not from Exotel and must not reach keys or logs.
-  if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(value)) throw new Malformed(`${name} is not a valid Sid`);
+  // Not echoed: anything odd is not from Exotel and must not reach keys or logs.
+  if (!CALLBACK_SID.test(value)) throw new Malformed(`${name} is not a valid Sid`);
   return value;
 }
 
@@ -75,7 +83,7 @@ function attempt<T>(parse: () => T): ParseResult<T> {
 /** A voice StatusCallback body (default four fields, or the rich one with StatusCallbackEvents). */
 export function parseCallStatusCallback(fields: Record<string, unknown>, nowIso: IsoDateTime): ParseResult<CallStatusUpdate> {
   return attempt(() => {
-    const callSid = required(fields, 'CallSid');
+    const callSid = requiredSid(fields, 'CallSid');
     const rawStatus = text(fields.Status);
     if (rawStatus === null) throw new Malformed('Status is missing');
     const status = toCallStatus(rawStatus);
@@ -114,7 +122,7 @@ export function parseCallStatusCallback(fields: Record<string, unknown>, nowIso:
 /** An SMS StatusCallback body (terminal statuses only, form-urlencoded). */
 export function parseSmsStatusCallback(fields: Record<string, unknown>, nowIso: IsoDateTime): ParseResult<SmsStatusUpdate> {
   return attempt(() => {
-    const smsSid = required(fields, 'SmsSid');
+    const smsSid = requiredSid(fields, 'SmsSid');
     const rawStatus = text(fields.Status);
     if (rawStatus === null) throw new Malformed('Status is missing');
     const status = toSmsStatus(rawStatus);
@@ -151,7 +159,7 @@ function looseDate(fields: Record<string, unknown>, name: string): IsoDateTime |
 /** The Passthru parameters of an incoming-call flow step (query string, GET or POST). */
 export function parseIncomingCall(fields: Record<string, unknown>, accountSid: string, nowIso: IsoDateTime): ParseResult<IncomingCallUpdate> {
   return attempt(() => {
-    const callSid = required(fields, 'CallSid');
+    const callSid = requiredSid(fields, 'CallSid');
     const created = looseDate(fields, 'Created') ?? nowIso;
     const call: Call = {
       sid: callSid,

@@ -206,6 +206,38 @@ describe('incoming calls (Passthru)', () => {
   });
 });
 
+describe('Sid validation', () => {
+  it('answers 400 and stores nothing for a Passthru, call status or SMS status callback whose Sid is garbage', async () => {
+    const before = await gw.storage.events.lastId();
+    const passthru = (query: string, method = 'GET') => fetch(`${urls.incomingCall}?${query}`, { method }).then(async (r) => ({ status: r.status, text: await r.text() }));
+    const cases: Array<[string, Promise<{ status: number; text: string }>]> = [
+      ['Passthru GET CallSid=-1', passthru('CallSid=-1&From=09876543210&To=08039591111')],
+      ['Passthru POST CallSid=-1', passthru('CallSid=-1&From=09876543210', 'POST')],
+      ['Passthru CallSid empty', passthru('CallSid=&From=09876543210')],
+      ['Passthru CallSid with a space', passthru('CallSid=ab%20cd&From=09876543210')],
+      ['Passthru CallSid over-long', passthru(`CallSid=${'a'.repeat(129)}&From=09876543210`)],
+      ['Passthru CallSid in a form body', fetch(urls.incomingCall, { method: 'POST', body: new URLSearchParams({ CallSid: '-1' }) }).then(async (r) => ({ status: r.status, text: await r.text() }))],
+      ['call status CallSid=-1', post(urls.callStatus, callCallback('-1', 'completed'))],
+      ['call status CallSid -1 as a JSON number', post(urls.callStatus, callCallback('x', 'completed', { CallSid: -1 }), 'json')],
+      ['call status CallSid with a dot', post(urls.callStatus, callCallback('a.b', 'completed'), 'multipart')],
+      ['SMS status SmsSid=-1', post(urls.smsStatus, { SmsSid: '-1', Status: 'sent' })],
+      ['SMS status SmsSid with a space', post(urls.smsStatus, { SmsSid: 'ab cd', Status: 'sent' })],
+    ];
+    for (const [name, response] of cases) {
+      const res = await response;
+      expect({ name, status: res.status }).toEqual({ name, status: 400 });
+      expect(res.text).toMatch(/^Bad Request: (CallSid|SmsSid) is (not a valid Sid|missing)$/);
+    }
+    expect(await gw.storage.events.lastId()).toBe(before);
+    expect(await history('-1')).toEqual([]);
+
+    // The same routes still take a well-formed Exotel Sid (32 hex characters).
+    const good = '0123456789abcdef0123456789abcdef';
+    expect(await passthru(`CallSid=${good}&From=09876543210&To=08039591111`)).toEqual({ status: 200, text: '' });
+    expect(await gw.storage.events.lastId()).not.toBe(before);
+  });
+});
+
 describe('when the event log cannot store', () => {
   it('answers 503 so Exotel retries, and the retry is stored and published', async () => {
     // The only fault here a real part cannot produce on demand: the log refusing one write.

@@ -69,6 +69,34 @@ describe('parseSmsStatusCallback and parseIncomingCall', () => {
   });
 });
 
+describe('Sids in callbacks', () => {
+  const parsers = {
+    'call status (CallSid)': (sid: unknown) => parseCallStatusCallback({ CallSid: sid, Status: 'completed' }, NOW),
+    'SMS status (SmsSid)': (sid: unknown) => parseSmsStatusCallback({ SmsSid: sid, Status: 'sent' }, NOW),
+    'Passthru (CallSid)': (sid: unknown) => parseIncomingCall({ CallSid: sid, From: '09876543210' }, 'acme', NOW),
+  };
+  const garbage: unknown[] = ['-1', -1, '_x', 'a b', ' abc', 'abc\n', 'a.b', 'a:b', '../etc', 'ab%20c', 'x'.repeat(129), 'é1'];
+  const tolerated = ['b6cfaf0a1d8c4ab1c2e4a4f0d12b3456', 'B6CFAF0A1D8C4AB1C2E4A4F0D12B3456', 'b6cfaf0a1d8c4ab1c2e4a4f0d12b3456-k1e', 'in1', 'abc_1-x', '1', 42, 'x'.repeat(128)];
+
+  it.each(Object.entries(parsers))('%s: refuses what cannot be a Sid, naming the field and not echoing the value', (_name, parse) => {
+    for (const sid of garbage) {
+      const r = parse(sid);
+      expect({ sid, ok: r.ok }).toEqual({ sid, ok: false });
+      expect(!r.ok && r.reason).toMatch(/^(CallSid|SmsSid) is not a valid Sid$/);
+    }
+    for (const sid of ['', '   ', null, undefined]) expect(!parse(sid).ok && (parse(sid) as { reason: string }).reason).toMatch(/is missing$/);
+  });
+
+  it.each(Object.entries(parsers))('%s: accepts Exotel-shaped Sids and tolerates other token formats', (_name, parse) => {
+    for (const sid of tolerated) {
+      const r = parse(sid);
+      expect({ sid, ok: r.ok }).toEqual({ sid, ok: true });
+      const update = r.ok ? r.update : undefined;
+      expect(update && ('callSid' in update ? update.callSid : update.smsSid)).toBe(String(sid));
+    }
+  });
+});
+
 describe('multipart', () => {
   it('reads text fields and skips files', () => {
     const body = Buffer.from('--b1\r\nContent-Disposition: form-data; name="CallSid"\r\n\r\nabc\r\n--b1\r\nContent-Disposition: form-data; name="f"; filename="x.txt"\r\nContent-Type: text/plain\r\n\r\nfile\r\n--b1\r\nContent-Disposition: form-data; name="Status"\r\n\r\ncompleted\r\n--b1--\r\n');
