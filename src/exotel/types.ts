@@ -417,3 +417,9 @@ export function callStatusRank(status: CallStatus): number {
     }
   }
 }
+
+/**
+ * What an Exotel Sid may look like: Exotel's are 32 hex characters, sometimes with a suffix; anything
+ * outside this set could not be one, and a comma would split a bulk `Sid=a,b` filter.
+ */
+export const SID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;

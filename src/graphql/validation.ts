@@ -5,6 +5,7 @@
  */
 import { badInput } from '../errors.js';
 import type { ConnectCallParams, ConnectFlowParams, SendBulkSmsParams, SendSmsParams } from '../exotel/types.js';
+import { SID_PATTERN } from '../exotel/types.js';
 import type {
   ConnectCallInput,
   ConnectCallToFlowInput,
@@ -202,14 +203,11 @@ export function validateSendBulkSms(input: SendBulkSmsInput): SendBulkSmsParams 
 /** Most Sids or numbers one list query may ask for; larger lists are split by the client. */
 export const MAX_LOOKUP_KEYS = 1_000;
 
-// Exotel Sids are hex with an optional suffix; anything outside this set could not be one, and a comma
-// would split a bulk `Sid=a,b` filter, so such values never reach Exotel.
-const SID = /^[A-Za-z0-9_-]{1,128}$/;
 
 /** An Exotel Sid, or BAD_USER_INPUT naming `field`. */
 export function exotelSid(value: string, field: string): string {
   const trimmed = value.trim();
-  if (!SID.test(trimmed)) throw badInput(field, 'not an Exotel Sid (letters, digits, "-" and "_", at most 128)');
+  if (!SID_PATTERN.test(trimmed)) throw badInput(field, 'not an Exotel Sid (a letter or digit, then letters, digits, "-" and "_", at most 128)');
   return trimmed;
 }
 

@@ -6,6 +6,7 @@
 import { exotelToIso, isExotelEpochZero, isoToEpochMs, epochMsToIso } from '../exotel/dates.js';
 import { int, text, toCallDirection, toCallStatus, toSmsStatus } from '../exotel/parse.js';
 import type { Call, CallLeg, IsoDateTime } from '../exotel/types.js';
+import { SID_PATTERN } from '../exotel/types.js';
 import type { CallStatusUpdate, IncomingCallUpdate, SmsStatusUpdate } from './updates.js';
 
 export type ParseResult<T> = { ok: true; update: T } | { ok: false; reason: string };
@@ -33,7 +34,7 @@ function date(fields: Record<string, unknown>, name: string): IsoDateTime | null
  * not promised, so only what cannot be a Sid is refused ("-1", blanks, spaces, dots, over-long values):
  * a value the GraphQL API would refuse could never be looked up or subscribed to.
  */
-export const CALLBACK_SID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+export const CALLBACK_SID = SID_PATTERN;
 
 function requiredSid(fields: Record<string, unknown>, name: string): string {
   const value = text(fields[name]);

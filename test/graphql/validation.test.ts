@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../src/errors.js';
-import { parsePhoneNumber, smsSender, validateConnectCall, validateSendBulkSms } from '../../src/graphql/validation.js';
+import { exotelSid, parsePhoneNumber, smsSender, validateConnectCall, validateSendBulkSms } from '../../src/graphql/validation.js';
 
 describe('parsePhoneNumber', () => {
   it.each([
@@ -62,5 +62,21 @@ describe('validateSendBulkSms', () => {
     expect(() => validateSendBulkSms({ from: 'EXOSIM', messages: [{ to: '9812345670', body: 'a' }, { to: '9812345670', body: 'x'.repeat(2001) }] })).toThrow(
       /input\.messages\[1\]\.body/,
     );
+  });
+});
+
+describe('exotelSid', () => {
+  it('accepts Exotel-shaped Sids and trims them', () => {
+    expect(exotelSid(' b6cfaf0e1f2d3c4b5a69788796a5b4c3 ', 'sid')).toBe('b6cfaf0e1f2d3c4b5a69788796a5b4c3');
+    expect(exotelSid('a1_b-2', 'sid')).toBe('a1_b-2');
+  });
+
+  it.each(['', '-1', '_x', 'a,b', 'a b', 'a.b', 'x'.repeat(129)])('refuses %j with BAD_USER_INPUT naming the field', (sid) => {
+    try {
+      exotelSid(sid, 'sids[2]');
+      expect.unreachable();
+    } catch (e) {
+      expect(isGatewayError(e) && e.code === 'BAD_USER_INPUT' && e.field === 'sids[2]').toBe(true);
+    }
   });
 });

@@ -30,7 +30,7 @@ function generators(rand: () => number) {
   const bytes = (n: number) => new Blob([new Uint8Array(Array.from({ length: n }, () => Math.floor(rand() * 256)))]);
   const text = (n: number) => Array.from({ length: n }, () => String.fromCharCode(32 + Math.floor(rand() * 95))).join('');
   const deep = (n: number): unknown => (n === 0 ? 1 : { a: [deep(n - 1)] });
-  // The Passthru route needs nothing but a CallSid (any text), so no generated body carries a usable one.
+  // The Passthru route needs nothing but a Sid-shaped CallSid, so no generated body carries a usable one.
   const noSid = [null, '', [], {}, deep(3)];
   const values = [null, true, 0, -1, 1e308, '', '{', '}', '\u0000', '\ud800', [], {}, 'x'.repeat(5000), deep(30)];
   const jsonBodies = [
