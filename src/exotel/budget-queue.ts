@@ -5,14 +5,22 @@
  * One pump serves the queue head first, so a request that arrived earlier is never overtaken by a later one
  * in this process. When the budget says "next slot in N ms", every waiter whose deadline comes before that
  * is told RATE_LIMITED at once rather than kept hanging for an answer that cannot change.
+ *
+ * Every slot is a HOLD (storage/rate-budget.ts): it counts as in the window until the caller settles it when
+ * the attempt's answer or failure is back, because Exotel counts a request when it arrives, not when it is
+ * sent. `maxHoldMs` bounds a hold nobody settles (the process died mid-request): the attempt timeout plus
+ * `HOLD_MARGIN_MS` for the budget round trip before the send and any lag between the timer and the settle.
  */
 import { ErrorCode, GatewayError } from '../errors.js';
-import type { RateBudget } from '../storage/types.js';
+import type { RateBudget, RateBudgetHold } from '../storage/types.js';
 import { sleep } from './retry.js';
+
+/** Slack added to the attempt timeout for a hold's expiry, ms (see the top of the file). */
+export const HOLD_MARGIN_MS = 5_000;
 
 interface Waiter {
   deadlineMs: number;
-  resolve: () => void;
+  resolve: (hold: RateBudgetHold) => void;
   reject: (error: unknown) => void;
   cleanup: () => void;
 }
@@ -22,6 +30,8 @@ export interface BudgetQueueOptions {
   queueDeadlineMs: number;
   /** Share (0–1) of the budget 'background' takes may use. */
   backgroundShare: number;
+  /** Longest one attempt can take from the take to its answer (the client's per-attempt timeout), ms. */
+  attemptTimeoutMs: number;
   now: () => number;
 }
 
@@ -31,8 +41,11 @@ export function rateLimited(message: string, retryAfterMs: number): GatewayError
 }
 
 export interface BudgetQueue {
-  /** Resolves once one request's worth of budget is taken; rejects RATE_LIMITED at the deadline. */
-  acquire(priority: 'foreground' | 'background', signal?: AbortSignal): Promise<void>;
+  /**
+   * Resolves with a hold once one request's worth of budget is taken; rejects RATE_LIMITED at the deadline.
+   * The caller must `settle()` the hold as soon as the attempt's answer or failure is back.
+   */
+  acquire(priority: 'foreground' | 'background', signal?: AbortSignal): Promise<RateBudgetHold>;
   /** Requests waiting for budget right now. */
   readonly waiting: number;
 }
@@ -40,6 +53,7 @@ export interface BudgetQueue {
 /** A FIFO queue of requests waiting for `budget`, each until `queueDeadlineMs`. */
 export function createBudgetQueue(options: BudgetQueueOptions): BudgetQueue {
   const { budget, queueDeadlineMs, backgroundShare, now } = options;
+  const maxHoldMs = options.attemptTimeoutMs + HOLD_MARGIN_MS;
   const queue: Waiter[] = [];
   let pumping = false;
   // When the budget last said a slot frees up (epoch ms): the best retry hint for a waiter that times out.
@@ -58,9 +72,9 @@ export function createBudgetQueue(options: BudgetQueueOptions): BudgetQueue {
     pumping = true;
     try {
       while (queue.length > 0) {
-        let answer: Awaited<ReturnType<RateBudget['tryTake']>>;
+        let answer: Awaited<ReturnType<RateBudget['tryHold']>>;
         try {
-          answer = await budget.tryTake();
+          answer = await budget.tryHold(maxHoldMs);
         } catch {
           // The budget store failed: refusing is safer than sending without knowing the count.
           const head = queue[0]!;
@@ -68,10 +82,15 @@ export function createBudgetQueue(options: BudgetQueueOptions): BudgetQueue {
           continue;
         }
         const head = queue[0];
-        if (!head) break; // everyone left (deadline or abort) while we asked
+        if (!head) {
+          // Everyone left (deadline or abort) while we asked: nothing will be sent, and settling now is the
+          // cheapest honest stamp (the slot stays spent for one window, as it did before holds).
+          if (answer.ok) void answer.settle();
+          break;
+        }
         if (answer.ok) {
           remove(head);
-          head.resolve();
+          head.resolve(answer);
           continue;
         }
         const nextSlotAt = now() + answer.retryAfterMs;
@@ -88,7 +107,7 @@ export function createBudgetQueue(options: BudgetQueueOptions): BudgetQueue {
     }
   }
 
-  async function acquireBackground(): Promise<void> {
+  async function acquireBackground(): Promise<RateBudgetHold> {
     // Background work never queues and never goes ahead of waiting foreground requests.
     if (queue.length > 0) throw rateLimited('Background request refused: foreground requests are waiting for budget', 1000);
     const status = await budget.status();
@@ -98,8 +117,9 @@ export function createBudgetQueue(options: BudgetQueueOptions): BudgetQueue {
     if (status.remaining - 1 < (1 - backgroundShare) * status.limit) {
       throw rateLimited('Background request refused: its share of the Exotel budget is used up', status.resetsAtMs - now());
     }
-    const answer = await budget.tryTake();
+    const answer = await budget.tryHold(maxHoldMs);
     if (!answer.ok) throw rateLimited('Background request refused: Exotel request budget exhausted', answer.retryAfterMs);
+    return answer;
   }
 
   return {
@@ -110,13 +130,13 @@ export function createBudgetQueue(options: BudgetQueueOptions): BudgetQueue {
       signal?.throwIfAborted();
       if (priority === 'background') return acquireBackground();
       if (queue.length === 0) {
-        const answer = await budget.tryTake();
-        if (answer.ok) return;
+        const answer = await budget.tryHold(maxHoldMs);
+        if (answer.ok) return answer;
         if (answer.retryAfterMs > queueDeadlineMs) {
           throw rateLimited('Exotel request budget exhausted; no slot frees up before the queue deadline', answer.retryAfterMs);
         }
       }
-      await new Promise<void>((resolve, reject) => {
+      return new Promise<RateBudgetHold>((resolve, reject) => {
         const timer = setTimeout(() => {
           if (remove(waiter)) waiter.reject(rateLimited('Exotel request budget exhausted; waited until the queue deadline', nextSlotAtMs - now()));
         }, queueDeadlineMs);

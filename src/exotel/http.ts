@@ -2,7 +2,9 @@
  * The one way the gateway talks to Exotel: auth, rate budget, timeouts, retries and error mapping.
  *
  * Retry rules (design §7, exotel-api.md "Rate limits"):
- * - Every attempt, retries included, first takes one request from the account budget (FIFO queue, deadline).
+ * - Every attempt, retries included, first takes one request from the account budget (FIFO queue, deadline)
+ *   and settles it once its answer (or connection failure) is back, so the budget counts it when it is known
+ *   to have arrived (Exotel counts on arrival, not when we send).
  * - 429: Exotel certainly did not process the request, so GETs AND POSTs are tried again after Retry-After
  *   (seconds or HTTP date), else after full-jitter backoff from `backoffBaseMs`; at most `maxAttempts429`
  *   tries, and never a single wait longer than `maxRetryWaitMs` — past either, RATE_LIMITED with
@@ -14,7 +16,7 @@
  *   (connection refused, DNS, connect timeout) are UPSTREAM_UNAVAILABLE, and even those are not retried
  *   here: the caller's idempotency record decides.
  */
-import { ErrorCode, fromExotelResponse, GatewayError } from '../errors.js';
+import { assertNever, ErrorCode, fromExotelResponse, GatewayError } from '../errors.js';
 import { createBudgetQueue, type BudgetQueue } from './budget-queue.js';
 import type { ResolvedExotelClientOptions } from './options.js';
 import { createRetryBudget, fullJitterBackoffMs, parseRetryAfterMs, sleep } from './retry.js';
@@ -70,6 +72,7 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
     budget,
     queueDeadlineMs: options.queueDeadlineMs,
     backgroundShare: options.backgroundShare,
+    attemptTimeoutMs: options.timeoutMs,
     now: () => clock.now(),
   });
   const retryBudget = createRetryBudget({
@@ -144,9 +147,18 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
     let triesTransient = 0;
     retryBudget.recordAttempt();
     for (let attemptNo = 1; ; attemptNo++) {
-      await queue.acquire(priority, signal);
+      const hold = await queue.acquire(priority, signal);
       const startedMs = clock.now();
-      const outcome = await attempt(call, signal);
+      let outcome: Outcome;
+      try {
+        outcome = await attempt(call, signal);
+      } catch (error) {
+        void hold.settle();
+        throw error;
+      }
+      // From here the budget counts the request at this time rather than as pending. Not awaited: until the
+      // settle lands the slot simply stays pending, which only errs on the safe side.
+      if (arrivalKnown(outcome)) void hold.settle();
       report(call, outcome, attemptNo, startedMs);
       const log = { endpoint: call.endpoint, method: call.method, attempt: attemptNo };
 
@@ -205,6 +217,25 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
   }
 
   return { request, v1: `/v1/Accounts/${encodeURIComponent(options.accountSid)}`, queue };
+}
+
+/**
+ * Whether the attempt's request has certainly reached Exotel by now, if it ever will: an answer came back, or
+ * the connection failed (refused: never sent; reset: the other side is gone). After a timeout or a cancel we
+ * only closed our end, and request bytes already in Exotel's socket buffer may still be read (and counted)
+ * later, so that hold is left to lapse at take + maxHoldMs (attempt timeout plus a margin) instead.
+ */
+function arrivalKnown(outcome: Outcome): boolean {
+  switch (outcome.kind) {
+    case 'response':
+    case 'network':
+      return true;
+    case 'timeout':
+    case 'aborted':
+      return false;
+    default:
+      return assertNever(outcome, 'attempt outcome');
+  }
 }
 
 function outcomeUnknown(what: string, upstreamStatus?: number): GatewayError {

@@ -100,10 +100,26 @@ export interface IdempotencyStore {
   abandon(key: string): Promise<void>;
 }
 
+/** A slot taken with {@link RateBudget.tryHold}: counts as in the window until settled, then from settle time. */
+export interface RateBudgetHold {
+  /**
+   * The request is known to have arrived (its answer or failure came back): re-stamps its slot with now.
+   * Never rejects (a failed settle leaves the slot to expire as if it had arrived `maxHoldMs` after the take);
+   * calls after the first do nothing.
+   */
+  settle(): Promise<void>;
+}
+
 /** Rolling-window request budget for one Exotel account. */
 export interface RateBudget {
-  /** Takes one request from the budget now, or says how long until one frees up. */
+  /** Takes one request from the budget now, counted at now; or says how long until one frees up. */
   tryTake(): Promise<{ ok: true } | { ok: false; retryAfterMs: number }>;
+  /**
+   * Takes one request whose arrival upstream is not known yet: the slot counts as in the window from now
+   * until `settle()` re-stamps it with the settle time, or, if never settled (the process died), as if taken
+   * `maxHoldMs` from now. Refusals are as for `tryTake`.
+   */
+  tryHold(maxHoldMs: number): Promise<({ ok: true } & RateBudgetHold) | { ok: false; retryAfterMs: number }>;
   /** Requests left in the current window and when the window resets (epoch ms). */
   status(): Promise<{ limit: number; remaining: number; resetsAtMs: number }>;
 }

@@ -91,6 +91,35 @@ function rateBudgetContract(name: string, setup: () => Harness): void {
       expect((await b.status()).remaining).toBe(0);
     });
 
+    it('a hold stays in the window until settled, however old, then counts from the settle', async () => {
+      const h = setup();
+      const budget = h.make(2);
+      const hold = await budget.tryHold(h.windowMs * 3);
+      if (!hold.ok) throw new Error('expected a hold');
+      expect((await budget.tryTake()).ok).toBe(true);
+      await h.wait(h.windowMs * 1.5);
+      // The plain take has left; the unsettled hold has not (its request may not have arrived yet).
+      expect(await takeMany(budget, 2)).toBe(1);
+      await hold.settle();
+      await hold.settle(); // a second settle does nothing
+      await h.wait(h.windowMs * 0.5);
+      // Settled 0.5 w ago: still in the window.
+      expect((await budget.tryTake()).ok).toBe(false);
+      await h.wait(h.windowMs * 0.6);
+      expect((await budget.status()).remaining).toBeGreaterThanOrEqual(1);
+    });
+
+    it('a hold nobody settles leaves the window maxHoldMs after its take (its process died)', async () => {
+      const h = setup();
+      const budget = h.make(1);
+      const hold = await budget.tryHold(h.windowMs * 0.5);
+      expect(hold.ok).toBe(true);
+      await h.wait(h.windowMs * 1.2);
+      expect((await budget.tryTake()).ok).toBe(false);
+      await h.wait(h.windowMs * 0.4);
+      expect((await budget.tryTake()).ok).toBe(true);
+    });
+
     it('rejects a non-positive limit or window', () => {
       const h = setup();
       expect(() => h.make(0)).toThrow(/limit/);
@@ -146,6 +175,7 @@ describe('createFallbackRateBudget', () => {
     // The fault (the shared store failing and recovering) is the one thing a real part cannot be told to do on cue.
     const primary: RateBudget = {
       tryTake: () => (primaryDown ? Promise.reject(new Error('ECONNREFUSED')) : shared.tryTake()),
+      tryHold: (maxHoldMs) => (primaryDown ? Promise.reject(new Error('ECONNREFUSED')) : shared.tryHold(maxHoldMs)),
       status: () => (primaryDown ? Promise.reject(new Error('ECONNREFUSED')) : shared.status()),
     };
     const local = createMemoryRateBudget({ limit: 2, windowMs: 1_000, clock });
