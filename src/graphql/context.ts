@@ -10,6 +10,7 @@ import type { Call, ExotelApi, SmsMessage } from '../exotel/types.js';
 import type { Logger } from '../logger.js';
 import type { Storage } from '../storage/types.js';
 import type { Idempotency } from './idempotency.js';
+import { createLookupCoalescer } from './coalescer.js';
 import { createLoaders, type Loaders } from './loaders.js';
 
 /** The authenticated client, or null when the gateway runs without client keys. */
@@ -83,6 +84,15 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Builds contexts: shared deps plus fresh loaders and a request-scoped logger each time. */
 export function createContextFactory(deps: ContextDeps): ContextFactory {
+  // One per factory, so one per process and account: cold lookups of concurrent requests share upstream requests.
+  const lookups = createLookupCoalescer({
+    exotel: deps.exotel,
+    cache: deps.cache,
+    logger: deps.logger,
+    bulkBatchSize: deps.config.bulkBatchSize,
+    windowMs: deps.config.coalesceWindowMs,
+    maxWaitMs: deps.config.coalesceMaxWaitMs,
+  });
   return (input = {}) => {
     const requestId = input.requestId && REQUEST_ID.test(input.requestId) ? input.requestId : randomUUID();
     const logger = deps.logger.child({ requestId });
@@ -92,7 +102,7 @@ export function createContextFactory(deps: ContextDeps): ContextFactory {
       exotel: deps.exotel,
       storage: deps.storage,
       cache: deps.cache,
-      loaders: createLoaders({ exotel: deps.exotel, cache: deps.cache, bulkBatchSize: deps.config.bulkBatchSize, logger }),
+      loaders: createLoaders({ exotel: deps.exotel, cache: deps.cache, bulkBatchSize: deps.config.bulkBatchSize, logger, lookups }),
       idempotency: deps.idempotency,
       mode: deps.mode,
       version: deps.version,

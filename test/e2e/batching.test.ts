@@ -112,3 +112,35 @@ describe('calls are batched per request', () => {
     expect(cold.simulator!.countRequests()).toBe(1);
   });
 });
+
+describe('cold lookups of concurrent requests share upstream requests', () => {
+  it('200 concurrent `call(sid)` requests make a handful of bulk requests, each answered with its own call', async () => {
+    // Generous windows so every request of the burst joins an open batch even on a loaded machine.
+    const cold = await startGateway({ EXOTEL_COALESCE_MS: '50', EXOTEL_COALESCE_MAX_MS: '1000' });
+    const csim = cold.simulator!;
+    const sids = csim.calls.list().filter((c) => c.Status === 'completed').slice(0, 200).map((c) => c.Sid);
+    expect(sids).toHaveLength(200);
+    csim.resetRequests();
+    const answers = await Promise.all(sids.map((sid) => cold.gql('query($sid: ID!) { call(sid: $sid) { sid status } }', { sid })));
+    answers.forEach((a, i) => {
+      expect(a.body.errors).toBeUndefined();
+      expect(a.body.data.call.sid).toBe(sids[i]);
+    });
+    // One request per 100 Sids would be 2; each request alone would be 200.
+    expect(csim.countRequests({ endpoint: 'calls.get' })).toBe(0);
+    expect(csim.countRequests({ endpoint: 'calls.list' })).toBeGreaterThanOrEqual(2);
+    expect(csim.countRequests({ endpoint: 'calls.list' })).toBeLessThanOrEqual(6);
+  });
+
+  it('two requests for the same live call in flight at once make one single lookup', async () => {
+    const cold = await startGateway({ EXOTEL_COALESCE_MS: '20' });
+    const csim = cold.simulator!;
+    const live = csim.calls.create({ from: '+919800000011', to: '+919800000021', callerId: '08039591111' });
+    csim.resetRequests();
+    const [a, b] = await Promise.all([1, 2].map(() => cold.gql('query($sid: ID!) { call(sid: $sid) { sid } }', { sid: live.Sid })));
+    expect(a!.body.data.call.sid).toBe(live.Sid);
+    expect(b!.body.data.call.sid).toBe(live.Sid);
+    expect(csim.countRequests({ endpoint: 'calls.list' })).toBe(1);
+    expect(csim.countRequests({ endpoint: 'calls.get' })).toBe(1);
+  });
+});
