@@ -6,7 +6,7 @@
  * as HTTP, so loaders are per operation and resolvers cannot tell the transports apart.
  */
 import type { Server } from 'node:http';
-import { GraphQLError, Kind, parse, specifiedRules, validate, type ExecutionArgs, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { GraphQLError, Kind, OperationTypeNode, parse, specifiedRules, validate, type ExecutionArgs, type ExecutionResult, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Principal } from '../auth.js';
@@ -15,6 +15,7 @@ import { ErrorCode, formatError, isGatewayError, type GatewayError } from '../er
 import { requestIdFrom } from '../http/request-id.js';
 import type { Logger } from '../logger.js';
 import type { ContextFactory } from './context.js';
+import { createSharedSubscriptions, type SharedExecutionStats } from './shared-execution.js';
 
 /**
  * The only subprotocol spoken: useServer installs graphql-ws's handleProtocols, so a client asking only for
@@ -53,6 +54,8 @@ export interface GraphqlWs {
   socketCount(): number;
   /** Operations running right now on every socket (metrics: gateway_ws_subscriptions). */
   operationCount(): number;
+  /** Work done for subscription events (executions and serialisations, shared across subscribers). */
+  sharedStats(): SharedExecutionStats;
   /** Closes every socket (1001 Going Away) and the server. */
   close(): Promise<void>;
 }
@@ -95,10 +98,14 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   };
   const firstCode = (errors: readonly GraphQLError[]) => String(format(errors[0] ?? new GraphQLError('')).extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR);
   const rules = [...specifiedRules, ...(options.validationRules ?? [])];
+  const formatResult = (result: ExecutionResult) => (result.errors ? { ...result, errors: result.errors.map(format) } : result);
+  // Subscription events are executed and serialised once per distinct operation, not once per subscriber.
+  const shared = createSharedSubscriptions({ formatResult });
 
   const disposable = useServer<Record<string, unknown> | undefined, Extra>(
     {
       schema: options.schema,
+      subscribe: shared.subscribe,
       connectionInitWaitTimeout: limits.wsConnectionInitTimeoutMs,
       onConnect: (ctx) => {
         const socketId = requestIdFrom(ctx.extra.request.headers['x-request-id']);
@@ -138,7 +145,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         if (left > 0) socketsPerKey.set(key, left);
         else socketsPerKey.delete(key);
       },
-      onSubscribe: (ctx, _id, payload): ExecutionArgs | readonly GraphQLError[] => {
+      onSubscribe: (ctx, id, payload): ExecutionArgs | readonly GraphQLError[] => {
         const started = process.hrtime.bigint();
         const seen = (type: string, outcome: string, name: string | null | undefined = payload.operationName) =>
           options.onOperation?.({ name, type, outcome, durationSeconds: Number(process.hrtime.bigint() - started) / 1e9 });
@@ -173,7 +180,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         const type = document.definitions.find((d) => d.kind === 'OperationDefinition' && (!payload.operationName || d.name?.value === payload.operationName));
         if (type?.kind === Kind.OPERATION_DEFINITION) seen(type.operation, 'ok', payload.operationName ?? type.name?.value);
         else seen('unknown', 'ok');
-        return {
+        const args: ExecutionArgs = {
           schema: options.schema,
           document,
           variableValues: payload.variables ?? null,
@@ -183,13 +190,29 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
             ...(ctx.extra.socketId ? { requestId: `${ctx.extra.socketId}:${operationCount}` } : {}),
           }),
         };
+        if (type?.kind === Kind.OPERATION_DEFINITION && type.operation === OperationTypeNode.SUBSCRIPTION) {
+          const socket = ctx.extra.socket;
+          shared.deliver(args, {
+            id,
+            // Everything an event's result depends on: the operation as sent, and (to be safe) the caller.
+            operationKey: JSON.stringify([ctx.extra.principal?.name ?? null, payload.operationName ?? null, payload.query, payload.variables ?? null]),
+            send: (frame) =>
+              new Promise<void>((resolve, reject) => {
+                // As graphql-ws's own send: a socket already closing takes nothing and fails nothing.
+                if (socket.readyState !== socket.OPEN) return resolve();
+                socket.send(frame, { binary: false }, (err) => (err ? reject(err) : resolve()));
+              }),
+          });
+        }
+        return args;
       },
       // Runs for every operation that got past onSubscribe, however it ended (graphql-ws guarantees it).
       onComplete: () => {
         operations = Math.max(0, operations - 1);
       },
       onError: (_ctx, _id, _payload, errors) => errors.map(format),
-      onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(format) } : undefined),
+      // Results of queries and mutations sent over the socket; subscription events go out through `shared`.
+      onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? formatResult(result) : undefined),
     },
     wss,
     options.keepAliveMs,
@@ -200,6 +223,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
     wss,
     socketCount: () => wss.clients.size,
     operationCount: () => operations,
+    sharedStats: () => shared.stats(),
     close: () =>
       (closing ??= (async () => {
         const sockets = [...wss.clients];

@@ -79,6 +79,14 @@ const matches = (filter: CallEventFilter | null | undefined, e: CallEventRecord)
 export function createFeed(deps: FeedDeps): LiveFeed {
   const { accountSid } = deps;
   const isOurCall = (e: EventRecord): e is CallEventRecord => e.kind === 'call' && e.accountSid === accountSid;
+  // Topics hand every local subscriber the same event object; wrapping it the same way for all of them
+  // lets the GraphQL layer execute and serialise it once per operation (src/graphql/shared-execution.ts).
+  const wrapped = new WeakMap<CallEventRecord, FeedCallEvent>();
+  const feedEvent = (event: CallEventRecord): FeedCallEvent => {
+    let payload = wrapped.get(event);
+    if (!payload) wrapped.set(event, (payload = { event }));
+    return payload;
+  };
 
   /** The state a callStatusChanged subscriber starts from: history (forward-only truth) and the call itself. */
   async function callSnapshot(sid: string): Promise<FeedCallEvent> {
@@ -129,7 +137,7 @@ export function createFeed(deps: FeedDeps): LiveFeed {
           for await (const event of channel) {
             if (!isOurCall(event) || !event.forward || callStatusRank(event.status) <= rank) continue;
             rank = callStatusRank(event.status);
-            yield { event };
+            yield feedEvent(event);
             if (isTerminalCall(event.status)) return;
           }
         } finally {
@@ -150,7 +158,7 @@ export function createFeed(deps: FeedDeps): LiveFeed {
             let cursor: string = after;
             for (;;) {
               const page = await deps.events.readAfter(cursor, deps.replayPageSize);
-              for (const event of page) if (isOurCall(event) && event.forward && matches(filter, event)) yield { event };
+              for (const event of page) if (isOurCall(event) && event.forward && matches(filter, event)) yield feedEvent(event);
               const tail = page.at(-1);
               if (tail) last = cursor = tail.id;
               if (page.length < deps.replayPageSize) break;
@@ -158,7 +166,7 @@ export function createFeed(deps: FeedDeps): LiveFeed {
           }
           for await (const event of channel) {
             if (last !== undefined && compareEventIds(event.id, last) <= 0) continue;
-            if (isOurCall(event) && event.forward && matches(filter, event)) yield { event };
+            if (isOurCall(event) && event.forward && matches(filter, event)) yield feedEvent(event);
           }
         } finally {
           channel.close();
