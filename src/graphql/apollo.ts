@@ -97,17 +97,21 @@ const requireJsonPost: RequestHandler = (req, res, next) => {
 };
 
 /** Logs errors the client sees as INTERNAL_SERVER_ERROR, with their stack, server-side only. */
+export function logInternalErrors(errors: readonly GraphQLError[], logger: Logger, operationName: string | null | undefined): void {
+  for (const error of errors) {
+    const original = error.originalError;
+    if (isGatewayError(original) && original.code !== ErrorCode.INTERNAL_SERVER_ERROR) continue;
+    if (!original && error.extensions?.code !== undefined && error.extensions.code !== 'INTERNAL_SERVER_ERROR') continue;
+    logger.error({ err: original ?? error, operationName, path: error.path }, 'internal error in a GraphQL operation');
+  }
+}
+
 function internalErrorLogging(logger: Logger): ApolloServerPlugin<GraphQLContext> {
   return {
     async requestDidStart() {
       return {
         async didEncounterErrors({ errors, contextValue, operationName }) {
-          for (const error of errors) {
-            const original = error.originalError;
-            if (isGatewayError(original) && original.code !== ErrorCode.INTERNAL_SERVER_ERROR) continue;
-            if (!original && error.extensions?.code !== undefined && error.extensions.code !== 'INTERNAL_SERVER_ERROR') continue;
-            (contextValue?.logger ?? logger).error({ err: original ?? error, operationName, path: error.path }, 'internal error in a GraphQL operation');
-          }
+          logInternalErrors(errors, contextValue?.logger ?? logger, operationName);
         },
       };
     },

@@ -22,20 +22,28 @@ export function routeOf(req: Pick<Request, 'originalUrl'>): string {
   return '(other)';
 }
 
+/** What one access-log line holds; `route` is already a fixed label (routeOf). */
+export interface AccessLine {
+  requestId: string | undefined;
+  method: string;
+  route: string;
+  status: number;
+  /** process.hrtime.bigint() when the request came in. */
+  started: bigint;
+}
+
+/** Writes one access-log line: at debug for probes and scrapes, at info for the rest. */
+export function logAccess(logger: Logger, { requestId, method, route, status, started }: AccessLine): void {
+  const line = { requestId, method, route, status, durationMs: Number((process.hrtime.bigint() - started) / 1000n) / 1000 };
+  if (QUIET.has(route)) logger.debug(line, 'http request');
+  else logger.info(line, 'http request');
+}
+
 export function accessLog(logger: Logger): RequestHandler {
   return (req, res, next) => {
     const started = process.hrtime.bigint();
     res.once('finish', () => {
-      const route = routeOf(req);
-      const line = {
-        requestId: requestIdOf(res),
-        method: req.method,
-        route,
-        status: res.statusCode,
-        durationMs: Number((process.hrtime.bigint() - started) / 1000n) / 1000,
-      };
-      if (QUIET.has(route)) logger.debug(line, 'http request');
-      else logger.info(line, 'http request');
+      logAccess(logger, { requestId: requestIdOf(res), method: req.method, route: routeOf(req), status: res.statusCode, started });
     });
     next();
   };

@@ -1,0 +1,132 @@
+/**
+ * The HTTP fast path (src/graphql/fast-path.ts) answers plain single queries without express and Apollo.
+ * Whatever it answers must be what Apollo would have answered: two real gateways on one Exotel (the first
+ * one's simulator), one with the fast path and one without, get the same requests over real HTTP and must
+ * give the same status, content type and body. What the fast path does not take, it hands to Apollo whole.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+
+let fast: TestGateway;
+let apollo: TestGateway;
+let done: string[];
+
+beforeAll(async () => {
+  fast = await startGateway();
+  apollo = await startGateway({}, {}, { exotel: fast.exotel, httpFastPath: false });
+  done = fast.simulator!.calls.list().filter((c) => c.Status === 'completed').slice(0, 3).map((c) => c.Sid);
+});
+
+interface Answer {
+  status: number;
+  contentType: string | null;
+  cacheControl: string | null;
+  requestId: string | null;
+  body: unknown;
+}
+
+async function post(gw: TestGateway, body: string, headers: Record<string, string> = {}): Promise<Answer> {
+  const res = await fetch(`${gw.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+  const text = await res.text();
+  return {
+    status: res.status,
+    contentType: res.headers.get('content-type'),
+    cacheControl: res.headers.get('cache-control'),
+    requestId: res.headers.get('x-request-id'),
+    body: JSON.parse(text),
+  };
+}
+
+/** Sends the same request to both gateways; returns the fast gateway's answer once both agree. */
+async function same(body: string, headers: Record<string, string> = {}): Promise<Answer> {
+  const a = await post(fast, body, headers);
+  const b = await post(apollo, body, headers);
+  expect({ ...a, requestId: Boolean(a.requestId) }).toEqual({ ...b, requestId: Boolean(b.requestId) });
+  return a;
+}
+
+const op = (query: string, variables?: Record<string, unknown>, operationName?: string) => JSON.stringify({ query, variables, operationName });
+
+describe('the HTTP fast path answers exactly as Apollo does', () => {
+  it('takes plain queries: data, nulls for unknown Sids, several operations with operationName', async () => {
+    const before = fast.fastPath!.stats();
+    const one = await same(op('query Call($sid: ID!) { call(sid: $sid) { sid status from to direction startTime } }', { sid: done[0] }));
+    expect((one.body as { data: { call: { sid: string } } }).data.call.sid).toBe(done[0]);
+    expect(one.status).toBe(200);
+    expect(one.cacheControl).toBe('no-store');
+    await same(op('{ call(sid: "00000000000000000000000000000009") { sid } }'));
+    await same(op('query($s: [ID!]!) { callsBySid(sids: $s) { sid status } }', { s: [...done, done[0]] }));
+    await same(op('query A { exophones { sid phoneNumber } } query B { rateLimit { limitPerMinute } }', undefined, 'A'));
+    await same(op('{ numberMetadata(number: "+919812345678") { phoneNumber circle operator } }'));
+    expect(fast.fastPath!.stats().answered - before.answered).toBe(5);
+    expect(fast.fastPath!.stats().handedOver).toBe(before.handedOver);
+  });
+
+  it('answers resolver errors with the same codes, messages and paths', async () => {
+    const before = fast.fastPath!.stats();
+    const bad = await same(op('{ numberMetadata(number: "12") { phoneNumber } }'));
+    expect((bad.body as { errors: Array<{ extensions: { code: string } }> }).errors[0]!.extensions.code).toBe('BAD_USER_INPUT');
+    await same(op('{ a: call(sid: "not a sid!") { sid } b: call(sid: "' + done[1] + '") { sid } }'));
+    expect(fast.fastPath!.stats().answered - before.answered).toBe(2);
+  });
+
+  it('hands everything else to Apollo: syntax, validation, variables, limits, mutations, introspection, batches', async () => {
+    const before = fast.fastPath!.stats();
+    await same(op('{ call(sid: '));
+    await same(op('{ call(sid: "x") { nope } }'));
+    await same(op('query($sid: ID!) { call(sid: $sid) { sid } }', {}));
+    await same(op(`{ ${Array.from({ length: 70 }, (_, i) => `a${i}: gateway { version }`).join(' ')} }`));
+    await same(op('mutation { sendSms(input: { from: "x", to: "1", body: "hi" }) { sid } }'));
+    await same(op('{ __schema { queryType { name } } }'));
+    await same(JSON.stringify([{ query: '{ rateLimit { limitPerMinute } }' }, { query: '{ rateLimit { remaining } }' }]));
+    await same(op('{ gateway { version } }', undefined, 'Missing'));
+    // Each was read here and then given to express with the parsed body, not read twice.
+    expect(fast.fastPath!.stats().handedOver - before.handedOver).toBe(8);
+    expect(fast.fastPath!.stats().answered).toBe(before.answered);
+  });
+
+  it('answers malformed and non-object JSON bodies as express.json does', async () => {
+    await same('{"query": ');
+    await same('"just a string"');
+    await same('null');
+  });
+
+  it('leaves other content types, Accept headers and methods to express', async () => {
+    const before = fast.fastPath!.stats();
+    await same(op('{ rateLimit { limitPerMinute } }'), { accept: 'application/graphql-response+json' });
+    const get = await fetch(`${fast.url}/graphql?query=${encodeURIComponent('{ rateLimit { limitPerMinute } }')}`, { headers: { 'apollo-require-preflight': '1' } });
+    expect((await get.json()) as unknown).toMatchObject({ data: { rateLimit: { limitPerMinute: expect.any(Number) } } });
+    const text = await fetch(`${fast.url}/graphql`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: op('{ rateLimit { limitPerMinute } }') });
+    expect(text.status).toBe(415);
+    await text.text();
+    expect(fast.fastPath!.stats()).toEqual(before);
+  });
+});
+
+describe('with client keys', () => {
+  const READER = 'reader-secret-0123456789abcdef';
+  let keyed: TestGateway;
+  let keyedApollo: TestGateway;
+  beforeAll(async () => {
+    keyed = await startGateway({ GATEWAY_API_KEYS: `reader:${READER}:read` });
+    keyedApollo = await startGateway({ GATEWAY_API_KEYS: `reader:${READER}:read` }, {}, { exotel: keyed.exotel, httpFastPath: false });
+  });
+
+  it('answers a query with a valid key, and leaves a missing or wrong key to Apollo (401)', async () => {
+    const query = op('{ rateLimit { limitPerMinute } }');
+    const pair = async (headers: Record<string, string>) => {
+      const a = await post(keyed, query, headers);
+      const b = await post(keyedApollo, query, headers);
+      expect({ ...a, requestId: null }).toEqual({ ...b, requestId: null });
+      return a;
+    };
+    const before = keyed.fastPath!.stats();
+    expect((await pair({ authorization: `Bearer ${READER}` })).status).toBe(200);
+    expect(keyed.fastPath!.stats().answered - before.answered).toBe(1);
+    expect((await pair({})).status).toBe(401);
+    expect((await pair({ authorization: 'Bearer wrong-key-0123456789' })).status).toBe(401);
+    expect(keyed.fastPath!.stats().handedOver - before.handedOver).toBe(2);
+    // Neither answer carries the key.
+    expect(keyed.logText()).not.toContain(READER);
+  });
+});
