@@ -6,7 +6,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { Config } from './config.js';
-import { createLogger, type Logger } from './logger.js';
+import { createLogger, fixedFieldsLogger, type Logger } from './logger.js';
 import type { ExotelApi, UpstreamRequestEvent } from './exotel/types.js';
 import { createExotelClient } from './exotel/client.js';
 import { createSimulator, type Simulator } from './simulator/index.js';
@@ -174,7 +174,8 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       if (!fastPath?.handle(req, res, () => app(req, res))) app(req, res);
     });
     // First: every request gets its id and one access-log line, whatever answers it.
-    app.use(requestIds(), accessLog(logger.child({ component: 'http' })));
+    const accessLogger = fixedFieldsLogger(logger, { component: 'http' });
+    app.use(requestIds(), accessLog(accessLogger));
     app.get(METRICS_PATH, metricsHandler(metrics, (err) => logger.warn({ err }, 'metrics scrape failed')));
 
     let ready = false;
@@ -246,7 +247,8 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
         formatError: (formatted, error) => formatError(formatted, error, { production: config.production }),
         logInternalErrors,
         onOperation: (operation) => metrics.observeOperation(operation),
-        accessLogger: logger.child({ component: 'http' }),
+        accessLogger,
+        logger: logger.child({ component: 'http' }),
         maxBodyBytes: config.limits.maxBodyBytes,
         path: GRAPHQL_PATH,
       });

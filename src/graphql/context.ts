@@ -95,14 +95,26 @@ export function createContextFactory(deps: ContextDeps): ContextFactory {
   });
   return (input = {}) => {
     const requestId = input.requestId && REQUEST_ID.test(input.requestId) ? input.requestId : randomUUID();
-    const logger = deps.logger.child({ requestId });
+    // Made on first use: most requests log nothing themselves, and a child logger costs a redaction pass.
+    let logger: Logger | undefined;
+    const requestLogger = () => (logger ??= deps.logger.child({ requestId }));
     const context: GraphQLContext = {
       config: deps.config,
-      logger,
+      get logger() {
+        return requestLogger();
+      },
       exotel: deps.exotel,
       storage: deps.storage,
       cache: deps.cache,
-      loaders: createLoaders({ exotel: deps.exotel, cache: deps.cache, bulkBatchSize: deps.config.bulkBatchSize, logger, lookups }),
+      loaders: createLoaders({
+        exotel: deps.exotel,
+        cache: deps.cache,
+        bulkBatchSize: deps.config.bulkBatchSize,
+        get logger() {
+          return requestLogger();
+        },
+        lookups,
+      }),
       idempotency: deps.idempotency,
       mode: deps.mode,
       version: deps.version,

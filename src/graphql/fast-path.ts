@@ -61,8 +61,10 @@ export interface FastPathOptions {
   logInternalErrors(errors: readonly GraphQLError[], logger: Logger, operationName: string | null | undefined): void;
   /** Counts the operation (the metrics Apollo's plugin records). */
   onOperation(operation: { name: string | null | undefined; type: string; outcome: string; durationSeconds: number }): void;
-  /** The access log (`component: http`). */
+  /** The access log (`component: http`); its lines carry fixed fields only (see fixedFieldsLogger). */
   accessLogger: Logger;
+  /** For failures of the fast path itself (redacted like every other line). */
+  logger: Logger;
   /** Largest body accepted, bytes (the same limit as express.json). */
   maxBodyBytes: number;
   path: string;
@@ -287,7 +289,7 @@ export function createFastPath(options: FastPathOptions): FastPath {
       req.on('end', () => {
         const raw = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
         run(req, res, raw, requestId, started, fallback).catch((err: unknown) => {
-          options.accessLogger.error({ err, requestId }, 'fast path failed');
+          options.logger.error({ err, requestId }, 'fast path failed');
           if (res.headersSent) res.destroy();
           else send(req, res, requestId, started, 500, `${JSON.stringify({ errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] })}\n`);
         });

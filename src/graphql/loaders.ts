@@ -52,13 +52,14 @@ function uncachedErrors<K, V>(batch: (keys: readonly K[]) => Promise<Array<V | E
 
 /** Builds a fresh set of loaders; one per HTTP request or graphql-ws operation, never shared. */
 export function createLoaders(deps: LoaderDeps): Loaders {
-  const { cache, logger } = deps;
+  // deps.logger is read only when something is logged: the request's child logger is made lazily (context.ts).
+  const { cache } = deps;
   // A cache that fails (Redis down) must not fail lookups: treat it as all misses and say so once per batch.
   const cacheRead = async <T>(read: () => Promise<Array<T | undefined>>, size: number): Promise<Array<T | undefined>> => {
     try {
       return await read();
     } catch (err) {
-      logger.warn({ err }, 'cache read failed; asking Exotel');
+      deps.logger.warn({ err }, 'cache read failed; asking Exotel');
       return new Array<T | undefined>(size).fill(undefined);
     }
   };
@@ -68,7 +69,7 @@ export function createLoaders(deps: LoaderDeps): Loaders {
     createLookupCoalescer({
       exotel: deps.exotel,
       cache,
-      logger,
+      logger: deps.logger,
       bulkBatchSize: deps.bulkBatchSize,
       windowMs: 0,
       maxWaitMs: 0,

@@ -23,6 +23,9 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
   const { clock } = resolved;
   const keyv = new Keyv({
     store: new LruTtlStore(options.cacheMaxEntries ?? STORAGE_DEFAULTS.memoryCacheMaxEntries, clock),
+    // The store keeps frozen objects (see LruTtlStore): nothing to parse on a hit.
+    serialize: undefined,
+    deserialize: undefined,
     throwOnErrors: true,
   });
   const events = createMemoryEventLog(resolved);
