@@ -16,6 +16,7 @@ import { createAuthenticator } from './auth.js';
 import { createEntityCache } from './cache/entities.js';
 import { createApolloHandler, logInternalErrors } from './graphql/apollo.js';
 import { createFastPath, type FastPath } from './graphql/fast-path.js';
+import { createResponseCache } from './graphql/response-cache.js';
 import { formatError } from './errors.js';
 import { createContextFactory } from './graphql/context.js';
 import { createIdempotency } from './graphql/idempotency.js';
@@ -220,6 +221,9 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       callbackUrls: live.callbackUrls,
       live: live.hooks,
     });
+    // Warm answers of the HTTP fast path. Only the memory cache hands out the same object until it changes,
+    // which is what a kept answer is checked by. Made before Apollo, which later wraps the schema's resolvers.
+    const responses = storage.kind === 'memory' ? createResponseCache({ schema: graphqlSchema, cache: entityCache }) : undefined;
     // Abuse limits (issue #7): the same rules on HTTP and graphql-ws, all checked before execution.
     const armor = createArmor({ limits: config.limits, production: config.production });
     const graphql = await createApolloHandler({
@@ -251,6 +255,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
         logger: logger.child({ component: 'http' }),
         maxBodyBytes: config.limits.maxBodyBytes,
         path: GRAPHQL_PATH,
+        ...(responses ? { responses } : {}),
       });
     }
     // Self-hosted GraphiQL (no CDN); Apollo's own landing page is disabled in src/graphql/apollo.ts.

@@ -3,7 +3,8 @@
  * body holding one query operation is answered straight from node:http. The document text is checked
  * once — token limit, parse, the full validation Apollo would run (graphql's rules plus armor's) — and the
  * result is kept in a bounded LRU, so a warm request costs one JSON.parse of the body, graphql-js
- * `execute` and one write.
+ * `execute` and one write — or, for a query whose answer is a pure function of cached objects that are
+ * all still cached, no execution at all (response-cache.ts).
  *
  * Anything else is handed back untouched to express (and so to Apollo): GET, batches, mutations and
  * subscriptions, introspection, persisted queries, extensions, other content types, encodings, charsets
@@ -37,6 +38,7 @@ import { logAccess } from '../http/access-log.js';
 import { REQUEST_ID_HEADER, requestIdFrom } from '../http/request-id.js';
 import { outcomeOf } from '../http/graphql-metrics.js';
 import type { ContextFactory } from './context.js';
+import { newEntityReads, type ResponseCache } from './response-cache.js';
 
 /** Defaults of the fast path, declared once. */
 export const FAST_PATH_DEFAULTS = Object.freeze({
@@ -69,6 +71,8 @@ export interface FastPathOptions {
   maxBodyBytes: number;
   path: string;
   maxDocuments?: number;
+  /** Warm answers of pure queries (response-cache.ts); absent: every query executes. */
+  responses?: ResponseCache;
 }
 
 export interface FastPath {
@@ -80,8 +84,11 @@ export interface FastPath {
   handle(req: IncomingMessage, res: ServerResponse, fallback: () => void): boolean;
   /** Documents currently remembered (tests). */
   readonly documentCount: number;
-  /** Requests answered here, and requests whose body was read here and then handed to express (tests). */
-  stats(): { answered: number; handedOver: number };
+  /**
+   * Requests answered here (`warm` of them from the response cache), and requests whose body was read here
+   * and then handed to express (tests).
+   */
+  stats(): { answered: number; handedOver: number; warm: number };
   /** From now on every request goes to express/Apollo (shutdown drains through Apollo). */
   close(): void;
 }
@@ -152,7 +159,7 @@ export function createFastPath(options: FastPathOptions): FastPath {
   // Map insertion order is the recency order: a hit is re-inserted at the end, the oldest evicted first.
   const documents = new Map<string, Checked>();
   let closed = false;
-  const counts = { answered: 0, handedOver: 0 };
+  const counts = { answered: 0, handedOver: 0, warm: 0 };
 
   function check(query: string): Checked {
     const known = documents.get(query);
@@ -227,7 +234,25 @@ export function createFastPath(options: FastPathOptions): FastPath {
         return;
       }
     }
-    const contextValue = options.contextFactory({ requestId, auth });
+    const name = operation.name?.value ?? (operationName as string | null | undefined);
+    const observe = (outcome: string) =>
+      options.onOperation({ name, type: 'query', outcome, durationSeconds: Number(process.hrtime.bigint() - started) / 1e9 });
+    // The raw body names the operation, its variables and its document exactly; the caller is part of the key
+    // so that no answer ever crosses from one client key to another.
+    const responses = options.responses?.eligible(checked.document) ? options.responses : undefined;
+    const responseKey = responses ? `${auth?.name ?? ''}\u0000${raw}` : '';
+    if (responses) {
+      const kept = await responses.get(responseKey);
+      if (kept !== undefined) {
+        counts.answered++;
+        counts.warm++;
+        send(req, res, requestId, started, 200, kept);
+        observe('ok');
+        return;
+      }
+    }
+    const reads = responses ? newEntityReads() : undefined;
+    const contextValue = options.contextFactory({ requestId, auth, ...(reads ? { reads } : {}) });
     const result: ExecutionResult = await execute({
       schema: options.schema,
       document: checked.document,
@@ -240,22 +265,22 @@ export function createFastPath(options: FastPathOptions): FastPath {
       handOver();
       return;
     }
-    const name = operation.name?.value ?? (operationName as string | null | undefined);
     let status = 200;
-    let payload: string;
+    let answer: string;
     let outcome = 'ok';
     if (result.errors?.length) {
       options.logInternalErrors(result.errors, contextValue.logger, name);
       const normalised = normaliseErrors(result.errors, options.formatError);
       status = normalised.status ?? 200;
       outcome = outcomeOf(normalised.formatted);
-      payload = JSON.stringify({ ...result, errors: normalised.formatted });
+      answer = `${JSON.stringify({ ...result, errors: normalised.formatted })}\n`;
     } else {
-      payload = JSON.stringify(result);
+      answer = `${JSON.stringify(result)}\n`;
+      if (responses && reads) responses.put(responseKey, answer, reads);
     }
     counts.answered++;
-    send(req, res, requestId, started, status, `${payload}\n`);
-    options.onOperation({ name, type: 'query', outcome, durationSeconds: Number(process.hrtime.bigint() - started) / 1e9 });
+    send(req, res, requestId, started, status, answer);
+    observe(outcome);
   }
 
   return {

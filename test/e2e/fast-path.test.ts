@@ -5,6 +5,7 @@
  * give the same status, content type and body. What the fast path does not take, it hands to Apollo whole.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { createEntityCache } from '../../src/cache/entities.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 
 let fast: TestGateway;
@@ -101,6 +102,56 @@ describe('the HTTP fast path answers exactly as Apollo does', () => {
     await text.text();
     expect(fast.fastPath!.stats()).toEqual(before);
   });
+});
+
+describe('warm answers (response cache)', () => {
+  const CALL = 'query Warm($sid: ID!) { call(sid: $sid) { sid status from durationSeconds legs { id status } } }';
+
+  it('answers a repeated query over cached calls without executing it, byte for byte the same', async () => {
+    const sid = done[2]!;
+    await post(fast, op(CALL, { sid })); // from Exotel: not kept
+    const first = await post(fast, op(CALL, { sid })); // from the cache: kept
+    const before = fast.fastPath!.stats();
+    fast.simulator!.resetRequests();
+    const again = await post(fast, op(CALL, { sid }));
+    expect(fast.fastPath!.stats().warm - before.warm).toBe(1);
+    expect(again.body).toEqual(first.body);
+    expect(again.cacheControl).toBe('no-store');
+    expect(fast.simulator!.countRequests()).toBe(0);
+    // The same operation with other variables is another answer.
+    const other = await post(fast, op(CALL, { sid: done[1] }));
+    expect((other.body as { data: { call: { sid: string } } }).data.call.sid).toBe(done[1]);
+  });
+
+  it('executes again once a call it was built from changes in the cache', async () => {
+    const sid = done[0]!;
+    for (let i = 0; i < 3; i++) await post(fast, op(CALL, { sid }));
+    const entities = createEntityCache(fast.storage.cache, fast.exotel.accountSid);
+    const [call] = await entities.getCalls([sid]);
+    // As a status callback or a refresh from Exotel would: a new object for the same call.
+    await entities.putCall({ ...call!, status: 'FAILED', durationSeconds: 7 });
+    const before = fast.fastPath!.stats();
+    const changed = await post(fast, op(CALL, { sid }));
+    expect(fast.fastPath!.stats().warm).toBe(before.warm);
+    expect(changed.body).toMatchObject({ data: { call: { sid, status: 'FAILED', durationSeconds: 7 } } });
+    // And that answer is kept in turn.
+    await post(fast, op(CALL, { sid }));
+    expect(fast.fastPath!.stats().warm).toBe(before.warm + 1);
+  });
+
+  it('never keeps answers that read anything but cached objects, missed the cache, or had errors', async () => {
+    const before = fast.fastPath!.stats();
+    const twice = async (body: string) => {
+      await post(fast, body);
+      await post(fast, body);
+    };
+    await twice(op('query($sid: ID!) { call(sid: $sid) { sid events { status } } }', { sid: done[1] })); // the event log
+    await twice(op('{ rateLimit { remaining } }'));
+    await twice(op('{ call(sid: "00000000000000000000000000000042") { sid } }')); // unknown: asks Exotel each time
+    await twice(op('{ numberMetadata(number: "12") { phoneNumber } }')); // an error
+    expect(fast.fastPath!.stats().warm).toBe(before.warm);
+  });
+
 });
 
 describe('with client keys', () => {
