@@ -148,8 +148,8 @@ const schema = z.object({
   // Exotel bulk call details: ≤ 100 Sids per request.
   EXOTEL_BULK_BATCH_SIZE: int(1, 100).default(100),
   // A few ms of waiting is small next to an Exotel round trip, and saves requests of a 200/min budget.
-  EXOTEL_COALESCE_MS: int(0, 1000).default(2),
-  EXOTEL_COALESCE_MAX_MS: int(0, 10_000).default(25),
+  EXOTEL_COALESCE_MS: int(0, 1000).default(5),
+  EXOTEL_COALESCE_MAX_MS: int(0, 10_000).default(50),
   EXOTEL_TIMEOUT_MS: int(100, 120_000).default(10_000),
   WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   GATEWAY_API_KEYS: apiKeys.optional(),
