@@ -101,6 +101,7 @@ export function createContextFactory(deps: ContextDeps): ContextFactory {
     // Made on first use: most requests log nothing themselves, and a child logger costs a redaction pass.
     let logger: Logger | undefined;
     const requestLogger = () => (logger ??= deps.logger.child({ requestId }));
+    let loaders: Loaders | undefined;
     const context: GraphQLContext = {
       config: deps.config,
       get logger() {
@@ -109,16 +110,19 @@ export function createContextFactory(deps: ContextDeps): ContextFactory {
       exotel: deps.exotel,
       storage: deps.storage,
       cache: deps.cache,
-      loaders: createLoaders({
-        exotel: deps.exotel,
-        cache: deps.cache,
-        bulkBatchSize: deps.config.bulkBatchSize,
-        get logger() {
-          return requestLogger();
-        },
-        lookups,
-        ...(input.reads ? { reads: input.reads } : {}),
-      }),
+      // Made on first use too: a subscription that never loads anything (most) keeps no loaders.
+      get loaders() {
+        return (loaders ??= createLoaders({
+          exotel: deps.exotel,
+          cache: deps.cache,
+          bulkBatchSize: deps.config.bulkBatchSize,
+          get logger() {
+            return requestLogger();
+          },
+          lookups,
+          ...(input.reads ? { reads: input.reads } : {}),
+        }));
+      },
       idempotency: deps.idempotency,
       mode: deps.mode,
       version: deps.version,

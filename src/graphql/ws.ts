@@ -6,7 +6,7 @@
  * as HTTP, so loaders are per operation and resolvers cannot tell the transports apart.
  */
 import type { Server } from 'node:http';
-import { GraphQLError, Kind, OperationTypeNode, parse, specifiedRules, validate, type ExecutionArgs, type ExecutionResult, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { GraphQLError, Kind, OperationTypeNode, parse, specifiedRules, validate, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Principal } from '../auth.js';
@@ -16,6 +16,9 @@ import { requestIdFrom } from '../http/request-id.js';
 import type { Logger } from '../logger.js';
 import type { ContextFactory } from './context.js';
 import { createSharedSubscriptions, type SharedExecutionStats } from './shared-execution.js';
+
+/** Bounds of the checked-document cache, declared once. */
+const DOCUMENTS = Object.freeze({ maxEntries: 1_000, maxChars: 20_000 });
 
 /**
  * The only subprotocol spoken: useServer installs graphql-ws's handleProtocols, so a client asking only for
@@ -98,6 +101,10 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   };
   const firstCode = (errors: readonly GraphQLError[]) => String(format(errors[0] ?? new GraphQLError('')).extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR);
   const rules = [...specifiedRules, ...(options.validationRules ?? [])];
+  // Documents that passed the token limit, parsing and validation, by text. Thousands of subscribers of the
+  // same operation then share one AST (memory per subscription) and skip the checks (CPU per subscribe).
+  // The checks depend on the text alone: the same rules run for everyone.
+  const documents = new Map<string, DocumentNode>();
   const formatResult = (result: ExecutionResult) => (result.errors ? { ...result, errors: result.errors.map(format) } : result);
   // Subscription events are executed and serialised once per distinct operation, not once per subscriber.
   const shared = createSharedSubscriptions({ formatResult });
@@ -163,17 +170,27 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         if (Object.keys(ctx.subscriptions).length > limits.wsMaxSubscriptionsPerSocket) {
           return refuse([new GraphQLError(`At most ${limits.wsMaxSubscriptionsPerSocket} operations at once on one socket`, { extensions: { code: ErrorCode.RATE_LIMITED, retryAfterSeconds: 1 } })]);
         }
-        // Before parsing: a huge document must not cost a full parse.
-        const tooMany = options.checkTokens?.(payload.query);
-        if (tooMany) return refuse([tooMany.toGraphQLError()]);
-        let document;
-        try {
-          document = parse(payload.query);
-        } catch (err) {
-          return refuse([err instanceof GraphQLError ? err : new GraphQLError('The query could not be parsed')]);
+        let document = documents.get(payload.query);
+        if (document) {
+          // Most recently used last: the first key is the one evicted.
+          documents.delete(payload.query);
+          documents.set(payload.query, document);
+        } else {
+          // Before parsing: a huge document must not cost a full parse.
+          const tooMany = options.checkTokens?.(payload.query);
+          if (tooMany) return refuse([tooMany.toGraphQLError()]);
+          try {
+            document = parse(payload.query);
+          } catch (err) {
+            return refuse([err instanceof GraphQLError ? err : new GraphQLError('The query could not be parsed')]);
+          }
+          const errors = validate(options.schema, document, rules);
+          if (errors.length > 0) return refuse(errors);
+          if (payload.query.length <= DOCUMENTS.maxChars) {
+            documents.set(payload.query, document);
+            if (documents.size > DOCUMENTS.maxEntries) documents.delete(documents.keys().next().value!);
+          }
         }
-        const errors = validate(options.schema, document, rules);
-        if (errors.length > 0) return refuse(errors);
         operations++;
         const operationCount = (ctx.extra.operationCount ?? 0) + 1;
         ctx.extra.operationCount = operationCount;
