@@ -23,7 +23,12 @@ export type RequestFault =
   /** Answer 403 "Insufficient balance" (or 402 plan/usage limit). */
   | { kind: 'insufficient-balance'; status?: 402 | 403; count?: FaultCount; endpoint?: SimEndpoint }
   /** Destroy the socket without an answer. */
-  | { kind: 'drop-connection'; count?: FaultCount; endpoint?: SimEndpoint };
+  | { kind: 'drop-connection'; count?: FaultCount; endpoint?: SimEndpoint }
+  /**
+   * Process the request, then leave the last `drop` (default 1) messages out of a bulk SMS answer — the
+   * messages were sent, but Exotel's answer does not say so.
+   */
+  | { kind: 'truncate-bulk'; drop?: number; count?: FaultCount; endpoint?: SimEndpoint };
 
 /** Which callbacks a callback fault applies to (all given fields must match). */
 export interface CallbackMatch {
@@ -106,7 +111,7 @@ export interface FaultControls {
   releaseCalls(filter?: CallHoldFilter): void;
 }
 
-const REQUEST_KINDS = new Set(['error', 'slow', 'rate-limit', 'insufficient-balance', 'drop-connection']);
+const REQUEST_KINDS = new Set(['error', 'slow', 'rate-limit', 'insufficient-balance', 'drop-connection', 'truncate-bulk']);
 const CALLBACK_KINDS = new Set(['drop-callbacks', 'duplicate-callbacks', 'reorder-callbacks', 'delay-callbacks']);
 const HOLD_PHASES: ReadonlySet<string> = new Set<HoldPhase>(['queued', 'ringing', 'in-progress']);
 
@@ -165,6 +170,8 @@ export function checkFault(value: unknown): string | null {
     case 'drop-connection':
     case 'drop-callbacks':
       return null;
+    case 'truncate-bulk':
+      return f.drop === undefined || (Number.isInteger(f.drop) && (f.drop as number) >= 1) ? null : 'drop must be an integer ≥ 1';
     case 'duplicate-callbacks':
       return f.times === undefined || (Number.isInteger(f.times) && (f.times as number) >= 1) ? null : 'times must be an integer ≥ 1';
     case 'reorder-callbacks':

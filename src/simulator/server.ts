@@ -84,7 +84,17 @@ async function applyFault(fault: RequestFault, res: ServerResponse, ctx: ServerC
     case 'drop-connection':
       res.socket?.destroy();
       return true;
+    case 'truncate-bulk':
+      // Applied to the answer (truncated below).
+      return false;
   }
+}
+
+/** A bulk SMS answer without its last `drop` messages (the truncate-bulk fault). */
+function truncated(body: unknown, drop: number): unknown {
+  const messages = (body as { SMSMessages?: unknown } | null)?.SMSMessages;
+  if (!Array.isArray(messages)) return body;
+  return { ...(body as object), SMSMessages: messages.slice(0, Math.max(0, messages.length - drop)) };
 }
 
 async function handleAdmin(req: IncomingMessage, res: ServerResponse, path: string, ctx: ServerContext): Promise<void> {
@@ -210,7 +220,8 @@ export function createRequestHandler(ctx: ServerContext): (req: IncomingMessage,
     }
     try {
       const answer = route.handle({ params, query, segment: rest.match(route.pattern)?.[1] ?? '' }, ctx);
-      sendJson(res, answer.status, answer.body, budgetHeaders);
+      const body = fault?.kind === 'truncate-bulk' ? truncated(answer.body, fault.drop ?? 1) : answer.body;
+      sendJson(res, answer.status, body, budgetHeaders);
     } catch (err) {
       if (err instanceof SimError) throw new SimError(err.status, err.message, { ...budgetHeaders, ...err.headers });
       throw err;

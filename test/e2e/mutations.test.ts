@@ -185,6 +185,21 @@ describe('sendBulkSms', () => {
     expect(r.errors[100].message).toMatch(/Not sent/);
     expect(upstream('sms.bulksend')).toBe(2);
   });
+
+  it('marks messages Exotel's answer left out as OUTCOME_UNKNOWN, not as failed', async () => {
+    const messages = Array.from({ length: 5 }, (_, i) => ({ to: `+91981234${String(5600 + i)}`, body: `T${i}` }));
+    sim.faults.inject({ kind: 'truncate-bulk', drop: 2, count: 1, endpoint: 'sms.bulksend' });
+    const { body } = await gw.gql(BULK, { input: { from: '08039591111', messages } });
+    expect(body.errors).toBeUndefined();
+    const r = body.data.sendBulkSms;
+    expect(r.messages.slice(0, 3).every((m: unknown) => m !== null)).toBe(true);
+    expect(r.messages.slice(3)).toEqual([null, null]);
+    expect(r.errors.map((e: { index: number; code: string }) => [e.index, e.code])).toEqual([
+      [3, 'OUTCOME_UNKNOWN'],
+      [4, 'OUTCOME_UNKNOWN'],
+    ]);
+    expect(upstream('sms.bulksend')).toBe(1);
+  });
 });
 
 describe('idempotency keys', () => {

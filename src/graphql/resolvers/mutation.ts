@@ -102,7 +102,8 @@ async function sendBulk(ctx: GraphQLContext, params: SendBulkSmsParams, original
       answered += 1;
       results.forEach((r, i) => {
         if (r.ok) messages[base + i] = r.sms;
-        else fail(i, fromExotelResponse(r.status, '').code, r.message);
+        // Status 0: Exotel's answer did not report on this message, so it may have gone out (never resend blindly).
+        else fail(i, r.status === 0 ? ErrorCode.OUTCOME_UNKNOWN : fromExotelResponse(r.status, '').code, r.message);
       });
     } catch (err) {
       const e = toGatewayError(err);
