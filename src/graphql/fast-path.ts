@@ -37,16 +37,17 @@ import type { Logger } from '../logger.js';
 import { logAccess } from '../http/access-log.js';
 import { REQUEST_ID_HEADER, requestIdFrom } from '../http/request-id.js';
 import { outcomeOf } from '../http/graphql-metrics.js';
+import { BoundedLru } from '../lru.js';
 import type { ContextFactory } from './context.js';
 import { newEntityReads, type ResponseCache } from './response-cache.js';
 
-/** Defaults of the fast path, declared once. */
-export const FAST_PATH_DEFAULTS = Object.freeze({
-  /** Distinct document texts whose checked form is kept (least recently used evicted first). */
-  maxDocuments: 1_000,
-  /** Longer document texts are not remembered (they still run, through Apollo). */
-  maxDocumentChars: 20_000,
-});
+/**
+ * Bounds of the checked-document caches (here and on graphql-ws), declared once. Documents come from
+ * clients, and a parsed document can take over a hundred bytes of heap per character of text, so the cache
+ * is capped by the total characters kept (~12 MB of heap at worst), not only by count. A text over a tenth
+ * of the total is never kept (it still runs).
+ */
+export const DOCUMENT_CACHE = Object.freeze({ maxEntries: 1_000, maxTotalSize: 100_000 });
 
 export interface FastPathOptions {
   schema: GraphQLSchema;
@@ -70,7 +71,6 @@ export interface FastPathOptions {
   /** Largest body accepted, bytes (the same limit as express.json). */
   maxBodyBytes: number;
   path: string;
-  maxDocuments?: number;
   /** Warm answers of pure queries (response-cache.ts); absent: every query executes. */
   responses?: ResponseCache;
 }
@@ -154,20 +154,14 @@ function normaliseErrors(errors: readonly GraphQLError[], formatError: FastPathO
 
 /** Builds the fast path; mount it in front of the express app (server.ts). */
 export function createFastPath(options: FastPathOptions): FastPath {
-  const maxDocuments = options.maxDocuments ?? FAST_PATH_DEFAULTS.maxDocuments;
   const rules = [...specifiedRules, ...options.validationRules];
-  // Map insertion order is the recency order: a hit is re-inserted at the end, the oldest evicted first.
-  const documents = new Map<string, Checked>();
+  const documents = new BoundedLru<string, Checked>(DOCUMENT_CACHE);
   let closed = false;
   const counts = { answered: 0, handedOver: 0, warm: 0 };
 
   function check(query: string): Checked {
     const known = documents.get(query);
-    if (known) {
-      documents.delete(query);
-      documents.set(query, known);
-      return known;
-    }
+    if (known) return known;
     let checked: Checked = { ok: false };
     if (!options.checkTokens(query)) {
       try {
@@ -177,10 +171,7 @@ export function createFastPath(options: FastPathOptions): FastPath {
         // A syntax error: Apollo words it.
       }
     }
-    if (query.length <= FAST_PATH_DEFAULTS.maxDocumentChars) {
-      documents.set(query, checked);
-      if (documents.size > maxDocuments) documents.delete(documents.keys().next().value!);
-    }
+    documents.set(query, checked, query.length);
     return checked;
   }
 

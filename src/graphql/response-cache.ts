@@ -19,6 +19,7 @@
 import { getNamedType, isObjectType, Kind, TypeInfo, visit, visitWithTypeInfo, BREAK, type DocumentNode, type GraphQLSchema } from 'graphql';
 import type { EntityCache } from '../cache/entities.js';
 import type { Call, NumberMetadata, SmsMessage } from '../exotel/types.js';
+import { BoundedLru } from '../lru.js';
 
 /** Root fields whose result comes from the loaders alone. */
 export const PURE_ROOT_FIELDS: ReadonlySet<string> = new Set(['call', 'callsBySid', 'sms', 'smsBySid', 'numberMetadata', 'numbersMetadata']);
@@ -27,8 +28,8 @@ export const PURE_ROOT_FIELDS: ReadonlySet<string> = new Set(['call', 'callsBySi
 export const RESPONSE_CACHE_DEFAULTS = Object.freeze({
   /** Responses kept (least recently used evicted first). */
   maxEntries: 5_000,
-  /** Larger responses are not kept. */
-  maxResponseBytes: 64 * 1024,
+  /** Characters of all kept responses together (a response over a tenth of it is not kept). */
+  maxTotalChars: 16 * 1024 * 1024,
 });
 
 /** The cached objects one execution read, recorded by the loaders (loaders.ts). */
@@ -63,7 +64,7 @@ export interface ResponseCacheOptions {
   schema: GraphQLSchema;
   cache: EntityCache;
   maxEntries?: number;
-  maxResponseBytes?: number;
+  maxTotalChars?: number;
 }
 
 /**
@@ -122,13 +123,13 @@ async function stillCached<V>(reads: Map<string, V>, read: (keys: readonly strin
 }
 
 export function createResponseCache(options: ResponseCacheOptions): ResponseCache {
-  const maxEntries = options.maxEntries ?? RESPONSE_CACHE_DEFAULTS.maxEntries;
-  const maxResponseBytes = options.maxResponseBytes ?? RESPONSE_CACHE_DEFAULTS.maxResponseBytes;
   const { cache } = options;
   const plain = plainFields(options.schema);
   const verdicts = new WeakMap<DocumentNode, boolean>();
-  // Map insertion order is recency order: a hit is re-inserted at the end, the oldest evicted first.
-  const entries = new Map<string, Entry>();
+  const entries = new BoundedLru<string, Entry>({
+    maxEntries: options.maxEntries ?? RESPONSE_CACHE_DEFAULTS.maxEntries,
+    maxTotalSize: options.maxTotalChars ?? RESPONSE_CACHE_DEFAULTS.maxTotalChars,
+  });
 
   return {
     get size() {
@@ -154,20 +155,14 @@ export function createResponseCache(options: ResponseCacheOptions): ResponseCach
       } catch {
         valid = false;
       }
-      // A stale entry is dropped; a replaced one is removed only if it is still this one.
-      if (!valid) {
-        if (entries.get(key) === entry) entries.delete(key);
-        return undefined;
-      }
-      entries.delete(key);
-      entries.set(key, entry);
-      return entry.body;
+      if (valid) return entry.body;
+      // Stale: dropped, so it holds no object the main cache has let go of (unless a newer answer replaced it).
+      entries.deleteIf(key, entry);
+      return undefined;
     },
     put(key, body, reads) {
-      if (reads.missed || body.length > maxResponseBytes) return;
-      entries.delete(key);
-      entries.set(key, { body, reads });
-      if (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
+      if (reads.missed) return;
+      entries.set(key, { body, reads }, body.length + key.length);
     },
   };
 }

@@ -16,9 +16,8 @@ import { requestIdFrom } from '../http/request-id.js';
 import type { Logger } from '../logger.js';
 import type { ContextFactory } from './context.js';
 import { createSharedSubscriptions, type SharedExecutionStats } from './shared-execution.js';
-
-/** Bounds of the checked-document cache, declared once. */
-const DOCUMENTS = Object.freeze({ maxEntries: 1_000, maxChars: 20_000 });
+import { DOCUMENT_CACHE } from './fast-path.js';
+import { BoundedLru } from '../lru.js';
 
 /**
  * The only subprotocol spoken: useServer installs graphql-ws's handleProtocols, so a client asking only for
@@ -104,7 +103,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   // Documents that passed the token limit, parsing and validation, by text. Thousands of subscribers of the
   // same operation then share one AST (memory per subscription) and skip the checks (CPU per subscribe).
   // The checks depend on the text alone: the same rules run for everyone.
-  const documents = new Map<string, DocumentNode>();
+  const documents = new BoundedLru<string, DocumentNode>(DOCUMENT_CACHE);
   const formatResult = (result: ExecutionResult) => (result.errors ? { ...result, errors: result.errors.map(format) } : result);
   // Subscription events are executed and serialised once per distinct operation, not once per subscriber.
   const shared = createSharedSubscriptions({ formatResult });
@@ -171,11 +170,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
           return refuse([new GraphQLError(`At most ${limits.wsMaxSubscriptionsPerSocket} operations at once on one socket`, { extensions: { code: ErrorCode.RATE_LIMITED, retryAfterSeconds: 1 } })]);
         }
         let document = documents.get(payload.query);
-        if (document) {
-          // Most recently used last: the first key is the one evicted.
-          documents.delete(payload.query);
-          documents.set(payload.query, document);
-        } else {
+        if (!document) {
           // Before parsing: a huge document must not cost a full parse.
           const tooMany = options.checkTokens?.(payload.query);
           if (tooMany) return refuse([tooMany.toGraphQLError()]);
@@ -186,10 +181,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
           }
           const errors = validate(options.schema, document, rules);
           if (errors.length > 0) return refuse(errors);
-          if (payload.query.length <= DOCUMENTS.maxChars) {
-            documents.set(payload.query, document);
-            if (documents.size > DOCUMENTS.maxEntries) documents.delete(documents.keys().next().value!);
-          }
+          documents.set(payload.query, document, payload.query.length);
         }
         operations++;
         const operationCount = (ctx.extra.operationCount ?? 0) + 1;

@@ -92,9 +92,8 @@ async function applyFault(fault: RequestFault, res: ServerResponse, ctx: ServerC
 
 /** A bulk SMS answer without its last `drop` messages (the truncate-bulk fault). */
 function truncated(body: unknown, drop: number): unknown {
-  const messages = (body as { SMSMessages?: unknown } | null)?.SMSMessages;
-  if (!Array.isArray(messages)) return body;
-  return { ...(body as object), SMSMessages: messages.slice(0, Math.max(0, messages.length - drop)) };
+  // Exotel answers bulk sends with a bare JSON array (one item per message).
+  return Array.isArray(body) ? body.slice(0, Math.max(0, body.length - drop)) : body;
 }
 
 async function handleAdmin(req: IncomingMessage, res: ServerResponse, path: string, ctx: ServerContext): Promise<void> {

@@ -186,7 +186,7 @@ describe('sendBulkSms', () => {
     expect(upstream('sms.bulksend')).toBe(2);
   });
 
-  it('marks messages Exotel's answer left out as OUTCOME_UNKNOWN, not as failed', async () => {
+  it('marks messages left out of Exotel\'s answer as OUTCOME_UNKNOWN, not as failed', async () => {
     const messages = Array.from({ length: 5 }, (_, i) => ({ to: `+91981234${String(5600 + i)}`, body: `T${i}` }));
     sim.faults.inject({ kind: 'truncate-bulk', drop: 2, count: 1, endpoint: 'sms.bulksend' });
     const { body } = await gw.gql(BULK, { input: { from: '08039591111', messages } });
