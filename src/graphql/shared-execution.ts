@@ -3,13 +3,14 @@
  * graphql-ws serialises every result once per subscriber; with 10,000 subscribers of one event both costs
  * are paid 10,000 times for the same bytes. Here an event is executed ONCE per distinct operation (its
  * document, operation name, variables and caller — see {@link SharedDelivery.operationKey}), the result
- * is formatted and serialised once, and each subscriber only has its `next` frame written: the frame of a
- * given subscription id is built once too, so subscribers that share an id share the very buffer.
+ * is formatted and serialised once, and each subscriber only has its `next` frame written (its id around
+ * the shared payload bytes).
  *
- * Sharing hinges on event identity: an event object (the payload the source stream yields) owns its
- * results in a WeakMap, so they live exactly as long as some stream still holds the event. The live feed
- * (src/live/feed.ts) hands every subscriber of one event the same payload object; a payload made for one
- * subscriber alone (a snapshot) is simply executed for that subscriber.
+ * Sharing hinges on event identity: the live feed (src/live/feed.ts) hands every subscriber of one event
+ * the same payload object, and results are kept per payload for the most recent `RECENT_EVENTS` events
+ * only — the event log may hold events for a day, their results must not live that long. A subscriber that
+ * falls further behind than that just executes its events itself; a payload made for one subscriber alone
+ * (a snapshot) is simply executed for that subscriber.
  *
  * Results may not depend on who executes them beyond what the key holds: subscription resolvers read
  * the event and load through the per-operation loaders (the same data for everyone); authorisation is
@@ -27,7 +28,7 @@ export interface SharedDelivery {
    */
   operationKey: string;
   /** Writes one complete text frame; resolves once it is written, so a slow reader holds its own stream back. */
-  send(frame: Buffer): Promise<void>;
+  send(frame: string): Promise<void>;
 }
 
 export interface SharedSubscriptionsOptions {
@@ -41,6 +42,8 @@ export interface SharedExecutionStats {
   executions: number;
   /** Results serialised to JSON. */
   serialisations: number;
+  /** Events whose shared results are held right now (at most RECENT_EVENTS). */
+  retainedEvents: number;
 }
 
 export interface SharedSubscriptions {
@@ -55,11 +58,13 @@ export interface SharedSubscriptions {
   stats(): SharedExecutionStats;
 }
 
-/** One event's result for one operation key: its JSON, then the frames built from it per subscription id. */
+/** One event's result for one operation key: its JSON. */
 interface SharedResult {
   json: string | Promise<string>;
-  frames?: Map<string, Buffer>;
 }
+
+/** Events whose shared results are kept (see the top of the file). */
+export const RECENT_EVENTS = 256;
 
 const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => typeof (value as Promise<T> | undefined)?.then === 'function';
 const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> => typeof Object(value)[Symbol.asyncIterator] === 'function';
@@ -67,9 +72,9 @@ const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> => typ
 /** Creates the shared subscription executor; one per graphql-ws server. */
 export function createSharedSubscriptions(options: SharedSubscriptionsOptions): SharedSubscriptions {
   const deliveries = new WeakMap<ExecutionArgs, SharedDelivery>();
-  // Event → operation key → result. Weak: the entry goes when the last stream lets go of the event.
-  const byEvent = new WeakMap<object, Map<string, SharedResult>>();
-  const counters: SharedExecutionStats = { executions: 0, serialisations: 0 };
+  // Event → operation key → result, for the most recent events (insertion order: the oldest goes first).
+  const byEvent = new Map<object, Map<string, SharedResult>>();
+  const counters = { executions: 0, serialisations: 0 };
 
   const serialise = (result: ExecutionResult): string => {
     counters.serialisations++;
@@ -86,7 +91,10 @@ export function createSharedSubscriptions(options: SharedSubscriptionsOptions): 
   const sharedResult = (args: ExecutionArgs, key: string, payload: unknown): SharedResult => {
     if (typeof payload !== 'object' || payload === null) return { json: run(args, payload) };
     let perKey = byEvent.get(payload);
-    if (!perKey) byEvent.set(payload, (perKey = new Map()));
+    if (!perKey) {
+      byEvent.set(payload, (perKey = new Map()));
+      if (byEvent.size > RECENT_EVENTS) byEvent.delete(byEvent.keys().next().value!);
+    }
     let shared = perKey.get(key);
     if (!shared) {
       shared = { json: run(args, payload) };
@@ -98,15 +106,8 @@ export function createSharedSubscriptions(options: SharedSubscriptionsOptions): 
     return shared;
   };
 
-  const frameOf = (shared: SharedResult, id: string, json: string): Buffer => {
-    let frame = shared.frames?.get(id);
-    if (!frame) {
-      // Byte for byte what graphql-ws's stringifyMessage makes of {id, type: 'next', payload}.
-      frame = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":${json}}`);
-      (shared.frames ??= new Map()).set(id, frame);
-    }
-    return frame;
-  };
+  // Byte for byte what graphql-ws's stringifyMessage makes of {id, type: 'next', payload}.
+  const frameOf = (id: string, json: string): string => `{"id":${JSON.stringify(id)},"type":"next","payload":${json}}`;
 
   /** A stream that pulls the source, writes each event's shared frame, and yields nothing. */
   const deliveryStream = (args: ExecutionArgs, delivery: SharedDelivery, source: AsyncIterator<unknown>): AsyncGenerator<ExecutionResult> => {
@@ -121,11 +122,11 @@ export function createSharedSubscriptions(options: SharedSubscriptionsOptions): 
         while (!finished) {
           const step = await source.next();
           if (step.done) break;
-          let frame: Buffer;
+          let frame: string;
           try {
             const shared = sharedResult(args, delivery.operationKey, step.value);
             const json = isPromise(shared.json) ? await shared.json : shared.json;
-            frame = frameOf(shared, delivery.id, json);
+            frame = frameOf(delivery.id, json);
           } catch (err) {
             await finish();
             throw err;
@@ -162,6 +163,6 @@ export function createSharedSubscriptions(options: SharedSubscriptionsOptions): 
       if (!isAsyncIterable(source)) return source;
       return deliveryStream(args, delivery, source[Symbol.asyncIterator]());
     },
-    stats: () => ({ ...counters }),
+    stats: () => ({ ...counters, retainedEvents: byEvent.size }),
   };
 }

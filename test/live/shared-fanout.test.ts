@@ -15,6 +15,7 @@ import { Call as CallResolvers, CallEvent } from '../../src/graphql/resolvers/ca
 import { createSubscriptionResolvers } from '../../src/graphql/resolvers/subscription.js';
 import { createSchema } from '../../src/graphql/schema.js';
 import { createGraphqlWs, type GraphqlWs } from '../../src/graphql/ws.js';
+import { RECENT_EVENTS } from '../../src/graphql/shared-execution.js';
 import { createFeed } from '../../src/live/feed.js';
 import { createTopics } from '../../src/live/topics.js';
 import { createLogger } from '../../src/logger.js';
@@ -214,5 +215,17 @@ describe('shared subscription execution', () => {
     await rig.append(event('CA3', 'RINGING'));
     for (const s of stayers) await s.until((got) => got.length >= 2);
     expect(leaver!.items.map((e) => e.callSid)).toEqual(['probe']);
+  });
+
+  it('keeps shared results for recent events only, however many the log holds', async () => {
+    rig = await startRig();
+    const subs = subscribeMany<{ callSid: string }>(rig, 5, SLIM);
+    await primed(rig, subs);
+    // In rounds, so no subscriber falls behind the topic's queue limit (100).
+    for (let round = 0; round < 6; round++) {
+      for (let i = 0; i < 50; i++) await rig.append(event(`CA-R${round}-${i}`, 'RINGING'));
+      for (const s of subs) await s.until((got) => got.length >= 1 + 50 * (round + 1));
+    }
+    expect(rig.ws.sharedStats().retainedEvents).toBe(RECENT_EVENTS);
   });
 });
