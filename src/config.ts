@@ -125,6 +125,11 @@ const apiKeys = z.string().transform((raw, ctx) => {
       ctx.addIssue({ code: 'custom', message: `key "${name}" has a secret shorter than 16 characters` });
       return z.NEVER;
     }
+    // The name tells clients apart (socket caps, logs, shared results): one key per name.
+    if (keys.some((k) => k.name === name)) {
+      ctx.addIssue({ code: 'custom', message: `key name "${name}" is used twice` });
+      return z.NEVER;
+    }
     keys.push({ name, secret, scopes });
   }
   return keys;

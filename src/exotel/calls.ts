@@ -57,8 +57,9 @@ export function createCallsApi(http: ExotelHttp, accountSid: string): CallsApi {
 
     async connectCallToFlow(params: ConnectFlowParams, options?: RequestOptions) {
       const flowId = required(params.flowId, 'flowId');
-      // The id becomes a URL path segment: letters, digits, _ and - only, so it cannot point elsewhere.
-      if (!/^[A-Za-z0-9_-]+$/.test(flowId)) throw badInput('flowId', 'must contain only letters, digits, "_" and "-"');
+      // Exotel's flow (app) ids are numeric, and the id becomes a URL path segment: digits only, so it
+      // cannot point elsewhere (the GraphQL validation and the simulator hold to the same rule).
+      if (!/^[0-9]{1,20}$/.test(flowId)) throw badInput('flowId', 'must be the numeric id of an Exotel flow');
       const form = new URLSearchParams();
       form.set('From', required(params.from, 'from'));
       form.set('CallerId', required(params.callerId, 'callerId'));

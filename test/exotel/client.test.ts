@@ -122,6 +122,8 @@ describe('Exotel client against the simulator', () => {
       expect(sim.countRequests({ endpoint: 'calls.connect' })).toBe(before + 1);
       const bad = await failure(h.client.connectCallToFlow({ from: FROM, callerId: CALLER_ID, flowId: '../x' }));
       expect(bad.code).toBe('BAD_USER_INPUT');
+      // Exotel's flow ids are numeric: the client holds to the same rule as the GraphQL validation.
+      expect((await failure(h.client.connectCallToFlow({ from: FROM, callerId: CALLER_ID, flowId: 'abc_1' }))).code).toBe('BAD_USER_INPUT');
       expect(sim.countRequests({ endpoint: 'calls.connect' })).toBe(before + 1);
     });
 

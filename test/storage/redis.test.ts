@@ -106,8 +106,11 @@ async function freePort(): Promise<number> {
 }
 
 const hasRedisServer = existsSync('/usr/bin/redis-server') || existsSync('/usr/local/bin/redis-server');
+// With Redis required (CI), a missing redis-server binary fails this suite instead of skipping it.
+const runOutage = hasRedisServer || process.env.REQUIRE_REDIS === '1';
+if (!runOutage) console.warn('redis-server not found: skipping the Redis outage tests (REQUIRE_REDIS=1 makes this a failure)');
 
-describe.skipIf(!hasRedisServer)('redis storage across a Redis outage', () => {
+describe.skipIf(!runOutage)('redis storage across a Redis outage', () => {
   let port = 0;
   let server: ChildProcess | undefined;
   const url = () => `redis://127.0.0.1:${port}`;

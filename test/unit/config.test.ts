@@ -79,6 +79,12 @@ describe('configuration', () => {
     for (const canary of ['client-secret-canary-1', 'short-canary', 'redis-canary', live.EXOTEL_API_TOKEN]) expect(text).not.toContain(canary);
   });
 
+  it('refuses two client keys with the same name, without echoing either secret', () => {
+    const problems = problemsOf({ ...live, GATEWAY_API_KEYS: 'backend:client-secret-canary-1:read,backend:client-secret-canary-2:read+write' });
+    expect(problems.join('\n')).toMatch(/GATEWAY_API_KEYS.*"backend" is used twice/);
+    expect(problems.join('\n')).not.toMatch(/client-secret-canary/);
+  });
+
   it('stops the process with one clear line per bad variable', () => {
     const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       env: { PATH: process.env.PATH, PORT: '-1', EXOTEL_API_TOKEN: 'token-canary-xyz-123' },
