@@ -121,12 +121,9 @@ describe.skipIf(!(await redisOrSkip()))('two replicas on one Redis', () => {
     const elapsedMs = Date.now() - started;
 
     const upstream = sim.requests.filter((r) => r.at >= started);
-    // The budget is taken at the gateway and counted here on arrival, and on a busy two-core machine
-    // (several test files, four gateways) a request can take hundreds of ms from one to the other, so
-    // the rolling window is shortened by half. Budgets that are not shared still fail this by far: each
-    // replica takes its own full limit within a few hundred ms, 2 × limit in such a window.
-    const transitSlackMs = WINDOW_MS / 2;
-    expect(maxInRollingWindow(upstream.map((r) => r.at), WINDOW_MS - transitSlackMs)).toBeLessThanOrEqual(LIMIT);
+    // Counted here on arrival, over the whole window: each slot stays in the shared budget until its answer
+    // is back (src/storage/rate-budget.ts), so arrivals never outrun it however slow the transit.
+    expect(maxInRollingWindow(upstream.map((r) => r.at), WINDOW_MS)).toBeLessThanOrEqual(LIMIT);
     // The budget really was the bottleneck, on both replicas, and was spent (not starved).
     expect(upstream.length).toBeGreaterThanOrEqual(LIMIT);
     expect(upstream.length).toBeLessThanOrEqual(LIMIT * (Math.ceil(elapsedMs / WINDOW_MS) + 1));
