@@ -180,4 +180,44 @@ describe('with client keys', () => {
     // Neither answer carries the key.
     expect(keyed.logText()).not.toContain(READER);
   });
+
+  it('serves a warm answer only after the key is checked', async () => {
+    const sid = keyed.simulator!.calls.list().find((c) => c.Status === 'completed')!.Sid;
+    const query = op('query($sid: ID!) { call(sid: $sid) { sid status } }', { sid });
+    const auth = { authorization: `Bearer ${READER}` };
+    for (let i = 0; i < 3; i++) expect((await post(keyed, query, auth)).status).toBe(200);
+    const before = keyed.fastPath!.stats();
+    expect(before.warm).toBeGreaterThan(0);
+    const none = await post(keyed, query);
+    const wrong = await post(keyed, query, { authorization: 'Bearer wrong-key-0123456789' });
+    expect([none.status, wrong.status]).toEqual([401, 401]);
+    expect(JSON.stringify([none.body, wrong.body])).not.toContain(sid);
+    expect(keyed.fastPath!.stats().warm).toBe(before.warm);
+  });
+});
+
+describe('in production', () => {
+  let prodFast: TestGateway;
+  let prodApollo: TestGateway;
+  beforeAll(async () => {
+    prodFast = await startGateway({ NODE_ENV: 'production', GATEWAY_ALLOW_OPEN: '1' });
+    prodApollo = await startGateway({ NODE_ENV: 'production', GATEWAY_ALLOW_OPEN: '1' }, {}, { exotel: prodFast.exotel, httpFastPath: false });
+  });
+
+  it('answers as Apollo does: masked errors, no introspection, no field suggestions', async () => {
+    const pair = async (body: string) => {
+      const a = await post(prodFast, body);
+      const b = await post(prodApollo, body);
+      expect({ ...a, requestId: null }).toEqual({ ...b, requestId: null });
+      return a;
+    };
+    const before = prodFast.fastPath!.stats();
+    await pair(op('{ numberMetadata(number: "12") { phoneNumber } }'));
+    await pair(op('{ call(sid: "00000000000000000000000000000077") { sid status } }'));
+    const introspection = await pair(op('{ __type(name: "Call") { name } }'));
+    expect(introspection.body).toHaveProperty('errors');
+    const suggestion = await pair(op('{ call(sid: "x") { stauts } }'));
+    expect(JSON.stringify(suggestion.body)).not.toMatch(/Did you mean/);
+    expect(prodFast.fastPath!.stats().answered - before.answered).toBe(2);
+  });
 });
