@@ -22,6 +22,8 @@ import { API_KEY_PLACEHOLDER, cleanHeaders } from '../../src/graphiql/headers.js
 import { loadTypeDefs } from '../../src/graphql/schema-sdl.js';
 import type { Resolvers } from '../../src/generated/graphql.js';
 import type { CallEventRecord } from '../../src/storage/types.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { callbackUrlsOf, callCallback, post } from '../live/webhook-helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
@@ -55,9 +57,9 @@ const EVENT: CallEventRecord = {
 };
 
 /**
- * A small gateway: express 5 + the /graphiql router + Apollo Server and graphql-ws over the real SDL,
- * resolving only `gateway`, `rateLimit` and `callEvents` (one event). Stands in until src/server.ts
- * serves GraphQL and GraphiQL itself.
+ * A small server for the /graphiql route's HTTP tests (options the real gateway does not expose, such as a
+ * missing bundle): express 5 + the /graphiql router + Apollo Server and graphql-ws over the real SDL,
+ * resolving only `gateway`, `rateLimit` and `callEvents` (one event). The browser tests use the real gateway.
  */
 async function startSchemaServer(routerOptions: GraphiqlRouterOptions = {}): Promise<Running> {
   const resolvers: Resolvers = {
@@ -98,29 +100,10 @@ async function startSchemaServer(routerOptions: GraphiqlRouterOptions = {}): Pro
   };
 }
 
-/** The real gateway when it already serves /graphiql and answers `{ gateway { mode } }`; else undefined. */
-async function startRealGateway(): Promise<Running | undefined> {
-  let gateway: { url: string; stop(): Promise<void> } | undefined;
-  try {
-    const { startGateway } = await import('../helpers/gateway.js');
-    gateway = await startGateway({}, {}, {}, { autoStop: false });
-    const page = await fetch(`${gateway.url}/graphiql`);
-    const pageText = await page.text();
-    const res = await fetch(`${gateway.url}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ query: '{ gateway { mode } }' }),
-    });
-    const body = (await res.json().catch(() => ({}))) as { data?: { gateway?: { mode?: string } } };
-    if (page.ok && pageText.includes('<div id="root">') && body.data?.gateway?.mode) {
-      const { url, stop } = gateway;
-      return { url, kind: 'real gateway (src/server.ts)', stop: () => stop() };
-    }
-  } catch {
-    // Not wired yet (or not buildable yet): the schema server stands in.
-  }
-  await gateway?.stop();
-  return undefined;
+/** The real gateway (src/server.ts): simulator upstream, memory storage, GraphiQL at /graphiql. */
+async function startRealGateway(): Promise<Running & { gateway: TestGateway }> {
+  const gateway = await startGateway({}, {}, {}, { autoStop: false });
+  return { url: gateway.url, kind: 'real gateway (src/server.ts)', gateway, stop: () => gateway.stop() };
 }
 
 /** Text of a Monaco editor as a user sees it (Monaco renders spaces as non-breaking spaces). */
@@ -194,7 +177,7 @@ describe('GraphiQL route', () => {
 });
 
 describe.skipIf(!haveChromium)('GraphiQL in chromium', () => {
-  let server: Running;
+  let server: Running & { gateway: TestGateway };
   let browser: Browser;
   let page: Page;
   const requests: string[] = [];
@@ -203,8 +186,7 @@ describe.skipIf(!haveChromium)('GraphiQL in chromium', () => {
 
   beforeAll(async () => {
     execFileSync(process.execPath, ['scripts/build-graphiql.mjs'], { cwd: root, stdio: 'pipe' });
-    server = (await startRealGateway()) ?? (await startSchemaServer());
-    console.info(`[graphiql.browser] testing against the ${server.kind}`);
+    server = await startRealGateway();
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
@@ -278,14 +260,28 @@ describe.skipIf(!haveChromium)('GraphiQL in chromium', () => {
     expect(problems).toEqual([]);
   });
 
-  it('runs a subscription over graphql-ws on the page\'s own origin', async ({ skip }) => {
-    // The real gateway's callEvents waits for a real call; the schema server delivers one event at once.
-    if (server.kind !== SCHEMA_SERVER) skip();
+  it('runs a subscription over graphql-ws on the page\'s own origin and shows a live event', async () => {
     const sockets: string[] = [];
     page.on('websocket', (ws) => sockets.push(ws.url()));
     await page.locator('.graphiql-execute-button').click();
     await page.getByRole('menuitem', { name: 'CallEvents' }).click();
-    await expect.poll(() => editorText(page, '.result-window'), { timeout: 15_000 }).toContain('"callSid": "CA-graphiql-test"');
+    await expect.poll(() => sockets.length, { timeout: 15_000 }).toBe(1);
+    // Exotel's status callback for a call, posted to the gateway's webhook while the page listens.
+    const callSid = 'ca0graphiql0browser0test00000001';
+    const urls = callbackUrlsOf(server.gateway);
+    await expect
+      .poll(
+        async () => {
+          // Until the page's subscription is registered, an event would go by unseen: post again (a
+          // duplicate is stored once and published once, so the page shows the first one it catches).
+          if ((await editorText(page, '.result-window')).includes(callSid)) return true;
+          await post(urls.callStatus, callCallback(callSid, 'in-progress'));
+          return (await editorText(page, '.result-window')).includes(callSid);
+        },
+        { timeout: 15_000, interval: 500 },
+      )
+      .toBe(true);
+    expect(await editorText(page, '.result-window')).toContain('"status": "IN_PROGRESS"');
     expect(sockets).toEqual([`${server.url.replace(/^http/, 'ws')}/graphql`]);
     expect(failures).toEqual([]);
     expect(problems).toEqual([]);
