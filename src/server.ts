@@ -34,6 +34,7 @@ import { graphqlGuard } from './http/graphql-guard.js';
 import { graphqlMetricsPlugin } from './http/graphql-metrics.js';
 import { METRICS_PATH, metricsHandler } from './http/metrics-route.js';
 import { requestIds } from './http/request-id.js';
+import { createUpstreamHealth } from './http/upstream-health.js';
 import { createMetrics, type Metrics } from './metrics.js';
 
 /** Shutdown timings, declared once. main.ts bounds the whole of stop() at 15 s. */
@@ -118,6 +119,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     if (!deps.storage) stoppers.push(() => storage.close());
 
     let simulator: Simulator | undefined;
+    const upstreamHealth = createUpstreamHealth();
     let exotel = deps.exotel;
     if (!exotel) {
       let credentials = config.exotel;
@@ -144,6 +146,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
         backgroundShare: config.livePollBudgetShare,
         logger: logger.child({ component: 'exotel' }),
         onRequest: (event) => {
+          upstreamHealth.observe(event);
           metrics.observeUpstream(event);
           deps.onUpstreamRequest?.(event);
         },
@@ -185,8 +188,9 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     });
     app.get('/readyz', async (_req, res) => {
       const storageOk = await storage.ping().catch(() => false);
-      const ok = ready && storageOk;
-      res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', checks: { started: ready, storage: storageOk } });
+      const upstreamOk = upstreamHealth.reachable();
+      const ok = ready && storageOk && upstreamOk;
+      res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', checks: { started: ready, storage: storageOk, upstream: upstreamOk } });
     });
 
     // Live status (issue #5): webhooks → ingest → event log → subscriptions, plus the poller and the
