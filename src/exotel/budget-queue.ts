@@ -48,6 +48,11 @@ export interface BudgetQueue {
   acquire(priority: 'foreground' | 'background', signal?: AbortSignal): Promise<RateBudgetHold>;
   /** Requests waiting for budget right now. */
   readonly waiting: number;
+  /**
+   * Takes nothing from the budget until `untilMs` (epoch ms): Exotel said to hold off (429 Retry-After,
+   * or no requests left until its reset). Waiters wait on within their deadline; a later pause extends it.
+   */
+  pause(untilMs: number): void;
 }
 
 /** A FIFO queue of requests waiting for `budget`, each until `queueDeadlineMs`. */
@@ -58,6 +63,13 @@ export function createBudgetQueue(options: BudgetQueueOptions): BudgetQueue {
   let pumping = false;
   // When the budget last said a slot frees up (epoch ms): the best retry hint for a waiter that times out.
   let nextSlotAtMs = 0;
+  let pausedUntilMs = 0;
+  /** One take from the budget, unless Exotel told us to hold off (then a refusal until the pause ends). */
+  const take = async (): ReturnType<RateBudget['tryHold']> => {
+    const pausedForMs = pausedUntilMs - now();
+    if (pausedForMs > 0) return { ok: false, retryAfterMs: pausedForMs };
+    return budget.tryHold(maxHoldMs);
+  };
 
   function remove(waiter: Waiter): boolean {
     const i = queue.indexOf(waiter);
@@ -74,7 +86,7 @@ export function createBudgetQueue(options: BudgetQueueOptions): BudgetQueue {
       while (queue.length > 0) {
         let answer: Awaited<ReturnType<RateBudget['tryHold']>>;
         try {
-          answer = await budget.tryHold(maxHoldMs);
+          answer = await take();
         } catch {
           // The budget store failed: refusing is safer than sending without knowing the count.
           const head = queue[0]!;
@@ -110,6 +122,7 @@ export function createBudgetQueue(options: BudgetQueueOptions): BudgetQueue {
   async function acquireBackground(): Promise<RateBudgetHold> {
     // Background work never queues and never goes ahead of waiting foreground requests.
     if (queue.length > 0) throw rateLimited('Background request refused: foreground requests are waiting for budget', 1000);
+    if (pausedUntilMs > now()) throw rateLimited('Background request refused: Exotel asked to hold off', pausedUntilMs - now());
     const status = await budget.status();
     // Keep (1 − share) of the window for foreground requests: background may take only if at least that
     // much still remains *after* its take (checking before the take let it have one request too many).
@@ -117,7 +130,7 @@ export function createBudgetQueue(options: BudgetQueueOptions): BudgetQueue {
     if (status.remaining - 1 < (1 - backgroundShare) * status.limit) {
       throw rateLimited('Background request refused: its share of the Exotel budget is used up', status.resetsAtMs - now());
     }
-    const answer = await budget.tryHold(maxHoldMs);
+    const answer = await take();
     if (!answer.ok) throw rateLimited('Background request refused: Exotel request budget exhausted', answer.retryAfterMs);
     return answer;
   }
@@ -126,11 +139,14 @@ export function createBudgetQueue(options: BudgetQueueOptions): BudgetQueue {
     get waiting() {
       return queue.length;
     },
+    pause(untilMs) {
+      pausedUntilMs = Math.max(pausedUntilMs, untilMs);
+    },
     async acquire(priority, signal) {
       signal?.throwIfAborted();
       if (priority === 'background') return acquireBackground();
       if (queue.length === 0) {
-        const answer = await budget.tryHold(maxHoldMs);
+        const answer = await take();
         if (answer.ok) return answer;
         if (answer.retryAfterMs > queueDeadlineMs) {
           throw rateLimited('Exotel request budget exhausted; no slot frees up before the queue deadline', answer.retryAfterMs);

@@ -5,6 +5,8 @@
  * - Every attempt, retries included, first takes one request from the account budget (FIFO queue, deadline)
  *   and settles it once its answer (or connection failure) is back, so the budget counts it when it is known
  *   to have arrived (Exotel counts on arrival, not when we send).
+ * - 429 with Retry-After: the whole account's queue holds off until then, and so does it when an answer
+ *   says `X-RateLimit-Remaining: 0` (until `X-RateLimit-Reset`).
  * - 429: Exotel certainly did not process the request, so GETs AND POSTs are tried again after Retry-After
  *   (seconds or HTTP date), else after full-jitter backoff from `backoffBaseMs`; at most `maxAttempts429`
  *   tries, and never a single wait longer than `maxRetryWaitMs` — past either, RATE_LIMITED with
@@ -58,7 +60,7 @@ const NOT_SENT_CODES = new Set([
 ]);
 
 type Outcome =
-  | { kind: 'response'; status: number; body: string; retryAfter: string | null }
+  | { kind: 'response'; status: number; body: string; retryAfter: string | null; rateLimitRemaining: string | null; rateLimitReset: string | null }
   | { kind: 'timeout' }
   | { kind: 'aborted' }
   | { kind: 'network'; code: string; sent: boolean };
@@ -106,7 +108,14 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
       });
       // The body is read under the same timer: a server that sends headers then stalls is still a timeout.
       const body = await response.text();
-      return { kind: 'response', status: response.status, body, retryAfter: response.headers.get('retry-after') };
+      return {
+        kind: 'response',
+        status: response.status,
+        body,
+        retryAfter: response.headers.get('retry-after'),
+        rateLimitRemaining: response.headers.get('x-ratelimit-remaining'),
+        rateLimitReset: response.headers.get('x-ratelimit-reset'),
+      };
     } catch (error) {
       if (controller.signal.aborted) return signal?.aborted ? { kind: 'aborted' } : { kind: 'timeout' };
       const code = errorCode(error);
@@ -164,12 +173,18 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
 
       if (outcome.kind === 'response') {
         const { status } = outcome;
+        // Exotel's own count, when it sends one: nothing left until the reset → nobody asks before it.
+        const exhaustedUntil = exhaustedUntilMs(outcome, clock.now());
+        if (exhaustedUntil !== undefined) queue.pause(exhaustedUntil);
         if (status >= 200 && status < 300) return parseJson(outcome.body, call);
         if (status === 404 && call.notFoundAsNull) return null;
         if (status === 429) {
           tries429++;
           const hinted = parseRetryAfterMs(outcome.retryAfter, clock.now());
           const waitMs = hinted ?? fullJitterBackoffMs(tries429, options.backoffBaseMs, options.backoffMaxMs, random);
+          // When Exotel says how long, not only this request waits: every request of this account holds off
+          // until then, so one 429 does not become a burst of them. (A backoff of our own is this request's.)
+          if (hinted !== undefined) queue.pause(clock.now() + hinted);
           if (tries429 >= options.maxAttempts429 || waitMs > options.maxRetryWaitMs) {
             logger.warn({ ...log, status, waitMs }, 'Exotel rate limit: giving up');
             throw fromExotelResponse(429, redact(outcome.body), Math.max(1, Math.ceil(waitMs / 1000)));
@@ -217,6 +232,18 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
   }
 
   return { request, v1: `/v1/Accounts/${encodeURIComponent(options.accountSid)}`, queue };
+}
+
+/**
+ * When Exotel says the account has no requests left (`X-RateLimit-Remaining: 0`), the time its
+ * `X-RateLimit-Reset` (epoch seconds) names, if that is in the next ten minutes; else undefined. Headers
+ * that are absent or malformed say nothing (Exotel's official pages do not promise them).
+ */
+function exhaustedUntilMs(outcome: { rateLimitRemaining: string | null; rateLimitReset: string | null }, nowMs: number): number | undefined {
+  if (outcome.rateLimitRemaining?.trim() !== '0' || !outcome.rateLimitReset) return undefined;
+  const resetMs = Number(outcome.rateLimitReset.trim()) * 1000;
+  if (!Number.isFinite(resetMs) || resetMs <= nowMs || resetMs - nowMs > 600_000) return undefined;
+  return resetMs;
 }
 
 /**

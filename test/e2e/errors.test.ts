@@ -59,11 +59,18 @@ describe('Exotel error classes map to contract codes', () => {
     expectClean(firstError(r403.body));
   });
 
-  it('429 → RATE_LIMITED with retryAfterSeconds from Retry-After', async () => {
-    sim.faults.inject({ kind: 'rate-limit', retryAfterSeconds: 42, count: 1, endpoint: 'numbers.get' });
-    const { body } = await gw.gql('{ numberMetadata(number: "9812300001") { phoneNumber } }');
+  it('429 → RATE_LIMITED with retryAfterSeconds from Retry-After, and the account holds off that long', async () => {
+    // Its own gateway: after this, every request of the account waits out the 42 s.
+    const own = await startGateway();
+    own.simulator!.faults.inject({ kind: 'rate-limit', retryAfterSeconds: 42, count: 1, endpoint: 'numbers.get' });
+    const { body } = await own.gql('{ numberMetadata(number: "9812300001") { phoneNumber } }');
     expect(firstError(body)?.extensions).toMatchObject({ code: 'RATE_LIMITED', retryAfterSeconds: 42 });
     expectClean(firstError(body));
+    own.simulator!.resetRequests();
+    const next = await own.gql('{ exophones { sid } }');
+    expect(firstError(next.body)?.extensions?.code).toBe('RATE_LIMITED');
+    expect(firstError(next.body)?.extensions?.retryAfterSeconds).toBeGreaterThanOrEqual(40);
+    expect(own.simulator!.countRequests()).toBe(0);
   });
 
   it('5xx on a lookup → UPSTREAM_UNAVAILABLE after the client’s retries', async () => {

@@ -285,6 +285,22 @@ describe('Exotel client against the simulator', () => {
       expect(second!.at - first!.at).toBeGreaterThanOrEqual(950);
     });
 
+    it('a 429 holds off every request of the account until Retry-After, not just the one that got it', async () => {
+      sim.resetRequests();
+      sim.faults.rateLimitNext(1, 1, 'calls.get');
+      const [a, b] = sim.calls.list().filter((c) => c.Status === 'completed').slice(0, 2);
+      const seen = h.events.length;
+      const first = h.client.getCall(a!.Sid);
+      // Asked once the client has the 429 in hand: it must not reach Exotel before the second is up.
+      while (!h.events.slice(seen).some((e) => e.status === 429)) await new Promise((resolve) => setTimeout(resolve, 5));
+      const second = h.client.getCall(b!.Sid);
+      await Promise.all([first, second]);
+      const limited = sim.requests.find((r) => r.status === 429)!;
+      const after = sim.requests.filter((r) => r !== limited);
+      expect(after).toHaveLength(2);
+      for (const r of after) expect(r.at - limited.at).toBeGreaterThanOrEqual(950);
+    });
+
     it('429 on a POST is retried too (Exotel did not process it), and the call is created once', async () => {
       sim.resetRequests();
       sim.faults.rateLimitNext(2, null, 'calls.connect');
@@ -303,11 +319,18 @@ describe('Exotel client against the simulator', () => {
       expect(sim.countRequests({ endpoint: 'sms.get' })).toBe(5);
     });
 
-    it('429 asking for a longer wait than maxRetryWaitMs → RATE_LIMITED at once with that wait', async () => {
+    it('429 asking for a longer wait than maxRetryWaitMs → RATE_LIMITED at once with that wait, for later requests too', async () => {
+      // Its own client: the 30 s hold-off applies to the whole account (this client) afterwards.
+      const own = clientFor(sim);
       sim.resetRequests();
       sim.faults.rateLimitNext(1, 30, 'calls.get');
-      const error = await failure(h.client.getCall('0123456789abcdef0123456789abcdef'));
+      const error = await failure(own.client.getCall('0123456789abcdef0123456789abcdef'));
       expect(error).toMatchObject({ code: 'RATE_LIMITED', retryAfterSeconds: 30 });
+      expect(sim.countRequests()).toBe(1);
+      // The next request is refused without asking Exotel (longer than the queue deadline to wait).
+      const next = await failure(own.client.getSms('ffffffffffffffffffffffffffffffff'));
+      expect(next.code).toBe('RATE_LIMITED');
+      expect(next.retryAfterSeconds).toBeGreaterThanOrEqual(28);
       expect(sim.countRequests()).toBe(1);
     });
 
@@ -385,6 +408,14 @@ describe('Exotel client against the simulator', () => {
 });
 
 describe('rate budget discipline', () => {
+  it('holds off when Exotel says no requests are left (X-RateLimit-Remaining: 0) until its reset', async () => {
+    // Exotel's budget is smaller than ours here: only its headers can keep us from a 429.
+    const sim = await startSimulator({ ratePerMinute: 3, rateWindowMs: 1_000, seed: false });
+    const { client } = clientFor(sim, { budget: createMemoryRateBudget({ limit: 100, windowMs: 1_000 }), queueDeadlineMs: 5_000 });
+    for (let i = 0; i < 6; i++) expect(await client.getSms('ffffffffffffffffffffffffffffffff')).toBeNull();
+    expect(sim.requests.map((r) => r.status)).toEqual([404, 404, 404, 404, 404, 404]);
+  });
+
   it('never lets more than the limit through in any window', async () => {
     const windowMs = 500;
     const limit = 5;
