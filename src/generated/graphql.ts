@@ -142,9 +142,12 @@ export type CallEventFilter = {
 
 /** Which calls `calls` lists. Every field narrows the list; omitted fields do not. */
 export type CallFilter = {
-  /** Calls created at or after this instant. */
+  /**
+   * Calls created at or after this instant. Exotel keeps 6 months of call records, and one query may span at
+   * most 31 days; without either date the last 31 days are searched. A range beyond these is BAD_USER_INPUT.
+   */
   dateCreatedFrom?: InputMaybe<Scalars['DateTime']['input']>;
-  /** Calls created at or before this instant. */
+  /** Calls created at or before this instant (see dateCreatedFrom for the limits). */
   dateCreatedTo?: InputMaybe<Scalars['DateTime']['input']>;
   /** Calls in this direction. */
   direction?: InputMaybe<CallDirection>;

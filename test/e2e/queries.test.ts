@@ -248,6 +248,20 @@ describe('calls', () => {
     expect(literal.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(upstream()).toBe(0);
   });
+
+  it('refuses ranges Exotel would refuse (over 31 days, or older than 6 months) without asking Exotel', async () => {
+    const iso = (daysAgo: number) => new Date(Date.now() - daysAgo * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const long = await gw.gql(PAGE, { filter: { dateCreatedFrom: iso(40), dateCreatedTo: iso(1) } });
+    expect(long.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'filter.dateCreatedTo' });
+    expect(long.body.errors?.[0]?.message).toMatch(/31 days/);
+    const old = await gw.gql(PAGE, { filter: { dateCreatedFrom: iso(200), dateCreatedTo: iso(190) } });
+    expect(old.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'filter.dateCreatedFrom' });
+    expect(upstream()).toBe(0);
+    // A month within the last six is asked of Exotel as it stands.
+    const fine = await gw.gql(PAGE, { filter: { dateCreatedFrom: iso(30), dateCreatedTo: iso(0) } });
+    expect(fine.body.errors).toBeUndefined();
+    expect(upstream()).toBeGreaterThan(0);
+  });
 });
 
 describe('sms and smsBySid', () => {

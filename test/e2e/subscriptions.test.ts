@@ -124,6 +124,9 @@ describe('reconciler', () => {
     expect(filtered().filter((e) => callStatusRank(e.status) === 3)).toHaveLength(1);
     const { body } = await gw.gql('query($sid: ID!) { call(sid: $sid) { status } }', { sid });
     expect(body.data.call.status).toBe('COMPLETED');
+    // Counted for operators: one call recovered by the reconciler.
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toMatch(/gateway_reconciler_recoveries_total\{kind="call"\} 1\b/);
   });
 });
 

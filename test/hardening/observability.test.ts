@@ -76,6 +76,19 @@ describe('/metrics', () => {
     socket.ws.close();
   });
 
+  it('shows requests queued for Exotel budget while they wait', async () => {
+    const tight = await startGateway({ EXOTEL_RATE_LIMIT_PER_MIN: '1', EXOTEL_RATE_WINDOW_MS: '1500', EXOTEL_RATE_QUEUE_MS: '5000' });
+    const lookups = ['9812300011', '9812300012', '9812300013'].map((n) => tight.gql(`{ numberMetadata(number: "${n}") { phoneNumber } }`));
+    let queued = 0;
+    for (let i = 0; i < 50 && queued === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      queued = sample(await (await fetch(`${tight.url}/metrics`)).text(), 'gateway_rate_budget_queued');
+    }
+    expect(queued).toBeGreaterThanOrEqual(1);
+    for (const r of await Promise.all(lookups)) expect(r.body.errors).toBeUndefined();
+    expect(sample(await (await fetch(`${tight.url}/metrics`)).text(), 'gateway_rate_budget_queued')).toBe(0);
+  });
+
   it('operation names become labels only when they are safe and bounded', () => {
     expect(operationLabel('ListCalls')).toBe('ListCalls');
     expect(operationLabel(undefined)).toBe('anonymous');

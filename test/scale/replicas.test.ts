@@ -215,6 +215,51 @@ describe.skipIf(!(await redisOrSkip()))('two replicas on one Redis', () => {
   });
 });
 
+describe.skipIf(!(await redisOrSkip()))('the reconciler on two replicas', () => {
+  let sim: Simulator;
+  let a: GatewayProcess;
+  let b: GatewayProcess;
+  const prefix = testPrefix('scale-reconcile');
+
+  beforeAll(async () => {
+    // Calls end upstream within a second; their terminal callbacks are lost on the way.
+    sim = await createSimulator({ port: 0, ratePerMinute: 100_000, timeScale: 0.02, seedCalls: 0, log: () => {} });
+    sim.faults.dropCallbacks('all', { kind: 'call', eventType: 'terminal' });
+    [a, b] = await spawnPair(replicaEnv(sim, TEST_REDIS_URL, prefix, { RECONCILE_GRACE_SECONDS: '0', LIVE_POLL_INTERVAL_MS: '100' }));
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopAllProcesses();
+    await sim?.stop();
+    await deleteKeys(TEST_REDIS_URL, prefix);
+  });
+
+  it('runs once across the fleet: each overdue call is fetched once, not once per replica', async () => {
+    const connect = `mutation($input: ConnectCallInput!) { connectCall(input: $input) { call { sid } } }`;
+    const sids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      // Placed through either replica: the open call is shared, whoever placed it.
+      const res = await gql<{ connectCall: { call: { sid: string } } }>([a, b][i % 2]!.url, connect, {
+        input: { from: '09876543210', to: `+91981234500${i + 4}`, callerId: '08039591111', timeLimit: 1, timeOut: 1 },
+      });
+      expect(res.errors).toBeUndefined();
+      sids.push(res.data!.connectCall.call.sid);
+    }
+    const watcher = await subscribeCallEvents(b.wsUrl, { callSids: sids });
+    try {
+      // Due 2 s after the connect (TimeLimit + TimeOut); by then every call has ended upstream.
+      await watcher.waitFor((events) => sids.every((sid) => events.some((e) => e.callSid === sid && e.status === 'COMPLETED')), 'every call finished by the reconciler', 20_000);
+      for (const sid of sids) {
+        const gets = sim.requests.filter((r) => r.endpoint === 'calls.get' && r.path.includes(sid));
+        expect(gets, sid).toHaveLength(1);
+      }
+      expect(watcher.events.filter((e) => e.status === 'COMPLETED').map((e) => e.source)).toEqual(sids.map(() => 'POLL'));
+    } finally {
+      await watcher.dispose();
+    }
+  });
+});
+
 /** Removes this run's keys from the shared Redis (the event stream has no expiry of its own). */
 async function deleteKeys(url: string, prefix: string): Promise<void> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });

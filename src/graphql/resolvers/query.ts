@@ -18,6 +18,14 @@ export const MAX_CALLS_PAGE_SIZE = 100;
 const MAX_FILTER_NUMBERS = 5;
 
 /**
+ * Exotel's bulk call listing (exotel-api.md): without DateCreated it searches the last 31 days; a range
+ * may span at most a month and reach at most 6 months back. Checked here so a range Exotel would refuse
+ * costs no request of the budget.
+ */
+export const CALL_HISTORY_LIMITS = Object.freeze({ maxRangeDays: 31, maxHistoryDays: 183 });
+const DAY_MS = 86_400_000;
+
+/**
  * Per-slot results for list fields: graphql-js turns an Error *returned* in a list slot into null plus
  * an error at that path, so one bad key never fails its neighbours.
  */
@@ -42,7 +50,21 @@ async function loadEach<T>(keys: readonly string[], field: string, check: (value
 }
 
 /** The filter as Exotel gets it: numbers in E.164, lists sorted and deduplicated so equal filters hash equally. */
-export function normaliseCallFilter(filter: CallFilter | null | undefined): Omit<CallListQuery, 'pageSize' | 'after' | 'before'> {
+/** Refuses a DateCreated range Exotel would refuse (CALL_HISTORY_LIMITS), naming the field. */
+function checkHistoryRange(from: string | undefined, to: string | undefined, now: number): void {
+  if (from === undefined && to === undefined) return;
+  const { maxRangeDays, maxHistoryDays } = CALL_HISTORY_LIMITS;
+  const lower = from !== undefined ? isoToEpochMs(from) : isoToEpochMs(to!) - maxRangeDays * DAY_MS;
+  const upper = to !== undefined ? isoToEpochMs(to) : Math.min(now, lower + maxRangeDays * DAY_MS);
+  if (upper - lower > maxRangeDays * DAY_MS) {
+    throw badInput('filter.dateCreatedTo', `the range may span at most ${maxRangeDays} days (Exotel's limit); page through longer periods one month at a time`);
+  }
+  if (lower < now - maxHistoryDays * DAY_MS) {
+    throw badInput(from !== undefined ? 'filter.dateCreatedFrom' : 'filter.dateCreatedTo', `Exotel keeps call records for 6 months (${maxHistoryDays} days) only`);
+  }
+}
+
+export function normaliseCallFilter(filter: CallFilter | null | undefined, now: number = Date.now()): Omit<CallListQuery, 'pageSize' | 'after' | 'before'> {
   const query: Omit<CallListQuery, 'pageSize' | 'after' | 'before'> = {};
   if (!filter) return query;
   if (filter.dateCreatedFrom) query.dateCreatedFrom = filter.dateCreatedFrom;
@@ -50,6 +72,7 @@ export function normaliseCallFilter(filter: CallFilter | null | undefined): Omit
   if (query.dateCreatedFrom && query.dateCreatedTo && isoToEpochMs(query.dateCreatedFrom) > isoToEpochMs(query.dateCreatedTo)) {
     throw badInput('filter.dateCreatedFrom', 'must not be after filter.dateCreatedTo');
   }
+  checkHistoryRange(query.dateCreatedFrom, query.dateCreatedTo, now);
   if (filter.status?.length) query.status = [...new Set(filter.status)].sort();
   if (filter.direction) query.direction = filter.direction;
   for (const side of ['from', 'to'] as const) {
