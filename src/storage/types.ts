@@ -88,7 +88,8 @@ export interface CallStateStore {
 export type IdempotencyRecord =
   | { state: 'pending'; fingerprint: string; startedAt: number }
   | { state: 'done'; fingerprint: string; result: unknown }
-  | { state: 'unknown'; fingerprint: string; reason: string };
+  /** `startedAt`: when the request was sent (epoch ms), so a later look at Exotel knows where to search. */
+  | { state: 'unknown'; fingerprint: string; reason: string; startedAt?: number };
 
 /** Idempotency keys of mutations, kept 24 h. */
 export interface IdempotencyStore {
