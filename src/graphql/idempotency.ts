@@ -4,9 +4,8 @@
  * - same key, same input, first one finished → its result is replayed, with no second upstream request;
  * - same key, other input → IDEMPOTENCY_CONFLICT;
  * - same key while the first is still running → wait briefly for it, then IDEMPOTENCY_CONFLICT;
- * - the first ended with an unknown outcome (the POST may have reached Exotel) → never re-sent, because that
- *   could place a second call or SMS; a retry first looks at Exotel (the caller's resolver) and replays
- *   what the first request created once it shows there, else answers OUTCOME_UNKNOWN again;
+ * - the first ended with an unknown outcome (the POST may have reached Exotel) → OUTCOME_UNKNOWN on every
+ *   retry, because re-sending could place a second call or SMS;
  * - the first failed in a way that certainly did not reach Exotel → the record is dropped, the key is free.
  */
 import { createHash } from 'node:crypto';
@@ -52,13 +51,6 @@ export interface IdempotentRun {
   checkHint: string;
 }
 
-/**
- * Looks at Exotel for the outcome of a first request whose outcome was unknown (sent at `sentAt`, epoch
- * ms): the object it created, or undefined when that cannot be told for certain (nothing found yet, or
- * more than one candidate). Never sends anything.
- */
-export type OutcomeResolver<T> = (sentAt: number) => Promise<T | undefined>;
-
 /** JSON with object keys sorted, so equal inputs hash equally whatever their key order. */
 export function stableStringify(value: unknown): string {
   if (value === undefined) return 'null';
@@ -77,12 +69,8 @@ export function fingerprint(operation: string, input: unknown): string {
 
 /** Runs mutations under idempotency keys. */
 export interface Idempotency {
-  /**
-   * Runs `send` at most once per key; answers its result and whether it was replayed. When the first
-   * outcome was unknown, a retry asks `resolve` (if given) whether Exotel has the result after all; if
-   * so, the record is finished with it and it is replayed, else the retry is OUTCOME_UNKNOWN again.
-   */
-  run<T>(spec: IdempotentRun, send: () => Promise<T>, resolve?: OutcomeResolver<T>): Promise<{ result: T; replayed: boolean }>;
+  /** Runs `send` at most once per key; answers its result and whether it was replayed. */
+  run<T>(spec: IdempotentRun, send: () => Promise<T>): Promise<{ result: T; replayed: boolean }>;
 }
 
 /** Codes that only arise before a request is sent, or from Exotel refusing it. */
@@ -117,7 +105,7 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
     );
 
   return {
-    async run<T>(spec: IdempotentRun, send: () => Promise<T>, resolve?: OutcomeResolver<T>) {
+    async run<T>(spec: IdempotentRun, send: () => Promise<T>) {
       if (spec.key === undefined) return { result: await send(), replayed: false };
       const storeKey = `idem:${spec.scope}:${spec.key}`;
       const fp = fingerprint(spec.operation, spec.input);
@@ -143,15 +131,9 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
           case 'done':
             return { result: record.result as T, replayed: true };
           case 'unknown':
-          case 'pending': {
-            const stale = record.state === 'unknown' || o.now() - record.startedAt > o.pendingStaleMs;
-            if (stale) {
-              // Resolved later (design §6): Exotel may show what the first request did; nothing is re-sent.
-              const found = resolve && record.startedAt !== undefined ? await resolve(record.startedAt).catch(() => undefined) : undefined;
-              if (found === undefined) throw unknown(spec);
-              await store.finish(storeKey, { state: 'done', fingerprint: fp, result: found }, o.ttlMs).catch(o.onStoreError);
-              return { result: found, replayed: true };
-            }
+            throw unknown(spec);
+          case 'pending':
+            if (o.now() - record.startedAt > o.pendingStaleMs) throw unknown(spec);
             if (o.now() >= deadline) {
               throw new GatewayError(
                 ErrorCode.IDEMPOTENCY_CONFLICT,
@@ -159,9 +141,8 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
                 { field: 'input.idempotencyKey' },
               );
             }
-            await new Promise((wake) => setTimeout(wake, o.pollIntervalMs));
+            await new Promise((resolve) => setTimeout(resolve, o.pollIntervalMs));
             continue;
-          }
           default: {
             const never: never = record;
             throw new Error(`unexpected idempotency record ${String(never)}`);
@@ -173,12 +154,11 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
       // answer, and a retry finds the record pending until it goes stale (then OUTCOME_UNKNOWN).
       const record = (write: Promise<void>) => write.catch(o.onStoreError);
       let result: T;
-      const startedAt = o.now();
       try {
         result = await send();
       } catch (err) {
         if (certainlyNotSent(err)) await record(store.abandon(storeKey));
-        else await record(store.finish(storeKey, { state: 'unknown', fingerprint: fp, reason: err instanceof Error ? err.message : String(err), startedAt }, o.ttlMs));
+        else await record(store.finish(storeKey, { state: 'unknown', fingerprint: fp, reason: err instanceof Error ? err.message : String(err) }, o.ttlMs));
         throw err;
       }
       await record(store.finish(storeKey, { state: 'done', fingerprint: fp, result }, o.ttlMs));

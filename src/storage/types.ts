@@ -88,8 +88,7 @@ export interface CallStateStore {
 export type IdempotencyRecord =
   | { state: 'pending'; fingerprint: string; startedAt: number }
   | { state: 'done'; fingerprint: string; result: unknown }
-  /** `startedAt`: when the request was sent (epoch ms), so a later look at Exotel knows where to search. */
-  | { state: 'unknown'; fingerprint: string; reason: string; startedAt?: number };
+  | { state: 'unknown'; fingerprint: string; reason: string };
 
 /** Idempotency keys of mutations, kept 24 h. */
 export interface IdempotencyStore {

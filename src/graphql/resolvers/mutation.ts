@@ -8,8 +8,7 @@ import { ErrorCode, GatewayError, fromExotelResponse, isGatewayError } from '../
 import type { Call, SendBulkSmsParams, SmsMessage, StatusCallbackOptions } from '../../exotel/types.js';
 import type { BulkSmsError, MutationResolvers } from '../../generated/graphql.js';
 import type { GraphQLContext } from '../context.js';
-import { certainlyNotSent, type OutcomeResolver } from '../idempotency.js';
-import { epochMsToIso, isoToEpochMs } from '../../exotel/dates.js';
+import { certainlyNotSent } from '../idempotency.js';
 import {
   idempotencyKey,
   validateConnectCall,
@@ -129,14 +128,11 @@ async function placeCall<P extends { timeLimitSeconds?: number; timeOutSeconds?:
   params: P,
   rawKey: string | null | undefined,
   send: (params: P & { statusCallback?: StatusCallbackOptions }) => Promise<Call>,
-  resolve?: OutcomeResolver<Call>,
 ) {
   checkWrite(ctx);
   const key = idempotencyKey(rawKey);
-  const { result, replayed } = await ctx.idempotency.run(
-    { operation, key, scope: scopeOf(ctx), input: params, checkHint: CALL_HINT },
-    () => send({ ...params, ...(ctx.callbackUrls ? { statusCallback: { url: ctx.callbackUrls.callStatus, events: ['terminal', 'answered'] } } : {}) }),
-    resolve,
+  const { result, replayed } = await ctx.idempotency.run({ operation, key, scope: scopeOf(ctx), input: params, checkHint: CALL_HINT }, () =>
+    send({ ...params, ...(ctx.callbackUrls ? { statusCallback: { url: ctx.callbackUrls.callStatus, events: ['terminal', 'answered'] } } : {}) }),
   );
   if (!replayed) {
     await remember(ctx, { kind: 'call', call: result });
@@ -145,28 +141,9 @@ async function placeCall<P extends { timeLimitSeconds?: number; timeOutSeconds?:
   return { call: result, idempotencyKey: key ?? null, replayed };
 }
 
-/** How far before our send time Exotel's DateCreated may lie (clocks differ). */
-const PLACED_CALL_SLACK_MS = 60_000;
-
-/**
- * Finds the call a connectCall with an unknown outcome placed: Exotel's call list, by the same From and To,
- * created since the send. Exotel lists a call once it has ended, so this resolves later rather than at
- * once; two candidates (the same pair dialled twice) resolve nothing.
- */
-function placedCall(ctx: GraphQLContext, params: { from: string; to: string }): OutcomeResolver<Call> {
-  return async (sentAt) => {
-    const since = sentAt - PLACED_CALL_SLACK_MS;
-    const page = await ctx.exotel.listCalls({ from: [params.from], to: [params.to], dateCreatedFrom: epochMsToIso(since), pageSize: 10, details: true });
-    const candidates = page.calls.filter((call) => isoToEpochMs(call.dateCreated) >= since);
-    return candidates.length === 1 ? candidates[0] : undefined;
-  };
-}
-
 export const Mutation: MutationResolvers = {
-  connectCall: (_root, { input }, ctx) => {
-    const params = validateConnectCall(input);
-    return placeCall(ctx, 'connectCall', params, input.idempotencyKey, (p) => ctx.exotel.connectCall(p), placedCall(ctx, params));
-  },
+  connectCall: (_root, { input }, ctx) =>
+    placeCall(ctx, 'connectCall', validateConnectCall(input), input.idempotencyKey, (params) => ctx.exotel.connectCall(params)),
 
   connectCallToFlow: (_root, { input }, ctx) =>
     placeCall(ctx, 'connectCallToFlow', validateConnectCallToFlow(input), input.idempotencyKey, (params) => ctx.exotel.connectCallToFlow(params)),
