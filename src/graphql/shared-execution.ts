@@ -27,8 +27,11 @@ export interface SharedDelivery {
    * transport builds it from the query text, operation name, variables and the caller.
    */
   operationKey: string;
-  /** Writes one complete text frame; resolves once it is written, so a slow reader holds its own stream back. */
-  send(frame: string): Promise<void>;
+  /**
+   * Writes one complete text frame. May return a promise (a slow reader: it resolves once the frame is
+   * written, holding that reader's own stream back); nothing to wait for otherwise.
+   */
+  send(frame: string): Promise<void> | undefined;
 }
 
 export interface SharedSubscriptionsOptions {
@@ -133,7 +136,8 @@ export function createSharedSubscriptions(options: SharedSubscriptionsOptions): 
           }
           // Completed (client `complete`, socket closed) while the result was on its way: nothing more goes out.
           if (finished) break;
-          await delivery.send(frame);
+          const sent = delivery.send(frame);
+          if (sent) await sent;
         }
         finished = true;
         return { value: undefined, done: true };

@@ -19,6 +19,9 @@ import { createSharedSubscriptions, type SharedExecutionStats } from './shared-e
 import { DOCUMENT_CACHE } from './fast-path.js';
 import { BoundedLru } from '../lru.js';
 
+/** Unsent bytes on one socket past which its subscription streams wait for each frame to be written. */
+const SLOW_READER_BYTES = 256 * 1024;
+
 /**
  * The only subprotocol spoken: useServer installs graphql-ws's handleProtocols, so a client asking only for
  * another (the legacy `graphql-ws` of subscriptions-transport-ws) fails the handshake.
@@ -205,12 +208,19 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
             id,
             // Everything an event's result depends on: the operation as sent, and (to be safe) the caller.
             operationKey: JSON.stringify([ctx.extra.principal?.name ?? null, payload.operationName ?? null, payload.query, payload.variables ?? null]),
-            send: (frame) =>
-              new Promise<void>((resolve, reject) => {
-                // As graphql-ws's own send: a socket already closing takes nothing and fails nothing.
-                if (socket.readyState !== socket.OPEN) return resolve();
+            send: (frame) => {
+              // As graphql-ws's own send: a socket already closing takes nothing and fails nothing.
+              if (socket.readyState !== socket.OPEN) return undefined;
+              // A reader that keeps up costs no promise per frame; one that falls behind (its unsent
+              // bytes past the mark) holds back its own stream until this frame is written.
+              if (socket.bufferedAmount < SLOW_READER_BYTES) {
+                socket.send(frame, { binary: false });
+                return undefined;
+              }
+              return new Promise<void>((resolve, reject) => {
                 socket.send(frame, { binary: false }, (err) => (err ? reject(err) : resolve()));
-              }),
+              });
+            },
           });
         }
         return args;
