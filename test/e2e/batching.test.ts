@@ -68,8 +68,8 @@ describe('calls are batched per request', () => {
   });
 
   it('fetches live calls singly, since Exotel bulk listing omits them', async () => {
-    // Held in progress: a call that ended before the bulk request would be in its answer.
-    sim.faults.holdCalls('in-progress', { to: '+919800000020' });
+    // Held ringing: a call that ended before the bulk request would be in its answer.
+    sim.faults.holdCalls('ringing', { to: '+919800000020' });
     const live = sim.calls.create({ from: '+919800000010', to: '+919800000020', callerId: '08039591111' });
     const done = finished()[0]!.Sid;
     sim.resetRequests();
@@ -137,8 +137,9 @@ describe('cold lookups of concurrent requests share upstream requests', () => {
   it('two requests for the same live call in flight at once make one single lookup', async () => {
     const cold = await startGateway({ EXOTEL_COALESCE_MS: '20' });
     const csim = cold.simulator!;
-    // Held in progress, so it stays out of Exotel's bulk listing however slow this machine is.
-    csim.faults.holdCalls('in-progress', { to: '+919800000021' });
+    // Held ringing (a number ending in 1 is busy, so it never gets to in-progress): out of Exotel's bulk
+    // listing however slow this machine is.
+    csim.faults.holdCalls('ringing', { to: '+919800000021' });
     const live = csim.calls.create({ from: '+919800000011', to: '+919800000021', callerId: '08039591111' });
     csim.resetRequests();
     const [a, b] = await Promise.all([1, 2].map(() => cold.gql('query($sid: ID!) { call(sid: $sid) { sid } }', { sid: live.Sid })));
