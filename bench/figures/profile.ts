@@ -69,7 +69,7 @@ export async function profile(ctx: BenchContext): Promise<FigureResult> {
     return `call-status callbacks at 500/s, ${seconds} s (${r.requests} callbacks)`;
   });
   ctx.log(`  webhook path profiled: ${webhook.topModules.slice(0, 3).map((m) => `${m.name} ${(m.share * 100).toFixed(0)}%`).join(', ')}`);
-  const subscribers = ctx.quick ? 100 : 1000;
+  const subscribers = ctx.quick ? 100 : Number(process.env.BENCH_PROFILE_SUBSCRIBERS ?? 1000);
   let fleet: Awaited<ReturnType<typeof openFleet>> | undefined;
   const fanout = await profiled('fanout', async (gw, _sid, phase) => {
     // One fleet for both phases: connecting is not the path being profiled.
