@@ -149,30 +149,55 @@ export function createFeed(deps: FeedDeps): LiveFeed {
 
     callEvents(filter, after) {
       const channel = deps.topics.subscribe(topics.allCalls);
-      async function* stream(): AsyncGenerator<FeedCallEvent> {
-        try {
-          let last: string | undefined;
-          if (after !== undefined && after !== null) {
-            // Live events are already buffering in `channel`; the replay runs to the end of the log and
-            // `last` marks where the live part must pick up.
-            let cursor: string = after;
-            for (;;) {
-              const page = await deps.events.readAfter(cursor, deps.replayPageSize);
-              for (const event of page) if (isOurCall(event) && event.forward && matches(filter, event)) yield feedEvent(event);
-              const tail = page.at(-1);
-              if (tail) last = cursor = tail.id;
-              if (page.length < deps.replayPageSize) break;
-            }
-          }
-          for await (const event of channel) {
-            if (last !== undefined && compareEventIds(event.id, last) <= 0) continue;
-            if (isOurCall(event) && event.forward && matches(filter, event)) yield feedEvent(event);
-          }
-        } finally {
-          channel.close();
+      // Where the live part picks up: the last event the replay gave (live events are already buffering in
+      // `channel` while the replay runs to the end of the log).
+      let last: string | undefined;
+      async function* replayFrom(cursor: string): AsyncGenerator<FeedCallEvent> {
+        for (;;) {
+          const page = await deps.events.readAfter(cursor, deps.replayPageSize);
+          for (const event of page) if (isOurCall(event) && event.forward && matches(filter, event)) yield feedEvent(event);
+          const tail = page.at(-1);
+          if (tail) last = cursor = tail.id;
+          if (page.length < deps.replayPageSize) return;
         }
       }
-      return cancellable(stream(), () => channel.close());
+      let replay = after !== undefined && after !== null ? replayFrom(after) : undefined;
+      const end = async (): Promise<IteratorResult<FeedCallEvent>> => {
+        channel.close();
+        await replay?.return(undefined);
+        return { value: undefined, done: true };
+      };
+      // The live part is a plain iterator rather than an async generator: with thousands of subscribers
+      // every event goes through it once per subscriber, and a generator's resume/yield costs extra ticks.
+      return {
+        async next(): Promise<IteratorResult<FeedCallEvent>> {
+          try {
+            if (replay) {
+              const step = await replay.next();
+              if (!step.done) return step;
+              replay = undefined;
+            }
+            for (;;) {
+              const step = await channel.next();
+              if (step.done) return step;
+              const event = step.value;
+              if (last !== undefined && compareEventIds(event.id, last) <= 0) continue;
+              if (isOurCall(event) && event.forward && matches(filter, event)) return { value: feedEvent(event), done: false };
+            }
+          } catch (err) {
+            channel.close();
+            throw err;
+          }
+        },
+        return: end,
+        async throw(err?: unknown) {
+          await end();
+          throw err;
+        },
+        [Symbol.asyncIterator]() {
+          return this;
+        },
+      };
     },
 
     async smsStatusChanged(sid) {
