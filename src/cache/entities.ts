@@ -19,6 +19,8 @@ export interface CacheTtls {
   /** A number Exotel does not know: remembered briefly so a repeated typo costs no budget, yet a newly allocated range shows up soon. */
   unknownNumberMs: number;
   exoPhonesMs: number;
+  /** As long as an idempotency key is remembered (24 h). */
+  callRefMs: number;
 }
 
 export const DEFAULT_CACHE_TTLS: CacheTtls = {
@@ -30,6 +32,7 @@ export const DEFAULT_CACHE_TTLS: CacheTtls = {
   numberMs: 24 * 60 * 60_000,
   unknownNumberMs: 60 * 60_000,
   exoPhonesMs: 5 * 60_000,
+  callRefMs: 24 * 60 * 60_000,
 };
 
 export interface EntityCache {
@@ -43,6 +46,12 @@ export interface EntityCache {
   putNumber(number: string, metadata: NumberMetadata | null): Promise<void>;
   getExoPhones(): Promise<ExoPhone[] | undefined>;
   putExoPhones(phones: ExoPhone[]): Promise<void>;
+  /**
+   * The call a connect request placed, by the reference the gateway put in that request's StatusCallback
+   * URL (seen when the call's callback arrives): how an unknown outcome is resolved later.
+   */
+  getCallRef(ref: string): Promise<string | undefined>;
+  putCallRef(ref: string, callSid: string): Promise<void>;
 }
 
 export function callTtlMs(call: Call, ttls: CacheTtls = DEFAULT_CACHE_TTLS): number {
@@ -75,5 +84,7 @@ export function createEntityCache(cache: Cache, accountSid: string, ttls: Partia
       metadata === null ? cache.set(key('number', number), UNKNOWN_NUMBER, t.unknownNumberMs) : cache.set(key('number', number), metadata, t.numberMs),
     getExoPhones: () => cache.get<ExoPhone[]>(key('exophones', 'all')),
     putExoPhones: (phones) => cache.set(key('exophones', 'all'), phones, t.exoPhonesMs),
+    getCallRef: (ref) => cache.get<string>(key('callref', ref)),
+    putCallRef: (ref, callSid) => cache.set(key('callref', ref), callSid, t.callRefMs),
   };
 }

@@ -4,8 +4,9 @@
  * - same key, same input, first one finished → its result is replayed, with no second upstream request;
  * - same key, other input → IDEMPOTENCY_CONFLICT;
  * - same key while the first is still running → wait briefly for it, then IDEMPOTENCY_CONFLICT;
- * - the first ended with an unknown outcome (the POST may have reached Exotel) → OUTCOME_UNKNOWN on every
- *   retry, because re-sending could place a second call or SMS;
+ * - the first ended with an unknown outcome (the POST may have reached Exotel) → never re-sent, because that
+ *   could place a second call or SMS: a retry answers OUTCOME_UNKNOWN until the first request's own
+ *   reference shows what it created (a connect's callback names its call), then replays that;
  * - the first failed in a way that certainly did not reach Exotel → the record is dropped, the key is free.
  */
 import { createHash } from 'node:crypto';
@@ -49,6 +50,11 @@ export interface IdempotentRun {
   input: unknown;
   /** What to tell the user to check when the outcome is unknown, e.g. "the call list". */
   checkHint: string;
+  /**
+   * The request's own reference, sent with it (a connect's StatusCallback URL carries it), and how to find
+   * its outcome by it later: the object it created, or undefined while that is not known. Never sends.
+   */
+  ref?: { value: string; resolve: (ref: string) => Promise<unknown> };
 }
 
 /** JSON with object keys sorted, so equal inputs hash equally whatever their key order. */
@@ -130,8 +136,14 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
         switch (record.state) {
           case 'done':
             return { result: record.result as T, replayed: true };
-          case 'unknown':
-            throw unknown(spec);
+          case 'unknown': {
+            // Resolved later (design §6): the first request's own reference may have shown which object it
+            // created (its callback arrived); then that is its result. Nothing is ever re-sent.
+            const found = record.ref && spec.ref ? await spec.ref.resolve(record.ref).catch(() => undefined) : undefined;
+            if (found === undefined || found === null) throw unknown(spec);
+            await store.finish(storeKey, { state: 'done', fingerprint: fp, result: found }, o.ttlMs).catch(o.onStoreError);
+            return { result: found as T, replayed: true };
+          }
           case 'pending':
             if (o.now() - record.startedAt > o.pendingStaleMs) throw unknown(spec);
             if (o.now() >= deadline) {
@@ -158,7 +170,10 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
         result = await send();
       } catch (err) {
         if (certainlyNotSent(err)) await record(store.abandon(storeKey));
-        else await record(store.finish(storeKey, { state: 'unknown', fingerprint: fp, reason: err instanceof Error ? err.message : String(err) }, o.ttlMs));
+        else {
+          const reason = err instanceof Error ? err.message : String(err);
+          await record(store.finish(storeKey, { state: 'unknown', fingerprint: fp, reason, ...(spec.ref ? { ref: spec.ref.value } : {}) }, o.ttlMs));
+        }
         throw err;
       }
       await record(store.finish(storeKey, { state: 'done', fingerprint: fp, result }, o.ttlMs));

@@ -35,6 +35,19 @@ export function callbackToken(webhookSecret: string, accountSid: string, kind: C
   return createHmac('sha256', webhookSecret).update(`${accountSid}${kind}`).digest('base64url');
 }
 
+/**
+ * A connect request's own reference, carried in the query of its StatusCallback URL: when that call's
+ * callback arrives, the gateway learns which call the request placed even if the request's answer was
+ * lost (an unknown outcome, resolved later). Random, so it names nothing and proves nothing.
+ */
+export const CALL_REF_PARAM = 'ref';
+export const CALL_REF = /^[A-Za-z0-9_-]{16,64}$/;
+
+/** `url` with the reference of one connect request. */
+export function withCallRef(url: string, ref: string): string {
+  return `${url}${url.includes('?') ? '&' : '?'}${CALL_REF_PARAM}=${encodeURIComponent(ref)}`;
+}
+
 /** The three callback URLs of an account. */
 export function createCallbackUrls(options: CallbackUrlOptions): CallbackUrls {
   const base = `${options.publicUrl.replace(/\/+$/, '')}${WEBHOOK_BASE_PATH}`;

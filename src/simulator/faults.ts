@@ -18,6 +18,11 @@ export type RequestFault =
   | { kind: 'error'; status?: 500 | 502 | 503; count?: FaultCount; endpoint?: SimEndpoint }
   /** Wait `delayMs` (real milliseconds) before answering normally — makes client timeouts fire. */
   | { kind: 'slow'; delayMs: number; count?: FaultCount; endpoint?: SimEndpoint }
+  /**
+   * Process the request at once (a connect places its call), then wait `delayMs` before answering: the
+   * client's timeout fires with the work done — Exotel's answer lost on the way back.
+   */
+  | { kind: 'slow-answer'; delayMs: number; count?: FaultCount; endpoint?: SimEndpoint }
   /** Answer 429; `retryAfterSeconds` null sends no Retry-After header (default 1). */
   | { kind: 'rate-limit'; retryAfterSeconds?: number | null; count?: FaultCount; endpoint?: SimEndpoint }
   /** Answer 403 "Insufficient balance" (or 402 plan/usage limit). */
@@ -111,7 +116,7 @@ export interface FaultControls {
   releaseCalls(filter?: CallHoldFilter): void;
 }
 
-const REQUEST_KINDS = new Set(['error', 'slow', 'rate-limit', 'insufficient-balance', 'drop-connection', 'truncate-bulk']);
+const REQUEST_KINDS = new Set(['error', 'slow', 'slow-answer', 'rate-limit', 'insufficient-balance', 'drop-connection', 'truncate-bulk']);
 const CALLBACK_KINDS = new Set(['drop-callbacks', 'duplicate-callbacks', 'reorder-callbacks', 'delay-callbacks']);
 const HOLD_PHASES: ReadonlySet<string> = new Set<HoldPhase>(['queued', 'ringing', 'in-progress']);
 
@@ -159,6 +164,7 @@ export function checkFault(value: unknown): string | null {
     case 'error':
       return f.status === undefined || [500, 502, 503].includes(f.status as number) ? null : 'status must be 500, 502 or 503';
     case 'slow':
+    case 'slow-answer':
     case 'delay-callbacks':
       return Number.isFinite(f.delayMs) && (f.delayMs as number) >= 0 ? null : 'delayMs must be a number ≥ 0';
     case 'rate-limit':

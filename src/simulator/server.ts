@@ -85,7 +85,8 @@ async function applyFault(fault: RequestFault, res: ServerResponse, ctx: ServerC
       res.socket?.destroy();
       return true;
     case 'truncate-bulk':
-      // Applied to the answer (truncated below).
+    case 'slow-answer':
+      // Applied to the answer (below).
       return false;
   }
 }
@@ -220,6 +221,7 @@ export function createRequestHandler(ctx: ServerContext): (req: IncomingMessage,
     try {
       const answer = route.handle({ params, query, segment: rest.match(route.pattern)?.[1] ?? '' }, ctx);
       const body = fault?.kind === 'truncate-bulk' ? truncated(answer.body, fault.drop ?? 1) : answer.body;
+      if (fault?.kind === 'slow-answer') await ctx.sleep(fault.delayMs);
       sendJson(res, answer.status, body, budgetHeaders);
     } catch (err) {
       if (err instanceof SimError) throw new SimError(err.status, err.message, { ...budgetHeaders, ...err.headers });

@@ -88,7 +88,8 @@ export interface CallStateStore {
 export type IdempotencyRecord =
   | { state: 'pending'; fingerprint: string; startedAt: number }
   | { state: 'done'; fingerprint: string; result: unknown }
-  | { state: 'unknown'; fingerprint: string; reason: string };
+  /** `ref`: the request's own reference (in its callback URL), by which a later retry can find its outcome. */
+  | { state: 'unknown'; fingerprint: string; reason: string; ref?: string };
 
 /** Idempotency keys of mutations, kept 24 h. */
 export interface IdempotencyStore {

@@ -247,6 +247,39 @@ describe('idempotency keys', () => {
     expect(upstream('calls.connect')).toBe(1);
   });
 
+  it('resolves an unknown outcome later, from the placed call\'s own callback, and never adopts another call', async () => {
+    // The first request's answer never comes back in time (the gateway gives up at 300 ms), but Exotel
+    // (the simulator) placed the call; its callbacks reach the gateway with the request's reference.
+    const slow = await startGateway({ EXOTEL_TIMEOUT_MS: '300' });
+    const ssim = slow.simulator!;
+    const idempotencyKey = newKey();
+    const input = callInput({ idempotencyKey, to: '+919812345066' });
+    // Another request dials the same numbers just before: same From/To, another key, another call.
+    const other = await slow.gql(CONNECT, { input: callInput({ idempotencyKey: newKey(), to: '+919812345066' }) });
+    expect(other.body.errors).toBeUndefined();
+    ssim.faults.inject({ kind: 'slow-answer', delayMs: 800, count: 1, endpoint: 'calls.connect' });
+    const first = await slow.gql(CONNECT, { input });
+    expect(first.body.errors?.[0]?.extensions?.code).toBe('OUTCOME_UNKNOWN');
+    const placed = ssim.calls.list().filter((c) => c.To.endsWith('9812345066') && c.Sid !== other.body.data.connectCall.call.sid);
+    expect(placed).toHaveLength(1);
+    // Until the placed call's callback has arrived, the outcome stays unknown; then a retry replays it.
+    const retry = await vi.waitFor(
+      async () => {
+        const r = await slow.gql(CONNECT, { input });
+        if (r.body.errors) throw new Error(String(r.body.errors[0]?.extensions?.code));
+        return r;
+      },
+      { timeout: 10_000, interval: 100 },
+    );
+    expect(retry.body.data.connectCall).toMatchObject({ replayed: true, idempotencyKey, call: { sid: placed[0]!.Sid } });
+    // Resolved for good, and nothing was sent twice.
+    ssim.resetRequests();
+    const again = await slow.gql(CONNECT, { input });
+    expect(again.body.data.connectCall).toMatchObject({ replayed: true, call: { sid: placed[0]!.Sid } });
+    expect(ssim.countRequests({ endpoint: 'calls.connect' })).toBe(0);
+    expect(ssim.calls.list().filter((c) => c.To.endsWith('9812345066'))).toHaveLength(2);
+  });
+
   it('frees the key after a failure that certainly did not reach Exotel', async () => {
     const idempotencyKey = newKey();
     sim.faults.inject({ kind: 'insufficient-balance', status: 403, count: 1, endpoint: 'sms.send' });

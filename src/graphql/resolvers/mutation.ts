@@ -3,7 +3,9 @@
  * then runs under its idempotency key (src/graphql/idempotency.ts), then tells the cache and the live
  * pipeline about what it created.
  */
+import { randomBytes } from 'node:crypto';
 import { requireWrite } from '../../auth.js';
+import { withCallRef } from '../../live/callback-urls.js';
 import { ErrorCode, GatewayError, fromExotelResponse, isGatewayError } from '../../errors.js';
 import type { Call, SendBulkSmsParams, SmsMessage, StatusCallbackOptions } from '../../exotel/types.js';
 import type { BulkSmsError, MutationResolvers } from '../../generated/graphql.js';
@@ -131,14 +133,26 @@ async function placeCall<P extends { timeLimitSeconds?: number; timeOutSeconds?:
 ) {
   checkWrite(ctx);
   const key = idempotencyKey(rawKey);
-  const { result, replayed } = await ctx.idempotency.run({ operation, key, scope: scopeOf(ctx), input: params, checkHint: CALL_HINT }, () =>
-    send({ ...params, ...(ctx.callbackUrls ? { statusCallback: { url: ctx.callbackUrls.callStatus, events: ['terminal', 'answered'] } } : {}) }),
+  // With a key and the gateway's callback URL, the request carries a reference of its own, so an unknown
+  // outcome can be resolved later from the call's callback (idempotency.ts).
+  const ref = key !== undefined && ctx.callbackUrls ? randomBytes(18).toString('base64url') : undefined;
+  const callbackUrl = ctx.callbackUrls && (ref ? withCallRef(ctx.callbackUrls.callStatus, ref) : ctx.callbackUrls.callStatus);
+  const { result, replayed } = await ctx.idempotency.run(
+    { operation, key, scope: scopeOf(ctx), input: params, checkHint: CALL_HINT, ...(ref ? { ref: { value: ref, resolve: (r) => placedCall(ctx, r) } } : {}) },
+    () => send({ ...params, ...(callbackUrl ? { statusCallback: { url: callbackUrl, events: ['terminal', 'answered'] } } : {}) }),
   );
   if (!replayed) {
     await remember(ctx, { kind: 'call', call: result });
     await tell(ctx, 'call', ctx.live && (() => ctx.live!.onCallCreated(result, { timeLimitSeconds: params.timeLimitSeconds, timeOutSeconds: params.timeOutSeconds })));
   }
   return { call: result, idempotencyKey: key ?? null, replayed };
+}
+
+/** The call a connect request placed, once its callback has told the gateway (undefined until then). */
+async function placedCall(ctx: GraphQLContext, ref: string): Promise<Call | undefined> {
+  const sid = await ctx.cache.getCallRef(ref);
+  if (!sid) return undefined;
+  return (await ctx.loaders.call.load(sid)) ?? undefined;
 }
 
 export const Mutation: MutationResolvers = {
