@@ -20,7 +20,7 @@ export interface CacheTtls {
   unknownNumberMs: number;
   exoPhonesMs: number;
   /** As long as an idempotency key is remembered (24 h). */
-  callRefMs: number;
+  requestRefMs: number;
 }
 
 export const DEFAULT_CACHE_TTLS: CacheTtls = {
@@ -32,7 +32,7 @@ export const DEFAULT_CACHE_TTLS: CacheTtls = {
   numberMs: 24 * 60 * 60_000,
   unknownNumberMs: 60 * 60_000,
   exoPhonesMs: 5 * 60_000,
-  callRefMs: 24 * 60 * 60_000,
+  requestRefMs: 24 * 60 * 60_000,
 };
 
 export interface EntityCache {
@@ -47,11 +47,11 @@ export interface EntityCache {
   getExoPhones(): Promise<ExoPhone[] | undefined>;
   putExoPhones(phones: ExoPhone[]): Promise<void>;
   /**
-   * The call a connect request placed, by the reference the gateway put in that request's StatusCallback
-   * URL (seen when the call's callback arrives): how an unknown outcome is resolved later.
+   * The Sid of the call or SMS a request created, by the reference the gateway put in that request's
+   * StatusCallback URL (seen when the callback arrives): how an unknown outcome is resolved later.
    */
-  getCallRef(ref: string): Promise<string | undefined>;
-  putCallRef(ref: string, callSid: string): Promise<void>;
+  getRequestRef(ref: string): Promise<string | undefined>;
+  putRequestRef(ref: string, sid: string): Promise<void>;
 }
 
 export function callTtlMs(call: Call, ttls: CacheTtls = DEFAULT_CACHE_TTLS): number {
@@ -84,7 +84,7 @@ export function createEntityCache(cache: Cache, accountSid: string, ttls: Partia
       metadata === null ? cache.set(key('number', number), UNKNOWN_NUMBER, t.unknownNumberMs) : cache.set(key('number', number), metadata, t.numberMs),
     getExoPhones: () => cache.get<ExoPhone[]>(key('exophones', 'all')),
     putExoPhones: (phones) => cache.set(key('exophones', 'all'), phones, t.exoPhonesMs),
-    getCallRef: (ref) => cache.get<string>(key('callref', ref)),
-    putCallRef: (ref, callSid) => cache.set(key('callref', ref), callSid, t.callRefMs),
+    getRequestRef: (ref) => cache.get<string>(key('ref', ref)),
+    putRequestRef: (ref, sid) => cache.set(key('ref', ref), sid, t.requestRefMs),
   };
 }

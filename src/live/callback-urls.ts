@@ -36,16 +36,17 @@ export function callbackToken(webhookSecret: string, accountSid: string, kind: C
 }
 
 /**
- * A connect request's own reference, carried in the query of its StatusCallback URL: when that call's
- * callback arrives, the gateway learns which call the request placed even if the request's answer was
- * lost (an unknown outcome, resolved later). Random, so it names nothing and proves nothing.
+ * A request's own reference (a connect or a single SMS), carried in the query of its StatusCallback URL:
+ * when the callback of what it created arrives, the gateway learns which call or SMS the request made,
+ * even if the request's answer was lost (an unknown outcome, resolved later). Random, so it names nothing
+ * and proves nothing.
  */
-export const CALL_REF_PARAM = 'ref';
-export const CALL_REF = /^[A-Za-z0-9_-]{16,64}$/;
+export const REQUEST_REF_PARAM = 'ref';
+export const REQUEST_REF = /^[A-Za-z0-9_-]{16,64}$/;
 
-/** `url` with the reference of one connect request. */
-export function withCallRef(url: string, ref: string): string {
-  return `${url}${url.includes('?') ? '&' : '?'}${CALL_REF_PARAM}=${encodeURIComponent(ref)}`;
+/** `url` with the reference of one request. */
+export function withRequestRef(url: string, ref: string): string {
+  return `${url}${url.includes('?') ? '&' : '?'}${REQUEST_REF_PARAM}=${encodeURIComponent(ref)}`;
 }
 
 /** The three callback URLs of an account. */

@@ -10,7 +10,7 @@ import type { IsoDateTime } from '../exotel/types.js';
 import { requestLogger } from '../http/request-id.js';
 import type { Logger } from '../logger.js';
 import { parseCallStatusCallback, parseIncomingCall, parseSmsStatusCallback, type ParseResult } from './callback-parse.js';
-import { CALL_REF, CALL_REF_PARAM, CALLBACK_KINDS, type CallbackKind } from './callback-urls.js';
+import { CALLBACK_KINDS, REQUEST_REF, REQUEST_REF_PARAM, type CallbackKind } from './callback-urls.js';
 import { ingest, IngestStorageError, type IngestDeps } from './ingest.js';
 import { multipartBoundary, parseMultipartFields } from './multipart.js';
 import type { LiveUpdate } from './updates.js';
@@ -94,7 +94,8 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
       }
       try {
         const result = await ingest(parsed.update, options.ingestDeps);
-        if (parsed.update.kind === 'call') await rememberCallRef(req, parsed.update.callSid, logger);
+        if (parsed.update.kind === 'call') await rememberRequestRef(req, parsed.update.callSid, logger);
+        else if (parsed.update.kind === 'sms') await rememberRequestRef(req, parsed.update.smsSid, logger);
         logger.debug({ kind, outcome: result.outcome, eventId: 'event' in result ? result.event.id : undefined }, 'webhook ingested');
         const outcome: WebhookOutcome = result.outcome === 'published' ? 'accepted' : result.reason === 'backwards' ? 'backward' : 'duplicate';
         answer(200, outcome, kind === 'incoming-call' ? '' : 'OK');
@@ -120,11 +121,11 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
     res.status(status).type('text/plain').send(status === 413 ? 'Payload Too Large' : status === 500 ? 'Internal Server Error' : 'Bad Request');
   });
 
-  /** The call a connect request placed, by the reference in its callback URL (callback-urls.ts). Best effort. */
-  async function rememberCallRef(req: Request, callSid: string, logger: Logger): Promise<void> {
-    const ref = req.query[CALL_REF_PARAM];
-    if (typeof ref !== 'string' || !CALL_REF.test(ref)) return;
-    await options.ingestDeps.entities.putCallRef(ref, callSid).catch((err: unknown) => logger.warn({ err }, 'call reference not stored'));
+  /** What a request created, by the reference in its callback URL (callback-urls.ts). Best effort. */
+  async function rememberRequestRef(req: Request, sid: string, logger: Logger): Promise<void> {
+    const ref = req.query[REQUEST_REF_PARAM];
+    if (typeof ref !== 'string' || !REQUEST_REF.test(ref)) return;
+    await options.ingestDeps.entities.putRequestRef(ref, sid).catch((err: unknown) => logger.warn({ err }, 'request reference not stored'));
   }
 
   function parse(kind: CallbackKind, fields: Record<string, unknown>): ParseResult<LiveUpdate> {

@@ -280,6 +280,28 @@ describe('idempotency keys', () => {
     expect(ssim.calls.list().filter((c) => c.To.endsWith('9812345066'))).toHaveLength(2);
   });
 
+  it('resolves an unknown SMS outcome later the same way, from the SMS status callback', async () => {
+    const slow = await startGateway({ EXOTEL_TIMEOUT_MS: '300' });
+    const ssim = slow.simulator!;
+    const idempotencyKey = newKey();
+    const input = smsInput({ idempotencyKey, to: '9812345096' });
+    ssim.faults.inject({ kind: 'slow-answer', delayMs: 800, count: 1, endpoint: 'sms.send' });
+    const first = await slow.gql(SMS, { input });
+    expect(first.body.errors?.[0]?.extensions?.code).toBe('OUTCOME_UNKNOWN');
+    const retry = await vi.waitFor(
+      async () => {
+        const r = await slow.gql(SMS, { input });
+        if (r.body.errors) throw new Error(String(r.body.errors[0]?.extensions?.code));
+        return r;
+      },
+      { timeout: 10_000, interval: 100 },
+    );
+    const sent = ssim.sms.list().filter((m) => m.To.endsWith('9812345096'));
+    expect(sent).toHaveLength(1);
+    expect(retry.body.data.sendSms).toMatchObject({ replayed: true, idempotencyKey, sms: { sid: sent[0]!.Sid } });
+    expect(ssim.countRequests({ endpoint: 'sms.send' })).toBe(1);
+  });
+
   it('frees the key after a failure that certainly did not reach Exotel', async () => {
     const idempotencyKey = newKey();
     sim.faults.inject({ kind: 'insufficient-balance', status: 403, count: 1, endpoint: 'sms.send' });

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { requireWrite } from '../../auth.js';
-import { withCallRef } from '../../live/callback-urls.js';
+import { withRequestRef } from '../../live/callback-urls.js';
 import { ErrorCode, GatewayError, fromExotelResponse, isGatewayError } from '../../errors.js';
 import type { Call, SendBulkSmsParams, SmsMessage, StatusCallbackOptions } from '../../exotel/types.js';
 import type { BulkSmsError, MutationResolvers } from '../../generated/graphql.js';
@@ -133,12 +133,10 @@ async function placeCall<P extends { timeLimitSeconds?: number; timeOutSeconds?:
 ) {
   checkWrite(ctx);
   const key = idempotencyKey(rawKey);
-  // With a key and the gateway's callback URL, the request carries a reference of its own, so an unknown
-  // outcome can be resolved later from the call's callback (idempotency.ts).
-  const ref = key !== undefined && ctx.callbackUrls ? randomBytes(18).toString('base64url') : undefined;
-  const callbackUrl = ctx.callbackUrls && (ref ? withCallRef(ctx.callbackUrls.callStatus, ref) : ctx.callbackUrls.callStatus);
+  const ref = requestRef(ctx, key);
+  const callbackUrl = ctx.callbackUrls && (ref ? withRequestRef(ctx.callbackUrls.callStatus, ref) : ctx.callbackUrls.callStatus);
   const { result, replayed } = await ctx.idempotency.run(
-    { operation, key, scope: scopeOf(ctx), input: params, checkHint: CALL_HINT, ...(ref ? { ref: { value: ref, resolve: (r) => placedCall(ctx, r) } } : {}) },
+    { operation, key, scope: scopeOf(ctx), input: params, checkHint: CALL_HINT, ...(ref ? { ref: { value: ref, resolve: (r) => created(ctx, r, ctx.loaders.call) } } : {}) },
     () => send({ ...params, ...(callbackUrl ? { statusCallback: { url: callbackUrl, events: ['terminal', 'answered'] } } : {}) }),
   );
   if (!replayed) {
@@ -148,11 +146,19 @@ async function placeCall<P extends { timeLimitSeconds?: number; timeOutSeconds?:
   return { call: result, idempotencyKey: key ?? null, replayed };
 }
 
-/** The call a connect request placed, once its callback has told the gateway (undefined until then). */
-async function placedCall(ctx: GraphQLContext, ref: string): Promise<Call | undefined> {
-  const sid = await ctx.cache.getCallRef(ref);
+/**
+ * With a key and the gateway's callback URL, a request carries a reference of its own, so that an unknown
+ * outcome can be resolved later from the callback of what it created (idempotency.ts).
+ */
+function requestRef(ctx: GraphQLContext, key: string | undefined): string | undefined {
+  return key !== undefined && ctx.callbackUrls ? randomBytes(18).toString('base64url') : undefined;
+}
+
+/** The call or SMS a request created, once its callback has told the gateway (undefined until then). */
+async function created<T>(ctx: GraphQLContext, ref: string, loader: { load(sid: string): Promise<T | null> }): Promise<T | undefined> {
+  const sid = await ctx.cache.getRequestRef(ref);
   if (!sid) return undefined;
-  return (await ctx.loaders.call.load(sid)) ?? undefined;
+  return (await loader.load(sid)) ?? undefined;
 }
 
 export const Mutation: MutationResolvers = {
@@ -166,9 +172,11 @@ export const Mutation: MutationResolvers = {
     checkWrite(ctx);
     const params = validateSendSms(input);
     const key = idempotencyKey(input.idempotencyKey);
+    const ref = requestRef(ctx, key);
+    const callbackUrl = ctx.callbackUrls && (ref ? withRequestRef(ctx.callbackUrls.smsStatus, ref) : ctx.callbackUrls.smsStatus);
     const { result, replayed } = await ctx.idempotency.run(
-      { operation: 'sendSms', key, scope: scopeOf(ctx), input: params, checkHint: SMS_HINT },
-      () => ctx.exotel.sendSms({ ...params, ...(ctx.callbackUrls ? { statusCallback: ctx.callbackUrls.smsStatus } : {}) }),
+      { operation: 'sendSms', key, scope: scopeOf(ctx), input: params, checkHint: SMS_HINT, ...(ref ? { ref: { value: ref, resolve: (r) => created(ctx, r, ctx.loaders.sms) } } : {}) },
+      () => ctx.exotel.sendSms({ ...params, ...(callbackUrl ? { statusCallback: callbackUrl } : {}) }),
     );
     if (!replayed) {
       await remember(ctx, { kind: 'sms', sms: result });
