@@ -29,6 +29,16 @@ const BULK = `mutation($input: SendBulkSmsInput!) { sendBulkSms(input: $input) {
   idempotencyKey replayed messages { sid to body status } errors { index to code message } } }`;
 
 const callInput = (extra: Record<string, unknown> = {}) => ({ from: '09876543210', to: '+919812345670', callerId: '08039591111', ...extra });
+/** Retries a mutation with the same key until its unknown outcome has been resolved (or 10 s pass). */
+const retryUntilResolved = (g: TestGateway, mutation: string, input: Record<string, unknown>) =>
+  vi.waitFor(
+    async () => {
+      const r = await g.gql(mutation, { input });
+      if (r.body.errors) throw new Error(String(r.body.errors[0]?.extensions?.code));
+      return r;
+    },
+    { timeout: 10_000, interval: 100 },
+  );
 const smsInput = (extra: Record<string, unknown> = {}) => ({ from: '08039591111', to: '9812345670', body: 'Your order has shipped', ...extra });
 const upstream = (endpoint?: string) => sim.countRequests(endpoint ? { endpoint } : {});
 let keySeq = 0;
@@ -263,14 +273,7 @@ describe('idempotency keys', () => {
     const placed = ssim.calls.list().filter((c) => c.To.endsWith('9812345066') && c.Sid !== other.body.data.connectCall.call.sid);
     expect(placed).toHaveLength(1);
     // Until the placed call's callback has arrived, the outcome stays unknown; then a retry replays it.
-    const retry = await vi.waitFor(
-      async () => {
-        const r = await slow.gql(CONNECT, { input });
-        if (r.body.errors) throw new Error(String(r.body.errors[0]?.extensions?.code));
-        return r;
-      },
-      { timeout: 10_000, interval: 100 },
-    );
+    const retry = await retryUntilResolved(slow, CONNECT, input);
     expect(retry.body.data.connectCall).toMatchObject({ replayed: true, idempotencyKey, call: { sid: placed[0]!.Sid } });
     // Resolved for good, and nothing was sent twice.
     ssim.resetRequests();
@@ -288,14 +291,7 @@ describe('idempotency keys', () => {
     ssim.faults.inject({ kind: 'slow-answer', delayMs: 800, count: 1, endpoint: 'sms.send' });
     const first = await slow.gql(SMS, { input });
     expect(first.body.errors?.[0]?.extensions?.code).toBe('OUTCOME_UNKNOWN');
-    const retry = await vi.waitFor(
-      async () => {
-        const r = await slow.gql(SMS, { input });
-        if (r.body.errors) throw new Error(String(r.body.errors[0]?.extensions?.code));
-        return r;
-      },
-      { timeout: 10_000, interval: 100 },
-    );
+    const retry = await retryUntilResolved(slow, SMS, input);
     const sent = ssim.sms.list().filter((m) => m.To.endsWith('9812345096'));
     expect(sent).toHaveLength(1);
     expect(retry.body.data.sendSms).toMatchObject({ replayed: true, idempotencyKey, sms: { sid: sent[0]!.Sid } });
