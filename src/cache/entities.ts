@@ -21,6 +21,8 @@ export interface CacheTtls {
   exoPhonesMs: number;
   /** As long as an idempotency key is remembered (24 h). */
   requestRefMs: number;
+  /** A Sid Exotel does not know: remembered briefly, so a repeated wrong Sid costs no budget. */
+  unknownCallMs: number;
 }
 
 export const DEFAULT_CACHE_TTLS: CacheTtls = {
@@ -33,6 +35,7 @@ export const DEFAULT_CACHE_TTLS: CacheTtls = {
   unknownNumberMs: 60 * 60_000,
   exoPhonesMs: 5 * 60_000,
   requestRefMs: 24 * 60 * 60_000,
+  unknownCallMs: 60_000,
 };
 
 export interface EntityCache {
@@ -51,6 +54,11 @@ export interface EntityCache {
    * StatusCallback URL (seen when the callback arrives): how an unknown outcome is resolved later.
    */
   getRequestRef(ref: string): Promise<string | undefined>;
+  /** Whether each Sid was answered "no such call" by Exotel in the last minute. */
+  areUnknownCalls(sids: readonly string[]): Promise<boolean[]>;
+  putUnknownCall(sid: string): Promise<void>;
+  /** A callback for the Sid arrived: it exists after all. */
+  forgetUnknownCall(sid: string): Promise<void>;
   putRequestRef(ref: string, sid: string): Promise<void>;
 }
 
@@ -85,6 +93,9 @@ export function createEntityCache(cache: Cache, accountSid: string, ttls: Partia
     getExoPhones: () => cache.get<ExoPhone[]>(key('exophones', 'all')),
     putExoPhones: (phones) => cache.set(key('exophones', 'all'), phones, t.exoPhonesMs),
     getRequestRef: (ref) => cache.get<string>(key('ref', ref)),
+    areUnknownCalls: async (sids) => (await cache.getMany<boolean>(sids.map((s) => key('nocall', s)))).map((v) => v === true),
+    putUnknownCall: (sid) => cache.set(key('nocall', sid), true, t.unknownCallMs),
+    forgetUnknownCall: (sid) => cache.delete(key('nocall', sid)),
     putRequestRef: (ref, sid) => cache.set(key('ref', ref), sid, t.requestRefMs),
   };
 }

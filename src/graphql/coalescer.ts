@@ -148,7 +148,8 @@ export function createLookupCoalescer(options: CoalescerOptions): LookupCoalesce
     }
     // Waiters are answered first; the entry stays until the cache holds the call (see the module doc).
     slot.resolve(outcome);
-    if (outcome === null) release(callsInFlight, sid, slot.promise);
+    // "No such call" is remembered for a minute, so a client repeating a wrong Sid spends no budget.
+    if (outcome === null) void cacheWrite(cache.putUnknownCall(sid)).finally(() => release(callsInFlight, sid, slot.promise));
     else void cacheWrite(cache.putCall(outcome)).finally(() => release(callsInFlight, sid, slot.promise));
   }
 
@@ -256,7 +257,8 @@ export function createLookupCoalescer(options: CoalescerOptions): LookupCoalesce
     async calls(sids, waitOptions = {}) {
       const gaveUp = aborted(waitOptions.signal);
       if (gaveUp) throw gaveUp;
-      const promises = sids.map(joinCall);
+      const unknown = await cache.areUnknownCalls(sids).catch(() => sids.map(() => false));
+      const promises = sids.map((sid, i) => (unknown[i] ? Promise.resolve(null) : joinCall(sid)));
       afterJoin();
       return settleAll(promises, waitOptions.signal);
     },

@@ -169,6 +169,8 @@ async function ingestCall(update: CallStatusUpdate, deps: IngestDeps): Promise<I
 async function updateCachedCall(update: CallStatusUpdate, deps: IngestDeps): Promise<void> {
   try {
     const [cached] = await deps.entities.getCalls([update.callSid]);
+    // A call new to this gateway may have been looked up (and not found) before Exotel listed it.
+    if (!cached) await deps.entities.forgetUnknownCall(update.callSid);
     const next = cached
       ? { ...cached, ...update.fields, status: update.status, dateUpdated: update.fields.dateUpdated ?? update.at }
       : completeCall(update.fields, deps.accountSid);

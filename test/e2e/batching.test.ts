@@ -67,6 +67,26 @@ describe('calls are batched per request', () => {
     expect(csim.countRequests({ endpoint: 'calls.get' })).toBe(2);
   });
 
+  it('remembers for a minute that Exotel has no such call, so repeating a wrong Sid spends no budget', async () => {
+    const cold = await startGateway();
+    const csim = cold.simulator!;
+    const wrong = ['00000000000000000000000000000071', '00000000000000000000000000000072'];
+    csim.resetRequests();
+    const first = await cold.gql(BY_SID, { sids: wrong });
+    expect(first.body.data.callsBySid).toEqual([null, null]);
+    expect(csim.countRequests()).toBe(3); // one bulk request, then one single lookup each
+    csim.resetRequests();
+    const again = await cold.gql(BY_SID, { sids: wrong });
+    expect(again.body.data.callsBySid).toEqual([null, null]);
+    expect(csim.countRequests()).toBe(0);
+    // A status callback for such a Sid proves it exists: the next lookup asks Exotel again.
+    const { callbackUrlsOf, callCallback, post } = await import('../live/webhook-helpers.js');
+    expect((await post(callbackUrlsOf(cold).callStatus, callCallback(wrong[0]!, 'completed'))).status).toBe(200);
+    csim.resetRequests();
+    const after = await cold.gql(BY_SID, { sids: [wrong[0]!] });
+    expect(after.body.data.callsBySid[0]?.sid).toBe(wrong[0]);
+  });
+
   it('fetches live calls singly, since Exotel bulk listing omits them', async () => {
     // Held ringing: a call that ended before the bulk request would be in its answer.
     sim.faults.holdCalls('ringing', { to: '+919800000020' });
