@@ -169,12 +169,13 @@ async function ingestCall(update: CallStatusUpdate, deps: IngestDeps): Promise<I
 async function updateCachedCall(update: CallStatusUpdate, deps: IngestDeps): Promise<void> {
   try {
     const [cached] = await deps.entities.getCalls([update.callSid]);
-    // A call new to this gateway may have been looked up (and not found) before Exotel listed it.
-    if (!cached) await deps.entities.forgetUnknownCall(update.callSid);
     const next = cached
       ? { ...cached, ...update.fields, status: update.status, dateUpdated: update.fields.dateUpdated ?? update.at }
       : completeCall(update.fields, deps.accountSid);
     if (next) await deps.entities.putCall({ ...next, sid: update.callSid, status: update.status });
+    // Nothing to cache from this callback, yet it proves the call exists: drop any "no such call" memory
+    // (a cached call is read before that memory, so the write above already answers lookups).
+    else await deps.entities.forgetUnknownCall(update.callSid);
   } catch (err) {
     // The cache is an optimisation: the event itself must still be stored and published.
     deps.logger.warn({ err, callSid: update.callSid }, 'could not update the cached call');
