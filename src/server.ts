@@ -14,10 +14,7 @@ import { createStorage } from './storage/index.js';
 import type { Storage } from './storage/types.js';
 import { createAuthenticator } from './auth.js';
 import { createEntityCache } from './cache/entities.js';
-import { createApolloHandler, logInternalErrors } from './graphql/apollo.js';
-import { createFastPath, type FastPath } from './graphql/fast-path.js';
-import { createResponseCache } from './graphql/response-cache.js';
-import { formatError } from './errors.js';
+import { createApolloHandler } from './graphql/apollo.js';
 import { createContextFactory } from './graphql/context.js';
 import { createIdempotency } from './graphql/idempotency.js';
 import { createSchema } from './graphql/schema.js';
@@ -54,11 +51,6 @@ export interface GatewayDeps {
   onUpstreamRequest?: (event: UpstreamRequestEvent) => void;
   /** Use this metrics registry (default: a fresh one per gateway, with Node process metrics). */
   metrics?: Metrics;
-  /**
-   * Answer plain single queries on the HTTP fast path (src/graphql/fast-path.ts); default true. Tests turn
-   * it off to compare its answers with Apollo's.
-   */
-  httpFastPath?: boolean;
 }
 
 export interface Gateway {
@@ -75,8 +67,6 @@ export interface Gateway {
   simulator: Simulator | undefined;
   httpServer: Server;
   metrics: Metrics;
-  /** The HTTP fast path for plain queries, unless turned off (GatewayDeps.httpFastPath). */
-  fastPath: FastPath | undefined;
   /**
    * Graceful shutdown, in this order: readiness off; graphql-ws sockets closed with 1001 (no new ones);
    * HTTP stops accepting and drains in-flight requests — GraphQL and webhooks, each answered only after its
@@ -172,11 +162,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
 
     const app = express();
     app.disable('x-powered-by');
-    // Set once GraphQL is built (below); until then, and for everything it does not take, express answers.
-    let fastPath: FastPath | undefined;
-    const httpServer = createHttpServer((req, res) => {
-      if (!fastPath?.handle(req, res, () => app(req, res))) app(req, res);
-    });
+    const httpServer = createHttpServer(app);
     // First: every request gets its id and one access-log line, whatever answers it.
     const accessLogger = fixedFieldsLogger(logger, { component: 'http' });
     app.use(requestIds(), accessLog(accessLogger));
@@ -225,9 +211,6 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       callbackUrls: live.callbackUrls,
       live: live.hooks,
     });
-    // Warm answers of the HTTP fast path. Only the memory cache hands out the same object until it changes,
-    // which is what a kept answer is checked by. Made before Apollo, which later wraps the schema's resolvers.
-    const responses = storage.kind === 'memory' ? createResponseCache({ schema: graphqlSchema, cache: entityCache }) : undefined;
     // Abuse limits (issue #7): the same rules on HTTP and graphql-ws, all checked before execution.
     const armor = createArmor({ limits: config.limits, production: config.production });
     const graphql = await createApolloHandler({
@@ -245,23 +228,6 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     });
     stoppers.push(() => graphql.stop());
     app.use(graphql.router);
-    if (deps.httpFastPath !== false) {
-      fastPath = createFastPath({
-        schema: graphqlSchema,
-        contextFactory,
-        validationRules: armor.validationRules,
-        checkTokens: armor.checkTokens,
-        authenticate: createAuthenticator(config.apiKeys).authenticate,
-        formatError: (formatted, error) => formatError(formatted, error, { production: config.production }),
-        logInternalErrors,
-        onOperation: (operation) => metrics.observeOperation(operation),
-        accessLogger,
-        logger: logger.child({ component: 'http' }),
-        maxBodyBytes: config.limits.maxBodyBytes,
-        path: GRAPHQL_PATH,
-        ...(responses ? { responses } : {}),
-      });
-    }
     // Self-hosted GraphiQL (no CDN); Apollo's own landing page is disabled in src/graphql/apollo.ts.
     app.use('/graphiql', graphiqlRouter({ mode: config.exotel || deps.exotel ? 'LIVE' : 'SIMULATOR' }));
     const graphqlWs = createGraphqlWs({
@@ -307,8 +273,6 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     // The shutdown order, written out (see Gateway.stop). Each step runs even if the one before failed.
     const shutdownSteps: Array<[string, Stopper]> = [
       ['readiness off', () => void (ready = false)],
-      // From here every request goes through Apollo, whose drain plugin waits for it.
-      ['HTTP fast path off', () => fastPath?.close()],
       ['graphql-ws sockets closed with 1001', () => graphqlWs.close()],
       ['http drained: no new connections, in-flight GraphQL and webhooks finished', () => graphql.stop()],
       ['http server closed', () => closeHttp(httpServer)],
@@ -345,7 +309,6 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       simulator,
       httpServer,
       metrics,
-      fastPath,
       stop: () => (stopping ??= shutdown()),
     };
   } catch (err) {

@@ -12,7 +12,6 @@ import type { Storage } from '../storage/types.js';
 import type { Idempotency } from './idempotency.js';
 import { createLookupCoalescer } from './coalescer.js';
 import { createLoaders, type Loaders } from './loaders.js';
-import type { EntityReads } from './response-cache.js';
 
 /** The authenticated client, or null when the gateway runs without client keys. */
 export interface AuthInfo {
@@ -77,8 +76,6 @@ export interface ContextInput {
   /** The client's X-Request-Id when it sent a sane one; otherwise one is generated. */
   requestId?: string;
   auth?: AuthInfo | null;
-  /** Where the request's loaders record the cached objects they read (the HTTP fast path's response cache). */
-  reads?: EntityReads;
 }
 
 export type ContextFactory = (input?: ContextInput) => GraphQLContext;
@@ -120,7 +117,6 @@ export function createContextFactory(deps: ContextDeps): ContextFactory {
             return requestLogger();
           },
           lookups,
-          ...(input.reads ? { reads: input.reads } : {}),
         }));
       },
       idempotency: deps.idempotency,

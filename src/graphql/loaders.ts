@@ -11,7 +11,6 @@ import type { EntityCache } from '../cache/entities.js';
 import type { Call, ExotelApi, NumberMetadata, SmsMessage } from '../exotel/types.js';
 import type { Logger } from '../logger.js';
 import { createLookupCoalescer, type LookupCoalescer } from './coalescer.js';
-import type { EntityReads } from './response-cache.js';
 
 export interface Loaders {
   /** Calls by Sid; null for a Sid Exotel does not know. */
@@ -35,8 +34,6 @@ export interface LoaderDeps {
    * for these loaders alone, which still batches their own loads of one tick.
    */
   lookups?: LookupCoalescer;
-  /** Records every cached object these loaders read, and whether any key missed (response-cache.ts). */
-  reads?: EntityReads;
 }
 
 /**
@@ -87,17 +84,9 @@ export function createLoaders(deps: LoaderDeps): Loaders {
     keys: readonly string[],
     read: (keys: readonly string[]) => Promise<Array<V | undefined>>,
     fetch: (misses: readonly string[]) => Promise<Array<V | Error>>,
-    recorded: Map<string, V> | undefined,
   ): Promise<Array<V | Error>> {
     const cached = await cacheRead(() => read(keys), keys.length);
     const misses = [...new Set(keys.filter((_, i) => cached[i] === undefined))];
-    if (recorded) {
-      keys.forEach((key, i) => {
-        const hit = cached[i];
-        if (hit !== undefined) recorded.set(key, hit);
-      });
-      if (misses.length > 0) deps.reads!.missed = true;
-    }
     const fetched = misses.length > 0 ? await fetch(misses) : [];
     const found = new Map(misses.map((key, i) => [key, fetched[i]]));
     return keys.map((key, i) => {
@@ -107,11 +96,9 @@ export function createLoaders(deps: LoaderDeps): Loaders {
     });
   }
 
-  const { reads } = deps;
-  const batchCalls = (sids: readonly string[]) => batch<Call | null>(sids, (k) => cache.getCalls(k), (m) => lookups.calls(m), reads?.calls);
-  const batchSms = (sids: readonly string[]) => batch<SmsMessage | null>(sids, (k) => cache.getSms(k), (m) => lookups.sms(m), reads?.sms);
-  const batchNumbers = (numbers: readonly string[]) =>
-    batch<NumberMetadata | null>(numbers, (k) => cache.getNumbers(k), (m) => lookups.numbers(m), reads?.numbers);
+  const batchCalls = (sids: readonly string[]) => batch<Call | null>(sids, (k) => cache.getCalls(k), (m) => lookups.calls(m));
+  const batchSms = (sids: readonly string[]) => batch<SmsMessage | null>(sids, (k) => cache.getSms(k), (m) => lookups.sms(m));
+  const batchNumbers = (numbers: readonly string[]) => batch<NumberMetadata | null>(numbers, (k) => cache.getNumbers(k), (m) => lookups.numbers(m));
 
   // maxBatchSize stays unbounded: the coalescer splits into Exotel-sized requests itself, and one large
   // batch lets the cache answer every hit with a single read.

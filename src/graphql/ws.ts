@@ -16,8 +16,14 @@ import { requestIdFrom } from '../http/request-id.js';
 import type { Logger } from '../logger.js';
 import type { ContextFactory } from './context.js';
 import { createSharedSubscriptions, type SharedExecutionStats } from './shared-execution.js';
-import { DOCUMENT_CACHE } from './fast-path.js';
-import { BoundedLru } from '../lru.js';
+import { LRUCache } from 'lru-cache';
+
+/**
+ * Bounds of the checked-document cache. Documents come from clients, and a parsed document can take over a
+ * hundred bytes of heap per character of text, so the cache is capped by the total characters kept (~12 MB
+ * of heap at worst), not only by count. A text over a tenth of the total is never kept (it still runs).
+ */
+const DOCUMENT_CACHE = Object.freeze({ maxEntries: 1_000, maxTotalSize: 100_000 });
 
 /** Unsent bytes on one socket past which its subscription streams wait for each frame to be written. */
 const SLOW_READER_BYTES = 256 * 1024;
@@ -106,7 +112,12 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   // Documents that passed the token limit, parsing and validation, by text. Thousands of subscribers of the
   // same operation then share one AST (memory per subscription) and skip the checks (CPU per subscribe).
   // The checks depend on the text alone: the same rules run for everyone.
-  const documents = new BoundedLru<string, DocumentNode>(DOCUMENT_CACHE);
+  const documents = new LRUCache<string, DocumentNode>({
+    max: DOCUMENT_CACHE.maxEntries,
+    maxSize: DOCUMENT_CACHE.maxTotalSize,
+    maxEntrySize: DOCUMENT_CACHE.maxTotalSize / 10,
+    sizeCalculation: (_document, text) => Math.max(1, text.length),
+  });
   const formatResult = (result: ExecutionResult) => (result.errors ? { ...result, errors: result.errors.map(format) } : result);
   // Subscription events are executed and serialised once per distinct operation, not once per subscriber.
   const shared = createSharedSubscriptions({ formatResult });
@@ -184,7 +195,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
           }
           const errors = validate(options.schema, document, rules);
           if (errors.length > 0) return refuse(errors);
-          documents.set(payload.query, document, payload.query.length);
+          documents.set(payload.query, document);
         }
         operations++;
         const operationCount = (ctx.extra.operationCount ?? 0) + 1;
