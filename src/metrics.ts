@@ -54,7 +54,14 @@ export interface MetricsOptions {
 
 export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
-  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'gateway_process_' });
+  if (options.defaultMetrics ?? true) {
+    // The standard Node runtime names (process_*, nodejs_*), unprefixed, as every Prometheus client library
+    // and the usual Node dashboards have them; the gateway's own metrics are gateway_*.
+    collectDefaultMetrics({ register: registry });
+    // Gauges named *_total break Prometheus naming (only counters end in _total); each is the sum of its
+    // labelled sibling without the suffix (nodejs_active_handles…), so nothing is lost.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+  }
   const registers = [registry];
   const m = {
     registry,

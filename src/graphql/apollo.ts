@@ -47,6 +47,14 @@ export interface ApolloHandler {
   stop(): Promise<void>;
 }
 
+/**
+ * Headers that prove a browser made a CORS preflight, so the request cannot be a cross-site forgery:
+ * Apollo's two defaults, and `Authorization`, which no browser sends cross-origin without a preflight.
+ * This lets urql's default GET for short queries, and any client sending its key, through; a GET with
+ * none of them (and a non-JSON POST) is still refused.
+ */
+export const CSRF_PREFLIGHT_HEADERS = ['x-apollo-operation-name', 'apollo-require-preflight', 'authorization'];
+
 /** A GraphQL-over-HTTP error body for requests that never reached GraphQL. */
 function errorBody(message: string, code: string = ErrorCode.BAD_USER_INPUT) {
   return { errors: [{ message, extensions: { code } }] };
@@ -123,7 +131,7 @@ export async function createApolloHandler(options: ApolloHandlerOptions): Promis
   const { config, logger } = options;
   const apollo = new ApolloServer<GraphQLContext>({
     schema: options.schema,
-    csrfPrevention: true,
+    csrfPrevention: { requestHeaders: CSRF_PREFLIGHT_HEADERS },
     allowBatchedHttpRequests: options.allowBatchedHttpRequests ?? false,
     introspection: !config.production,
     // Stack traces go to the log (internalErrorLogging), never into a response.

@@ -69,7 +69,7 @@ describe('/metrics', () => {
     expect(sample(after, 'gateway_rate_budget_remaining')).toBeLessThanOrEqual(200);
     expect(after).toMatch(/^gateway_rate_budget_queued 0$/m);
     expect(after).toMatch(/^# HELP gateway_reconciler_recoveries_total /m);
-    expect(after).toMatch(/^gateway_process_/m);
+    expect(after).toMatch(/^process_cpu_user_seconds_total /m);
 
     // No Sid, phone number or account in any label or value.
     for (const forbidden of [sid, CALLER, gw.exotel.accountSid, gw.config.webhookSecret]) expect(after).not.toContain(forbidden);
