@@ -24,8 +24,10 @@ const CODES = new Set<string>(Object.values(ErrorCode));
 export interface GatewayErrorOptions {
   /** Seconds the client should wait (RATE_LIMITED). */
   retryAfterSeconds?: number;
-  /** The input field at fault (BAD_USER_INPUT), e.g. "input.to". */
+  /** The input field at fault (BAD_USER_INPUT), e.g. "input.to"; the first one when several are. */
   field?: string;
+  /** Every bad field of one input with what is wrong with it (BAD_USER_INPUT), so one answer names all. */
+  fields?: FieldProblem[];
   /** HTTP status Exotel answered with, when the error came from Exotel. */
   upstreamStatus?: number;
   /** Which rule rejected the request (BAD_USER_INPUT from a limit), e.g. "MAX_DEPTH". */
@@ -33,10 +35,17 @@ export interface GatewayErrorOptions {
   cause?: unknown;
 }
 
+/** One bad input field: its path and what is wrong with it. */
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
 export class GatewayError extends Error {
   readonly code: ErrorCode;
   readonly retryAfterSeconds: number | undefined;
   readonly field: string | undefined;
+  readonly fields: FieldProblem[] | undefined;
   readonly upstreamStatus: number | undefined;
   readonly reason: string | undefined;
 
@@ -46,6 +55,7 @@ export class GatewayError extends Error {
     this.code = code;
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.field = options.field;
+    this.fields = options.fields;
     this.upstreamStatus = options.upstreamStatus;
     this.reason = options.reason;
   }
@@ -55,6 +65,7 @@ export class GatewayError extends Error {
     const ext: Record<string, unknown> = { code: this.code };
     if (this.retryAfterSeconds !== undefined) ext.retryAfterSeconds = this.retryAfterSeconds;
     if (this.field !== undefined) ext.field = this.field;
+    if (this.fields !== undefined) ext.fields = this.fields;
     if (this.upstreamStatus !== undefined) ext.upstreamStatus = this.upstreamStatus;
     if (this.reason !== undefined) ext.reason = this.reason;
     return ext;
@@ -70,7 +81,19 @@ export function isGatewayError(e: unknown): e is GatewayError {
 }
 
 export function badInput(field: string, message: string): GatewayError {
-  return new GatewayError(ErrorCode.BAD_USER_INPUT, `${field}: ${message}`, { field });
+  return new GatewayError(ErrorCode.BAD_USER_INPUT, `${field}: ${message}`, { field, fields: [{ field, message }] });
+}
+
+/**
+ * One BAD_USER_INPUT for every bad field of an input: the message lists them all, `extensions.field` is
+ * the first (as for a single field) and `extensions.fields` holds each `{ field, message }`.
+ */
+export function badInputs(problems: readonly FieldProblem[]): GatewayError {
+  const [first] = problems;
+  if (!first) throw new Error('badInputs needs at least one problem');
+  if (problems.length === 1) return badInput(first.field, first.message);
+  const message = `${problems.length} input fields are invalid: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`;
+  return new GatewayError(ErrorCode.BAD_USER_INPUT, message, { field: first.field, fields: [...problems] });
 }
 
 /** Exotel's message from a RestException body (JSON or the XML variant), if it has one. */

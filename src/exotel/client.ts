@@ -3,6 +3,7 @@
  * sms.ts, numbers.ts) on top of one http layer (http.ts) that owns auth, budget, retries and error mapping.
  */
 import { createCallsApi } from './calls.js';
+import { epochMsToIso } from './dates.js';
 import { createExotelHttp } from './http.js';
 import { createNumbersApi } from './numbers.js';
 import { resolveExotelClientOptions, type ExotelClientOptions } from './options.js';
@@ -27,7 +28,8 @@ export function createExotelClient(options: ExotelClientOptions): ExotelApi {
       return {
         limitPerMinute: status.limit,
         remaining: status.remaining,
-        resetsAt: new Date(status.resetsAtMs).toISOString(),
+        // IST like every other DateTime; rounded up to the second so it is never before the slot frees.
+        resetsAt: epochMsToIso(Math.ceil(status.resetsAtMs / 1000) * 1000),
         queued: http.queue.waiting,
       };
     },

@@ -1,9 +1,11 @@
 /**
  * Input validation of every mutation, run before any upstream request or idempotency record: a bad
  * input costs no Exotel budget and leaves nothing behind. Each rule throws BAD_USER_INPUT naming the
- * field (`extensions.field`, e.g. "input.to") so a client can point at it.
+ * field (`extensions.field`, e.g. "input.to") so a client can point at it; a mutation's validator checks
+ * every field and reports all bad ones in one error (`extensions.fields`), so fixing one does not reveal
+ * the next.
  */
-import { badInput } from '../errors.js';
+import { ErrorCode, badInput, badInputs, isGatewayError, type FieldProblem } from '../errors.js';
 import type { ConnectCallParams, ConnectFlowParams, SendBulkSmsParams, SendSmsParams } from '../exotel/types.js';
 import { SID_PATTERN } from '../exotel/types.js';
 import type {
@@ -121,82 +123,118 @@ function httpUrl(value: string | null | undefined, field: string): string | unde
   return value;
 }
 
+/** Gathers the bad fields of one input, so every one of them is reported in one answer. */
+class InputProblems {
+  private readonly problems: FieldProblem[] = [];
+
+  /** What `check` returns, or undefined once its BAD_USER_INPUT is noted. */
+  check<T>(check: () => T): T | undefined {
+    try {
+      return check();
+    } catch (err) {
+      if (!isGatewayError(err) || err.code !== ErrorCode.BAD_USER_INPUT || !err.fields) throw err;
+      this.problems.push(...err.fields);
+      return undefined;
+    }
+  }
+
+  /** Notes a bad field found without a check function. */
+  add(field: string, message: string): void {
+    this.problems.push({ field, message });
+  }
+
+  /** Throws one BAD_USER_INPUT listing every noted field, if any. */
+  throwIfAny(): void {
+    if (this.problems.length > 0) throw badInputs(this.problems);
+  }
+}
+
 /** connectCall input → Exotel parameters (numbers in E.164); the status callback is added later. */
 export function validateConnectCall(input: ConnectCallInput): ConnectCallParams {
-  const params: ConnectCallParams = {
-    from: phoneNumber(input.from, 'input.from'),
-    to: phoneNumber(input.to, 'input.to'),
-    callerId: phoneNumber(input.callerId, 'input.callerId'),
-  };
-  const timeLimit = intInRange(input.timeLimit, 'input.timeLimit', INPUT_LIMITS.timeLimitSeconds, 'seconds');
-  const timeOut = intInRange(input.timeOut, 'input.timeOut', INPUT_LIMITS.timeOutSeconds, 'seconds');
-  const customField = optionalText(input.customField, 'input.customField', INPUT_LIMITS.customFieldChars);
-  const waitUrl = httpUrl(input.waitUrl, 'input.waitUrl');
+  const p = new InputProblems();
+  const from = p.check(() => phoneNumber(input.from, 'input.from'));
+  const to = p.check(() => phoneNumber(input.to, 'input.to'));
+  const callerId = p.check(() => phoneNumber(input.callerId, 'input.callerId'));
+  const timeLimit = p.check(() => intInRange(input.timeLimit, 'input.timeLimit', INPUT_LIMITS.timeLimitSeconds, 'seconds'));
+  const timeOut = p.check(() => intInRange(input.timeOut, 'input.timeOut', INPUT_LIMITS.timeOutSeconds, 'seconds'));
+  const customField = p.check(() => optionalText(input.customField, 'input.customField', INPUT_LIMITS.customFieldChars));
+  const waitUrl = p.check(() => httpUrl(input.waitUrl, 'input.waitUrl'));
+  if (input.recordingChannels && !input.record) p.add('input.recordingChannels', 'only applies when record is true');
+  p.check(() => idempotencyKey(input.idempotencyKey));
+  p.throwIfAny();
+  const params: ConnectCallParams = { from: from!, to: to!, callerId: callerId! };
   if (timeLimit !== undefined) params.timeLimitSeconds = timeLimit;
   if (timeOut !== undefined) params.timeOutSeconds = timeOut;
   if (customField !== undefined) params.customField = customField;
   if (waitUrl !== undefined) params.waitUrl = waitUrl;
   if (input.record !== null && input.record !== undefined) params.record = input.record;
-  if (input.recordingChannels) {
-    if (!input.record) throw badInput('input.recordingChannels', 'only applies when record is true');
-    params.recordingChannels = input.recordingChannels === 'DUAL' ? 'dual' : 'single';
-  }
-  idempotencyKey(input.idempotencyKey);
+  if (input.recordingChannels) params.recordingChannels = input.recordingChannels === 'DUAL' ? 'dual' : 'single';
   return params;
 }
 
 /** connectCallToFlow input → Exotel parameters. */
 export function validateConnectCallToFlow(input: ConnectCallToFlowInput): ConnectFlowParams {
+  const p = new InputProblems();
   const flowId = input.flowId.trim();
   // Exotel flow (app) ids are numeric; anything else would build a broken flow URL.
-  if (!/^\d{1,20}$/.test(flowId)) throw badInput('input.flowId', 'must be the numeric flow (app) id from the Exotel dashboard');
-  const params: ConnectFlowParams = {
-    from: phoneNumber(input.from, 'input.from'),
-    callerId: phoneNumber(input.callerId, 'input.callerId'),
-    flowId,
-  };
-  const timeLimit = intInRange(input.timeLimit, 'input.timeLimit', INPUT_LIMITS.timeLimitSeconds, 'seconds');
-  const timeOut = intInRange(input.timeOut, 'input.timeOut', INPUT_LIMITS.timeOutSeconds, 'seconds');
-  const customField = optionalText(input.customField, 'input.customField', INPUT_LIMITS.customFieldChars);
+  if (!/^\d{1,20}$/.test(flowId)) p.add('input.flowId', 'must be the numeric flow (app) id from the Exotel dashboard');
+  const from = p.check(() => phoneNumber(input.from, 'input.from'));
+  const callerId = p.check(() => phoneNumber(input.callerId, 'input.callerId'));
+  const timeLimit = p.check(() => intInRange(input.timeLimit, 'input.timeLimit', INPUT_LIMITS.timeLimitSeconds, 'seconds'));
+  const timeOut = p.check(() => intInRange(input.timeOut, 'input.timeOut', INPUT_LIMITS.timeOutSeconds, 'seconds'));
+  const customField = p.check(() => optionalText(input.customField, 'input.customField', INPUT_LIMITS.customFieldChars));
+  p.check(() => idempotencyKey(input.idempotencyKey));
+  p.throwIfAny();
+  const params: ConnectFlowParams = { from: from!, callerId: callerId!, flowId };
   if (timeLimit !== undefined) params.timeLimitSeconds = timeLimit;
   if (timeOut !== undefined) params.timeOutSeconds = timeOut;
   if (customField !== undefined) params.customField = customField;
-  idempotencyKey(input.idempotencyKey);
   return params;
 }
 
 /** sendSms input → Exotel parameters. */
 export function validateSendSms(input: SendSmsInput): SendSmsParams {
-  const params: SendSmsParams = {
-    from: smsSender(input.from, 'input.from'),
-    to: phoneNumber(input.to, 'input.to'),
-    body: smsBody(input.body, 'input.body'),
-  };
-  const template = dltId(input.dltTemplateId, 'input.dltTemplateId');
-  const entity = dltId(input.dltEntityId, 'input.dltEntityId');
+  const p = new InputProblems();
+  const from = p.check(() => smsSender(input.from, 'input.from'));
+  const to = p.check(() => phoneNumber(input.to, 'input.to'));
+  const body = p.check(() => smsBody(input.body, 'input.body'));
+  const template = p.check(() => dltId(input.dltTemplateId, 'input.dltTemplateId'));
+  const entity = p.check(() => dltId(input.dltEntityId, 'input.dltEntityId'));
+  p.check(() => idempotencyKey(input.idempotencyKey));
+  p.throwIfAny();
+  const params: SendSmsParams = { from: from!, to: to!, body: body! };
   if (template !== undefined) params.dltTemplateId = template;
   if (entity !== undefined) params.dltEntityId = entity;
-  idempotencyKey(input.idempotencyKey);
   return params;
 }
 
+/** Bad messages reported for one bulk send at most; past that the list would only be noise. */
+const MAX_REPORTED_MESSAGE_PROBLEMS = 20;
+
 /** sendBulkSms input → Exotel parameters for all messages (split into requests later). */
 export function validateSendBulkSms(input: SendBulkSmsInput): SendBulkSmsParams {
-  const from = smsSender(input.from, 'input.from');
-  if (input.messages.length === 0) throw badInput('input.messages', 'must hold at least one message');
-  if (input.messages.length > INPUT_LIMITS.bulkMessages) {
-    throw badInput('input.messages', `must hold at most ${INPUT_LIMITS.bulkMessages} messages`);
+  const p = new InputProblems();
+  const from = p.check(() => smsSender(input.from, 'input.from'));
+  if (input.messages.length === 0) p.add('input.messages', 'must hold at least one message');
+  if (input.messages.length > INPUT_LIMITS.bulkMessages) p.add('input.messages', `must hold at most ${INPUT_LIMITS.bulkMessages} messages`);
+  const messages: SendBulkSmsParams['messages'] = [];
+  let badMessages = 0;
+  for (const [i, m] of input.messages.slice(0, INPUT_LIMITS.bulkMessages).entries()) {
+    // A list of thousands of bad numbers is reported by its first few, and counted.
+    const sink = badMessages < MAX_REPORTED_MESSAGE_PROBLEMS ? p : new InputProblems();
+    const to = sink.check(() => phoneNumber(m.to, `input.messages[${i}].to`));
+    const body = sink.check(() => smsBody(m.body, `input.messages[${i}].body`));
+    if (to === undefined || body === undefined) badMessages++;
+    else messages.push({ to, body });
   }
-  const messages = input.messages.map((m, i) => ({
-    to: phoneNumber(m.to, `input.messages[${i}].to`),
-    body: smsBody(m.body, `input.messages[${i}].body`),
-  }));
-  const params: SendBulkSmsParams = { from, messages };
-  const template = dltId(input.dltTemplateId, 'input.dltTemplateId');
-  const entity = dltId(input.dltEntityId, 'input.dltEntityId');
+  if (badMessages > MAX_REPORTED_MESSAGE_PROBLEMS) p.add('input.messages', `${badMessages} messages are invalid; the first ${MAX_REPORTED_MESSAGE_PROBLEMS} are listed`);
+  const template = p.check(() => dltId(input.dltTemplateId, 'input.dltTemplateId'));
+  const entity = p.check(() => dltId(input.dltEntityId, 'input.dltEntityId'));
+  p.check(() => idempotencyKey(input.idempotencyKey));
+  p.throwIfAny();
+  const params: SendBulkSmsParams = { from: from!, messages };
   if (template !== undefined) params.dltTemplateId = template;
   if (entity !== undefined) params.dltEntityId = entity;
-  idempotencyKey(input.idempotencyKey);
   return params;
 }
 

@@ -86,6 +86,32 @@ describe('connectCall', () => {
   });
 });
 
+describe('inputs with several bad fields', () => {
+  it('reports every bad field of a connectCall in one error, and makes no upstream request', async () => {
+    const { status, body } = await gw.gql(CONNECT, { input: callInput({ from: 'abc', timeOut: 90, customField: 'x'.repeat(1001) }) });
+    expect(status).toBe(200);
+    expect(body.errors).toHaveLength(1);
+    const error = body.errors![0]!;
+    expect(error.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.from' });
+    expect(error.extensions?.fields).toEqual([
+      { field: 'input.from', message: expect.stringContaining('not a phone number') },
+      { field: 'input.timeOut', message: 'must be between 1 and 60 seconds' },
+      { field: 'input.customField', message: 'must be at most 1000 characters' },
+    ]);
+    for (const field of ['input.from', 'input.timeOut', 'input.customField']) expect(error.message).toContain(field);
+    expect(upstream()).toBe(0);
+  });
+
+  it('reports every bad message of a bulk SMS with its index', async () => {
+    const { body } = await gw.gql(BULK, {
+      input: { from: '08039591111', messages: [{ to: '9812345670', body: 'ok' }, { to: '123', body: 'x' }, { to: '9812345671', body: ' ' }] },
+    });
+    expect(body.errors).toHaveLength(1);
+    expect((body.errors![0]!.extensions?.fields as Array<{ field: string }>).map((f) => f.field)).toEqual(['input.messages[1].to', 'input.messages[2].body']);
+    expect(upstream()).toBe(0);
+  });
+});
+
 describe('connectCallToFlow', () => {
   it('connects a number to a flow', async () => {
     const { body } = await gw.gql(FLOW, { input: { from: '+919876543214', callerId: '08039591111', flowId: '223344', customField: 'ivr', timeLimit: 300 } });

@@ -39,6 +39,8 @@ describe('gateway and rateLimit', () => {
     expect(before.limitPerMinute).toBe(200);
     expect(before.queued).toBe(0);
     expect(Number.isNaN(Date.parse(before.resetsAt))).toBe(false);
+    // One convention for every DateTime: IST, like the call and SMS times converted from Exotel.
+    expect(before.resetsAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+05:30$/);
     await gw.gql('{ numberMetadata(number: "+919812345670") { phoneNumber } }');
     const after = (await gw.gql('{ rateLimit { remaining } }')).body.data.rateLimit;
     expect(after.remaining).toBe(before.remaining - 1);

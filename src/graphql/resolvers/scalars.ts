@@ -1,11 +1,14 @@
 /**
  * The DateTime scalar: ISO-8601 instants with an offset (design §5). Inputs without an offset are
  * rejected — a wall-clock time without a zone cannot be placed on the timeline — with BAD_USER_INPUT,
- * whether they come as a literal in the document or as a variable.
+ * whether they come as a literal in the document or as a variable. Every output is in IST (+05:30),
+ * the zone Exotel's own dates are in, so a client sees one convention everywhere.
  */
 import { GraphQLError, GraphQLScalarType, Kind, type ValueNode } from 'graphql';
 import { ErrorCode } from '../../errors.js';
-import { InvalidDateTimeError, isoToEpochMs } from '../../exotel/dates.js';
+import { InvalidDateTimeError, epochMsToIso, isoToEpochMs } from '../../exotel/dates.js';
+
+const IST_SUFFIX = '+05:30';
 
 function invalid(message: string, node?: ValueNode): GraphQLError {
   return new GraphQLError(`DateTime: ${message}`, { ...(node ? { nodes: node } : {}), extensions: { code: ErrorCode.BAD_USER_INPUT } });
@@ -28,8 +31,9 @@ export const DateTimeScalar = new GraphQLScalarType<string, string>({
   name: 'DateTime',
   description: 'An instant as ISO-8601 with a UTC offset, e.g. `2026-11-20T10:00:00+05:30`.',
   serialize(value) {
-    if (typeof value === 'string') return value;
-    if (value instanceof Date) return value.toISOString();
+    // Nearly every value is already IST (converted from Exotel's wall clock); others are converted here.
+    if (typeof value === 'string') return value.endsWith(IST_SUFFIX) ? value : epochMsToIso(isoToEpochMs(value));
+    if (value instanceof Date) return epochMsToIso(value.getTime());
     throw new GraphQLError('DateTime: cannot serialise a non-date value');
   },
   parseValue: (value) => parse(value),
