@@ -14,6 +14,9 @@ export interface ApiKey {
   scopes: Scope;
 }
 
+/** Who may introspect the schema: nobody, any valid client key, or everyone. */
+export type IntrospectionMode = 'off' | 'authenticated' | 'on';
+
 export interface ExotelCredentials {
   accountSid: string;
   apiKey: string;
@@ -95,6 +98,8 @@ export interface Config {
   eventRetentionCount: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   production: boolean;
+  /** INTROSPECTION; default `on`, or `off` with NODE_ENV=production. */
+  introspection: IntrospectionMode;
   /** Simulator clock: 1 = real time, 0.01 = a 100× faster call lifecycle. */
   simulatorTimeScale: number;
   limits: Limits;
@@ -169,6 +174,7 @@ const schema = z.object({
   EVENT_RETENTION_COUNT: int(1000, 100_000_000).default(100_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   NODE_ENV: z.string().optional(),
+  INTROSPECTION: z.enum(['off', 'authenticated', 'on']).optional(),
   SIMULATOR_TIME_SCALE: z.coerce.number().positive().max(100).default(1),
   MAX_DEPTH: int(1, 100).default(8),
   MAX_ALIASES: int(1, 1000).default(60),
@@ -251,6 +257,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     eventRetentionCount: e.EVENT_RETENTION_COUNT,
     logLevel: e.LOG_LEVEL,
     production: e.NODE_ENV === 'production',
+    introspection: e.INTROSPECTION ?? (e.NODE_ENV === 'production' ? 'off' : 'on'),
     simulatorTimeScale: e.SIMULATOR_TIME_SCALE,
     limits: {
       maxDepth: e.MAX_DEPTH,

@@ -26,6 +26,7 @@ import { WEBHOOK_BASE_PATH } from './live/callback-urls.js';
 import { createLive } from './live/index.js';
 import { graphiqlRouter } from './graphiql/route.js';
 import { createArmor } from './graphql/armor.js';
+import { createIntrospectionPolicy } from './graphql/introspection.js';
 import { accessLog } from './http/access-log.js';
 import { graphqlGuard } from './http/graphql-guard.js';
 import { graphqlMetricsPlugin } from './http/graphql-metrics.js';
@@ -240,6 +241,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       production: config.production,
       logger: logger.child({ component: 'graphql-ws' }),
       validationRules: armor.wsValidationRules,
+      introspection: createIntrospectionPolicy(config.introspection),
       checkTokens: armor.checkTokens,
       maskMessage: armor.maskSuggestions,
       onOperation: (operation) => metrics.observeOperation(operation),

@@ -15,6 +15,7 @@ import type { Config } from '../config.js';
 import { ErrorCode, formatError, isGatewayError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ContextFactory, GraphQLContext } from './context.js';
+import { createIntrospectionPolicy, introspectionPlugin } from './introspection.js';
 
 /** Where GraphQL over HTTP lives (design §4); graphql-ws upgrades on the same path. */
 export const GRAPHQL_PATH = '/graphql';
@@ -133,7 +134,9 @@ export async function createApolloHandler(options: ApolloHandlerOptions): Promis
     schema: options.schema,
     csrfPrevention: { requestHeaders: CSRF_PREFLIGHT_HEADERS },
     allowBatchedHttpRequests: options.allowBatchedHttpRequests ?? false,
-    introspection: !config.production,
+    // Who may introspect is decided by the INTROSPECTION policy (introspectionPlugin), whose refusal names
+    // the variable; Apollo's own rule would tell the client to "pass introspection: true to ApolloServer".
+    introspection: true,
     // Stack traces go to the log (internalErrorLogging), never into a response.
     includeStacktraceInErrorResponses: false,
     hideSchemaDetailsFromClientErrors: config.production,
@@ -147,6 +150,7 @@ export async function createApolloHandler(options: ApolloHandlerOptions): Promis
       // GraphiQL is self-hosted at /graphiql; Apollo's landing page would load from a CDN.
       ApolloServerPluginLandingPageDisabled(),
       internalErrorLogging(logger),
+      introspectionPlugin(createIntrospectionPolicy(config.introspection)),
       ...(options.plugins ?? []),
     ],
   });

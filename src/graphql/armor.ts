@@ -8,7 +8,7 @@
  * nothing in production: the client learns which rule fired, not how the document measured.
  */
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import { GraphQLError, Lexer, NoSchemaIntrospectionCustomRule, Source, TokenKind, type ValidationContext, type ValidationRule } from 'graphql';
+import { GraphQLError, Lexer, Source, TokenKind, type ValidationContext, type ValidationRule } from 'graphql';
 import type { Limits } from '../config.js';
 import { ErrorCode, GatewayError } from '../errors.js';
 
@@ -25,14 +25,14 @@ export type LimitReason = (typeof LimitReason)[keyof typeof LimitReason];
 
 export interface ArmorOptions {
   limits: Pick<Limits, 'maxDepth' | 'maxAliases' | 'maxDirectives' | 'maxTokens' | 'maxCost'>;
-  /** Production: no numbers in messages, no introspection and no field suggestions on graphql-ws. */
+  /** Production: no numbers in messages and no field suggestions on graphql-ws. */
   production: boolean;
 }
 
 export interface Armor {
-  /** Validation rules for Apollo (which turns introspection and suggestions off itself in production). */
+  /** Validation rules for Apollo (which turns suggestions off itself in production). */
   validationRules: ValidationRule[];
-  /** The same rules for graphql-ws, plus no introspection in production. */
+  /** The same rules for graphql-ws (introspection is the INTROSPECTION policy's, src/graphql/introspection.ts). */
   wsValidationRules: ValidationRule[];
   /** A MAX_TOKENS error when `source` has more tokens than allowed, else undefined. Never parses. */
   checkTokens(source: string): GatewayError | undefined;
@@ -87,7 +87,7 @@ export function createArmor(options: ArmorOptions): Armor {
   }).protect();
   return {
     validationRules,
-    wsValidationRules: production ? [...validationRules, NoSchemaIntrospectionCustomRule] : validationRules,
+    wsValidationRules: validationRules,
     checkTokens: (source) =>
       exceedsTokens(source, limits.maxTokens) ? limitError(LimitReason.MAX_TOKENS, 'the document has too many tokens', limits.maxTokens, production) : undefined,
     maskSuggestions: (message) => (production ? message.replace(SUGGESTION, '') : message),

@@ -15,6 +15,7 @@ import { ErrorCode, formatError, isGatewayError, type GatewayError } from '../er
 import { requestIdFrom } from '../http/request-id.js';
 import type { Logger } from '../logger.js';
 import type { ContextFactory } from './context.js';
+import type { IntrospectionPolicy } from './introspection.js';
 import { createSharedSubscriptions, type SharedExecutionStats } from './shared-execution.js';
 import { LRUCache } from 'lru-cache';
 
@@ -47,6 +48,8 @@ export interface GraphqlWsOptions {
   logger: Logger;
   /** Extra validation rules (depth, cost…), the same ones HTTP runs. */
   validationRules?: readonly ValidationRule[];
+  /** Who may introspect (INTROSPECTION); checked per caller after validation. Absent → everyone. */
+  introspection?: IntrospectionPolicy;
   /** Keep-alive ping interval, ms (graphql-ws default 12 s). */
   keepAliveMs?: number;
   /** Token limit, checked before parsing (src/graphql/armor.ts). */
@@ -197,6 +200,9 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
           if (errors.length > 0) return refuse(errors);
           documents.set(payload.query, document);
         }
+        // Per caller, so it stays out of the shared document cache above.
+        const refused = options.introspection?.check(document, ctx.extra.principal, payload.query);
+        if (refused) return refuse([refused.toGraphQLError()]);
         operations++;
         const operationCount = (ctx.extra.operationCount ?? 0) + 1;
         ctx.extra.operationCount = operationCount;

@@ -233,7 +233,7 @@ describe('production: introspection and field suggestions are off on both transp
     const intro = await s.next((m) => m.id === 'i');
     expect(intro.type).toBe('error');
     expect(intro.payload.map((e: any) => e.extensions.code)).toEqual(intro.payload.map(() => 'BAD_USER_INPUT'));
-    expect(JSON.stringify(intro)).toContain('introspection has been disabled');
+    expect(JSON.stringify(intro)).toContain('INTROSPECTION=off');
     s.send({ type: 'subscribe', id: 't', payload: { query: '{ exophone { sid } }' } });
     const typo = await s.next((m) => m.id === 't');
     expect(typo.type).toBe('error');
