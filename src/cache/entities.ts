@@ -19,8 +19,6 @@ export interface CacheTtls {
   /** A number Exotel does not know: remembered briefly so a repeated typo costs no budget, yet a newly allocated range shows up soon. */
   unknownNumberMs: number;
   exoPhonesMs: number;
-  /** As long as an idempotency key is remembered (24 h). */
-  requestRefMs: number;
   /** A Sid Exotel does not know: remembered briefly, so a repeated wrong Sid costs no budget. */
   unknownCallMs: number;
 }
@@ -34,7 +32,6 @@ export const DEFAULT_CACHE_TTLS: CacheTtls = {
   numberMs: 24 * 60 * 60_000,
   unknownNumberMs: 60 * 60_000,
   exoPhonesMs: 5 * 60_000,
-  requestRefMs: 24 * 60 * 60_000,
   unknownCallMs: 60_000,
 };
 
@@ -49,17 +46,11 @@ export interface EntityCache {
   putNumber(number: string, metadata: NumberMetadata | null): Promise<void>;
   getExoPhones(): Promise<ExoPhone[] | undefined>;
   putExoPhones(phones: ExoPhone[]): Promise<void>;
-  /**
-   * The Sid of the call or SMS a request created, by the reference the gateway put in that request's
-   * StatusCallback URL (seen when the callback arrives): how an unknown outcome is resolved later.
-   */
-  getRequestRef(ref: string): Promise<string | undefined>;
   /** Whether each Sid was answered "no such call" by Exotel in the last minute. */
   areUnknownCalls(sids: readonly string[]): Promise<boolean[]>;
   putUnknownCall(sid: string): Promise<void>;
   /** A callback for the Sid arrived: it exists after all. */
   forgetUnknownCall(sid: string): Promise<void>;
-  putRequestRef(ref: string, sid: string): Promise<void>;
 }
 
 export function callTtlMs(call: Call, ttls: CacheTtls = DEFAULT_CACHE_TTLS): number {
@@ -92,10 +83,8 @@ export function createEntityCache(cache: Cache, accountSid: string, ttls: Partia
       metadata === null ? cache.set(key('number', number), UNKNOWN_NUMBER, t.unknownNumberMs) : cache.set(key('number', number), metadata, t.numberMs),
     getExoPhones: () => cache.get<ExoPhone[]>(key('exophones', 'all')),
     putExoPhones: (phones) => cache.set(key('exophones', 'all'), phones, t.exoPhonesMs),
-    getRequestRef: (ref) => cache.get<string>(key('ref', ref)),
     areUnknownCalls: async (sids) => (await cache.getMany<boolean>(sids.map((s) => key('nocall', s)))).map((v) => v === true),
     putUnknownCall: (sid) => cache.set(key('nocall', sid), true, t.unknownCallMs),
     forgetUnknownCall: (sid) => cache.delete(key('nocall', sid)),
-    putRequestRef: (ref, sid) => cache.set(key('ref', ref), sid, t.requestRefMs),
   };
 }

@@ -10,7 +10,6 @@ import type { Config } from '../config.js';
 import { epochMsToIso } from '../exotel/dates.js';
 import type { Call, ExotelApi, SmsMessage } from '../exotel/types.js';
 import type { Logger } from '../logger.js';
-import { createMemoryOpenItems } from '../storage/open-items.js';
 import type { Storage } from '../storage/types.js';
 import { createCallbackUrls, createTokenCheck, type CallbackUrls } from './callback-urls.js';
 import { createFeed, type LiveFeed } from './feed.js';
@@ -29,9 +28,13 @@ export type { LiveFeed } from './feed.js';
 export const LIVE_DEFAULTS = Object.freeze({
   /** Largest webhook body; Exotel's callbacks are well under 4 KiB. */
   webhookMaxBodyBytes: 64 * 1024,
-  /** Exotel retries a callback at most twice within minutes; two days covers any late repeat. */
-  dedupTtlMs: 48 * 60 * 60_000,
+  /**
+   * How long a call's forward-only state and the statuses stored for it are remembered (dedup). Exotel
+   * retries a callback at most twice within minutes; two days covers any late repeat.
+   */
   stateTtlMs: 48 * 60 * 60_000,
+  /** How long the Sid a request created is kept by its reference: as long as an idempotency key (24 h). */
+  requestRefTtlMs: 24 * 60 * 60_000,
   /** A call with no TimeLimit is expected to have ended within this, seconds. */
   defaultMaxCallSeconds: 60 * 60,
   /** Exotel Calls/connect: TimeOut ≤ 60 s per leg; used when the connect gave none. */
@@ -100,23 +103,16 @@ export function createLive(options: LiveOptions): Live {
   const graceMs = config.reconcileGraceSeconds * 1000;
   const sets = openSets(accountSid);
 
-  let openItems = storage.openItems;
-  if (!openItems) {
-    if (storage.kind === 'redis') logger.warn('storage has no shared open-item list; the reconciler sees only this replica\'s calls');
-    openItems = createMemoryOpenItems();
-  }
+  const { openItems } = storage;
   const entities = createEntityCache(storage.cache, accountSid);
   const ingestDeps: IngestDeps = {
     accountSid,
     events: storage.events,
-    dedup: storage.dedup,
-    callState: storage.callState,
-    openItems,
     entities,
     logger,
     now,
-    dedupTtlMs: t.dedupTtlMs,
     stateTtlMs: t.stateTtlMs,
+    requestRefTtlMs: t.requestRefTtlMs,
     unknownCallDueMs: Math.round(t.defaultMaxCallSeconds * 1000 * scale) + graceMs,
   };
 
@@ -125,7 +121,6 @@ export function createLive(options: LiveOptions): Live {
     accountSid,
     exotel,
     openItems,
-    callState: storage.callState,
     lease: storage.lease,
     topics,
     ingestDeps,

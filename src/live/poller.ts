@@ -7,7 +7,7 @@
 import { ErrorCode, GatewayError } from '../errors.js';
 import type { ExotelApi } from '../exotel/types.js';
 import type { Logger } from '../logger.js';
-import type { CallStateStore, Lease, OpenItems } from '../storage/types.js';
+import type { Lease, OpenItems } from '../storage/types.js';
 import { ingest, type IngestDeps } from './ingest.js';
 import { startLoop, type Loop } from './loop.js';
 import type { Topics } from './topics.js';
@@ -17,7 +17,6 @@ export interface PollerOptions {
   accountSid: string;
   exotel: ExotelApi;
   openItems: OpenItems;
-  callState: CallStateStore;
   lease: Lease;
   topics: Topics;
   ingestDeps: IngestDeps;
@@ -66,7 +65,7 @@ export function createPoller(options: PollerOptions): Poller {
   let tries = 0;
 
   async function pollOne(callSid: string): Promise<void> {
-    const known = await options.callState.get(`call:${options.accountSid}:${callSid}`);
+    const known = await options.ingestDeps.events.statusRank('call', options.accountSid, callSid);
     if (known !== undefined && known >= callStatusRank('COMPLETED')) {
       await options.openItems.remove(sets.watchedCalls, callSid);
       return;

@@ -16,6 +16,8 @@ export interface CallStatusUpdate {
   fields: Partial<Call>;
   /** Exotel's EventType of a callback (`answered`, `terminal`), when it sent one. */
   eventType?: string;
+  /** The reference of the gateway request that placed the call (callback-urls.ts), when known. */
+  requestRef?: string;
 }
 
 /** An SMS reached `status`. */
@@ -26,6 +28,8 @@ export interface SmsStatusUpdate {
   at: IsoDateTime;
   source: EventSource;
   fields: Partial<SmsMessage>;
+  /** The reference of the gateway request that sent the SMS, when its callback URL carried one. */
+  requestRef?: string;
 }
 
 /** A Passthru applet announced a call in an incoming-call flow. */

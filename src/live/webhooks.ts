@@ -93,9 +93,7 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
         return;
       }
       try {
-        const result = await ingest(parsed.update, options.ingestDeps);
-        if (parsed.update.kind === 'call') await rememberRequestRef(req, parsed.update.callSid, logger);
-        else if (parsed.update.kind === 'sms') await rememberRequestRef(req, parsed.update.smsSid, logger);
+        const result = await ingest(withRequestRef(req, parsed.update), options.ingestDeps);
         logger.debug({ kind, outcome: result.outcome, eventId: 'event' in result ? result.event.id : undefined }, 'webhook ingested');
         const outcome: WebhookOutcome = result.outcome === 'published' ? 'accepted' : result.reason === 'backwards' ? 'backward' : 'duplicate';
         answer(200, outcome, kind === 'incoming-call' ? '' : 'OK');
@@ -121,13 +119,6 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
     res.status(status).type('text/plain').send(status === 413 ? 'Payload Too Large' : status === 500 ? 'Internal Server Error' : 'Bad Request');
   });
 
-  /** What a request created, by the reference in its callback URL (callback-urls.ts). Best effort. */
-  async function rememberRequestRef(req: Request, sid: string, logger: Logger): Promise<void> {
-    const ref = req.query[REQUEST_REF_PARAM];
-    if (typeof ref !== 'string' || !REQUEST_REF.test(ref)) return;
-    await options.ingestDeps.entities.putRequestRef(ref, sid).catch((err: unknown) => logger.warn({ err }, 'request reference not stored'));
-  }
-
   function parse(kind: CallbackKind, fields: Record<string, unknown>): ParseResult<LiveUpdate> {
     const now = options.nowIso();
     switch (kind) {
@@ -143,6 +134,16 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
   }
 
   return router;
+}
+
+/**
+ * The update with the reference of the request that created its call or SMS, when the callback URL
+ * carries one (callback-urls.ts): stored with the status, it resolves that request's unknown outcome.
+ */
+function withRequestRef(req: Request, update: LiveUpdate): LiveUpdate {
+  const ref = req.query[REQUEST_REF_PARAM];
+  if (update.kind === 'incoming' || typeof ref !== 'string' || !REQUEST_REF.test(ref)) return update;
+  return { ...update, requestRef: ref };
 }
 
 /** The body as a flat field record, whatever its encoding; undefined for broken multipart. */

@@ -3,8 +3,11 @@
  * for callHistory, and synchronous fan-out to subscribers. Ids have the Redis stream shape so cursors mean
  * the same thing on both backends.
  */
-import type { CallEventRecord, EventLog, EventRecord, NewEvent } from './types.js';
+import type { CallEventRecord, EventLog, EventRecord, NewEvent, StatusAppendResult } from './types.js';
 import { checkLimit, type ResolvedStorageOptions } from './options.js';
+import { ExpiringMap } from './expiring-map.js';
+import { checkStatusAppend, decideStatus, eventJsonHead, subjectOf, withForward, type SubjectState } from './status-step.js';
+import type { MemoryOpenItems } from './open-items.js';
 import { compareEventIdParts, formatEventId, parseCursor, parseEventId, type EventIdParts } from './event-id.js';
 import { createFanOut } from './fan-out.js';
 
@@ -17,9 +20,12 @@ export function callKey(accountSid: string, callSid: string): string {
   return `${accountSid}\u0000${callSid}`;
 }
 
-/** Builds an in-memory EventLog. */
-export function createMemoryEventLog(options: ResolvedStorageOptions): EventLog {
+/** Builds an in-memory EventLog; `openItems` is the set store appendStatus keeps up to date in the same step. */
+export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?: MemoryOpenItems): EventLog {
   const { clock, eventRetentionMs, eventRetentionCount, logger } = options;
+  const subjects = new ExpiringMap<SubjectState>(clock);
+  const refs = new ExpiringMap<string>(clock);
+  const subjectKey = (kind: string, accountSid: string, sid: string) => `${kind}\u0000${accountSid}\u0000${sid}`;
   // Kept in id order; `head` skips trimmed entries so trimming is O(1) and compaction is occasional.
   let log: Stored[] = [];
   let head = 0;
@@ -70,23 +76,57 @@ export function createMemoryEventLog(options: ResolvedStorageOptions): EventLog 
     return lo;
   };
 
+  /** Stores one event from its JSON (a copy: what is stored cannot change under the caller). Synchronous. */
+  const store = (json: string): EventRecord => {
+    if (closed) throw new Error('event log is closed');
+    const parts = nextId();
+    // Values read back are the same shapes the Redis log gives (no Dates, no undefined fields).
+    const record = { ...(JSON.parse(json) as NewEvent), id: formatEventId(parts) } as EventRecord;
+    log.push({ record, parts });
+    if (record.kind === 'call') {
+      const key = callKey(record.accountSid, record.callSid);
+      const history = byCall.get(key);
+      if (history) history.push(record);
+      else byCall.set(key, [record]);
+    }
+    trim();
+    fanOut.publish(record);
+    return record;
+  };
+
   return {
     async append(event: NewEvent): Promise<EventRecord> {
+      return store(JSON.stringify(event));
+    },
+
+    async appendStatus(append): Promise<StatusAppendResult> {
       if (closed) throw new Error('event log is closed');
-      const parts = nextId();
-      // A JSON copy: what is stored cannot change under the caller, and values read back are the same
-      // shapes the Redis log gives (no Dates, no undefined fields).
-      const record = { ...(JSON.parse(JSON.stringify(event)) as NewEvent), id: formatEventId(parts) } as EventRecord;
-      log.push({ record, parts });
-      if (record.kind === 'call') {
-        const key = callKey(record.accountSid, record.callSid);
-        const history = byCall.get(key);
-        if (history) history.push(record);
-        else byCall.set(key, [record]);
+      checkStatusAppend(append);
+      // One synchronous run, like the Redis script: nothing else can interleave between decide and store.
+      const { kind, sid, status } = subjectOf(append.event);
+      const key = subjectKey(kind, append.event.accountSid, sid);
+      const state = subjects.get(key);
+      const previousRank = state?.rank ?? -1;
+      const decision = decideStatus(state, status, append.rank);
+      if (append.requestRef) refs.set(subjectKey('ref', append.event.accountSid, append.requestRef.ref), sid, append.requestRef.ttlMs);
+      if (!decision.forward && !append.keepNotForward) return { ...decision, event: undefined, previousRank };
+      const next: SubjectState = { rank: decision.forward ? append.rank : previousRank, statuses: new Set(state?.statuses).add(status) };
+      subjects.set(key, next, append.stateTtlMs);
+      const event = store(withForward(eventJsonHead(append.event), decision.forward));
+      if (decision.forward && append.open) {
+        if (append.open.add) openItems?.putNow(append.open.add.set, sid, append.open.add.atMs, { onlyIfAbsent: true });
+        for (const set of append.open.remove ?? []) openItems?.removeNow(set, sid);
       }
-      trim();
-      fanOut.publish(record);
-      return record;
+      return decision.forward ? { forward: true, event, previousRank } : { ...decision, event, previousRank };
+    },
+
+    async statusRank(kind, accountSid, sid) {
+      const rank = subjects.get(subjectKey(kind, accountSid, sid))?.rank;
+      return rank === undefined || rank < 0 ? undefined : rank;
+    },
+
+    async requestRef(accountSid, ref) {
+      return refs.get(subjectKey('ref', accountSid, ref));
     },
 
     async readAfter(afterId: string | undefined, limit?: number): Promise<EventRecord[]> {

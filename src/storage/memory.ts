@@ -4,8 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Keyv } from 'keyv';
-import type { CallStateStore, DedupStore, IdempotencyRecord, IdempotencyStore, Lease, RateBudget, Storage } from './types.js';
-import { checkRank, checkTtl, resolveStorageOptions, STORAGE_DEFAULTS, type StorageOptions } from './options.js';
+import type { IdempotencyRecord, IdempotencyStore, Lease, RateBudget, Storage } from './types.js';
+import { checkTtl, resolveStorageOptions, STORAGE_DEFAULTS, type StorageOptions } from './options.js';
 import { createKeyvCache, LruTtlStore } from './cache.js';
 import { createMemoryEventLog } from './memory-event-log.js';
 import { ExpiringMap } from './expiring-map.js';
@@ -28,8 +28,8 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
     deserialize: undefined,
     throwOnErrors: true,
   });
-  const events = createMemoryEventLog(resolved);
   const openItems = createMemoryOpenItems();
+  const events = createMemoryEventLog(resolved, openItems);
   const budgets = new Map<string, RateBudget>();
   let closed = false;
 
@@ -37,8 +37,6 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
     kind: 'memory',
     cache: createKeyvCache(keyv, resolved.logger),
     events,
-    dedup: createMemoryDedup(clock),
-    callState: createMemoryCallState(clock),
     idempotency: createMemoryIdempotency(clock),
     lease: createMemoryLease(clock),
     openItems,
@@ -61,40 +59,6 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
       await events.close();
       await openItems.close();
       await keyv.clear();
-    },
-  };
-}
-
-/** First-writer-wins claims in a Map with expiry. */
-export function createMemoryDedup(clock: () => number): DedupStore {
-  const claims = new ExpiringMap<true>(clock);
-  return {
-    async claim(key, ttlMs) {
-      checkTtl(ttlMs);
-      if (claims.get(key)) return false;
-      claims.set(key, true, ttlMs);
-      return true;
-    },
-    async release(key) {
-      claims.delete(key);
-    },
-  };
-}
-
-/** Forward-only ranks in a Map with expiry; the TTL restarts on every forward move. */
-export function createMemoryCallState(clock: () => number): CallStateStore {
-  const ranks = new ExpiringMap<number>(clock);
-  return {
-    async advance(key, rank, ttlMs) {
-      checkRank(rank);
-      checkTtl(ttlMs);
-      const previous = ranks.get(key) ?? -1;
-      if (rank <= previous) return { moved: false, previous };
-      ranks.set(key, rank, ttlMs);
-      return { moved: true, previous };
-    },
-    async get(key) {
-      return ranks.get(key);
     },
   };
 }

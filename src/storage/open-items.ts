@@ -5,8 +5,19 @@
 import type { Redis } from 'ioredis';
 import type { OpenItems } from './types.js';
 
+/** The memory OpenItems, with synchronous writes the memory event log's atomic step uses. */
+export interface MemoryOpenItems extends OpenItems {
+  putNow(set: string, id: string, atMs: number, options?: { onlyIfAbsent?: boolean }): void;
+  removeNow(set: string, id: string): void;
+}
+
+/** The Redis key of a set: the Redis event log's atomic step writes the same ZSETs. */
+export function redisOpenItemsKey(keyPrefix: string, set: string): string {
+  return `${keyPrefix}open:${set}`;
+}
+
 /** One process only: a Map of id → time per set. Queries sort, which is fine for the sizes one process holds. */
-export function createMemoryOpenItems(): OpenItems {
+export function createMemoryOpenItems(): MemoryOpenItems {
   const sets = new Map<string, Map<string, number>>();
   const setOf = (name: string) => {
     let set = sets.get(name);
@@ -19,13 +30,21 @@ export function createMemoryOpenItems(): OpenItems {
       .sort((a, b) => a[1] - b[1])
       .slice(0, limit)
       .map(([id]) => id);
+  const putNow = (set: string, id: string, atMs: number, options?: { onlyIfAbsent?: boolean }) => {
+    const s = setOf(set);
+    if (!options?.onlyIfAbsent || !s.has(id)) s.set(id, atMs);
+  };
+  const removeNow = (set: string, id: string) => {
+    sets.get(set)?.delete(id);
+  };
   return {
+    putNow,
+    removeNow,
     async put(set, id, atMs, options) {
-      const s = setOf(set);
-      if (!options?.onlyIfAbsent || !s.has(id)) s.set(id, atMs);
+      putNow(set, id, atMs, options);
     },
     async remove(set, id) {
-      sets.get(set)?.delete(id);
+      removeNow(set, id);
     },
     async dueBy(set, atMs, limit) {
       return select(set, (at) => at <= atMs, limit);
@@ -45,7 +64,7 @@ export function createMemoryOpenItems(): OpenItems {
 
 /** Redis: one ZSET per set under `keyPrefix`. The connection belongs to the caller (not closed here). */
 export function createRedisOpenItems(redis: Redis, keyPrefix: string): OpenItems {
-  const key = (set: string) => `${keyPrefix}open:${set}`;
+  const key = (set: string) => redisOpenItemsKey(keyPrefix, set);
   return {
     async put(set, id, atMs, options) {
       if (options?.onlyIfAbsent) await redis.zadd(key(set), 'NX', atMs, id);

@@ -58,8 +58,8 @@ function watch(emitter: { on(event: string, fn: (...args: never[]) => void): unk
 
 /**
  * An ioredis connection that fails fast. `role` names it in logs and CLIENT LIST. Retries per request are
- * 0 on purpose: replaying a command whose reply was lost could append an event twice or turn a won
- * SET NX claim into a "duplicate"; the caller gets the error and decides.
+ * 0 on purpose: replaying a command whose reply was lost could append an event twice; the caller gets
+ * the error and decides.
  */
 export function createIoRedis(url: string, role: string, logger: StorageLogger, options: { blocking?: boolean } = {}): Redis {
   const redis = new Redis(url, {

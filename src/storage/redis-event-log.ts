@@ -10,8 +10,10 @@
  *   Reads apply the age limit exactly, so both backends replay the same window.
  */
 import type { Redis } from 'ioredis';
-import type { CallEventRecord, EventLog, EventRecord, NewEvent } from './types.js';
+import type { CallEventRecord, EventLog, EventRecord, NewEvent, NotForwardReason, StatusAppendResult } from './types.js';
 import { checkLimit, type ResolvedStorageOptions } from './options.js';
+import { APPEND_STATUS_LUA, checkStatusAppend, eventJsonHead, subjectOf, withForward } from './status-step.js';
+import { redisOpenItemsKey } from './open-items.js';
 import { compareEventIdParts, formatEventId, parseCursor, parseEventId } from './event-id.js';
 import { createFanOut } from './fan-out.js';
 import { reconnectDelayMs } from './redis-connection.js';
@@ -48,6 +50,8 @@ return id
 
 interface RedisWithAppend extends Redis {
   eggAppendEvent(stream: string, history: string, maxlen: number, minid: string, json: string, ttlMs: number, cap: number, isCall: string): Promise<string>;
+  /** APPEND_STATUS_LUA (status-step.ts); keys and arguments as listed there. */
+  eggAppendStatus(numberOfKeys: number, ...keysAndArgs: Array<string | number>): Promise<[string, string, number]>;
 }
 
 type StreamEntry = [id: string, fields: string[]];
@@ -73,7 +77,14 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
   const streamKey = `${keyPrefix}events`;
   // Exotel Sids contain no ':', so account and call cannot run into each other.
   const historyKey = (accountSid: string, callSid: string) => `${keyPrefix}call:${accountSid}:${callSid}`;
+  // A subject's state and a request's reference (status-step.ts); "status:" so no key of an older layout is reused.
+  const stateKey = (kind: string, accountSid: string, sid: string) => `${keyPrefix}status:${kind}:${accountSid}:${sid}`;
+  const refKey = (accountSid: string, ref: string) => `${keyPrefix}ref:${accountSid}:${ref}`;
+  const placeholder = `${keyPrefix}-`;
+  // defineCommand sends EVALSHA (EVAL once when Redis has not seen the script): one command per step.
   if (!(redis as unknown as Partial<RedisWithAppend>).eggAppendEvent) redis.defineCommand('eggAppendEvent', { numberOfKeys: 2, lua: APPEND });
+  // The number of keys varies (open sets to remove from), so it is passed first.
+  if (!(redis as unknown as Partial<RedisWithAppend>).eggAppendStatus) redis.defineCommand('eggAppendStatus', { lua: APPEND_STATUS_LUA });
   const r = redis as RedisWithAppend;
   const fanOut = createFanOut(logger);
 
@@ -170,6 +181,57 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
       );
       // The same JSON round trip a reader gets, so the appender and every reader see equal records.
       return decode(id, json)!;
+    },
+
+    async appendStatus(append): Promise<StatusAppendResult> {
+      if (stopped) throw new Error('event log is closed');
+      checkStatusAppend(append);
+      const { event } = append;
+      const { kind, sid, status } = subjectOf(event);
+      const head = eventJsonHead(event);
+      const isCall = event.kind === 'call';
+      const remove = append.open?.remove ?? [];
+      const keys = [
+        streamKey,
+        isCall ? historyKey(event.accountSid, event.callSid) : placeholder,
+        stateKey(kind, event.accountSid, sid),
+        append.requestRef ? refKey(event.accountSid, append.requestRef.ref) : placeholder,
+        append.open?.add ? redisOpenItemsKey(keyPrefix, append.open.add.set) : placeholder,
+        ...remove.map((set) => redisOpenItemsKey(keyPrefix, set)),
+      ];
+      const [id, outcome, previous] = await r.eggAppendStatus(
+        keys.length,
+        ...keys,
+        eventRetentionCount,
+        formatEventId(minParts()),
+        head,
+        Math.ceil(eventRetentionMs),
+        EVENT_LOG_DEFAULTS.callHistoryCap,
+        isCall ? '1' : '0',
+        status,
+        append.rank,
+        append.keepNotForward ? '1' : '0',
+        Math.ceil(append.stateTtlMs),
+        append.requestRef ? sid : '',
+        append.requestRef ? Math.ceil(append.requestRef.ttlMs) : 0,
+        sid,
+        append.open?.add ? Math.round(append.open.add.atMs) : '',
+      );
+      const previousRank = Number(previous);
+      const forward = outcome === 'forward';
+      // The same JSON the script stored, so the appender and every reader see equal records.
+      const record = id === '' ? undefined : decode(id, withForward(head, forward));
+      if (forward) return { forward: true, event: record!, previousRank };
+      return { forward: false, reason: outcome as NotForwardReason, event: record, previousRank };
+    },
+
+    async statusRank(kind, accountSid, sid) {
+      const rank = await redis.hget(stateKey(kind, accountSid, sid), 'r');
+      return rank === null ? undefined : Number(rank);
+    },
+
+    async requestRef(accountSid, ref) {
+      return (await redis.get(refKey(accountSid, ref))) ?? undefined;
     },
 
     async readAfter(afterId: string | undefined, limit?: number): Promise<EventRecord[]> {

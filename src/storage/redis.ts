@@ -7,14 +7,16 @@
  *   events                 stream of every event (field "e" = JSON)
  *   call:<account>:<sid>   list of "<id> <json>" per call, expiring with the event retention
  *   cache:<key>            keyv entries
- *   dedup:<key>  state:<key>  idem:<key>  lease:<name>  budget:<name>  open:<set>
+ *   status:<kind>:<account>:<sid>   hash of a call's/SMS's forward-only state (status-step.ts)
+ *   ref:<account>:<ref>    the Sid a request created, by its reference
+ *   idem:<key>  lease:<name>  budget:<name>  open:<set>
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import KeyvRedis from '@keyv/redis';
 import { Keyv } from 'keyv';
-import type { CallStateStore, DedupStore, IdempotencyRecord, IdempotencyStore, Lease, RateBudget, Storage } from './types.js';
-import { checkRank, checkTtl, resolveStorageOptions, type StorageLogger, type StorageOptions } from './options.js';
+import type { IdempotencyRecord, IdempotencyStore, Lease, RateBudget, Storage } from './types.js';
+import { checkTtl, resolveStorageOptions, type StorageLogger, type StorageOptions } from './options.js';
 import { createKeyvCache } from './cache.js';
 import { createRedisEventLog } from './redis-event-log.js';
 import { createFallbackRateBudget, createMemoryRateBudget, createRedisRateBudget } from './rate-budget.js';
@@ -41,20 +43,6 @@ export interface RedisStorageOptions extends StorageOptions {
    */
   expectedReplicas?: number;
 }
-
-/*
- * Forward-only move. KEYS[1] = state key; ARGV = rank, ttl ms. Returns {moved 0|1, previous rank or -1}.
- */
-const ADVANCE = `
-local cur = redis.call('GET', KEYS[1])
-local prev = -1
-if cur then prev = tonumber(cur) end
-if tonumber(ARGV[1]) > prev then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return {1, prev}
-end
-return {0, prev}
-`;
 
 /* Creates the record or returns the existing one, atomically. KEYS[1]; ARGV = json, ttl ms. nil = created. */
 const BEGIN = `
@@ -83,7 +71,6 @@ return 0
 `;
 
 interface RedisWithScripts extends Redis {
-  eggAdvance(key: string, rank: number, ttlMs: number): Promise<[number, number]>;
   eggBegin(key: string, json: string, ttlMs: number): Promise<string | null>;
   eggAcquire(key: string, holder: string, ttlMs: number): Promise<number>;
   eggRelease(key: string, holder: string): Promise<number>;
@@ -91,7 +78,6 @@ interface RedisWithScripts extends Redis {
 
 function withScripts(redis: Redis): RedisWithScripts {
   // defineCommand sends EVALSHA and falls back to EVAL once, so script text rarely crosses the wire.
-  redis.defineCommand('eggAdvance', { numberOfKeys: 1, lua: ADVANCE });
   redis.defineCommand('eggBegin', { numberOfKeys: 1, lua: BEGIN });
   redis.defineCommand('eggAcquire', { numberOfKeys: 1, lua: ACQUIRE });
   redis.defineCommand('eggRelease', { numberOfKeys: 1, lua: RELEASE });
@@ -129,8 +115,6 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
     kind: 'redis',
     cache: createKeyvCache(keyv, logger),
     events,
-    dedup: createRedisDedup(command, keyPrefix),
-    callState: createRedisCallState(command, keyPrefix),
     idempotency: createRedisIdempotency(command, keyPrefix, clock),
     lease: createRedisLease(command, keyPrefix),
     openItems: createRedisOpenItems(command, keyPrefix),
@@ -171,37 +155,6 @@ function budgetSwitchLogger(logger: StorageLogger, name: string) {
   return (using: 'primary' | 'fallback', err?: unknown) => {
     if (using === 'fallback') logger.warn({ err, budget: name }, 'rate budget: Redis unavailable, using this replica\'s share in memory');
     else logger.info({ budget: name }, 'rate budget: back on Redis');
-  };
-}
-
-/** SET key 1 NX PX: the first claimer wins until the TTL ends or it releases. */
-export function createRedisDedup(redis: Redis, keyPrefix: string): DedupStore {
-  const key = (k: string) => `${keyPrefix}dedup:${k}`;
-  return {
-    async claim(k, ttlMs) {
-      checkTtl(ttlMs);
-      return (await redis.set(key(k), '1', 'PX', px(ttlMs), 'NX')) === 'OK';
-    },
-    async release(k) {
-      await redis.del(key(k));
-    },
-  };
-}
-
-/** Forward-only ranks with one Lua script per move, so concurrent replicas cannot both move from one rank. */
-export function createRedisCallState(redis: RedisWithScripts, keyPrefix: string): CallStateStore {
-  const key = (k: string) => `${keyPrefix}state:${k}`;
-  return {
-    async advance(k, rank, ttlMs) {
-      checkRank(rank);
-      checkTtl(ttlMs);
-      const [moved, previous] = await redis.eggAdvance(key(k), rank, px(ttlMs));
-      return { moved: moved === 1, previous: Number(previous) };
-    },
-    async get(k) {
-      const value = await redis.get(key(k));
-      return value === null ? undefined : Number(value);
-    },
   };
 }
 

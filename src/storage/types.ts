@@ -50,12 +50,65 @@ export interface IncomingCallRecord {
 export type EventRecord = CallEventRecord | SmsEventRecord | IncomingCallRecord;
 /** An event before the log gives it an id. */
 export type NewEvent = DistributiveOmit<EventRecord, 'id'>;
+/** An event whose `forward` flag the atomic status step decides ({@link EventLog.appendStatus}). */
+export type StatusEvent = DistributiveOmit<EventRecord, 'id' | 'forward'>;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** The kind of thing a status belongs to: a call, an SMS, or the announcement of an incoming call. */
+export type StatusSubject = EventRecord['kind'];
+
+/**
+ * What {@link EventLog.appendStatus} is asked to store. The subject is the event's kind and Sid; its
+ * status is the event's status (`incoming` for an incoming-call announcement).
+ */
+export interface StatusAppend {
+  event: StatusEvent;
+  /** Forward-only rank of the status: forward means strictly above the highest rank stored so far. */
+  rank: number;
+  /**
+   * Keep a status that is not forward (a repeat, a backwards or an equal-rank status) in the log and the
+   * call's history with `forward: false`; when false nothing is stored for it.
+   */
+  keepNotForward: boolean;
+  /** How long the subject's state (its rank and the statuses stored) is remembered after the last change, ms. */
+  stateTtlMs: number;
+  /** The reference of the request that created the subject (its callback URL carried it): ref → Sid. */
+  requestRef?: { ref: string; ttlMs: number };
+  /** Open-item bookkeeping done in the same step (OpenItems sets), only when the status is forward. */
+  open?: {
+    /** Add the Sid to this set at `atMs`, keeping an existing time (a call first heard of by a callback). */
+    add?: { set: string; atMs: number };
+    /** Remove the Sid from these sets (a final status). */
+    remove?: string[];
+  };
+}
+
+/** Why a status was not forward. */
+export type NotForwardReason = 'duplicate' | 'backwards';
+
+/** What {@link EventLog.appendStatus} decided and stored. */
+export type StatusAppendResult =
+  | { forward: true; event: EventRecord; previousRank: number }
+  /** `event` is set when it was kept (keepNotForward), undefined when nothing was stored. */
+  | { forward: false; reason: NotForwardReason; event: EventRecord | undefined; previousRank: number };
 
 /** Append-only log of events with replay and live fan-in from every replica. */
 export interface EventLog {
   /** Stores the event durably (for this backend) and returns it with its id; rejects if it could not be stored. */
   append(event: NewEvent): Promise<EventRecord>;
+  /**
+   * The live pipeline's one atomic step (one Lua script on Redis, one synchronous function in memory):
+   * dedup on (account, Sid, status), the forward-only decision and the append happen together, with the
+   * request reference and open-item bookkeeping. Nothing is ever claimed without being stored, so a crash
+   * at any point leaves either nothing (a retry goes through as the change) or the stored event (a retry
+   * is a duplicate). Equal-rank statuses (two final call statuses): the first stored wins.
+   * Rejects if it could not be stored.
+   */
+  appendStatus(append: StatusAppend): Promise<StatusAppendResult>;
+  /** The highest rank stored for a subject, or undefined when none is remembered. */
+  statusRank(kind: StatusSubject, accountSid: string, sid: string): Promise<number | undefined>;
+  /** The Sid a request created, by the reference stored with one of its statuses. */
+  requestRef(accountSid: string, ref: string): Promise<string | undefined>;
   /** Events with id > afterId, oldest first, up to `limit`. Unknown/expired afterId → from the oldest kept. */
   readAfter(afterId: string | undefined, limit?: number): Promise<EventRecord[]>;
   /** Every event appended by any replica, in log order, from now on. Returns an unsubscribe function. */
@@ -65,24 +118,6 @@ export interface EventLog {
   /** The id of the newest event, or undefined when the log is empty. */
   lastId(): Promise<string | undefined>;
   close(): Promise<void>;
-}
-
-/** First-writer-wins claims with expiry (dedup of callbacks; SET NX PX). */
-export interface DedupStore {
-  /** True when this caller is the first to claim `key` within `ttlMs`. */
-  claim(key: string, ttlMs: number): Promise<boolean>;
-  /** Forget a claim (used when storing the claimed event failed, so a retry is not lost). */
-  release(key: string): Promise<void>;
-}
-
-/** Forward-only per-call state (queued < ringing < in-progress < terminal), atomic across replicas. */
-export interface CallStateStore {
-  /**
-   * Moves `key` to `rank` if that is strictly forward; answers whether it moved and the previous rank
-   * (-1 when unknown).
-   */
-  advance(key: string, rank: number, ttlMs: number): Promise<{ moved: boolean; previous: number }>;
-  get(key: string): Promise<number | undefined>;
 }
 
 export type IdempotencyRecord =
@@ -165,12 +200,10 @@ export interface Storage {
   kind: 'memory' | 'redis';
   cache: Cache;
   events: EventLog;
-  dedup: DedupStore;
-  callState: CallStateStore;
   idempotency: IdempotencyStore;
   lease: Lease;
-  /** Open calls/SMS and watched calls of the live pipeline; optional until every backend builds one. */
-  openItems?: OpenItems;
+  /** Open calls/SMS and watched calls of the live pipeline (EventLog.appendStatus keeps them too). */
+  openItems: OpenItems;
   /** A rolling-window budget named `name` (e.g. the Exotel account), shared by every replica on Redis. */
   rateBudget(name: string, limit: number, windowMs: number): RateBudget;
   /** True when the backend answers (readiness). */

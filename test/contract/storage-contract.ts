@@ -4,7 +4,7 @@
  * same keys) and trims the event log approximately; memory has an injected clock.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { EventRecord, NewEvent, Storage } from '../../src/storage/types.js';
+import type { EventRecord, NewEvent, StatusAppend, Storage } from '../../src/storage/types.js';
 import type { CallStatus } from '../../src/exotel/types.js';
 import { compareEventIds } from '../../src/storage/event-id.js';
 
@@ -223,57 +223,121 @@ export function describeStorageContract(name: string, make: (options?: HarnessOp
       });
     });
 
-    describe('dedup', () => {
-      it('lets exactly one of many concurrent claims win, until released or expired', async () => {
-        const { storage, elapse } = await harness();
-        const results = await Promise.all(Array.from({ length: 20 }, () => storage.dedup.claim('cb:1', 60_000)));
-        expect(results.filter(Boolean)).toHaveLength(1);
-        expect(await storage.dedup.claim('cb:2', 60_000)).toBe(true);
-        await storage.dedup.release('cb:1');
-        expect(await storage.dedup.claim('cb:1', 60_000)).toBe(true);
-        expect(await storage.dedup.claim('cb:short', 50)).toBe(true);
-        await elapse(150);
-        expect(await storage.dedup.claim('cb:short', 50)).toBe(true);
-        expect(await storage.dedup.claim('cb:2', 60_000)).toBe(false);
-      });
-    });
-
-    describe('call state', () => {
-      it('only moves forward, answering the previous rank', async () => {
-        const { storage } = await harness();
-        expect(await storage.callState.get('CA1')).toBeUndefined();
-        expect(await storage.callState.advance('CA1', 1, 60_000)).toEqual({ moved: true, previous: -1 });
-        expect(await storage.callState.advance('CA1', 1, 60_000)).toEqual({ moved: false, previous: 1 });
-        expect(await storage.callState.advance('CA1', 0, 60_000)).toEqual({ moved: false, previous: 1 });
-        expect(await storage.callState.advance('CA1', 3, 60_000)).toEqual({ moved: true, previous: 1 });
-        expect(await storage.callState.get('CA1')).toBe(3);
-        expect(await storage.callState.get('CA2')).toBeUndefined();
-        await expect(storage.callState.advance('CA1', -1, 60_000)).rejects.toThrow(/rank/);
+    describe('atomic status step (appendStatus)', () => {
+      const status = (callSid: string, st: CallStatus, rank: number, extra: Partial<StatusAppend> = {}): StatusAppend => ({
+        event: { kind: 'call', accountSid: 'acc1', callSid, status: st, at: '2026-11-20T10:00:00+05:30', source: 'WEBHOOK', data: { st } },
+        rank,
+        keepNotForward: true,
+        stateTtlMs: 60_000,
+        ...extra,
       });
 
-      it('is atomic: of 100 parallel advances only forward moves win, each from the rank the last one left', async () => {
+      it('dedups on (account, Sid, status), moves forward only, and keeps what is not forward as history', async () => {
         const { storage } = await harness();
-        const ranks = shuffled(Array.from({ length: 100 }, (_, i) => i));
-        const results = await Promise.all(ranks.map((rank) => storage.callState.advance('CA-race', rank, 60_000).then((r) => ({ rank, ...r }))));
-        const moved = results.filter((r) => r.moved).sort((a, b) => a.rank - b.rank);
-        // The winners form one chain -1 → r1 → r2 → … → 99: no two advances saw the same previous rank.
-        let previous = -1;
-        for (const r of moved) {
-          expect(r.previous).toBe(previous);
-          expect(r.rank).toBeGreaterThan(previous);
-          previous = r.rank;
+        const ev = storage.events;
+        const r1 = await ev.appendStatus(status('CA1', 'RINGING', 1));
+        expect(r1).toMatchObject({ forward: true, previousRank: -1, event: { kind: 'call', callSid: 'CA1', status: 'RINGING', forward: true, data: { st: 'RINGING' } } });
+        expect(await ev.appendStatus(status('CA1', 'RINGING', 1))).toMatchObject({ forward: false, reason: 'duplicate', previousRank: 1, event: { forward: false } });
+        expect(await ev.appendStatus(status('CA1', 'QUEUED', 0))).toMatchObject({ forward: false, reason: 'backwards', event: { forward: false } });
+        expect(await ev.appendStatus(status('CA1', 'COMPLETED', 3))).toMatchObject({ forward: true, previousRank: 1 });
+        // Another account's call of the same Sid is another subject.
+        const other = status('CA1', 'RINGING', 1);
+        other.event = { ...other.event, accountSid: 'acc2' };
+        expect(await ev.appendStatus(other)).toMatchObject({ forward: true, previousRank: -1 });
+        // Not kept: nothing stored at all (the gateway's own repeats).
+        const before = await ev.lastId();
+        expect(await ev.appendStatus(status('CA1', 'RINGING', 1, { keepNotForward: false }))).toEqual({ forward: false, reason: 'duplicate', event: undefined, previousRank: 3 });
+        expect(await ev.lastId()).toBe(before);
+        const history = await ev.callHistory('acc1', 'CA1');
+        expect(history.map((e) => `${e.status}:${e.forward}`)).toEqual(['RINGING:true', 'RINGING:false', 'QUEUED:false', 'COMPLETED:true']);
+        expect(r1.event).toEqual(history[0]);
+        expect(await ev.statusRank('call', 'acc1', 'CA1')).toBe(3);
+        expect(await ev.statusRank('call', 'acc1', 'CA-none')).toBeUndefined();
+        expect(await ev.statusRank('sms', 'acc1', 'CA1')).toBeUndefined();
+        await expect(ev.appendStatus(status('CA1', 'RINGING', -1))).rejects.toThrow(/rank/);
+      });
+
+      it('settles equal-rank statuses by the first stored: the other is history, not forward', async () => {
+        const { storage } = await harness();
+        expect(await storage.events.appendStatus(status('CA2', 'COMPLETED', 3))).toMatchObject({ forward: true });
+        expect(await storage.events.appendStatus(status('CA2', 'BUSY', 3))).toMatchObject({ forward: false, reason: 'backwards', event: { status: 'BUSY', forward: false } });
+        expect(await storage.events.appendStatus(status('CA2', 'BUSY', 3))).toMatchObject({ forward: false, reason: 'duplicate' });
+      });
+
+      it('is atomic across replicas: of conflicting final statuses sent at once, exactly one is forward', async () => {
+        const { storage, replica } = await harness();
+        const other = replica ? await replica() : storage;
+        const sids = Array.from({ length: 50 }, (_, i) => `CA-race-${i}`);
+        const results = await Promise.all(
+          sids.flatMap((sid) => [
+            storage.events.appendStatus(status(sid, 'COMPLETED', 3)),
+            other.events.appendStatus(status(sid, 'BUSY', 3)),
+            other.events.appendStatus(status(sid, 'COMPLETED', 3)),
+          ]),
+        );
+        for (let i = 0; i < sids.length; i += 1) {
+          const three = results.slice(i * 3, i * 3 + 3);
+          expect(three.filter((r) => r.forward)).toHaveLength(1);
+          const history = await storage.events.callHistory('acc1', sids[i]!);
+          expect(history).toHaveLength(3);
+          expect(history.filter((e) => e.forward)).toHaveLength(1);
+          // The history's first entry is the winner: decided and stored in one step.
+          expect(history[0]!.forward).toBe(true);
         }
-        expect(previous).toBe(99);
-        for (const r of results.filter((x) => !x.moved)) expect(r.previous).toBeGreaterThanOrEqual(r.rank);
-        expect(await storage.callState.get('CA-race')).toBe(99);
       });
 
-      it('forgets a call after its TTL', async () => {
+      it('stores the request reference and the open-item bookkeeping in the same step', async () => {
+        const { storage } = await harness();
+        const ev = storage.events;
+        await ev.appendStatus(status('CA3', 'IN_PROGRESS', 2, { requestRef: { ref: 'ref-0123456789abcdef', ttlMs: 60_000 }, open: { add: { set: 'calls:acc1', atMs: 1_000 } } }));
+        expect(await ev.requestRef('acc1', 'ref-0123456789abcdef')).toBe('CA3');
+        expect(await ev.requestRef('acc2', 'ref-0123456789abcdef')).toBeUndefined();
+        expect(await storage.openItems.dueBy('calls:acc1', 1_000, 10)).toEqual(['CA3']);
+        // An id already there keeps its time.
+        await ev.appendStatus(status('CA4', 'RINGING', 1, { open: { add: { set: 'calls:acc1', atMs: 5 } } }));
+        await ev.appendStatus(status('CA4', 'IN_PROGRESS', 2, { open: { add: { set: 'calls:acc1', atMs: 2_000 } } }));
+        expect(await storage.openItems.dueBy('calls:acc1', 10, 10)).toEqual(['CA4']);
+        // Applied only to a forward status.
+        await ev.appendStatus(status('CA3', 'RINGING', 1, { open: { remove: ['calls:acc1'] } }));
+        expect(await storage.openItems.dueBy('calls:acc1', 1_000, 10)).toEqual(['CA4', 'CA3']);
+        await storage.openItems.put('watched:acc1', 'CA3', 1);
+        await ev.appendStatus(status('CA3', 'COMPLETED', 3, { open: { remove: ['calls:acc1', 'watched:acc1'] } }));
+        expect(await storage.openItems.dueBy('calls:acc1', 1_000, 10)).toEqual(['CA4']);
+        expect(await storage.openItems.dueBy('watched:acc1', 1_000, 10)).toEqual([]);
+      });
+
+      it('keeps SMS and incoming-call announcements apart from calls, announced once', async () => {
+        const { storage } = await harness();
+        const ev = storage.events;
+        const sms = (st: 'SENT' | 'DELIVERED' | 'FAILED', rank: number): StatusAppend => ({
+          event: { kind: 'sms', accountSid: 'acc1', smsSid: 'SM1', status: st, at: '2026-11-20T10:00:00+05:30', source: 'WEBHOOK' },
+          rank,
+          keepNotForward: true,
+          stateTtlMs: 60_000,
+        });
+        expect(await ev.appendStatus(sms('SENT', 3))).toMatchObject({ forward: true, event: { kind: 'sms', smsSid: 'SM1', forward: true } });
+        expect(await ev.appendStatus(sms('DELIVERED', 4))).toMatchObject({ forward: true });
+        expect(await ev.appendStatus(sms('FAILED', 4))).toMatchObject({ forward: false, reason: 'backwards' });
+        const incoming: StatusAppend = {
+          event: { kind: 'incoming', accountSid: 'acc1', callSid: 'SM1', at: '2026-11-20T10:00:00+05:30', source: 'WEBHOOK', data: { flow: '1' } },
+          rank: 0,
+          keepNotForward: true,
+          stateTtlMs: 60_000,
+        };
+        expect(await ev.appendStatus(incoming)).toMatchObject({ forward: true, event: { kind: 'incoming', forward: true } });
+        expect(await ev.appendStatus(incoming)).toMatchObject({ forward: false, reason: 'duplicate', event: { kind: 'incoming', forward: false } });
+        // A call with the same Sid is not the announcement's subject.
+        expect(await ev.appendStatus(status('SM1', 'RINGING', 1))).toMatchObject({ forward: true });
+        expect(await ev.statusRank('sms', 'acc1', 'SM1')).toBe(4);
+      });
+
+      it('forgets a subject after its state TTL, and a request reference after its own', async () => {
         const { storage, elapse } = await harness();
-        await storage.callState.advance('CA-ttl', 5, 50);
+        await storage.events.appendStatus(status('CA-ttl', 'COMPLETED', 3, { stateTtlMs: 50, requestRef: { ref: 'ref-ttl-0123456789ab', ttlMs: 50 } }));
         await elapse(150);
-        expect(await storage.callState.get('CA-ttl')).toBeUndefined();
-        expect(await storage.callState.advance('CA-ttl', 1, 50)).toEqual({ moved: true, previous: -1 });
+        expect(await storage.events.statusRank('call', 'acc1', 'CA-ttl')).toBeUndefined();
+        expect(await storage.events.requestRef('acc1', 'ref-ttl-0123456789ab')).toBeUndefined();
+        expect(await storage.events.appendStatus(status('CA-ttl', 'RINGING', 1, { stateTtlMs: 50 }))).toMatchObject({ forward: true, previousRank: -1 });
       });
     });
 
@@ -397,13 +461,4 @@ function deferred() {
 /** Waits for a condition that an asynchronous delivery will make true (bounded by the test timeout). */
 async function until(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((r) => setTimeout(r, 5));
-}
-
-function shuffled<T>(items: T[]): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
 }

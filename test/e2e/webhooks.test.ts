@@ -243,8 +243,9 @@ describe('when the event log cannot store', () => {
     // The only fault here a real part cannot produce on demand: the log refusing one write.
     const storage = createMemoryStorage();
     let refuse = 1;
-    const append = storage.events.append.bind(storage.events);
-    storage.events.append = (event) => (event.source === 'WEBHOOK' && event.kind === 'call' && refuse-- > 0 ? Promise.reject(new Error('disk full')) : append(event));
+    const appendStatus = storage.events.appendStatus.bind(storage.events);
+    storage.events.appendStatus = (append) =>
+      append.event.source === 'WEBHOOK' && append.event.kind === 'call' && refuse-- > 0 ? Promise.reject(new Error('disk full')) : appendStatus(append);
     const g = await startGateway({ SIMULATOR_TIME_SCALE: '0.02', LIVE_POLL_INTERVAL_MS: '60000' }, {}, { storage });
     const client = wsClient(g.wsUrl);
     try {

@@ -20,14 +20,11 @@ function setup(events?: (log: EventLog) => EventLog): { deps: IngestDeps; storag
   const deps: IngestDeps = {
     accountSid: ACCOUNT,
     events: log,
-    dedup: storage.dedup,
-    callState: storage.callState,
-    openItems: storage.openItems!,
     entities: createEntityCache(storage.cache, ACCOUNT),
     logger: createLogger({ level: 'silent' }),
     now: Date.now,
-    dedupTtlMs: 60_000,
     stateTtlMs: 60_000,
+    requestRefTtlMs: 60_000,
     unknownCallDueMs: 60_000,
   };
   return { deps, storage, published };
@@ -72,18 +69,18 @@ describe('ingest', () => {
     let failNext = true;
     const { deps, storage, published } = setup((log) => ({
       ...log,
-      append: (event) => {
+      appendStatus: (append) => {
         if (failNext) {
           failNext = false;
           return Promise.reject(new Error('disk full'));
         }
-        return log.append(event);
+        return log.appendStatus(append);
       },
     }));
     await expect(ingest(update('c4', 'COMPLETED'), deps)).rejects.toBeInstanceOf(IngestStorageError);
     expect(await storage.events.callHistory(ACCOUNT, 'c4')).toEqual([]);
     expect(published).toEqual([]);
-    // Exotel's retry: the claim was released and the state repair sees no stored forward event.
+    // Exotel's retry: nothing was claimed without being stored, so it is the change itself.
     expect((await ingest(update('c4', 'COMPLETED'), deps)).outcome).toBe('published');
     expect(published).toEqual(['COMPLETED']);
     // A third copy is an ordinary duplicate.
@@ -91,7 +88,7 @@ describe('ingest', () => {
     expect(published).toEqual(['COMPLETED']);
   });
 
-  it('merges the callback into the cached call before publishing', async () => {
+  it('merges the callback into the cached call', async () => {
     const { deps } = setup();
     const cached: Call = {
       sid: 'c5', parentCallSid: null, accountSid: ACCOUNT, from: '+919876543210', to: '+919812345670', phoneNumberSid: null,
@@ -109,12 +106,12 @@ describe('ingest', () => {
     let failNext = true;
     const { deps, storage } = setup((log) => ({
       ...log,
-      append: (event) => {
+      appendStatus: (append) => {
         if (failNext) {
           failNext = false;
           return Promise.reject(new Error('disk full'));
         }
-        return log.append(event);
+        return log.appendStatus(append);
       },
     }));
     const smsPublished: string[] = [];
@@ -136,10 +133,29 @@ describe('ingest', () => {
   });
 
   it('tracks open calls: a non-terminal callback opens one, a terminal one closes it', async () => {
-    const { deps } = setup();
+    const { deps, storage } = setup();
     await ingest(update('c6', 'IN_PROGRESS'), deps);
-    expect(await deps.openItems.laterThan(`calls:${ACCOUNT}`, 0, 10)).toContain('c6');
+    expect(await storage.openItems.laterThan(`calls:${ACCOUNT}`, 0, 10)).toContain('c6');
     await ingest(update('c6', 'COMPLETED'), deps);
-    expect(await deps.openItems.laterThan(`calls:${ACCOUNT}`, 0, 10)).not.toContain('c6');
+    expect(await storage.openItems.laterThan(`calls:${ACCOUNT}`, 0, 10)).not.toContain('c6');
+  });
+
+  it('settles two final statuses by the first stored: the other is history, not published', async () => {
+    const { deps, storage, published } = setup();
+    const [a, b] = await Promise.all([ingest(update('c7', 'COMPLETED'), deps), ingest(update('c7', 'BUSY'), deps)]);
+    expect([a.outcome, b.outcome]).toEqual(['published', 'recorded']);
+    expect(b).toMatchObject({ reason: 'backwards' });
+    expect(published).toEqual(['COMPLETED']);
+    expect((await storage.events.callHistory(ACCOUNT, 'c7')).map((e) => `${e.status}:${e.forward}`)).toEqual(['COMPLETED:true', 'BUSY:false']);
+  });
+
+  it('announces an incoming call once, and stores the request reference a callback carries', async () => {
+    const { deps, storage } = setup();
+    const call = { sid: 'c8', status: 'RINGING' } as Call;
+    const incoming = { kind: 'incoming' as const, callSid: 'c8', at: '2026-11-20T10:00:00+05:30', source: 'WEBHOOK' as const, call, extra: { flow_id: '9' } };
+    expect((await ingest(incoming, deps)).outcome).toBe('published');
+    expect((await ingest(incoming, deps)).outcome).toBe('recorded');
+    await ingest({ ...update('c9', 'IN_PROGRESS'), requestRef: 'ref-abcdefghijklmnop' }, deps);
+    expect(await storage.events.requestRef(ACCOUNT, 'ref-abcdefghijklmnop')).toBe('c9');
   });
 });

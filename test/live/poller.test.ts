@@ -51,21 +51,17 @@ async function setup(options: { budgetLimit: number; maxCallsPerTick: number }):
   const ingestDeps: IngestDeps = {
     accountSid: sim.accountSid,
     events: storage.events,
-    dedup: storage.dedup,
-    callState: storage.callState,
-    openItems: storage.openItems!,
     entities: createEntityCache(storage.cache, sim.accountSid),
     logger,
     now,
-    dedupTtlMs: 600_000,
     stateTtlMs: 600_000,
+    requestRefTtlMs: 600_000,
     unknownCallDueMs: 600_000,
   };
   const poller = createPoller({
     accountSid: sim.accountSid,
     exotel,
-    openItems: storage.openItems!,
-    callState: storage.callState,
+    openItems: storage.openItems,
     lease: storage.lease,
     topics: createTopics({ events: storage.events, accountSid: sim.accountSid, queueLimit: 100 }),
     ingestDeps,

@@ -59,8 +59,10 @@ describe('redis storage with no Redis listening', () => {
     await expect(storage.events.readAfter(undefined)).rejects.toThrow();
     await expect(storage.events.callHistory('acc', 'CA1')).rejects.toThrow();
     await expect(storage.events.lastId()).rejects.toThrow();
-    await expect(storage.dedup.claim('k', 1000)).rejects.toThrow();
-    await expect(storage.callState.advance('k', 1, 1000)).rejects.toThrow();
+    await expect(
+      storage.events.appendStatus({ event: { kind: 'incoming', accountSid: 'acc', callSid: 'CA1', at: '2026-11-20T10:00:00Z', source: 'WEBHOOK' }, rank: 0, keepNotForward: true, stateTtlMs: 1000 }),
+    ).rejects.toThrow();
+    await expect(storage.events.statusRank('call', 'acc', 'CA1')).rejects.toThrow();
     await expect(storage.idempotency.begin('k', 'fp', 1000)).rejects.toThrow();
     await expect(storage.lease.acquire('k', 1000)).rejects.toThrow();
 
@@ -194,7 +196,7 @@ describe.skipIf(!runOutage)('redis storage across a Redis outage', () => {
       await storage.cache.set('x', 'back', 60_000);
       return (await storage.cache.get('x')) === 'back';
     });
-    expect(await storage.dedup.claim('after-outage', 60_000)).toBe(true);
+    expect(await storage.events.statusRank('call', 'acc', 'CA-after-outage')).toBeUndefined();
     expect(unhandled).toEqual([]);
   });
 });

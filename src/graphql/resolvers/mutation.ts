@@ -156,7 +156,8 @@ function requestRef(ctx: GraphQLContext, key: string | undefined): string | unde
 
 /** The call or SMS a request created, once its callback has told the gateway (undefined until then). */
 async function created<T>(ctx: GraphQLContext, ref: string, loader: { load(sid: string): Promise<T | null> }): Promise<T | undefined> {
-  const sid = await ctx.cache.getRequestRef(ref);
+  // Stored with the first status that named it (a callback, or the reconciler's look at the call).
+  const sid = await ctx.storage.events.requestRef(ctx.exotel.accountSid, ref);
   if (!sid) return undefined;
   return (await loader.load(sid)) ?? undefined;
 }
