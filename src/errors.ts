@@ -30,6 +30,8 @@ export interface GatewayErrorOptions {
   fields?: FieldProblem[];
   /** HTTP status Exotel answered with, when the error came from Exotel. */
   upstreamStatus?: number;
+  /** Exotel's numeric `RestException.Code` (e.g. 35008, 340030), when Exotel sent one. Not secret. */
+  exotelCode?: number;
   /** Which rule rejected the request (BAD_USER_INPUT from a limit), e.g. "MAX_DEPTH". */
   reason?: string;
   cause?: unknown;
@@ -47,6 +49,7 @@ export class GatewayError extends Error {
   readonly field: string | undefined;
   readonly fields: FieldProblem[] | undefined;
   readonly upstreamStatus: number | undefined;
+  readonly exotelCode: number | undefined;
   readonly reason: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: GatewayErrorOptions = {}) {
@@ -57,6 +60,7 @@ export class GatewayError extends Error {
     this.field = options.field;
     this.fields = options.fields;
     this.upstreamStatus = options.upstreamStatus;
+    this.exotelCode = options.exotelCode;
     this.reason = options.reason;
   }
 
@@ -67,6 +71,7 @@ export class GatewayError extends Error {
     if (this.field !== undefined) ext.field = this.field;
     if (this.fields !== undefined) ext.fields = this.fields;
     if (this.upstreamStatus !== undefined) ext.upstreamStatus = this.upstreamStatus;
+    if (this.exotelCode !== undefined) ext.exotelCode = this.exotelCode;
     if (this.reason !== undefined) ext.reason = this.reason;
     return ext;
   }
@@ -96,18 +101,70 @@ export function badInputs(problems: readonly FieldProblem[]): GatewayError {
   return new GatewayError(ErrorCode.BAD_USER_INPUT, message, { field: first.field, fields: [...problems] });
 }
 
+/** What an Exotel error body says: its message and numeric code, each when present. */
+export interface ExotelErrorBody {
+  message?: string;
+  code?: number;
+}
+
+/** Exotel's numeric `RestException.Code` (a JSON number or a string of digits); anything else → undefined. */
+export function exotelCode(value: unknown): number | undefined {
+  const s = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : '';
+  if (!/^\d{1,9}$/.test(s)) return undefined;
+  return Number(s);
+}
+
+/**
+ * Reads a RestException body, JSON (`{"RestException": {"Status", "Message", "Code"}}`) or XML
+ * (`<TwilioResponse><RestException><Message>…</Message><Code>…</Code>…`): Exotel sends XML error bodies
+ * even when JSON was asked for (exotel-api.md, "What real traffic shows").
+ */
+export function parseExotelError(body: string): ExotelErrorBody {
+  const out: ExotelErrorBody = {};
+  const trimmed = body.trim();
+  if (trimmed.startsWith('<')) {
+    const tag = (name: string) => new RegExp(`<${name}>\\s*([\\s\\S]*?)\\s*</${name}>`).exec(trimmed)?.[1];
+    const message = tag('Message') && xmlText(tag('Message')!);
+    if (message) out.message = message;
+    const code = exotelCode(tag('Code'));
+    if (code !== undefined) out.code = code;
+    return out;
+  }
+  try {
+    const json = JSON.parse(trimmed) as { RestException?: { Message?: unknown; Code?: unknown } };
+    const m = json?.RestException?.Message;
+    if (typeof m === 'string' && m.trim()) out.message = m.trim();
+    const code = exotelCode(json?.RestException?.Code);
+    if (code !== undefined) out.code = code;
+  } catch {
+    // Not JSON and not XML (an HTML error page from a proxy): nothing Exotel-shaped to keep.
+  }
+  return out;
+}
+
+/** The five XML entities, decoded; CDATA unwrapped. */
+function xmlText(raw: string): string {
+  const cdata = /^<!\[CDATA\[([\s\S]*)\]\]>$/.exec(raw);
+  if (cdata) return cdata[1]!.trim();
+  return raw
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&apos;/g, "'")
+    .replace(/&amp;/g, '&')
+    .trim();
+}
+
 /** Exotel's message from a RestException body (JSON or the XML variant), if it has one. */
 export function exotelMessage(body: string): string | undefined {
-  try {
-    const json = JSON.parse(body) as { RestException?: { Message?: unknown } };
-    const m = json?.RestException?.Message;
-    if (typeof m === 'string' && m.trim()) return m.trim();
-  } catch {
-    const m = /<Message>([\s\S]*?)<\/Message>/.exec(body)?.[1];
-    if (m?.trim()) return m.trim();
-  }
-  return undefined;
+  return parseExotelError(body).message;
 }
+
+/**
+ * Exotel codes that say more than the HTTP status (exotel-api-reference.md, SMS API error codes): the
+ * account cannot pay. Other codes travel as `exotelCode` without changing the contract code.
+ */
+const BALANCE_CODES = new Set([40001]);
 
 const BALANCE = /balance|recharge|validity|credit/i;
 
@@ -116,14 +173,15 @@ const BALANCE = /balance|recharge|validity|credit/i;
  * HTTP status; the body says why). `retryAfterSeconds` comes from the Retry-After header when present.
  */
 export function fromExotelResponse(status: number, body: string, retryAfterSeconds?: number): GatewayError {
-  const message = exotelMessage(body) ?? `Exotel answered HTTP ${status}`;
-  const opts = { upstreamStatus: status };
+  const said = parseExotelError(body);
+  const message = said.message ?? `Exotel answered HTTP ${status}`;
+  const opts = { upstreamStatus: status, ...(said.code !== undefined ? { exotelCode: said.code } : {}) };
   if (status === 400) return new GatewayError(ErrorCode.BAD_USER_INPUT, `Exotel rejected the request: ${message}`, opts);
   // 401 means the gateway's own Exotel credentials are wrong: an upstream problem, not the client's.
   if (status === 401) return new GatewayError(ErrorCode.UPSTREAM_ERROR, `Exotel rejected the gateway's credentials: ${message}`, opts);
   if (status === 402) return new GatewayError(ErrorCode.INSUFFICIENT_BALANCE, message, opts);
   if (status === 403) {
-    return BALANCE.test(message)
+    return BALANCE.test(message) || (said.code !== undefined && BALANCE_CODES.has(said.code))
       ? new GatewayError(ErrorCode.INSUFFICIENT_BALANCE, message, opts)
       : new GatewayError(ErrorCode.UPSTREAM_ERROR, `Exotel refused access: ${message}`, opts);
   }
@@ -161,6 +219,9 @@ export function formatError(formatted: GraphQLFormattedError, error: unknown, op
     const ext: Record<string, unknown> = { code };
     if (formatted.extensions?.retryAfterSeconds !== undefined) ext.retryAfterSeconds = formatted.extensions.retryAfterSeconds;
     if (formatted.extensions?.field !== undefined) ext.field = formatted.extensions.field;
+    // Exotel's own status and code are not secret and say what to fix (a KYC block, an outage).
+    if (formatted.extensions?.upstreamStatus !== undefined) ext.upstreamStatus = formatted.extensions.upstreamStatus;
+    if (formatted.extensions?.exotelCode !== undefined) ext.exotelCode = formatted.extensions.exotelCode;
     return { message: formatted.message, locations: formatted.locations, path: formatted.path, extensions: ext };
   }
   return {

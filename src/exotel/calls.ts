@@ -2,7 +2,8 @@
 import { badInput, ErrorCode, GatewayError } from '../errors.js';
 import { InvalidDateTimeError, isoToExotel } from './dates.js';
 import type { ExotelHttp } from './http.js';
-import { callDirectionToWire, callStatusToWire, int, parseCall, text } from './parse.js';
+import { callDirectionToWire, callStatusToWire, int, parseCall, text, type ParseOptions } from './parse.js';
+import { SID_PATTERN } from './sid.js';
 import type {
   CallListQuery,
   CallPage,
@@ -33,12 +34,12 @@ export const CALL_LIMITS = {
 type CallsApi = Pick<ExotelApi, 'connectCall' | 'connectCallToFlow' | 'getCall' | 'listCalls'>;
 
 /** The call methods of ExotelApi. */
-export function createCallsApi(http: ExotelHttp, accountSid: string): CallsApi {
+export function createCallsApi(http: ExotelHttp, accountSid: string, parse: ParseOptions = {}): CallsApi {
   const path = (rest: string) => `${http.v1}/${rest}`;
 
   async function connect(form: URLSearchParams, options?: RequestOptions) {
     const json = (await http.request({ endpoint: 'calls.connect', method: 'POST', path: path('Calls/connect.json'), form }, options)) as WireCallResponse;
-    return parseCall(callOf(json));
+    return parseCall(callOf(json), parse);
   }
 
   return {
@@ -75,7 +76,7 @@ export function createCallsApi(http: ExotelHttp, accountSid: string): CallsApi {
         { endpoint: 'calls.get', method: 'GET', path: path(`Calls/${encodeURIComponent(required(sid, 'sid'))}.json`), query, notFoundAsNull: true },
         options,
       )) as WireCallResponse | null;
-      return json === null ? null : parseCall(callOf(json));
+      return json === null ? null : parseCall(callOf(json), parse);
     },
 
     async listCalls(query: CallListQuery, options?: RequestOptions): Promise<CallPage> {
@@ -90,7 +91,7 @@ export function createCallsApi(http: ExotelHttp, accountSid: string): CallsApi {
       }
       const meta = (json.Metadata ?? {}) as Partial<WireCallListResponse['Metadata']>;
       return {
-        calls: json.Calls.map((c: WireCall) => parseCall(c)),
+        calls: json.Calls.map((c: WireCall) => parseCall(c, parse)),
         total: int(meta.Total),
         pageSize: int(meta.PageSize) ?? json.Calls.length,
         nextAfter: cursorFrom(meta.NextPageUri, 'After'),
@@ -147,7 +148,7 @@ export function listParams(query: CallListQuery): URLSearchParams {
   if (query.sids !== undefined) {
     if (query.sids.length > CALL_LIMITS.maxSids) throw badInput('sids', `at most ${CALL_LIMITS.maxSids} Sids per request, got ${query.sids.length}`);
     query.sids.forEach((sid, i) => {
-      if (!/^[A-Za-z0-9_-]+$/.test(sid)) throw badInput(`sids[${i}]`, 'is not a call Sid');
+      if (!SID_PATTERN.test(sid)) throw badInput(`sids[${i}]`, 'is not a call Sid');
     });
     if (query.sids.length > 0) q.set('Sid', query.sids.join(','));
   }

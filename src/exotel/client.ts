@@ -6,6 +6,7 @@ import { createCallsApi } from './calls.js';
 import { epochMsToIso } from './dates.js';
 import { createExotelHttp } from './http.js';
 import { createNumbersApi } from './numbers.js';
+import { createUnreadableFieldLog, type ParseOptions } from './parse.js';
 import { resolveExotelClientOptions, type ExotelClientOptions } from './options.js';
 import { createSmsApi } from './sms.js';
 import type { ExotelApi, RateLimitStatus } from './types.js';
@@ -18,10 +19,12 @@ export function createExotelClient(options: ExotelClientOptions): ExotelApi {
   const resolved = resolveExotelClientOptions(options);
   const http = createExotelHttp(resolved);
   const { accountSid, budget } = resolved;
+  // One log of unreadable fields per client, so each odd field is reported once, not on every answer.
+  const parse: ParseOptions = { unreadable: createUnreadableFieldLog(resolved.logger), nowMs: () => resolved.clock.now() };
   return {
     accountSid,
-    ...createCallsApi(http, accountSid),
-    ...createSmsApi(http),
+    ...createCallsApi(http, accountSid, parse),
+    ...createSmsApi(http, accountSid, parse),
     ...createNumbersApi(http, accountSid),
     async rateLimit(): Promise<RateLimitStatus> {
       const status = await budget.status();

@@ -17,6 +17,9 @@ const IST_SUFFIX = '+05:30';
 export const EXOTEL_EPOCH_ZERO: ExotelDateTime = '1970-01-01 05:30:00';
 
 const EXOTEL_RE = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/;
+// Passthru/Connect-applet requests write `Created` as "Wed, 23 Feb 2022 12:31:59" — IST too, no zone.
+const EXOTEL_WORDY_RE = /^(?:[A-Za-z]{3},\s*)?(\d{1,2}) ([A-Za-z]{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2})$/;
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
 // Seconds and fractions are optional (GraphQL clients often send "…T10:00Z"); the offset is not, because a
 // time without a zone cannot be placed on the timeline.
 const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})$/i;
@@ -66,20 +69,29 @@ function shiftedFields(epochMs: number, offsetMs: number): Fields {
   };
 }
 
-/** Epoch milliseconds of an Exotel timestamp; throws InvalidDateTimeError when malformed. */
+/**
+ * Epoch milliseconds of an Exotel timestamp ("2026-11-20 10:00:00", or "Fri, 20 Nov 2026 10:00:00" as
+ * Passthru requests write it), always read as IST whatever the process's TZ; throws InvalidDateTimeError.
+ */
 export function exotelToEpochMs(value: ExotelDateTime): number {
-  const m = EXOTEL_RE.exec(value);
-  const utc = m
-    ? wallClockAsUtcMs({ year: +m[1]!, month: +m[2]!, day: +m[3]!, hour: +m[4]!, minute: +m[5]!, second: +m[6]!, ms: 0 })
-    : undefined;
+  const utc = exotelWallClockMs(value);
   if (utc === undefined) throw new InvalidDateTimeError(value, 'Exotel "YYYY-MM-DD HH:mm:ss" (IST)');
   return utc - IST_OFFSET_MS;
 }
 
+/** The wall-clock of an Exotel timestamp as if it were UTC, or undefined when it is not one. */
+function exotelWallClockMs(value: string): number | undefined {
+  const m = EXOTEL_RE.exec(value);
+  if (m) return wallClockAsUtcMs({ year: +m[1]!, month: +m[2]!, day: +m[3]!, hour: +m[4]!, minute: +m[5]!, second: +m[6]!, ms: 0 });
+  const w = EXOTEL_WORDY_RE.exec(value);
+  const month = w ? MONTHS.indexOf(w[2]!.toLowerCase()) + 1 : 0;
+  if (!w || month === 0) return undefined;
+  return wallClockAsUtcMs({ year: +w[3]!, month, day: +w[1]!, hour: +w[4]!, minute: +w[5]!, second: +w[6]!, ms: 0 });
+}
+
 /** "2026-11-20 10:00:00" → "2026-11-20T10:00:00+05:30" (same instant, zone made explicit). */
 export function exotelToIso(value: ExotelDateTime): IsoDateTime {
-  exotelToEpochMs(value); // validates: shape and a day that exists
-  return `${value.replace(' ', 'T')}${IST_SUFFIX}`;
+  return epochMsToIso(exotelToEpochMs(value));
 }
 
 /** Epoch milliseconds of an ISO-8601 timestamp with an offset (Z or ±HH:MM); throws InvalidDateTimeError. */
@@ -130,7 +142,10 @@ export function isoToExotel(value: IsoDateTime): ExotelDateTime {
   return epochMsToExotel(isoToEpochMs(value));
 }
 
-/** True for Exotel's "not set" placeholder date (epoch zero in IST). */
+/**
+ * True for Exotel's "not set" placeholder dates: epoch zero in IST (what Exotel sends) and the
+ * all-zero date some exports write instead.
+ */
 export function isExotelEpochZero(value: string): boolean {
-  return value === EXOTEL_EPOCH_ZERO;
+  return value === EXOTEL_EPOCH_ZERO || value === '0000-00-00 00:00:00';
 }

@@ -18,7 +18,7 @@
  *   (connection refused, DNS, connect timeout) are UPSTREAM_UNAVAILABLE, and even those are not retried
  *   here: the caller's idempotency record decides.
  */
-import { assertNever, ErrorCode, fromExotelResponse, GatewayError } from '../errors.js';
+import { assertNever, ErrorCode, fromExotelResponse, GatewayError, parseExotelError } from '../errors.js';
 import { createBudgetQueue, type BudgetQueue } from './budget-queue.js';
 import type { ResolvedExotelClientOptions } from './options.js';
 import { createRetryBudget, fullJitterBackoffMs, parseRetryAfterMs, sleep } from './retry.js';
@@ -195,7 +195,9 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
         }
         if (status >= 500) {
           if (isPost) {
-            throw outcomeUnknown(`Exotel answered HTTP ${status}`, status);
+            // Still OUTCOME_UNKNOWN (Exotel may have acted), but with Exotel's own words and code (e.g. 35008).
+            const said = parseExotelError(redact(outcome.body));
+            throw outcomeUnknown(`Exotel answered HTTP ${status}${said.message ? `: ${said.message}` : ''}`, status, said.code);
           }
           if (await retryTransient(++triesTransient, log, status, signal)) continue;
         }
@@ -265,11 +267,11 @@ function arrivalKnown(outcome: Outcome): boolean {
   }
 }
 
-function outcomeUnknown(what: string, upstreamStatus?: number): GatewayError {
+function outcomeUnknown(what: string, upstreamStatus?: number, exotelCode?: number): GatewayError {
   return new GatewayError(
     ErrorCode.OUTCOME_UNKNOWN,
     `The request may have reached Exotel (${what}); it was not retried. Check its status before trying again.`,
-    upstreamStatus === undefined ? {} : { upstreamStatus },
+    { ...(upstreamStatus === undefined ? {} : { upstreamStatus }), ...(exotelCode === undefined ? {} : { exotelCode }) },
   );
 }
 

@@ -1,13 +1,14 @@
 /**
  * Exotel wire objects → the gateway's domain types.
  *
- * Exotel is loose (exotel-api.md): empty fields arrive as "" or null, numbers often as strings, statuses
- * in two spellings, and unset dates as epoch zero. Every such quirk is absorbed here so the rest of the
- * gateway sees one clean shape. A value that cannot be understood at all (an unknown call status, a
- * malformed date in a required field) is an upstream error, never a silent guess.
+ * Exotel is loose (exotel-api.md, "What real traffic shows"): empty fields arrive as "", null or the
+ * string "null"; numbers as JSON numbers or strings; statuses in two spellings; unset dates as epoch zero
+ * in IST. Every such quirk is absorbed here so the rest of the gateway sees one clean shape. A field that
+ * cannot be read at all becomes null (reported once through `unreadable`, logged at debug by the client);
+ * only an object without a Sid or with an unknown status is an upstream error, never a silent guess.
  */
 import { ErrorCode, GatewayError } from '../errors.js';
-import { exotelToIso, isExotelEpochZero } from './dates.js';
+import { epochMsToIso, exotelToIso, isExotelEpochZero, isoToEpochMs } from './dates.js';
 import type {
   Call,
   CallDirection,
@@ -28,11 +29,36 @@ function upstream(message: string): GatewayError {
   return new GatewayError(ErrorCode.UPSTREAM_ERROR, `Exotel sent an unexpected answer: ${message}`);
 }
 
-/** "" / null / undefined / whitespace → null; anything else → its string form. */
+/** Told about a field Exotel sent but the gateway could not read (it is shown as null). */
+export type UnreadableField = (object: 'Call' | 'SMSMessage' | 'ExoPhone' | 'Numbers', field: string) => void;
+
+/** How a parse runs: who hears about unreadable fields, and the clock for dates Exotel left out. */
+export interface ParseOptions {
+  unreadable?: UnreadableField;
+  /** Epoch ms "now"; stands in for a required date Exotel did not send in any readable form. */
+  nowMs?: () => number;
+}
+
+const ignore: UnreadableField = () => {};
+
+/** An UnreadableField that logs each (object, field) once at debug: the same odd field must not flood logs. */
+export function createUnreadableFieldLog(logger: { debug(obj: Record<string, unknown>, msg: string): void }): UnreadableField {
+  const seen = new Set<string>();
+  return (object, field) => {
+    const key = `${object}.${field}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    logger.debug({ object, field }, 'Exotel sent a field the gateway cannot read; it is shown as null');
+  };
+}
+
+/** "" / null / undefined / whitespace / the string "null" (legacy answers) → null; anything else → its string form. */
 export function text(value: unknown): string | null {
   if (value === null || value === undefined) return null;
   const s = typeof value === 'string' ? value : typeof value === 'number' || typeof value === 'boolean' ? String(value) : null;
-  return s === null || s.trim() === '' ? null : s;
+  if (s === null) return null;
+  const trimmed = s.trim();
+  return trimmed === '' || trimmed.toLowerCase() === 'null' ? null : s;
 }
 
 /** A number that may arrive as a string ("1.500", "47"); empty or non-numeric → null. */
@@ -50,22 +76,44 @@ export function int(value: unknown): number | null {
   return n !== null && Number.isInteger(n) ? n : null;
 }
 
-/** An optional Exotel timestamp → ISO, treating ""/null and the epoch-zero placeholder as null. */
-export function optionalDate(value: unknown, field: string): string | null {
-  const s = text(value);
-  if (s === null || isExotelEpochZero(s)) return null;
-  return requiredDate(s, field);
-}
-
-/** A timestamp that must be there (DateCreated, DateUpdated). */
-export function requiredDate(value: unknown, field: string): string {
-  const s = text(value);
-  if (s === null) throw upstream(`${field} is missing`);
+/** An Exotel timestamp (or ISO with an offset) → ISO; undefined when it is there but not a date. */
+function readDate(s: string): string | undefined {
   try {
     return exotelToIso(s);
   } catch {
-    throw upstream(`${field} is not an Exotel date (${JSON.stringify(s.slice(0, 40))})`);
+    try {
+      return epochMsToIso(isoToEpochMs(s));
+    } catch {
+      return undefined;
+    }
   }
+}
+
+/** An optional Exotel timestamp → ISO, treating ""/null/"null" and the epoch-zero placeholder as null. */
+export function optionalDate(value: unknown): string | null {
+  const s = text(value);
+  if (s === null || isExotelEpochZero(s.trim())) return null;
+  return readDate(s.trim()) ?? null;
+}
+
+/** True for a value that says something (not empty, not "null", not the epoch-zero placeholder). */
+function isPresent(value: unknown): boolean {
+  if (value === null || value === undefined) return false;
+  if (typeof value === 'object') return true;
+  const s = text(value);
+  return s !== null && !isExotelEpochZero(s.trim());
+}
+
+/**
+ * Reads one field of a wire object; a value that is there but unreadable is reported and becomes null.
+ * `read` must return null only for an empty value or an unreadable one.
+ */
+function fieldReader(object: Parameters<UnreadableField>[0], wire: Record<string, unknown>, unreadable: UnreadableField) {
+  return <T>(name: string, read: (value: unknown) => T | null, value: unknown = wire[name]): T | null => {
+    const out = read(value);
+    if (out === null && isPresent(value)) unreadable(object, name);
+    return out;
+  };
 }
 
 /** Lower-case, with "_" and "-" treated alike, so "in_progress", "In-Progress", "failed_dnd" all match. */
@@ -229,49 +277,100 @@ export function parseLegs(details: WireCallDetails | undefined | null): CallLeg[
   return legs.sort((a, b) => a.id - b.id);
 }
 
-/** `{Call: …}` → Call. */
-export function parseCall(wire: WireCall): Call {
+/** `{Call: …}` → Call. Only a missing Sid or an unknown status fails the call; other odd fields become null. */
+export function parseCall(wire: WireCall, options: ParseOptions = {}): Call {
   if (!wire || typeof wire !== 'object' || !text(wire.Sid)) throw upstream('a call without a Sid');
+  const w = wire as unknown as Record<string, unknown>;
+  const field = fieldReader('Call', w, options.unreadable ?? ignore);
+  const dates = requiredDates('Call', w, field, options);
+  const details = wire.Details && typeof wire.Details === 'object' ? wire.Details : undefined;
   return {
-    sid: wire.Sid,
+    sid: String(wire.Sid).trim(),
     parentCallSid: text(wire.ParentCallSid),
     accountSid: text(wire.AccountSid) ?? '',
     from: text(wire.From) ?? '',
     to: text(wire.To) ?? '',
     phoneNumberSid: text(wire.PhoneNumberSid),
     status: parseCallStatus(wire.Status),
-    direction: toCallDirection(wire.Direction),
-    startTime: optionalDate(wire.StartTime, 'StartTime'),
-    endTime: optionalDate(wire.EndTime, 'EndTime'),
-    durationSeconds: int(wire.Duration),
-    price: num(wire.Price),
+    direction: field('Direction', toCallDirection),
+    startTime: field('StartTime', optionalDate),
+    endTime: field('EndTime', optionalDate),
+    durationSeconds: field('Duration', int),
+    price: field('Price', num),
     recordingUrl: text(wire.RecordingUrl),
     answeredBy: text(wire.AnsweredBy),
     customField: text(wire.CustomField),
-    dateCreated: requiredDate(wire.DateCreated, 'DateCreated'),
-    // Some answers omit DateUpdated; the creation time is then the best "last changed" we know.
-    dateUpdated: optionalDate(wire.DateUpdated, 'DateUpdated') ?? requiredDate(wire.DateCreated, 'DateCreated'),
-    conversationDurationSeconds: int(wire.Details?.ConversationDuration),
-    legs: parseLegs(wire.Details),
+    ...dates,
+    conversationDurationSeconds: field('Details.ConversationDuration', int, details?.ConversationDuration),
+    legs: parseLegs(details),
   };
 }
 
-/** `{SMSMessage: …}` → SmsMessage. */
-export function parseSms(wire: WireSms): SmsMessage {
+/**
+ * DateCreated and DateUpdated, which the contract never leaves null. When Exotel's DateCreated cannot be
+ * read, the earliest other date it sent stands in (StartTime, then DateUpdated), and only when it sent none
+ * the time the gateway read the answer (`nowMs`) — the closest honest value. A missing DateUpdated is the
+ * creation time, the best "last changed" known.
+ */
+function requiredDates(
+  object: 'Call' | 'SMSMessage',
+  w: Record<string, unknown>,
+  field: ReturnType<typeof fieldReader>,
+  options: ParseOptions,
+): { dateCreated: string; dateUpdated: string } {
+  const created = field('DateCreated', optionalDate);
+  const updated = field('DateUpdated', optionalDate);
+  const dateCreated = created ?? optionalDate(w.StartTime) ?? updated ?? epochMsToIso((options.nowMs ?? Date.now)());
+  if (created === null && !isPresent(w.DateCreated)) (options.unreadable ?? ignore)(object, 'DateCreated');
+  return { dateCreated, dateUpdated: updated ?? dateCreated };
+}
+
+/** `{SMSMessage: …}` → SmsMessage. Legacy answers' "null" strings and string DetailedStatusCode are read too. */
+export function parseSms(wire: WireSms, options: ParseOptions = {}): SmsMessage {
   if (!wire || typeof wire !== 'object' || !text(wire.Sid)) throw upstream('an SMS without a Sid');
+  const w = wire as unknown as Record<string, unknown>;
+  const field = fieldReader('SMSMessage', w, options.unreadable ?? ignore);
   return {
-    sid: wire.Sid,
+    sid: String(wire.Sid).trim(),
     accountSid: text(wire.AccountSid) ?? '',
     from: text(wire.From) ?? '',
     to: text(wire.To) ?? '',
     body: text(wire.Body),
     status: parseSmsStatus(wire.Status),
     detailedStatus: text(wire.DetailedStatus),
-    detailedStatusCode: int(wire.DetailedStatusCode),
-    price: num(wire.Price),
-    dateCreated: requiredDate(wire.DateCreated, 'DateCreated'),
-    dateUpdated: optionalDate(wire.DateUpdated, 'DateUpdated') ?? requiredDate(wire.DateCreated, 'DateCreated'),
-    dateSent: optionalDate(wire.DateSent, 'DateSent'),
+    detailedStatusCode: field('DetailedStatusCode', int),
+    price: field('Price', num),
+    ...requiredDates('SMSMessage', w, field, options),
+    dateSent: field('DateSent', optionalDate),
+  };
+}
+
+/**
+ * One entry of the short bulk SMS answer, `{"SMSMessages": [{"Sid", "Status", "To"}]}` (exotel-api.md):
+ * a message Exotel accepted, with only those three fields. What the request itself says fills the rest
+ * honestly — the sender and body the gateway sent, and as `dateCreated` the time the answer was read —
+ * and what nobody knows yet stays null.
+ */
+export function parseShortBulkSms(
+  wire: Record<string, unknown>,
+  sent: { accountSid: string; from: string; to: string; body: string },
+  options: ParseOptions = {},
+): SmsMessage {
+  if (!wire || typeof wire !== 'object' || !text(wire.Sid)) throw upstream('an SMS without a Sid');
+  const at = epochMsToIso((options.nowMs ?? Date.now)());
+  return {
+    sid: String(wire.Sid).trim(),
+    accountSid: sent.accountSid,
+    from: sent.from,
+    to: text(wire.To) ?? sent.to,
+    body: sent.body,
+    status: parseSmsStatus(wire.Status),
+    detailedStatus: null,
+    detailedStatusCode: null,
+    price: null,
+    dateCreated: at,
+    dateUpdated: at,
+    dateSent: null,
   };
 }
 
@@ -298,12 +397,15 @@ export function parseNumberMetadata(wire: WireNumberResponse['Numbers'], request
 }
 
 /**
- * One v2_beta IncomingPhoneNumbers item → ExoPhone, or undefined when it has no number at all. The schema
- * is unconfirmed (exotel-api.md), so camelCase/PascalCase variants and both capability shapes are accepted.
+ * One IncomingPhoneNumbers item (v1 `{"IncomingPhoneNumber": {…}}` or a v2_beta snake_case item) → ExoPhone,
+ * or undefined when it has no number at all. Neither schema is fully documented (exotel-api.md), so
+ * snake_case, camelCase and PascalCase names and both capability shapes are accepted.
  */
 export function parseExoPhone(wire: WireExoPhone | Record<string, unknown>): ExoPhone | undefined {
   if (!wire || typeof wire !== 'object') return undefined;
-  const w = wire as Record<string, unknown>;
+  // v1 wraps each item: {"IncomingPhoneNumber": {"PhoneNumber": …}}.
+  const inner = (wire as Record<string, unknown>).IncomingPhoneNumber;
+  const w = (inner && typeof inner === 'object' ? inner : wire) as Record<string, unknown>;
   const phoneNumber = text(w.phone_number ?? w.phoneNumber ?? w.PhoneNumber);
   const sid = text(w.sid ?? w.Sid) ?? phoneNumber;
   if (!phoneNumber || !sid) return undefined;

@@ -1,7 +1,7 @@
 /** SMS: send, bulk send with per-message bodies, details (exotel-api.md "SMS"). */
-import { badInput, ErrorCode, exotelMessage, GatewayError } from '../errors.js';
+import { badInput, ErrorCode, exotelCode, exotelMessage, GatewayError } from '../errors.js';
 import type { ExotelHttp } from './http.js';
-import { int, parseSms, text } from './parse.js';
+import { int, parseShortBulkSms, parseSms, text, type ParseOptions } from './parse.js';
 import type { BulkSmsResult, ExotelApi, RequestOptions, SendBulkSmsParams, SendSmsParams, WireSms, WireSmsResponse } from './types.js';
 
 /** Exotel: Body ≤ 2000 characters; bulksend ≤ 100 messages per request. */
@@ -10,7 +10,7 @@ export const SMS_LIMITS = { maxBodyLength: 2_000, maxBulkMessages: 100 } as cons
 type SmsApi = Pick<ExotelApi, 'sendSms' | 'sendBulkSms' | 'getSms'>;
 
 /** The SMS methods of ExotelApi. */
-export function createSmsApi(http: ExotelHttp): SmsApi {
+export function createSmsApi(http: ExotelHttp, accountSid = '', parse: ParseOptions = {}): SmsApi {
   const path = (rest: string) => `${http.v1}/${rest}`;
   return {
     async sendSms(params: SendSmsParams, options?: RequestOptions) {
@@ -25,7 +25,7 @@ export function createSmsApi(http: ExotelHttp): SmsApi {
       if (params.customId !== undefined) form.set('CustomId', params.customId);
       if (params.statusCallback !== undefined) form.set('StatusCallback', required(params.statusCallback, 'statusCallback'));
       const json = (await http.request({ endpoint: 'sms.send', method: 'POST', path: path('Sms/send.json'), form }, options)) as WireSmsResponse;
-      return parseSms(smsOf(json));
+      return parseSms(smsOf(json), parse);
     },
 
     async sendBulkSms(params: SendBulkSmsParams, options?: RequestOptions) {
@@ -45,7 +45,7 @@ export function createSmsApi(http: ExotelHttp): SmsApi {
       if (params.dltTemplateId !== undefined) form.set('DltTemplateId', required(params.dltTemplateId, 'dltTemplateId'));
       if (params.statusCallback !== undefined) form.set('StatusCallback', required(params.statusCallback, 'statusCallback'));
       const json = await http.request({ endpoint: 'sms.bulksend', method: 'POST', path: path('Sms/bulksend.json'), form }, options);
-      return bulkResults(json, messages.map((m) => m.to.trim()));
+      return bulkResults(json, { accountSid, from: params.from.trim(), messages: messages.map((m) => ({ to: m.to.trim(), body: m.body })) }, parse);
     },
 
     async getSms(sid, options) {
@@ -55,7 +55,7 @@ export function createSmsApi(http: ExotelHttp): SmsApi {
       )) as WireSmsResponse | null;
       // Exotel may answer an unknown Sid with 200 "No matching results" and no SMSMessage (exotel-api.md §10).
       if (json === null || typeof json !== 'object' || !json.SMSMessage) return null;
-      return parseSms(json.SMSMessage);
+      return parseSms(json.SMSMessage, parse);
     },
   };
 }
@@ -82,52 +82,80 @@ function sameNumber(a: string, b: string): boolean {
   return tail(a) !== '' && tail(a) === tail(b);
 }
 
+/** What the gateway sent in one bulksend request: the short answer form leaves it to fill in the rest. */
+export interface BulkSent {
+  accountSid: string;
+  from: string;
+  messages: Array<{ to: string; body: string }>;
+}
+
 /**
- * Exotel's bulksend answer (an array of `{SMSMessage}` or `{RestException}`, exotel-api.md §9) → one result
- * per input message, in input order. Items are matched by position when the array lines up with the input,
- * otherwise by recipient. A message with no item of its own gets status 0 and a message saying its fate is
- * unknown — it may have been sent, so it must not be resent blindly.
+ * Exotel's bulksend answer → one result per input message, in input order. Both documented forms are read
+ * (exotel-api.md, "What real traffic shows"): an array of `{SMSMessage}` / `{RestException}`, and
+ * `{"SMSMessages": [{"Sid", "Status", "To"}]}`, whose entries are accepted messages (their other fields
+ * filled from the request or left null), never errors. Items are matched by position when the answer lines
+ * up with the input, otherwise by recipient. Only a message the answer does not mention at all (or mentions
+ * in a form the gateway cannot read) gets status 0, "fate unknown": it may have been sent, so it must not
+ * be resent blindly.
  */
-export function bulkResults(json: unknown, recipients: string[]): BulkSmsResult[] {
-  const items: unknown[] = Array.isArray(json)
-    ? json
-    : json && typeof json === 'object' && Array.isArray((json as Record<string, unknown>).SMSMessages)
-      ? ((json as Record<string, unknown>).SMSMessages as unknown[])
-      : [];
-  const parsed = items.map(parseBulkItem);
-  const byPosition = parsed.length === recipients.length;
+export function bulkResults(json: unknown, sent: BulkSent | string[], parse: ParseOptions = {}): BulkSmsResult[] {
+  const request: BulkSent = Array.isArray(sent) ? { accountSid: '', from: '', messages: sent.map((to) => ({ to, body: '' })) } : sent;
+  const recipients = request.messages.map((m) => m.to);
+  const items = bulkItems(json);
+  const byPosition = items.length === recipients.length;
+  const parsed = items.map((item, i) => parseBulkItem(item, request, byPosition ? i : undefined, parse));
   const used = new Set<number>();
   return recipients.map((to, i) => {
-    let index = byPosition ? i : parsed.findIndex((p, j) => !used.has(j) && p.to !== null && sameNumber(p.to, to));
+    const index = byPosition ? i : parsed.findIndex((p, j) => !used.has(j) && p.to !== null && sameNumber(p.to, to));
     if (index < 0) {
       return { ok: false, to, status: 0, message: 'Exotel did not report on this message; it may or may not have been sent' };
     }
     used.add(index);
     const item = parsed[index]!;
     if (item.kind === 'sms') return { ok: true, to, sms: item.sms };
-    return { ok: false, to, status: item.status, message: item.message };
+    return { ok: false, to, status: item.status, message: item.message, ...(item.exotelCode !== undefined ? { exotelCode: item.exotelCode } : {}) };
   });
+}
+
+/** The per-message items of either answer form (a lone `{SMSMessage}` counts as a one-item answer). */
+function bulkItems(json: unknown): unknown[] {
+  if (Array.isArray(json)) return json;
+  if (!json || typeof json !== 'object') return [];
+  const o = json as Record<string, unknown>;
+  if (Array.isArray(o.SMSMessages)) return o.SMSMessages;
+  if (o.SMSMessages && typeof o.SMSMessages === 'object') return [o.SMSMessages];
+  if (o.SMSMessage && typeof o.SMSMessage === 'object') return [o];
+  return [];
 }
 
 type BulkItem =
   | { kind: 'sms'; to: string | null; sms: ReturnType<typeof parseSms> }
-  | { kind: 'error'; to: string | null; status: number; message: string };
+  | { kind: 'error'; to: string | null; status: number; message: string; exotelCode?: number };
 
-function parseBulkItem(item: unknown): BulkItem {
+function parseBulkItem(item: unknown, request: BulkSent, position: number | undefined, parse: ParseOptions): BulkItem {
   const o = (item && typeof item === 'object' ? item : {}) as Record<string, unknown>;
-  const wire = (o.SMSMessage ?? (o.Sid ? o : undefined)) as WireSms | undefined;
+  const wire = (o.SMSMessage ?? (text(o.Sid) ? o : undefined)) as Record<string, unknown> | undefined;
   if (wire && typeof wire === 'object') {
+    const to = text(wire.To);
+    // The short form carries Sid, Status and To only; an entry with its own dates is a full message.
+    const short = wire.DateCreated === undefined && wire.Body === undefined && wire.From === undefined;
     try {
-      return { kind: 'sms', to: text(wire.To), sms: parseSms(wire) };
+      if (!short) return { kind: 'sms', to, sms: parseSms(wire as never, parse) };
+      const mine = position !== undefined ? request.messages[position] : request.messages.find((m) => to !== null && sameNumber(m.to, to));
+      const sms = parseShortBulkSms(wire, { accountSid: request.accountSid, from: request.from, to: mine?.to ?? to ?? '', body: mine?.body ?? '' }, parse);
+      return { kind: 'sms', to, sms };
     } catch (error) {
-      return { kind: 'error', to: text(wire.To), status: 0, message: error instanceof Error ? error.message : 'unreadable message' };
+      return { kind: 'error', to, status: 0, message: error instanceof Error ? error.message : 'unreadable message' };
     }
   }
   const ex = (o.RestException ?? {}) as Record<string, unknown>;
+  const code = exotelCode(ex.Code);
   return {
     kind: 'error',
     to: text(ex.To ?? o.To),
-    status: int(ex.Status) ?? 0,
+    // A RestException without a Status still says Exotel refused the message.
+    status: int(ex.Status) ?? (o.RestException ? 400 : 0),
     message: text(ex.Message) ?? exotelMessage(JSON.stringify(o)) ?? 'Exotel rejected this message',
+    ...(code !== undefined ? { exotelCode: code } : {}),
   };
 }

@@ -11,8 +11,8 @@
 /** Exotel's local timestamp, Indian wall-clock time with no zone: "YYYY-MM-DD HH:mm:ss" (IST, UTC+05:30). */
 export type ExotelDateTime = string;
 
-/** Empty fields come back as "" or null; numbers often as strings. */
-export type Loose<T> = T | '' | null;
+/** Empty fields come back as "", null or (legacy answers) the string "null"; numbers often as strings. */
+export type Loose<T> = T | '' | 'null' | null;
 
 export type WireCallStatus = 'queued' | 'ringing' | 'in-progress' | 'completed' | 'failed' | 'busy' | 'no-answer' | 'canceled';
 export type WireDirection = 'inbound' | 'outbound-api' | 'outbound-dial';
@@ -108,6 +108,11 @@ export interface WireSmsResponse {
 /** One item of a `POST Sms/bulksend.json` answer: a message, or that message's error. */
 export type WireBulkSmsItem = WireSmsResponse | { RestException: WireRestException['RestException'] & { To?: string } };
 
+/** The short bulksend answer form: only Sid, Status and To per accepted message (exotel-api.md). */
+export interface WireBulkSmsShortResponse {
+  SMSMessages: Array<{ Sid: string; Status: WireSmsStatus; To: string }>;
+}
+
 /** `GET Numbers/{number}.json`. */
 export interface WireNumberResponse {
   Numbers: {
@@ -135,6 +140,21 @@ export interface WireExoPhoneListResponse {
   page?: number;
   page_size?: number;
   next_page_uri?: Loose<string>;
+  [extra: string]: unknown;
+}
+
+/** v1 `GET /v1/Accounts/{sid}/IncomingPhoneNumbers.json` (what production integrations read). Parse tolerantly. */
+export interface WireV1ExoPhone {
+  Sid?: Loose<string>;
+  PhoneNumber: string;
+  FriendlyName?: Loose<string>;
+  Capabilities?: Record<string, boolean> | string[] | null;
+  Region?: Loose<string>;
+  [extra: string]: unknown;
+}
+export interface WireV1ExoPhoneListResponse {
+  IncomingPhoneNumbers: Array<{ IncomingPhoneNumber: WireV1ExoPhone }>;
+  NextPageUri?: Loose<string>;
   [extra: string]: unknown;
 }
 
@@ -337,7 +357,7 @@ export interface SendBulkSmsParams {
 
 export type BulkSmsResult =
   | { ok: true; to: string; sms: SmsMessage }
-  | { ok: false; to: string; status: number; message: string };
+  | { ok: false; to: string; status: number; message: string; /** Exotel's numeric RestException.Code, when it sent one. */ exotelCode?: number };
 
 export interface RateLimitStatus {
   limitPerMinute: number;
@@ -418,8 +438,5 @@ export function callStatusRank(status: CallStatus): number {
   }
 }
 
-/**
- * What an Exotel Sid may look like: Exotel's are 32 hex characters, sometimes with a suffix; anything
- * outside this set could not be one, and a comma would split a bulk `Sid=a,b` filter.
- */
-export const SID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+/** The shared Sid rule (sid.ts), re-exported so the simulator keeps importing only this module. */
+export { isExotelSid, SID_PATTERN } from './sid.js';

@@ -9,7 +9,7 @@ export interface Prng {
   int(min: number, max: number): number;
   /** One element of a non-empty list. */
   pick<T>(items: readonly T[]): T;
-  /** 32 lowercase hex characters, like Exotel's Call and SMS Sids. */
+  /** 32 characters like Exotel's Call and SMS Sids: lowercase hex, the last one often a letter past f. */
   sid(): string;
 }
 
@@ -27,11 +27,22 @@ export function createPrng(seed: number): Prng {
     next,
     int,
     pick: <T>(items: readonly T[]): T => items[int(0, items.length - 1)] as T,
-    sid: () => Array.from({ length: 4 }, () => Math.floor(next() * 0x100000000).toString(16).padStart(8, '0')).join(''),
+    sid: () => {
+      const hex = Array.from({ length: 4 }, () => Math.floor(next() * 0x100000000).toString(16).padStart(8, '0')).join('');
+      return hex.slice(0, 31) + SID_LAST.charAt(int(0, SID_LAST.length - 1));
+    },
   };
 }
 
-/** A fresh random Sid (32 lowercase hex) for calls and SMS created at run time. */
+/**
+ * Real Sids are 32 characters, mostly lowercase hex, but often end in a letter that is not hex (`…189g`,
+ * `…162m`, `…1a8u`: exotel-api.md, "What real traffic shows"). The seeded history mixes both endings.
+ */
+const SID_LAST = '0123456789abcdefghjkmnpqrstuvwxyz';
+const NON_HEX_LAST = 'ghjkmnpqrstuvwxyz';
+
+/** A fresh random Sid for calls and SMS created at run time: 31 hex characters and a non-hex last letter, so every client test meets one. */
 export function randomSid(): string {
-  return randomBytes(16).toString('hex');
+  const bytes = randomBytes(17);
+  return bytes.subarray(0, 16).toString('hex').slice(0, 31) + NON_HEX_LAST.charAt(bytes[16]! % NON_HEX_LAST.length);
 }

@@ -2,7 +2,7 @@
  * The simulated Exotel endpoints: validation as Exotel does it (400 RestException with a clear
  * message), then the answer in Exotel's JSON. Transport (auth, budget, faults) lives in server.ts.
  */
-import type { WireBulkSmsItem, WireCallListResponse, WireCallStatus, WireDirection, WireExoPhoneListResponse, WireNumberResponse } from '../exotel/types.js';
+import { SID_PATTERN, type WireBulkSmsItem, type WireCallListResponse, type WireCallStatus, type WireDirection, type WireExoPhoneListResponse, type WireNumberResponse } from '../exotel/types.js';
 import type { CallbackContentType } from './callbacks.js';
 import { TERMINAL_WIRE_STATUSES, toWireCall, type CallRecord } from './calls.js';
 import type { SimEndpoint } from './faults.js';
@@ -191,8 +191,8 @@ function encodeCursor(call: CallRecord): string {
   return Buffer.from(`${call.createdAtMs}.${call.sid}`).toString('base64url');
 }
 function decodeCursor(raw: string, name: string): { createdAtMs: number; sid: string } {
-  const m = /^(\d+)\.([0-9a-f]{32})$/.exec(Buffer.from(raw, 'base64url').toString('utf8'));
-  if (!m) throw new SimError(400, `Invalid '${name}' cursor: take it from NextPageUri/PrevPageUri`);
+  const m = /^(\d+)\.(.+)$/.exec(Buffer.from(raw, 'base64url').toString('utf8'));
+  if (!m || !SID_PATTERN.test(m[2]!)) throw new SimError(400, `Invalid '${name}' cursor: take it from NextPageUri/PrevPageUri`);
   return { createdAtMs: Number(m[1]), sid: m[2]! };
 }
 

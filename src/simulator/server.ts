@@ -8,6 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { FaultEngine, RequestFault, SimEndpoint } from './faults.js';
 import { checkFault, checkHoldFilter, type CallHoldFilter, type Fault } from './faults.js';
 import { parseForm, readBody, restException, sendJson, SimError } from './http-kit.js';
+import { SID_PATTERN } from '../exotel/types.js';
 import type { RateBudget } from './rate-budget.js';
 import { isXmlVariant, ROUTES, type RouteDeps } from './routes.js';
 
@@ -142,8 +143,8 @@ async function handleAdmin(req: IncomingMessage, res: ServerResponse, path: stri
     }
   }
   if (path === '/__sim/callbacks' && method === 'GET') return sendJson(res, 200, { callbacks: ctx.callbackRecords() });
-  const recording = /^\/__sim\/recordings\/([0-9a-f]{32})\.mp3$/.exec(path);
-  if (recording && method === 'GET') {
+  const recording = /^\/__sim\/recordings\/([^/]+)\.mp3$/.exec(path);
+  if (recording && SID_PATTERN.test(recording[1]!) && method === 'GET') {
     // A placeholder "recording": an ID3 header only, enough for a link that resolves.
     const audio = Buffer.from('ID3\x03\x00\x00\x00\x00\x00\x00', 'latin1');
     res.writeHead(200, { 'content-type': 'audio/mpeg', 'content-length': audio.length });

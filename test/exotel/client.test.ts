@@ -103,7 +103,7 @@ describe('Exotel client against the simulator', () => {
         customField: 'order-42',
         statusCallback: { url: 'http://127.0.0.1:9/cb', events: ['answered', 'terminal'], contentType: 'application/json' },
       });
-      expect(call.sid).toMatch(/^[0-9a-f]{32}$/);
+      expect(call.sid).toMatch(/^[0-9a-f]{31}[g-z]$/);
       expect(call.from).toBe(FROM);
       expect(call.to).toBe(TO);
       expect(['QUEUED', 'RINGING', 'IN_PROGRESS']).toContain(call.status);
@@ -118,7 +118,7 @@ describe('Exotel client against the simulator', () => {
     it('connectCallToFlow points Exotel at the flow URL of the account', async () => {
       const before = sim.countRequests({ endpoint: 'calls.connect' });
       const call = await h.client.connectCallToFlow({ from: FROM, callerId: CALLER_ID, flowId: '246810', customField: 'flow' });
-      expect(call.sid).toMatch(/^[0-9a-f]{32}$/);
+      expect(call.sid).toMatch(/^[0-9a-f]{31}[g-z]$/);
       expect(sim.countRequests({ endpoint: 'calls.connect' })).toBe(before + 1);
       const bad = await failure(h.client.connectCallToFlow({ from: FROM, callerId: CALLER_ID, flowId: '../x' }));
       expect(bad.code).toBe('BAD_USER_INPUT');

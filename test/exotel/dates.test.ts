@@ -119,3 +119,33 @@ describe('ISO-8601 with any offset → Exotel IST wall-clock (DateCreated filter
     expect(() => epochMsToExotel(Number.NaN)).toThrow(InvalidDateTimeError);
   });
 });
+
+describe('Exotel dates whatever the process time zone', () => {
+  it('reads the Passthru form "Wed, 23 Feb 2022 12:31:59" as IST too', () => {
+    expect(exotelToIso('Wed, 23 Feb 2022 12:31:59')).toBe('2022-02-23T12:31:59+05:30');
+    expect(exotelToEpochMs('23 Feb 2022 12:31:59')).toBe(Date.parse('2022-02-23T07:01:59Z'));
+    expect(() => exotelToIso('Wed, 30 Feb 2022 12:31:59')).toThrow(InvalidDateTimeError);
+  });
+
+  it('gives the same instants in a child process running under TZ=America/New_York', async () => {
+    // The zone is read once at process start, so it is set on a fresh process rather than here.
+    const { execFileSync } = await import('node:child_process');
+    const script = [
+      "import { exotelToIso, exotelToEpochMs } from './src/exotel/dates.ts';",
+      "import { parseCall } from './src/exotel/parse.ts';",
+      "const call = parseCall({ Sid: 'a1', Status: 'completed', DateCreated: '2026-03-08 02:30:00', StartTime: 'Sun, 08 Mar 2026 02:30:00', EndTime: '1970-01-01 05:30:00' });",
+      'console.log(JSON.stringify({ offset: new Date(2026, 2, 8).getTimezoneOffset(), iso: exotelToIso(\'2026-03-08 02:30:00\'), ms: exotelToEpochMs(\'2026-03-08 02:30:00\'), call }));',
+    ].join('\n');
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: new URL('../..', import.meta.url),
+      env: { ...process.env, TZ: 'America/New_York' },
+      encoding: 'utf8',
+    });
+    const seen = JSON.parse(out.trim().split('\n').at(-1)!);
+    // The child really ran in New York (UTC-5 in winter), and nothing of that leaked into Exotel's dates.
+    expect(seen.offset).toBe(300);
+    expect(seen.iso).toBe('2026-03-08T02:30:00+05:30');
+    expect(seen.ms).toBe(Date.parse('2026-03-07T21:00:00Z'));
+    expect(seen.call).toMatchObject({ dateCreated: '2026-03-08T02:30:00+05:30', startTime: '2026-03-08T02:30:00+05:30', endTime: null });
+  });
+});

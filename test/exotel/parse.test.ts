@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cursorFrom, listParams } from '../../src/exotel/calls.js';
 import { nextPageQuery, normaliseNumber } from '../../src/exotel/numbers.js';
-import { parseCall, parseDnd, parseExoPhone, parseNumberMetadata, parseSms, toCallStatus, toSmsStatus } from '../../src/exotel/parse.js';
+import { createUnreadableFieldLog, parseCall, parseDnd, parseExoPhone, parseNumberMetadata, parseSms, toCallStatus, toSmsStatus } from '../../src/exotel/parse.js';
 import { createRetryBudget, fullJitterBackoffMs, parseRetryAfterMs } from '../../src/exotel/retry.js';
 import { bulkResults } from '../../src/exotel/sms.js';
 import type { WireCall, WireSms } from '../../src/exotel/types.js';
@@ -81,9 +81,31 @@ describe('parseCall', () => {
     ]);
   });
 
-  it('throws UPSTREAM_ERROR for an unknown status or a broken DateCreated instead of guessing', () => {
+  it('throws UPSTREAM_ERROR for an unknown status or a missing Sid instead of guessing', () => {
     expect(() => parseCall({ ...wireCall, Status: 'teleported' as WireCall['Status'] })).toThrow(GatewayError);
-    expect(() => parseCall({ ...wireCall, DateCreated: '20/11/2026' })).toThrow(/DateCreated/);
+    expect(() => parseCall({ ...wireCall, Sid: '' })).toThrow(/Sid/);
+  });
+
+  it('makes an unreadable field null and reports it, instead of failing the call', () => {
+    const reported: string[] = [];
+    const call = parseCall(
+      { ...wireCall, Duration: 'eleven', Price: 'n/a', EndTime: 'soon', DateCreated: '20/11/2026' },
+      { unreadable: (object, field) => reported.push(`${object}.${field}`) },
+    );
+    expect(call).toMatchObject({ status: 'COMPLETED', durationSeconds: null, price: null, endTime: null });
+    // An unreadable DateCreated falls back to the earliest other date Exotel sent.
+    expect(call.dateCreated).toBe('2026-11-20T10:00:00+05:30');
+    expect(reported.sort()).toEqual(['Call.DateCreated', 'Call.Duration', 'Call.EndTime', 'Call.Price']);
+  });
+
+  it('reads JSON numbers, the string "null", the epoch-zero placeholder, and a Uri without .json', () => {
+    const reported: string[] = [];
+    const call = parseCall(
+      { ...wireCall, Sid: 'b6cfaf5f5cef3ca0fc937749ef96189g', Duration: 11, Price: 0.75, EndTime: '1970-01-01 05:30:00', ParentCallSid: 'null', Uri: '/v1/Accounts/acme1/Calls/b6cf' },
+      { unreadable: (object, field) => reported.push(`${object}.${field}`) },
+    );
+    expect(call).toMatchObject({ sid: 'b6cfaf5f5cef3ca0fc937749ef96189g', durationSeconds: 11, price: 0.75, endTime: null, parentCallSid: null });
+    expect(reported).toEqual([]);
   });
 });
 
@@ -278,5 +300,18 @@ describe('retry arithmetic', () => {
     expect(granted).toBe(3);
     now += 1001;
     expect([budget.tryRetry(), budget.tryRetry(), budget.tryRetry()]).toEqual([true, true, false]);
+  });
+});
+
+describe('unreadable fields', () => {
+  it('are logged once per object and field at debug, without the value', () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const unreadable = createUnreadableFieldLog({ debug: (obj) => lines.push(obj) });
+    for (let i = 0; i < 3; i++) parseCall({ ...wireCall, Duration: `secret-${i}` }, { unreadable });
+    parseSms({ ...wireCall, Sid: 's1', Status: 'sent', Price: 'n/a' } as unknown as WireSms, { unreadable });
+    expect(lines).toEqual([
+      { object: 'Call', field: 'Duration' },
+      { object: 'SMSMessage', field: 'Price' },
+    ]);
   });
 });

@@ -19,7 +19,7 @@ describe('simulator SMS', () => {
     expect(res.status).toBe(200);
     const sms = res.body.SMSMessage;
     expect(sms).toMatchObject({ To: to, From: 'EXOSIM', Status: 'queued', DetailedStatusCode: 21010, DetailedStatus: 'PENDING_TO_OPERATOR', DateSent: null, Direction: 'outbound-api' });
-    expect(sms.Sid).toMatch(/^[0-9a-f]{32}$/);
+    expect(sms.Sid).toMatch(/^[0-9a-f]{31}[g-z]$/);
     const [cb] = await rx.waitFor(1);
     expect(changes.filter((c) => c.sid === sms.Sid).map((c) => c.status)).toEqual(['sending', 'submitted', status]);
     expect(cb!.contentType).toBe('application/x-www-form-urlencoded');
