@@ -32,8 +32,10 @@ export interface Limits {
   maxDirectives: number;
   /** graphql-armor: maximum tokens per document. */
   maxTokens: number;
-  /** graphql-armor: maximum cost per operation. */
+  /** Most values one operation's answer may hold, list items counted (src/graphql/cost.ts); a batch counts as a whole. */
   maxCost: number;
+  /** Largest GraphQL answer sent, bytes (HTTP and graphql-ws query results). */
+  maxResponseBytes: number;
   /** Largest accepted HTTP request body, bytes (GraphQL and webhooks). */
   maxBodyBytes: number;
   /** Most operations in one batched HTTP request. */
@@ -46,6 +48,8 @@ export interface Limits {
   wsMaxSubscriptionsPerSocket: number;
   /** graphql-ws: most concurrent sockets per client key. */
   wsMaxSocketsPerKey: number;
+  /** graphql-ws: most concurrent subscriptions (operations) per client key, over all its sockets. */
+  wsMaxSubscriptionsPerKey: number;
   /** Allowed browser Origins for graphql-ws; empty allows every origin. */
   wsAllowedOrigins: string[];
 }
@@ -53,6 +57,8 @@ export interface Limits {
 export interface Config {
   port: number;
   host: string;
+  /** Port of a separate listener for GET /metrics (on `host`); undefined → /metrics is served on `port`. */
+  metricsPort: number | undefined;
   /** Base URL Exotel can reach; callback URLs are minted under it. */
   publicUrl: string;
   /** Unset → the built-in simulator is started in-process. */
@@ -146,6 +152,7 @@ const url = z.string().url().transform((u) => u.replace(/\/+$/, ''));
 const schema = z.object({
   PORT: int(0, 65535).default(4000),
   HOST: z.string().min(1).default('0.0.0.0'),
+  METRICS_PORT: int(0, 65535).optional(),
   PUBLIC_URL: url.optional(),
   EXOTEL_ACCOUNT_SID: z.string().min(1).optional(),
   EXOTEL_API_KEY: z.string().min(1).optional(),
@@ -180,13 +187,17 @@ const schema = z.object({
   MAX_ALIASES: int(1, 1000).default(60),
   MAX_DIRECTIVES: int(1, 1000).default(20),
   MAX_TOKENS: int(100, 1_000_000).default(5000),
-  MAX_COST: int(100, 10_000_000).default(20_000),
+  // Values of one answer (list items counted): 1,000 calls with every scalar field and their events fit.
+  MAX_COST: int(100, 10_000_000).default(100_000),
+  MAX_RESPONSE_BYTES: int(1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
   MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(256 * 1024),
   MAX_BATCH_OPERATIONS: int(1, 100).default(10),
   WS_MAX_PAYLOAD_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
   WS_CONNECTION_INIT_TIMEOUT_MS: int(100, 120_000).default(5000),
   WS_MAX_SUBSCRIPTIONS_PER_SOCKET: int(1, 100_000).default(100),
   WS_MAX_SOCKETS_PER_KEY: int(1, 1_000_000).default(1000),
+  // A subscription holds about 18 KB of process memory (bench, fan-out figure): 5,000 → about 90 MB per key.
+  WS_MAX_SUBSCRIPTIONS_PER_KEY: int(1, 10_000_000).default(5000),
   WS_ALLOWED_ORIGINS: z.string().optional(),
 });
 
@@ -232,6 +243,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     port,
     host: e.HOST,
+    metricsPort: e.METRICS_PORT,
     publicUrl: e.PUBLIC_URL ?? `http://localhost:${port}`,
     exotel,
     exotelRegion: e.EXOTEL_REGION,
@@ -265,12 +277,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxDirectives: e.MAX_DIRECTIVES,
       maxTokens: e.MAX_TOKENS,
       maxCost: e.MAX_COST,
+      maxResponseBytes: e.MAX_RESPONSE_BYTES,
       maxBodyBytes: e.MAX_BODY_BYTES,
       maxBatchSize: e.MAX_BATCH_OPERATIONS,
       wsMaxPayloadBytes: e.WS_MAX_PAYLOAD_BYTES,
       wsConnectionInitTimeoutMs: e.WS_CONNECTION_INIT_TIMEOUT_MS,
       wsMaxSubscriptionsPerSocket: e.WS_MAX_SUBSCRIPTIONS_PER_SOCKET,
       wsMaxSocketsPerKey: e.WS_MAX_SOCKETS_PER_KEY,
+      wsMaxSubscriptionsPerKey: e.WS_MAX_SUBSCRIPTIONS_PER_KEY,
       wsAllowedOrigins: (e.WS_ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     },
   };

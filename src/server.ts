@@ -27,6 +27,7 @@ import { createLive } from './live/index.js';
 import { graphiqlRouter } from './graphiql/route.js';
 import { createArmor } from './graphql/armor.js';
 import { createIntrospectionPolicy } from './graphql/introspection.js';
+import { createCostCheck } from './graphql/cost.js';
 import { accessLog } from './http/access-log.js';
 import { graphqlGuard } from './http/graphql-guard.js';
 import { graphqlMetricsPlugin } from './http/graphql-metrics.js';
@@ -214,6 +215,8 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     });
     // Abuse limits (issue #7): the same rules on HTTP and graphql-ws, all checked before execution.
     const armor = createArmor({ limits: config.limits, production: config.production });
+    // Cost with list items counted (MAX_COST, list caps): needs the variables, so it runs beside validation.
+    const cost = createCostCheck(graphqlSchema, config.limits.maxCost);
     const graphql = await createApolloHandler({
       schema: graphqlSchema,
       contextFactory,
@@ -223,7 +226,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       authenticate: createAuthenticator(config.apiKeys).authenticate,
       validationRules: armor.validationRules,
       allowBatchedHttpRequests: true,
-      guards: [graphqlGuard({ maxBatchSize: config.limits.maxBatchSize, checkTokens: armor.checkTokens, production: config.production })],
+      guards: [graphqlGuard({ maxBatchSize: config.limits.maxBatchSize, checkTokens: armor.checkTokens, cost, production: config.production })],
       plugins: [graphqlMetricsPlugin(metrics)],
       drainGraceMs: SHUTDOWN.httpDrainGraceMs,
     });
@@ -243,6 +246,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       validationRules: armor.wsValidationRules,
       introspection: createIntrospectionPolicy(config.introspection),
       checkTokens: armor.checkTokens,
+      cost,
       maskMessage: armor.maskSuggestions,
       onOperation: (operation) => metrics.observeOperation(operation),
       closeGraceMs: SHUTDOWN.wsCloseGraceMs,

@@ -132,7 +132,10 @@ export type CallEvent = {
 
 /** Which events `callEvents` delivers. Every field narrows; omitted fields do not. */
 export type CallEventFilter = {
-  /** Only events of these calls. */
+  /**
+   * Only events of these calls, at most 100 distinct Sids (each filter is held in memory for the life of the
+   * subscription; subscribe again, or without this filter, for more).
+   */
   callSids?: InputMaybe<Array<Scalars['ID']['input']>>;
   /** Only events learned in one of these ways. */
   sources?: InputMaybe<Array<EventSource>>;
@@ -471,7 +474,7 @@ export type SendBulkSmsInput = {
   from: Scalars['String']['input'];
   /** Makes a retry safe: the same key with the same input answers the first result for 24 hours; with other input, IDEMPOTENCY_CONFLICT. */
   idempotencyKey?: InputMaybe<Scalars['String']['input']>;
-  /** The messages, answered in this order. */
+  /** The messages, answered in this order; at most 10,000. */
   messages: Array<BulkSmsMessageInput>;
 };
 
@@ -746,6 +749,20 @@ export type ResolversParentTypes = {
   Subscription: Record<PropertyKey, never>;
 };
 
+export type ListSizeDirectiveArgs = {
+  assumedSize?: Maybe<Scalars['Int']['input']>;
+  sizedFields?: Maybe<Array<Scalars['String']['input']>>;
+  slicingArguments?: Maybe<Array<Scalars['String']['input']>>;
+};
+
+export type ListSizeDirectiveResolver<Result, Parent, ContextType = GraphQLContext, Args = ListSizeDirectiveArgs> = DirectiveResolverFn<Result, Parent, ContextType, Args>;
+
+export type MaxItemsDirectiveArgs = {
+  max: Scalars['Int']['input'];
+};
+
+export type MaxItemsDirectiveResolver<Result, Parent, ContextType = GraphQLContext, Args = MaxItemsDirectiveArgs> = DirectiveResolverFn<Result, Parent, ContextType, Args>;
+
 export type BulkSmsErrorResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BulkSmsError'] = ResolversParentTypes['BulkSmsError']> = {
   code?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   index?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
@@ -925,3 +942,7 @@ export type Resolvers<ContextType = GraphQLContext> = {
   Subscription?: SubscriptionResolvers<ContextType>;
 };
 
+export type DirectiveResolvers<ContextType = GraphQLContext> = {
+  listSize?: ListSizeDirectiveResolver<any, any, ContextType>;
+  maxItems?: MaxItemsDirectiveResolver<any, any, ContextType>;
+};

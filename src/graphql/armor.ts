@@ -1,10 +1,11 @@
 /**
- * Abuse limits checked before execution (issue #7): depth, aliases, directives and cost with
- * graphql-armor's validation rules, tokens with graphql's own lexer. HTTP (Apollo) and graphql-ws run the
- * same checks, so no operation too big to answer ever reaches a resolver — or Exotel.
+ * Abuse limits checked before execution: depth, aliases and directives with graphql-armor's validation
+ * rules, tokens with graphql's own lexer. HTTP (Apollo) and graphql-ws run the same checks, so no
+ * operation too big to answer ever reaches a resolver — or Exotel. The cost limit, which must count list
+ * items and so needs the variables, lives in src/graphql/cost.ts (graphql-armor's weighs a list as one item).
  *
  * A rejection is a BAD_USER_INPUT GatewayError with `extensions.reason` (MAX_DEPTH, MAX_ALIASES,
- * MAX_DIRECTIVES, MAX_COST, MAX_TOKENS). Messages name the configured limit outside production, and
+ * MAX_DIRECTIVES, MAX_TOKENS). Messages name the configured limit outside production, and
  * nothing in production: the client learns which rule fired, not how the document measured.
  */
 import { ApolloArmor } from '@escape.tech/graphql-armor';
@@ -20,11 +21,13 @@ export const LimitReason = {
   MAX_COST: 'MAX_COST',
   MAX_TOKENS: 'MAX_TOKENS',
   MAX_BATCH_SIZE: 'MAX_BATCH_SIZE',
+  MAX_LIST_SIZE: 'MAX_LIST_SIZE',
+  MAX_RESPONSE_BYTES: 'MAX_RESPONSE_BYTES',
 } as const;
 export type LimitReason = (typeof LimitReason)[keyof typeof LimitReason];
 
 export interface ArmorOptions {
-  limits: Pick<Limits, 'maxDepth' | 'maxAliases' | 'maxDirectives' | 'maxTokens' | 'maxCost'>;
+  limits: Pick<Limits, 'maxDepth' | 'maxAliases' | 'maxDirectives' | 'maxTokens'>;
   /** Production: no numbers in messages and no field suggestions on graphql-ws. */
   production: boolean;
 }
@@ -81,7 +84,7 @@ export function createArmor(options: ArmorOptions): Armor {
     maxDepth: { n: limits.maxDepth, ...reject(LimitReason.MAX_DEPTH, 'the selection is nested too deeply', limits.maxDepth) },
     maxAliases: { n: limits.maxAliases, ...reject(LimitReason.MAX_ALIASES, 'too many aliases', limits.maxAliases) },
     maxDirectives: { n: limits.maxDirectives, ...reject(LimitReason.MAX_DIRECTIVES, 'too many directives', limits.maxDirectives) },
-    costLimit: { maxCost: limits.maxCost, ...reject(LimitReason.MAX_COST, 'the operation is too expensive', limits.maxCost) },
+    costLimit: { enabled: false },
     maxTokens: { enabled: false },
     blockFieldSuggestion: { enabled: false },
   }).protect();

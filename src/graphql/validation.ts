@@ -249,8 +249,11 @@ export function exotelSid(value: string, field: string): string {
   return trimmed;
 }
 
-/** A list of lookup keys no longer than MAX_LOOKUP_KEYS. */
+/**
+ * A list of lookup keys with at most MAX_LOOKUP_KEYS distinct ones (repeats are answered in place). The SDL's
+ * `@maxItems` is checked before execution (src/graphql/cost.ts); this holds for any other caller.
+ */
 export function lookupList<T>(values: readonly T[], field: string): readonly T[] {
-  if (values.length > MAX_LOOKUP_KEYS) throw badInput(field, `at most ${MAX_LOOKUP_KEYS} per query`);
+  if (values.length > MAX_LOOKUP_KEYS && new Set(values).size > MAX_LOOKUP_KEYS) throw badInput(field, `at most ${MAX_LOOKUP_KEYS} distinct values per query`);
   return values;
 }

@@ -6,7 +6,7 @@
  * as HTTP, so loaders are per operation and resolvers cannot tell the transports apart.
  */
 import type { Server } from 'node:http';
-import { GraphQLError, Kind, OperationTypeNode, parse, specifiedRules, validate, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { getOperationAST, getVariableValues, GraphQLError, Kind, OperationTypeNode, parse, specifiedRules, validate, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Principal } from '../auth.js';
@@ -25,6 +25,7 @@ import { LRUCache } from 'lru-cache';
  * of heap at worst), not only by count. A text over a tenth of the total is never kept (it still runs).
  */
 const DOCUMENT_CACHE = Object.freeze({ maxEntries: 1_000, maxTotalSize: 100_000 });
+import type { CostCheck } from './cost.js';
 
 /** Unsent bytes on one socket past which its subscription streams wait for each frame to be written. */
 const SLOW_READER_BYTES = 256 * 1024;
@@ -43,7 +44,8 @@ export interface GraphqlWsOptions {
   contextFactory: ContextFactory;
   /** The caller behind an Authorization value; throws UNAUTHENTICATED. Absent → no client auth. */
   authenticate?: (authorization: string | undefined) => Principal;
-  limits: Pick<Limits, 'wsMaxPayloadBytes' | 'wsConnectionInitTimeoutMs' | 'wsMaxSubscriptionsPerSocket' | 'wsMaxSocketsPerKey' | 'wsAllowedOrigins'>;
+  limits: Pick<Limits, 'wsMaxPayloadBytes' | 'wsConnectionInitTimeoutMs' | 'wsMaxSubscriptionsPerSocket' | 'wsMaxSocketsPerKey' | 'wsAllowedOrigins'> &
+    Partial<Pick<Limits, 'wsMaxSubscriptionsPerKey'>>;
   production: boolean;
   logger: Logger;
   /** Extra validation rules (depth, cost…), the same ones HTTP runs. */
@@ -54,6 +56,8 @@ export interface GraphqlWsOptions {
   keepAliveMs?: number;
   /** Token limit, checked before parsing (src/graphql/armor.ts). */
   checkTokens?: (source: string) => GatewayError | undefined;
+  /** MAX_COST and list caps with the operation's variables (src/graphql/cost.ts), checked after validation. */
+  cost?: CostCheck;
   /** Rewrites client-facing messages (production strips field suggestions). */
   maskMessage?: (message: string) => string;
   /** Observes each operation as it starts or is refused (metrics). */
@@ -89,6 +93,9 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   const { logger, limits } = options;
   const allowedOrigins = new Set(limits.wsAllowedOrigins);
   const socketsPerKey = new Map<string, number>();
+  // Operations running per key over all its sockets: memory per subscription is what a key can grow.
+  const operationsPerKey = new Map<string, number>();
+  const keyOf = (principal: Principal | null | undefined) => principal?.name ?? 'anonymous';
   let operations = 0;
 
   const wss = new WebSocketServer({
@@ -186,6 +193,15 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         if (Object.keys(ctx.subscriptions).length > limits.wsMaxSubscriptionsPerSocket) {
           return refuse([new GraphQLError(`At most ${limits.wsMaxSubscriptionsPerSocket} operations at once on one socket`, { extensions: { code: ErrorCode.RATE_LIMITED, retryAfterSeconds: 1 } })]);
         }
+        const key = keyOf(ctx.extra.principal);
+        const keyOperations = operationsPerKey.get(key) ?? 0;
+        if (limits.wsMaxSubscriptionsPerKey !== undefined && keyOperations >= limits.wsMaxSubscriptionsPerKey) {
+          return refuse([
+            new GraphQLError(`At most ${limits.wsMaxSubscriptionsPerKey} operations at once for one API key (WS_MAX_SUBSCRIPTIONS_PER_KEY)`, {
+              extensions: { code: ErrorCode.RATE_LIMITED, retryAfterSeconds: 1 },
+            }),
+          ]);
+        }
         let document = documents.get(payload.query);
         if (!document) {
           // Before parsing: a huge document must not cost a full parse.
@@ -203,7 +219,17 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         // Per caller, so it stays out of the shared document cache above.
         const refused = options.introspection?.check(document, ctx.extra.principal, payload.query);
         if (refused) return refuse([refused.toGraphQLError()]);
+        // Variables are coerced here, not by execute: a wrong variable is the client's mistake and answers
+        // BAD_USER_INPUT as on HTTP (execute would report it as a result error without a code).
+        const operation = getOperationAST(document, payload.operationName);
+        if (operation?.variableDefinitions?.length) {
+          const coerced = getVariableValues(options.schema, operation.variableDefinitions, payload.variables ?? {}, { maxErrors: 50 });
+          if (coerced.errors) return refuse(coerced.errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, originalError: e.originalError, extensions: { code: 'BAD_USER_INPUT' } })));
+        }
+        const tooCostly = options.cost?.check([{ query: document, operationName: payload.operationName, variables: payload.variables }]);
+        if (tooCostly) return refuse([tooCostly.toGraphQLError()]);
         operations++;
+        operationsPerKey.set(key, keyOperations + 1);
         const operationCount = (ctx.extra.operationCount ?? 0) + 1;
         ctx.extra.operationCount = operationCount;
         const type = document.definitions.find((d) => d.kind === 'OperationDefinition' && (!payload.operationName || d.name?.value === payload.operationName));
@@ -243,8 +269,12 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         return args;
       },
       // Runs for every operation that got past onSubscribe, however it ended (graphql-ws guarantees it).
-      onComplete: () => {
+      onComplete: (ctx) => {
         operations = Math.max(0, operations - 1);
+        const key = keyOf(ctx.extra.principal);
+        const left = (operationsPerKey.get(key) ?? 1) - 1;
+        if (left > 0) operationsPerKey.set(key, left);
+        else operationsPerKey.delete(key);
       },
       onError: (_ctx, _id, _payload, errors) => errors.map(format),
       // Results of queries and mutations sent over the socket; subscription events go out through `shared`.

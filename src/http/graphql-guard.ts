@@ -1,16 +1,32 @@
 /**
- * Checks on a parsed GraphQL-over-HTTP body before Apollo sees it (issue #7): how many operations one
- * batched request may carry, and how many tokens each document may have. Both answer 400 with a
- * GraphQL-shaped body, so nothing is parsed, validated, executed — or sent to Exotel.
+ * Checks on a parsed GraphQL-over-HTTP body before Apollo sees it: how many operations one batched
+ * request may carry, how many tokens each document may have, and what the request costs (list items
+ * counted, a batch as a whole; src/graphql/cost.ts). Each answers 400 with a GraphQL-shaped body, so
+ * nothing of the request is executed — or sent to Exotel.
  */
 import type { RequestHandler } from 'express';
 import type { GatewayError } from '../errors.js';
 import { limitError, LimitReason } from '../graphql/armor.js';
+import type { CostCheck } from '../graphql/cost.js';
 
 export interface GraphqlGuardOptions {
   maxBatchSize: number;
   checkTokens(source: string): GatewayError | undefined;
+  /** MAX_COST and list caps over every operation of the request. */
+  cost?: CostCheck;
   production: boolean;
+}
+
+/** GET carries variables as JSON text; POST as an object. Anything else costs as no variables. */
+function variablesOf(value: unknown): Record<string, unknown> | undefined {
+  if (typeof value === 'string') {
+    try {
+      return variablesOf(JSON.parse(value));
+    } catch {
+      return undefined;
+    }
+  }
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }
 
 const errorBody = (error: GatewayError) => ({ errors: [{ message: error.message, extensions: error.extensions }] });
@@ -23,13 +39,20 @@ export function graphqlGuard(options: GraphqlGuardOptions): RequestHandler {
       return;
     }
     const pieces: unknown[] = Array.isArray(body) ? body : [req.method === 'GET' ? req.query : body];
+    const operations: Array<{ query: string; operationName: string | undefined; variables: Record<string, unknown> | undefined }> = [];
     for (const piece of pieces) {
-      const query = piece && typeof piece === 'object' ? (piece as { query?: unknown }).query : undefined;
+      const { query, operationName, variables } = (piece && typeof piece === 'object' ? piece : {}) as Record<string, unknown>;
       const tooMany = typeof query === 'string' ? options.checkTokens(query) : undefined;
       if (tooMany) {
         res.status(400).json(errorBody(tooMany));
         return;
       }
+      if (typeof query === 'string') operations.push({ query, operationName: typeof operationName === 'string' ? operationName : undefined, variables: variablesOf(variables) });
+    }
+    const tooCostly = options.cost?.check(operations);
+    if (tooCostly) {
+      res.status(400).json(errorBody(tooCostly));
+      return;
     }
     next();
   };

@@ -32,7 +32,7 @@ const OVER: Array<[reason: string, query: string]> = [
   ['MAX_DEPTH', '{ calls(first: 1) { edges { node { events { call { events { call { sid } } } } } } } }'],
   ['MAX_ALIASES', '{ a: call(sid: "a1") { sid } b: call(sid: "b1") { sid } c: call(sid: "c1") { sid } d: call(sid: "d1") { sid } }'],
   ['MAX_DIRECTIVES', '{ call(sid: "x1") { sid @include(if: true) from @include(if: true) to @skip(if: false) } }'],
-  ['MAX_COST', `{ a: calls(first: 1) { nodes { ${F} } edges { cursor node { ${F} } } } b: calls(first: 2) { nodes { ${F} } } }`],
+  ['MAX_COST', `{ a: calls(first: 5) { nodes { ${F} } edges { cursor node { ${F} } } } b: calls(first: 2) { nodes { ${F} } } }`],
   // Small enough in bytes for WS_MAX_PAYLOAD_BYTES, so graphql-ws sees the token limit, not the frame size.
   ['MAX_TOKENS', `{ exophones { ${'sid '.repeat(210)}} }`],
 ];
