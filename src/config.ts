@@ -196,7 +196,8 @@ const schema = z.object({
   WS_CONNECTION_INIT_TIMEOUT_MS: int(100, 120_000).default(5000),
   WS_MAX_SUBSCRIPTIONS_PER_SOCKET: int(1, 100_000).default(100),
   WS_MAX_SOCKETS_PER_KEY: int(1, 1_000_000).default(1000),
-  // A subscription holds about 18 KB of process memory (bench, fan-out figure): 5,000 → about 90 MB per key.
+  // Sized at 20 KB of process memory per subscription (the bench's fan-out figure measures it): 5,000 →
+  // about 100 MB per key at most (docs/security.md).
   WS_MAX_SUBSCRIPTIONS_PER_KEY: int(1, 10_000_000).default(5000),
   WS_ALLOWED_ORIGINS: z.string().optional(),
 });

@@ -34,7 +34,7 @@ export function startSimulator(setup: SimulatorSetup = {}): Promise<Simulator> {
 
 /**
  * The gateway's environment against `sim`: production mode (introspection off, masked errors), info
- * logs to a file, no client keys, limits raised only where a figure needs 10,000 sockets.
+ * logs to a file, no client keys, limits raised only where a figure needs 10,000 sockets and subscriptions.
  */
 export function gatewayEnv(sim: Simulator, extra: Record<string, string> = {}): Record<string, string> {
   return {
@@ -51,6 +51,7 @@ export function gatewayEnv(sim: Simulator, extra: Record<string, string> = {}): 
     GATEWAY_ALLOW_OPEN: '1',
     // The machine's ulimit allows 20,000 descriptors; figure 4 opens 10,000 sockets from one client.
     WS_MAX_SOCKETS_PER_KEY: '20000',
+    WS_MAX_SUBSCRIPTIONS_PER_KEY: '20000',
     ...extra,
   };
 }
