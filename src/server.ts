@@ -14,7 +14,9 @@ import { createStorage } from './storage/index.js';
 import type { Storage } from './storage/types.js';
 import { createAuthenticator } from './auth.js';
 import { createEntityCache } from './cache/entities.js';
+import { createNearEntityCache } from './cache/near.js';
 import { createApolloHandler } from './graphql/apollo.js';
+import { createWarmAnswers, type WarmAnswers } from './graphql/warm-answers.js';
 import { createContextFactory } from './graphql/context.js';
 import { createIdempotency } from './graphql/idempotency.js';
 import { createSchema } from './graphql/schema.js';
@@ -69,6 +71,8 @@ export interface Gateway {
   simulator: Simulator | undefined;
   httpServer: Server;
   metrics: Metrics;
+  /** Queries answered without executing (src/graphql/warm-answers.ts). */
+  warmAnswers: WarmAnswers;
   /**
    * Graceful shutdown, in this order: readiness off; graphql-ws sockets closed with 1001 (no new ones);
    * HTTP stops accepting and drains in-flight requests — GraphQL and webhooks, each answered only after its
@@ -185,11 +189,15 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     // reconciler. With PORT=0 the default PUBLIC_URL names no real port, so callbacks then go to the
     // address actually bound.
     let boundUrl: string | undefined;
+    // Exotel objects, held near on this replica in front of the shared cache; the event log keeps it coherent.
+    const entityCache = createNearEntityCache(createEntityCache(storage.cache, exotel.accountSid), { events: storage.events, accountSid: exotel.accountSid });
+    stoppers.push(() => entityCache.close());
     const live = createLive({
       config,
       storage,
       exotel,
       logger,
+      entities: entityCache,
       durationScale: simulator ? config.simulatorTimeScale : 1,
       publicUrl: () => (boundUrl && /:0$/.test(config.publicUrl) ? boundUrl : config.publicUrl),
       onWebhook: (kind, outcome) => metrics.webhooks.inc({ kind, outcome }),
@@ -199,7 +207,6 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     app.use(WEBHOOK_BASE_PATH, live.router);
 
     // GraphQL over HTTP (issue #4). One schema and one context factory, shared with graphql-ws.
-    const entityCache = createEntityCache(storage.cache, exotel.accountSid);
     const graphqlSchema = createSchema({ Subscription: createSubscriptionResolvers(live.feed) });
     const contextFactory = createContextFactory({
       config,
@@ -214,6 +221,8 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       live: live.hooks,
     });
     // Abuse limits (issue #7): the same rules on HTTP and graphql-ws, all checked before execution.
+    // Warm answers: made before Apollo, which later wraps the schema's resolvers.
+    const warmAnswers = createWarmAnswers({ schema: graphqlSchema, near: entityCache });
     const armor = createArmor({ limits: config.limits, production: config.production });
     // Cost with list items counted (MAX_COST, list caps): needs the variables, so it runs beside validation.
     const cost = createCostCheck(graphqlSchema, config.limits.maxCost);
@@ -227,7 +236,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       validationRules: armor.validationRules,
       allowBatchedHttpRequests: true,
       guards: [graphqlGuard({ maxBatchSize: config.limits.maxBatchSize, checkTokens: armor.checkTokens, cost, production: config.production })],
-      plugins: [graphqlMetricsPlugin(metrics)],
+      plugins: [graphqlMetricsPlugin(metrics), warmAnswers.plugin],
       drainGraceMs: SHUTDOWN.httpDrainGraceMs,
     });
     stoppers.push(() => graphql.stop());
@@ -284,6 +293,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       ['http server closed', () => closeHttp(httpServer)],
       ['live poller and reconciler stopped, subscriptions ended', () => live.stop()],
       ['event metrics unsubscribed', stopCountingEvents],
+      ['near-cache unsubscribed', () => entityCache.close()],
       ['storage flushed and closed', () => (deps.storage ? undefined : storage.close())],
       ['simulator stopped', () => simulator?.stop()],
     ];
@@ -315,6 +325,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       simulator,
       httpServer,
       metrics,
+      warmAnswers,
       stop: () => (stopping ??= shutdown()),
     };
   } catch (err) {

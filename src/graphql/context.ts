@@ -4,7 +4,7 @@
  * what it needs (request id, Authorization) and hands it over here.
  */
 import { randomUUID } from 'node:crypto';
-import type { EntityCache } from '../cache/entities.js';
+import type { NearEntityCache, ReadsSlot } from '../cache/near.js';
 import type { Config, Scope } from '../config.js';
 import type { Call, ExotelApi, SmsMessage } from '../exotel/types.js';
 import type { Logger } from '../logger.js';
@@ -42,8 +42,13 @@ export interface GraphQLContext {
   logger: Logger;
   exotel: ExotelApi;
   storage: Storage;
-  /** Cache policy for Exotel objects of this account. */
-  cache: EntityCache;
+  /** Cache policy for Exotel objects of this account (held near, in front of the shared cache). */
+  cache: NearEntityCache;
+  /**
+   * What the loaders read, by version (the warm-answer plugin sets `current` before execution). Apollo
+   * copies the context per operation; the copies share this slot and the loaders.
+   */
+  reads: ReadsSlot;
   /** Fresh per request / ws operation. */
   loaders: Loaders;
   idempotency: Idempotency;
@@ -62,7 +67,7 @@ export interface ContextDeps {
   logger: Logger;
   exotel: ExotelApi;
   storage: Storage;
-  cache: EntityCache;
+  cache: NearEntityCache;
   idempotency: Idempotency;
   mode: GatewayMode;
   version: string;
@@ -99,6 +104,7 @@ export function createContextFactory(deps: ContextDeps): ContextFactory {
     let logger: Logger | undefined;
     const requestLogger = () => (logger ??= deps.logger.child({ requestId }));
     let loaders: Loaders | undefined;
+    const reads: ReadsSlot = { current: undefined, used: false };
     const context: GraphQLContext = {
       config: deps.config,
       get logger() {
@@ -111,7 +117,7 @@ export function createContextFactory(deps: ContextDeps): ContextFactory {
       get loaders() {
         return (loaders ??= createLoaders({
           exotel: deps.exotel,
-          cache: deps.cache,
+          cache: deps.cache.recording(reads),
           bulkBatchSize: deps.config.bulkBatchSize,
           get logger() {
             return requestLogger();
@@ -124,6 +130,7 @@ export function createContextFactory(deps: ContextDeps): ContextFactory {
       version: deps.version,
       requestId,
       auth: input.auth ?? null,
+      reads,
     };
     if (deps.callbackUrls) context.callbackUrls = deps.callbackUrls;
     if (deps.live) context.live = deps.live;

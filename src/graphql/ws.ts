@@ -125,7 +125,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   const documents = new LRUCache<string, DocumentNode>({
     max: DOCUMENT_CACHE.maxEntries,
     maxSize: DOCUMENT_CACHE.maxTotalSize,
-    maxEntrySize: DOCUMENT_CACHE.maxTotalSize / 10,
+    maxEntrySize: Math.floor(DOCUMENT_CACHE.maxTotalSize / 10),
     sizeCalculation: (_document, text) => Math.max(1, text.length),
   });
   const formatResult = (result: ExecutionResult) => (result.errors ? { ...result, errors: result.errors.map(format) } : result);

@@ -5,7 +5,7 @@
  * Subscription resolvers, and calls stop() on shutdown.
  */
 import type { Router } from 'express';
-import { createEntityCache } from '../cache/entities.js';
+import { createEntityCache, type EntityCache } from '../cache/entities.js';
 import type { Config } from '../config.js';
 import { epochMsToIso } from '../exotel/dates.js';
 import type { Call, ExotelApi, SmsMessage } from '../exotel/types.js';
@@ -64,6 +64,8 @@ export interface LiveOptions {
   storage: Storage;
   exotel: ExotelApi;
   logger: Logger;
+  /** The entity cache GraphQL reads (so this replica's near-cache sees its own writes at once); default: the shared one. */
+  entities?: EntityCache;
   /**
    * Multiplier on expected call/SMS durations: the simulator's time scale in simulator mode (its calls
    * run that much faster), 1 against real Exotel.
@@ -104,7 +106,7 @@ export function createLive(options: LiveOptions): Live {
   const sets = openSets(accountSid);
 
   const { openItems } = storage;
-  const entities = createEntityCache(storage.cache, accountSid);
+  const entities = options.entities ?? createEntityCache(storage.cache, accountSid);
   const ingestDeps: IngestDeps = {
     accountSid,
     events: storage.events,
