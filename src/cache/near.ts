@@ -160,19 +160,14 @@ export function createNearEntityCache(shared: EntityCache, options: NearCacheOpt
   const getNumbers = reader<NumberMetadata | null>('number', (ids) => shared.getNumbers(ids));
 
   const cache: NearEntityCache = {
+    // Everything else (ExoPhones, unknown-call memory…) is the shared cache's alone.
+    ...shared,
     getCalls: (sids) => getCalls(sids),
     getSms: (sids) => getSms(sids),
     getNumbers: (numbers) => getNumbers(numbers),
     putCall: (call) => write('call', call.sid, call, () => shared.putCall(call)),
     putSms: (sms) => write('sms', sms.sid, sms, () => shared.putSms(sms)),
     putNumber: (number, metadata) => write('number', number, metadata, () => shared.putNumber(number, metadata)),
-    getExoPhones: () => shared.getExoPhones(),
-    putExoPhones: (phones) => shared.putExoPhones(phones),
-    getRequestRef: (ref) => shared.getRequestRef(ref),
-    putRequestRef: (ref, sid) => shared.putRequestRef(ref, sid),
-    areUnknownCalls: (sids) => shared.areUnknownCalls(sids),
-    putUnknownCall: (sid) => shared.putUnknownCall(sid),
-    forgetUnknownCall: (sid) => shared.forgetUnknownCall(sid),
     recording: (slot) => ({
       ...cache,
       getCalls: (sids) => getCalls(sids, slot),
