@@ -1,8 +1,22 @@
 /**
  * The process entry point: the only place that reads process.env, listens, and handles signals.
  */
-import { loadConfigOrExit } from './config.js';
+import { loadConfigOrExit, type Config } from './config.js';
 import type { Gateway } from './server.js';
+
+/** Why the gateway could not start, in words that name the variable to change. */
+function startFailure(err: unknown, config: Config): string {
+  switch ((err as NodeJS.ErrnoException | undefined)?.code) {
+    case 'EADDRINUSE':
+      return `port ${config.port} on ${config.host} is already in use; stop what listens there or set PORT`;
+    case 'EACCES':
+      return `not allowed to listen on port ${config.port} (ports below 1024 need privileges); set PORT`;
+    case 'EADDRNOTAVAIL':
+      return `HOST ${config.host} is not an address of this machine; set HOST`;
+    default:
+      return err instanceof Error ? err.message : String(err);
+  }
+}
 
 /** Bound on graceful shutdown: after this the process exits anyway. */
 const SHUTDOWN_TIMEOUT_MS = 15_000;
@@ -12,7 +26,14 @@ async function main(): Promise<void> {
 
   // Imported after the config is known good, so a bad variable is reported before anything loads.
   const { createServer } = await import('./server.js');
-  const gateway: Gateway = await createServer(config);
+  let gateway: Gateway;
+  try {
+    gateway = await createServer(config);
+  } catch (err) {
+    // One line an operator can act on, no stack: the usual causes are the address, not the code.
+    console.error(`gateway failed to start: ${startFailure(err, config)}`);
+    process.exit(1);
+  }
   gateway.logger.info(`GraphQL at ${gateway.url}/graphql, GraphiQL at ${gateway.url}/graphiql`);
 
   let stopping = false;

@@ -9,6 +9,7 @@ import type { Config } from './config.js';
 import { createLogger, fixedFieldsLogger, type Logger } from './logger.js';
 import type { ExotelApi, UpstreamRequestEvent } from './exotel/types.js';
 import { createExotelClient } from './exotel/client.js';
+import { EXOTEL_REGION_BASE_URLS } from './exotel/options.js';
 import { createSimulator, type Simulator } from './simulator/index.js';
 import { createStorage } from './storage/index.js';
 import type { Storage } from './storage/types.js';
@@ -115,7 +116,9 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     if (!deps.storage) stoppers.push(() => storage.close());
 
     let simulator: Simulator | undefined;
-    const upstreamHealth = createUpstreamHealth();
+    // Which Exotel this gateway talks to, named in the start log and in a credentials refusal.
+    let exotelBaseUrl: string | undefined = deps.exotel ? undefined : (config.exotelBaseUrl ?? EXOTEL_REGION_BASE_URLS[config.exotelRegion]);
+    const upstreamHealth = createUpstreamHealth({ logger: logger.child({ component: 'exotel' }), baseUrl: exotelBaseUrl });
     let exotel = deps.exotel;
     if (!exotel) {
       let credentials = config.exotel;
@@ -130,6 +133,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
         stoppers.push(() => simulator?.stop());
         credentials = { accountSid: simulator.accountSid, apiKey: simulator.apiKey, apiToken: simulator.apiToken };
         baseUrl = simulator.url;
+        exotelBaseUrl = simulator.url;
         logger.warn({ simulatorUrl: simulator.url }, 'SIMULATOR MODE: no Exotel credentials set; calls and SMS go to the built-in Exotel simulator');
       }
       exotel = createExotelClient({
@@ -180,9 +184,17 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     });
     app.get('/readyz', async (_req, res) => {
       const storageOk = await storage.ping().catch(() => false);
-      const upstreamOk = upstreamHealth.reachable();
-      const ok = ready && storageOk && upstreamOk;
-      res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', checks: { started: ready, storage: storageOk, upstream: upstreamOk } });
+      const upstreamProblem = upstreamHealth.problem();
+      const reasons = [
+        ...(ready ? [] : ['the gateway is starting or stopping']),
+        ...(storageOk ? [] : ['storage is unreachable']),
+        ...(upstreamProblem ? [upstreamProblem] : []),
+      ];
+      res.status(reasons.length === 0 ? 200 : 503).json({
+        status: reasons.length === 0 ? 'ready' : 'not ready',
+        checks: { started: ready, storage: storageOk, upstream: !upstreamProblem },
+        ...(reasons.length > 0 ? { reason: reasons.join('; ') } : {}),
+      });
     });
 
     // Live status (issue #5): webhooks → ingest → event log → subscriptions, plus the poller and the
@@ -312,7 +324,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     };
 
     const mode = config.exotel || deps.exotel ? 'LIVE' : 'SIMULATOR';
-    logger.info({ url, mode, storage: storage.kind }, 'gateway listening');
+    logger.info({ url, mode, storage: storage.kind, exotelBaseUrl: exotelBaseUrl ?? 'injected' }, 'gateway listening');
     let stopping: Promise<void> | undefined;
     return {
       url,

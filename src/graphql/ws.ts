@@ -5,7 +5,8 @@
  * 4403 Forbidden before any operation runs. Each operation gets a fresh context from the same factory
  * as HTTP, so loaders are per operation and resolvers cannot tell the transports apart.
  */
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { getOperationAST, getVariableValues, GraphQLError, Kind, OperationTypeNode, parse, specifiedRules, validate, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -98,8 +99,11 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   const keyOf = (principal: Principal | null | undefined) => principal?.name ?? 'anonymous';
   let operations = 0;
 
+  // noServer, with the upgrade listener below: attached with `server`, ws would re-emit the HTTP server's
+  // own errors (a port in use) as WebSocket server errors, which graphql-ws prints with a stack trace
+  // before the real reason reaches main.ts.
   const wss = new WebSocketServer({
-    server: options.httpServer,
+    noServer: true,
     path: options.path,
     maxPayload: limits.wsMaxPayloadBytes,
     // Browsers always send Origin; refusing foreign ones stops other sites riding a user's session.
@@ -111,6 +115,11 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
       }
     },
   });
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  };
+  options.httpServer.on('upgrade', onUpgrade);
 
   const mask = options.maskMessage ?? ((message: string) => message);
   const format = (error: GraphQLError) => {
@@ -302,6 +311,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         clearTimeout(timer);
         for (const socket of wss.clients) socket.terminate();
         for (const socket of sockets) socket.terminate();
+        options.httpServer.off('upgrade', onUpgrade);
         await new Promise<void>((resolve) => wss.close(() => resolve()));
       })()),
   };

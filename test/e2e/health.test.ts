@@ -25,7 +25,7 @@ describe('health endpoints', () => {
       const { body } = await gw.gql('query($sid: ID!) { call(sid: $sid) { sid } }', { sid });
       expect(body.errors?.[0]?.extensions?.code).toBe('UPSTREAM_UNAVAILABLE');
     }
-    expect(await probe(`${gw.url}/readyz`)).toEqual({ status: 503, body: { status: 'not ready', checks: { started: true, storage: true, upstream: false } } });
+    expect(await probe(`${gw.url}/readyz`)).toEqual({ status: 503, body: { status: 'not ready', checks: { started: true, storage: true, upstream: false }, reason: expect.stringContaining('Exotel is unreachable') } });
     // Liveness is the process only: a load balancer must not restart a gateway because Exotel is down.
     expect(await probe(`${gw.url}/healthz`)).toEqual({ status: 200, body: { status: 'ok' } });
 

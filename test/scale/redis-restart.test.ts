@@ -87,7 +87,7 @@ describe.skipIf(!haveRedisServer)('Redis restarted under two replicas', () => {
       expect(await post(cb, i)).toEqual({ status: 503, body: 'Service Unavailable: try again' });
     }
     for (const replica of replicas) {
-      expect(await ready(replica.url)).toEqual({ status: 503, body: { status: 'not ready', checks: { started: true, storage: false, upstream: true } } });
+      expect(await ready(replica.url)).toEqual({ status: 503, body: { status: 'not ready', checks: { started: true, storage: false, upstream: true }, reason: 'storage is unreachable' } });
     }
     // Queries still answer from Exotel: cache errors are misses, the budget falls back to this replica's share.
     const lookup = await gql<{ numberMetadata: { phoneNumber: string } | null }>(a.url, 'query($n: String!) { numberMetadata(number: $n) { phoneNumber } }', {
@@ -194,7 +194,7 @@ describe.skipIf(!haveRedisServer)('Redis restarted under two replicas', () => {
   it('a replica started while Redis is down reports not ready, answers webhooks 503, and recovers by itself', async () => {
     await redis.stop('SIGKILL');
     const c = await spawnGateway('replica-C', replicaEnv(sim, redis.url, prefix));
-    expect(await ready(c.url)).toEqual({ status: 503, body: { status: 'not ready', checks: { started: true, storage: false, upstream: true } } });
+    expect(await ready(c.url)).toEqual({ status: 503, body: { status: 'not ready', checks: { started: true, storage: false, upstream: true }, reason: 'storage is unreachable' } });
     const sid = newCallSid();
     expect(await postCallback(c.url, sim.accountSid, { callSid: sid, status: 'in-progress' })).toEqual({ status: 503, body: 'Service Unavailable: try again' });
 
