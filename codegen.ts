@@ -27,6 +27,7 @@ const config: CodegenConfig = {
         mappers: {
           Call: '../exotel/types.js#Call',
           CallLeg: '../exotel/types.js#CallLeg',
+          CallFlow: '../exotel/types.js#CallFlow',
           SmsMessage: '../exotel/types.js#SmsMessage',
           NumberMetadata: '../exotel/types.js#NumberMetadata',
           ExoPhone: '../exotel/types.js#ExoPhone',

@@ -119,6 +119,8 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     // Which Exotel this gateway talks to, named in the start log and in a credentials refusal.
     let exotelBaseUrl: string | undefined = deps.exotel ? undefined : (config.exotelBaseUrl ?? EXOTEL_REGION_BASE_URLS[config.exotelRegion]);
     const upstreamHealth = createUpstreamHealth({ logger: logger.child({ component: 'exotel' }), baseUrl: exotelBaseUrl });
+    // The simulator plays incoming calls into the gateway's own Passthru URL, known once live is built.
+    let incomingCallUrl: (() => string) | undefined;
     let exotel = deps.exotel;
     if (!exotel) {
       let credentials = config.exotel;
@@ -129,6 +131,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
           host: '127.0.0.1',
           timeScale: config.simulatorTimeScale,
           log: (line) => logger.info({ component: 'simulator' }, line),
+          incomingCallUrl: () => incomingCallUrl?.(),
         });
         stoppers.push(() => simulator?.stop());
         credentials = { accountSid: simulator.accountSid, apiKey: simulator.apiKey, apiToken: simulator.apiToken };
@@ -216,6 +219,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       onReconciled: (kind) => metrics.reconcilerRecoveries.inc({ kind }),
     });
     stoppers.push(() => live.stop());
+    incomingCallUrl = () => live.callbackUrls.incomingCall;
     app.use(WEBHOOK_BASE_PATH, live.router);
 
     // GraphQL over HTTP (issue #4). One schema and one context factory, shared with graphql-ws.

@@ -210,6 +210,39 @@ export interface CallLeg {
   id: number;
   status: CallStatus | null;
   onCallDurationSeconds: number | null;
+  /** The leg's phone number (incoming-call flow requests `Legs[i][Number]`); absent in call details. */
+  number?: string | null;
+  /** Exotel's leg type (e.g. "single"), from flow requests. */
+  type?: string | null;
+  /** Caller id shown on this leg, from flow requests. */
+  callerId?: string | null;
+  /** Why the leg ended, as Exotel's cause code (e.g. "NORMAL_CLEARING"), from flow requests. */
+  causeCode?: string | null;
+  /** Exotel's cause value for the same (often the Q.850 number, e.g. "16"), from flow requests. */
+  cause?: string | null;
+}
+
+/**
+ * What an incoming-call flow told the gateway about a call: the parameters of Exotel's Passthru and
+ * Connect-applet requests (exotel-api.md, "What real traffic shows"), merged over every request of the
+ * call. `agentStatus` is the agent's state (Exotel's `Status` there), never the call's.
+ */
+export interface CallFlow {
+  flowId: string | null;
+  tenantId: string | null;
+  dialWhomNumber: string | null;
+  agentEmail: string | null;
+  agentStatus: string | null;
+  digits: string | null;
+  callType: string | null;
+  dialCallStatus: CallStatus | null;
+  dialCallDurationSeconds: number | null;
+  eventType: string | null;
+  outgoingPhoneNumber: string | null;
+  forwardedFrom: string | null;
+  recordingAvailableBy: IsoDateTime | null;
+  /** Exotel's `CurrentTime` of the latest request seen. */
+  lastRequestAt: IsoDateTime | null;
 }
 
 export interface Call {
@@ -233,6 +266,8 @@ export interface Call {
   conversationDurationSeconds: number | null;
   /** null when Exotel gave no Details block. */
   legs: CallLeg[] | null;
+  /** Set for calls an incoming-call flow reported (Passthru / Connect-applet requests); absent otherwise. */
+  flow?: CallFlow | null;
 }
 
 export interface SmsMessage {

@@ -7,7 +7,7 @@ import { exotelToIso, isExotelEpochZero, isoToEpochMs, epochMsToIso } from '../e
 import { int, text, toCallDirection, toCallStatus, toSmsStatus } from '../exotel/parse.js';
 import type { Call, CallLeg, IsoDateTime } from '../exotel/types.js';
 import { SID_PATTERN } from '../exotel/types.js';
-import type { CallStatusUpdate, IncomingCallUpdate, SmsStatusUpdate } from './updates.js';
+import type { CallStatusUpdate, SmsStatusUpdate } from './updates.js';
 
 export type ParseResult<T> = { ok: true; update: T } | { ok: false; reason: string };
 
@@ -144,51 +144,5 @@ export function parseSmsStatusCallback(fields: Record<string, unknown>, nowIso: 
         dateSent,
       }),
     };
-  });
-}
-
-/** Passthru's `Created`/`CurrentTime` have no documented format: Exotel's own, ISO, or an HTTP-style date. */
-function looseDate(fields: Record<string, unknown>, name: string): IsoDateTime | null {
-  try {
-    return date(fields, name);
-  } catch {
-    const ms = Date.parse(text(fields[name]) ?? '');
-    return Number.isFinite(ms) ? epochMsToIso(ms) : null;
-  }
-}
-
-/** The Passthru parameters of an incoming-call flow step (query string, GET or POST). */
-export function parseIncomingCall(fields: Record<string, unknown>, accountSid: string, nowIso: IsoDateTime): ParseResult<IncomingCallUpdate> {
-  return attempt(() => {
-    const callSid = requiredSid(fields, 'CallSid');
-    const created = looseDate(fields, 'Created') ?? nowIso;
-    const call: Call = {
-      sid: callSid,
-      parentCallSid: null,
-      accountSid,
-      from: text(fields.From) ?? text(fields.CallFrom) ?? '',
-      to: text(fields.To) ?? text(fields.CallTo) ?? '',
-      phoneNumberSid: text(fields.To) ?? text(fields.CallTo),
-      // A flow step runs while the caller is connected to the flow: the call is in progress.
-      status: toCallStatus(fields.Status) ?? 'IN_PROGRESS',
-      direction: toCallDirection(fields.Direction) ?? 'INBOUND',
-      startTime: created,
-      endTime: null,
-      durationSeconds: null,
-      price: null,
-      recordingUrl: text(fields.RecordingUrl),
-      answeredBy: null,
-      customField: text(fields.CustomField),
-      dateCreated: created,
-      dateUpdated: looseDate(fields, 'CurrentTime') ?? nowIso,
-      conversationDurationSeconds: null,
-      legs: null,
-    };
-    const extra: Record<string, string> = {};
-    for (const name of ['flow_id', 'tenant_id', 'DialWhomNumber', 'CallType', 'digits']) {
-      const value = text(fields[name]);
-      if (value !== null) extra[name] = value.slice(0, 256);
-    }
-    return { kind: 'incoming' as const, callSid, at: created, source: 'WEBHOOK' as const, call, extra };
   });
 }

@@ -9,8 +9,9 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import type { IsoDateTime } from '../exotel/types.js';
 import { requestLogger } from '../http/request-id.js';
 import type { Logger } from '../logger.js';
-import { parseCallStatusCallback, parseIncomingCall, parseSmsStatusCallback, type ParseResult } from './callback-parse.js';
+import { parseCallStatusCallback, parseSmsStatusCallback, type ParseResult } from './callback-parse.js';
 import { CALLBACK_KINDS, REQUEST_REF, REQUEST_REF_PARAM, type CallbackKind } from './callback-urls.js';
+import { parseIncomingCall, ingestIncomingCall, type IncomingCallRequest } from './incoming.js';
 import { ingest, IngestStorageError, type IngestDeps } from './ingest.js';
 import { multipartBoundary, parseMultipartFields } from './multipart.js';
 import type { LiveUpdate } from './updates.js';
@@ -93,7 +94,8 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
         return;
       }
       try {
-        const result = await ingest(withRequestRef(req, parsed.update), options.ingestDeps);
+        const update = parsed.update;
+        const result = update.kind === 'incoming-request' ? await ingestIncomingCall(update, options.ingestDeps) : await ingest(withRequestRef(req, update), options.ingestDeps);
         logger.debug({ kind, outcome: result.outcome, eventId: 'event' in result ? result.event.id : undefined }, 'webhook ingested');
         const outcome: WebhookOutcome = result.outcome === 'published' ? 'accepted' : result.reason === 'backwards' ? 'backward' : 'duplicate';
         answer(200, outcome, kind === 'incoming-call' ? '' : 'OK');
@@ -119,7 +121,7 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
     res.status(status).type('text/plain').send(status === 413 ? 'Payload Too Large' : status === 500 ? 'Internal Server Error' : 'Bad Request');
   });
 
-  function parse(kind: CallbackKind, fields: Record<string, unknown>): ParseResult<LiveUpdate> {
+  function parse(kind: CallbackKind, fields: Record<string, unknown>): ParseResult<LiveUpdate | IncomingCallRequest> {
     const now = options.nowIso();
     switch (kind) {
       case 'call-status':
@@ -127,7 +129,7 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
       case 'sms-status':
         return parseSmsStatusCallback(fields, now);
       case 'incoming-call':
-        return parseIncomingCall(fields, options.accountSid, now);
+        return parseIncomingCall(fields, now);
       default:
         return assertNever(kind);
     }

@@ -12,6 +12,7 @@ import type { WireCall, WireDirection, WireExoPhone, WireSms } from '../exotel/t
 import { createCallbackSender, type RecordedCallback } from './callbacks.js';
 import { runCallLifecycle, toWireCall, type CallRecord } from './calls.js';
 import { createFaultEngine, type FaultControls } from './faults.js';
+import { createIncomingFlows, type IncomingCallInput, type IncomingFlowRecord } from './incoming.js';
 import { parseNumber, echoNumber, type CallOutcome } from './rules.js';
 import { createRateBudget } from './rate-budget.js';
 import { randomSid } from './prng.js';
@@ -51,6 +52,8 @@ export {
 export { SEEDED_EXOPHONES, HISTORY_SEED } from './state.js';
 export { EXOTEL_LIMITS } from './routes.js';
 export { CALLBACK_TIMEOUT_SECONDS, CALLBACK_MAX_RETRIES } from './callbacks.js';
+export { INCOMING_OUTCOMES, INCOMING_FLOW_SECONDS, formatCreated } from './incoming.js';
+export type { IncomingCallInput, IncomingFlowRecord, IncomingOutcome, IncomingRequestRecord } from './incoming.js';
 
 /** Defaults of SimulatorOptions, declared once. */
 export const SIMULATOR_DEFAULTS = Object.freeze({
@@ -89,6 +92,11 @@ export interface SimulatorOptions {
   smsDndStatus?: 'failed-dnd' | 'failed_dnd';
   /** Log sink; default console.log. Never receives credentials from requests. */
   log?: (line: string) => void;
+  /**
+   * Where incoming calls' flows send their Passthru requests when a start request names no `url`; read
+   * when a call starts (the gateway in simulator mode knows its own URL only once it listens).
+   */
+  incomingCallUrl?: string | (() => string | undefined);
 }
 
 /** Input of `calls.create`: with `status`, a finished call for history; without, a live call. */
@@ -144,6 +152,13 @@ export interface Simulator {
   faults: FaultControls;
   calls: SimulatorCalls;
   sms: SimulatorSms;
+  /** Incoming calls played through a flow (also `POST /__sim/incoming-calls`). */
+  incoming: {
+    /** Starts one; the call exists at once, its flow's requests follow. Throws on a missing URL. */
+    start(input?: IncomingCallInput): IncomingFlowRecord;
+    get(sid: string): IncomingFlowRecord | undefined;
+    list(): IncomingFlowRecord[];
+  };
   exoPhones: readonly WireExoPhone[];
   /** Stops listening, cancels lifecycles and in-flight callbacks. Idempotent. */
   stop(): Promise<void>;
@@ -176,7 +191,7 @@ function waiter<T>(
 /** Starts a simulator and resolves once it listens. */
 export async function createSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
   const o = { ...SIMULATOR_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as typeof SIMULATOR_DEFAULTS &
-    Pick<SimulatorOptions, 'log'>;
+    Pick<SimulatorOptions, 'log' | 'incomingCallUrl'>;
   if (!(o.timeScale > 0)) throw new RangeError(`timeScale must be > 0, got ${o.timeScale}`);
   if (!(Number.isInteger(o.ratePerMinute) && o.ratePerMinute > 0)) throw new RangeError(`ratePerMinute must be a positive integer, got ${o.ratePerMinute}`);
   if (!(o.rateWindowMs > 0)) throw new RangeError(`rateWindowMs must be > 0, got ${o.rateWindowMs}`);
@@ -224,6 +239,20 @@ export async function createSimulator(options: SimulatorOptions = {}): Promise<S
     runSmsLifecycle(sms, { scheduler, callbacks, onChange: emitSms, dndSpelling: o.smsDndStatus });
   };
 
+  const incomingUrl = o.incomingCallUrl;
+  const incoming = createIncomingFlows({
+    scheduler,
+    accountSid: o.accountSid,
+    exoPhones: state.exoPhones,
+    addCall: (call) => {
+      state.calls.set(call.sid, call);
+      emitCall(call);
+    },
+    changed: emitCall,
+    defaultUrl: () => (typeof incomingUrl === 'function' ? incomingUrl() : incomingUrl),
+    log: (line) => log(`Exotel SIMULATOR ${line}`),
+  });
+
   const server: Server = createServer(
     createRequestHandler({
       state,
@@ -237,6 +266,7 @@ export async function createSimulator(options: SimulatorOptions = {}): Promise<S
       sleep: (ms) => scheduler.sleep(ms),
       log,
       callbackRecords: () => callbacks.records,
+      incoming,
     }),
   );
   await new Promise<void>((resolve, reject) => {
@@ -356,6 +386,11 @@ export async function createSimulator(options: SimulatorOptions = {}): Promise<S
         ),
     },
     exoPhones: state.exoPhones,
+    incoming: {
+      start: (input = {}) => incoming.start(input),
+      get: (sid) => incoming.get(sid),
+      list: () => incoming.list(),
+    },
     stop: () => {
       stopping ??= new Promise<void>((resolve) => {
         scheduler.stop();

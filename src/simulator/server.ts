@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import type { FaultEngine, RequestFault, SimEndpoint } from './faults.js';
+import { checkIncomingInput, type IncomingCallInput, type IncomingFlows } from './incoming.js';
 import { checkFault, checkHoldFilter, type CallHoldFilter, type Fault } from './faults.js';
 import { parseForm, readBody, restException, sendJson, SimError } from './http-kit.js';
 import { SID_PATTERN } from '../exotel/types.js';
@@ -36,6 +37,8 @@ export interface ServerContext extends RouteDeps {
   log(line: string): void;
   /** Admin: recorded callbacks, for GET /__sim/callbacks. */
   callbackRecords(): unknown[];
+  /** Admin: incoming calls played through a flow (/__sim/incoming-calls). */
+  incoming: IncomingFlows;
 }
 
 /** Recorded requests kept (oldest dropped first). */
@@ -143,6 +146,32 @@ async function handleAdmin(req: IncomingMessage, res: ServerResponse, path: stri
     }
   }
   if (path === '/__sim/callbacks' && method === 'GET') return sendJson(res, 200, { callbacks: ctx.callbackRecords() });
+  if (path === '/__sim/incoming-calls') {
+    if (method === 'GET') return sendJson(res, 200, { incomingCalls: ctx.incoming.list() });
+    if (method === 'POST') {
+      const { body, tooLarge } = await readBody(req);
+      if (tooLarge) throw new SimError(413, 'Request body too large');
+      let input: unknown = {};
+      try {
+        if (body.length > 0) input = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new SimError(400, 'Send a JSON object, e.g. {"outcome": "answered"}');
+      }
+      const problem = checkIncomingInput(input);
+      if (problem) throw new SimError(400, `Bad incoming call: ${problem}`);
+      try {
+        return sendJson(res, 201, { incomingCall: ctx.incoming.start(input as IncomingCallInput) });
+      } catch (err) {
+        throw new SimError(409, (err as Error).message);
+      }
+    }
+  }
+  const incomingCall = /^\/__sim\/incoming-calls\/([A-Za-z0-9]{1,64})$/.exec(path);
+  if (incomingCall && method === 'GET') {
+    const flow = ctx.incoming.get(incomingCall[1]!);
+    if (!flow) throw new SimError(404, 'No such incoming call');
+    return sendJson(res, 200, { incomingCall: flow });
+  }
   const recording = /^\/__sim\/recordings\/([^/]+)\.mp3$/.exec(path);
   if (recording && SID_PATTERN.test(recording[1]!) && method === 'GET') {
     // A placeholder "recording": an ID3 header only, enough for a link that resolves.

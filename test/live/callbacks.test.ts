@@ -1,6 +1,7 @@
 /** Callback tokens, callback bodies and multipart parsing. */
 import { describe, expect, it } from 'vitest';
-import { parseCallStatusCallback, parseIncomingCall, parseSmsStatusCallback } from '../../src/live/callback-parse.js';
+import { parseCallStatusCallback, parseSmsStatusCallback } from '../../src/live/callback-parse.js';
+import { parseIncomingCall } from '../../src/live/incoming.js';
 import { callbackToken, createCallbackUrls, createTokenCheck } from '../../src/live/callback-urls.js';
 import { multipartBoundary, parseMultipartFields } from '../../src/live/multipart.js';
 
@@ -64,8 +65,8 @@ describe('parseSmsStatusCallback and parseIncomingCall', () => {
   });
 
   it('builds an inbound call from Passthru parameters', () => {
-    const r = parseIncomingCall({ CallSid: 'in1', From: '09876543210', To: '08039591111', Direction: 'incoming', Created: 'Fri, 20 Nov 2026 10:00:00 +0530', flow_id: '42' }, 'acme', NOW);
-    expect(r.ok && r.update).toMatchObject({ callSid: 'in1', extra: { flow_id: '42' }, call: { direction: 'INBOUND', status: 'IN_PROGRESS', dateCreated: '2026-11-20T10:00:00+05:30', accountSid: 'acme' } });
+    const r = parseIncomingCall({ CallSid: 'in1', From: '09876543210', To: '08039591111', Direction: 'incoming', Created: 'Fri, 20 Nov 2026 10:00:00 +0530', flow_id: '42' }, NOW);
+    expect(r.ok && r.update).toMatchObject({ callSid: 'in1', status: 'IN_PROGRESS', fields: { direction: 'INBOUND', dateCreated: '2026-11-20T10:00:00+05:30', flow: { flowId: '42' } } });
   });
 });
 
@@ -73,7 +74,7 @@ describe('Sids in callbacks', () => {
   const parsers = {
     'call status (CallSid)': (sid: unknown) => parseCallStatusCallback({ CallSid: sid, Status: 'completed' }, NOW),
     'SMS status (SmsSid)': (sid: unknown) => parseSmsStatusCallback({ SmsSid: sid, Status: 'sent' }, NOW),
-    'Passthru (CallSid)': (sid: unknown) => parseIncomingCall({ CallSid: sid, From: '09876543210' }, 'acme', NOW),
+    'Passthru (CallSid)': (sid: unknown) => parseIncomingCall({ CallSid: sid, From: '09876543210' }, NOW),
   };
   const garbage: unknown[] = ['-1', -1, '_x', 'a b', ' abc', 'abc\n', 'a.b', 'a:b', '../etc', 'ab%20c', 'x'.repeat(129), 'é1'];
   const tolerated = ['b6cfaf0a1d8c4ab1c2e4a4f0d12b3456', 'B6CFAF0A1D8C4AB1C2E4A4F0D12B3456', 'b6cfaf0a1d8c4ab1c2e4a4f0d12b3456-k1e', 'in1', 'abc_1-x', '1', 42, 'x'.repeat(128)];

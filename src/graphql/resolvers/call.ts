@@ -1,9 +1,11 @@
 /**
  * Fields of Call and CallEvent that are not plain properties of the domain objects: a call's status
- * history from the event log, and an event's call through the per-request loader.
+ * history and (when the cached call lacks it) its flow from the event log, and an event's call through
+ * the per-request loader.
  */
 import { ErrorCode, GatewayError } from '../../errors.js';
 import type { CallEventResolvers, CallResolvers } from '../../generated/graphql.js';
+import { callFromHistory } from '../../live/incoming.js';
 
 export const Call: CallResolvers = {
   async events(call, _args, ctx) {
@@ -11,6 +13,14 @@ export const Call: CallResolvers = {
     // and never reported to the gateway has an empty history.
     const history = await ctx.storage.events.callHistory(call.accountSid || ctx.exotel.accountSid, call.sid);
     return history;
+  },
+  async flow(call, _args, ctx) {
+    if (call.flow !== undefined) return call.flow;
+    // A call fetched from Exotel knows nothing of its flow; what the flow's requests said is in the log.
+    // Only incoming calls (or calls of unknown direction) can have had such requests.
+    if (call.direction !== null && call.direction !== 'INBOUND') return null;
+    const history = await ctx.storage.events.callHistory(call.accountSid || ctx.exotel.accountSid, call.sid);
+    return callFromHistory(history)?.flow ?? null;
   },
 };
 

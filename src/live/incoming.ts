@@ -1,0 +1,367 @@
+/**
+ * Incoming calls: Exotel's Passthru and Connect-applet requests (exotel-api.md, "What real traffic
+ * shows") → one Call per CallSid, kept current by every request of its flow.
+ *
+ * A flow sends several requests for one call — at its start, after a Connect applet, at its end — as a
+ * GET query string by default (POST possible). Each of them:
+ * - is merged into the call: a known value is never erased by a later request that lacks it (e.g.
+ *   `DialWhomNumber`, usually absent at the end), and the flow's own parameters land in `Call.flow`;
+ * - becomes a call event: while the caller is in the flow the call is IN_PROGRESS (Exotel has picked up
+ *   and the flow is playing); `DialCallStatus` with `CallType` gives the outcome. Ingest keeps it
+ *   forward-only and publishes each status once, so the outcome is published once however often it comes;
+ * - announces the call on `incomingCalls` the first time (ingest deduplicates that too).
+ *
+ * `Status` in these requests is the agent's state (`busy`/`free`), never the call's: it goes to
+ * `Call.flow.agentStatus`. Dates carry no zone and are IST whatever the server's TZ.
+ */
+import { exotelToEpochMs, exotelToIso, epochMsToIso, isExotelEpochZero, isoToEpochMs, IST_OFFSET_MINUTES } from '../exotel/dates.js';
+import { int, toCallDirection, toCallStatus } from '../exotel/parse.js';
+import type { Call, CallFlow, CallLeg, CallStatus, IsoDateTime } from '../exotel/types.js';
+import { SID_PATTERN, callStatusRank } from '../exotel/types.js';
+import type { CallEventRecord } from '../storage/types.js';
+import { ingest, IngestStorageError, type IngestDeps, type IngestResult } from './ingest.js';
+import { isTerminalCall } from './updates.js';
+
+/** One Passthru / Connect-applet request, understood. */
+export interface IncomingCallRequest {
+  kind: 'incoming-request';
+  callSid: string;
+  /** The call's status as this request shows it: live while in the flow, else the outcome. */
+  status: CallStatus;
+  /** When that status held: the call's start for a live status, the request's time for an outcome. */
+  at: IsoDateTime;
+  /** What this request says about the call: only known values (nothing here erases anything). */
+  fields: Partial<Call>;
+  /** False for a call the API placed into a flow (`Direction=outbound-api`): not an incoming call. */
+  announce: boolean;
+  /** Parameters that were present but could not be read (made null; logged at debug). */
+  unreadable: string[];
+}
+
+export type IncomingParseResult = { ok: true; update: IncomingCallRequest } | { ok: false; reason: string };
+
+/** Every CallFlow field unset. */
+export const EMPTY_FLOW: CallFlow = Object.freeze({
+  flowId: null,
+  tenantId: null,
+  dialWhomNumber: null,
+  agentEmail: null,
+  agentStatus: null,
+  digits: null,
+  callType: null,
+  dialCallStatus: null,
+  dialCallDurationSeconds: null,
+  eventType: null,
+  outgoingPhoneNumber: null,
+  forwardedFrom: null,
+  recordingAvailableBy: null,
+  lastRequestAt: null,
+}) as CallFlow;
+
+/** Longest value kept of a free-text flow parameter; Exotel's are short, anything longer is not theirs. */
+const MAX_VALUE_CHARS = 256;
+
+/**
+ * A parameter as text: absent, "", whitespace and the string "null" (Exotel's legacy empty value) are
+ * all "not given".
+ */
+function value(fields: Record<string, unknown>, name: string): string | null {
+  const raw = fields[name];
+  const s = typeof raw === 'string' ? raw.trim() : typeof raw === 'number' && Number.isFinite(raw) ? String(raw) : '';
+  if (s === '' || s.toLowerCase() === 'null') return null;
+  return s.slice(0, MAX_VALUE_CHARS);
+}
+
+/** A phone number: a `+` sent unencoded in a query string arrives as a space and is put back. */
+function phone(fields: Record<string, unknown>, name: string): string | null {
+  const raw = fields[name];
+  const s = value(fields, name);
+  return s !== null && typeof raw === 'string' && /^ +\d/.test(raw) ? `+${s}` : s;
+}
+
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+// `Created`: "Wed, 23 Feb 2022 12:31:59" (IST, no zone); an explicit zone, when one is sent, is honoured.
+const HTTP_STYLE = /^(?:[a-z]{3},?\s+)?(\d{1,2})\s+([a-z]{3})[a-z]*\s+(\d{4})\s+(\d{2}):(\d{2})(?::(\d{2}))?(?:\s*(gmt|utc|z|[+-]\d{2}:?\d{2}))?$/i;
+
+/** Minutes east of UTC of "GMT", "+0530", "-05:00". */
+function zoneMinutes(zone: string): number {
+  if (/^(gmt|utc|z)$/i.test(zone)) return 0;
+  const m = /^([+-])(\d{2}):?(\d{2})$/.exec(zone)!;
+  return (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3]));
+}
+
+/**
+ * A flow date → ISO. Exotel's "YYYY-MM-DD HH:mm:ss" and its "Wed, 23 Feb 2022 12:31:59" are Indian
+ * wall-clock time (never the server's zone); ISO with an offset is taken as it is. "", "null" and the
+ * epoch-zero placeholder `1970-01-01 05:30:00` are "not set" (null); anything else is unreadable.
+ */
+export function flowDateToIso(raw: string | null): IsoDateTime | null | 'unreadable' {
+  if (raw === null || isExotelEpochZero(raw)) return null;
+  try {
+    return exotelToIso(raw);
+  } catch {
+    // not Exotel's usual form
+  }
+  const m = HTTP_STYLE.exec(raw);
+  if (m) {
+    const month = MONTHS.indexOf(m[2]!.toLowerCase()) + 1;
+    const wall = `${m[3]}-${String(month).padStart(2, '0')}-${m[1]!.padStart(2, '0')} ${m[4]}:${m[5]}:${m[6] ?? '00'}`;
+    try {
+      if (m[7] === undefined) return exotelToIso(wall);
+      // The wall-clock time read as IST, moved to the zone it was really in.
+      const ms = exotelToEpochMs(wall) + (IST_OFFSET_MINUTES - zoneMinutes(m[7])) * 60_000;
+      return ms === 0 ? null : epochMsToIso(ms);
+    } catch {
+      return 'unreadable';
+    }
+  }
+  try {
+    return epochMsToIso(isoToEpochMs(raw));
+  } catch {
+    return 'unreadable';
+  }
+}
+
+/**
+ * The outcome of an incoming call from its flow's `DialCallStatus` and `CallType` (exotel-api.md):
+ * completed → COMPLETED; canceled (caller hung up, `client-hangup`) → CANCELED; no-answer (`incomplete`)
+ * → NO_ANSWER; busy → BUSY; failed → FAILED. Undefined while the flow is still running: no dial outcome
+ * yet, or `CallType=call-attempt` (a Connect applet that did not reach anyone, after which the flow goes on).
+ */
+export function incomingOutcome(dialCallStatus: string | null, callType: string | null): CallStatus | undefined {
+  const type = callType?.toLowerCase().replace(/_/g, '-') ?? null;
+  if (type === 'call-attempt') return undefined;
+  const dial = toCallStatus(dialCallStatus);
+  if (dial && isTerminalCall(dial)) return dial;
+  switch (type) {
+    case 'completed':
+      return 'COMPLETED';
+    case 'client-hangup':
+      return 'CANCELED';
+    case 'incomplete':
+      return 'NO_ANSWER';
+    default:
+      return undefined;
+  }
+}
+
+/** `Legs[i][Number|Type|OnCallDuration|CallerId|CauseCode|Cause]` (or a JSON array of the same). */
+function parseFlowLegs(fields: Record<string, unknown>): CallLeg[] | null {
+  const items: Array<Record<string, unknown>> = [];
+  if (Array.isArray(fields.Legs)) {
+    fields.Legs.forEach((item, i) => {
+      if (item && typeof item === 'object' && i < 10) items[i] = item as Record<string, unknown>;
+    });
+  } else {
+    for (const [key, v] of Object.entries(fields)) {
+      const m = /^Legs\[(\d)\]\[(\w{1,32})\]$/.exec(key);
+      if (m) (items[Number(m[1])] ??= {})[m[2]!] = v;
+    }
+  }
+  const legs = items.flatMap((leg, index): CallLeg[] =>
+    leg
+      ? [
+          {
+            id: int(leg.Id) ?? index + 1,
+            status: toCallStatus(leg.Status) ?? null,
+            onCallDurationSeconds: int(leg.OnCallDuration),
+            number: phone(leg, 'Number'),
+            type: value(leg, 'Type'),
+            callerId: phone(leg, 'CallerId'),
+            causeCode: value(leg, 'CauseCode'),
+            cause: value(leg, 'Cause'),
+          },
+        ]
+      : [],
+  );
+  return legs.length > 0 ? legs : null;
+}
+
+/** Drops unset values, so merging never erases what is already known. */
+function known<T extends object>(record: T): { [K in keyof T]?: NonNullable<T[K]> } {
+  return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== null && v !== undefined)) as { [K in keyof T]?: NonNullable<T[K]> };
+}
+
+/** The parameters of one Passthru / Connect-applet request (query string and body, already flattened). */
+export function parseIncomingCall(fields: Record<string, unknown>, nowIso: IsoDateTime): IncomingParseResult {
+  const callSid = value(fields, 'CallSid');
+  if (callSid === null) return { ok: false, reason: 'CallSid is missing' };
+  // Not echoed: anything odd is not from Exotel and must not reach keys or logs.
+  if (!SID_PATTERN.test(callSid) || String(fields.CallSid) !== callSid) return { ok: false, reason: 'CallSid is not a valid Sid' };
+
+  const unreadable: string[] = [];
+  const date = (name: string): IsoDateTime | null => {
+    const parsed = flowDateToIso(value(fields, name));
+    if (parsed !== 'unreadable') return parsed;
+    unreadable.push(name);
+    return null;
+  };
+  const created = date('Created');
+  const startTime = date('StartTime');
+  const currentTime = date('CurrentTime');
+  const dialCallStatus = value(fields, 'DialCallStatus');
+  const callType = value(fields, 'CallType');
+  const outcome = incomingOutcome(dialCallStatus, callType);
+  // The flow's own CallStatus may say ringing; a terminal one without a dial outcome is left to call details.
+  const reported = toCallStatus(value(fields, 'CallStatus'));
+  const status: CallStatus = outcome ?? (reported && !isTerminalCall(reported) ? reported : 'IN_PROGRESS');
+  const direction = toCallDirection(value(fields, 'Direction'));
+  const dialDuration = value(fields, 'DialCallDuration');
+  const dialCallDurationSeconds = int(dialDuration);
+  if (dialDuration !== null && dialCallDurationSeconds === null) unreadable.push('DialCallDuration');
+
+  const flow: Partial<CallFlow> = known({
+    flowId: value(fields, 'flow_id'),
+    tenantId: value(fields, 'tenant_id'),
+    dialWhomNumber: phone(fields, 'DialWhomNumber'),
+    agentEmail: value(fields, 'AgentEmail'),
+    agentStatus: value(fields, 'Status')?.toLowerCase() ?? null,
+    digits: value(fields, 'digits')?.replace(/^"|"$/g, '') || null,
+    callType,
+    dialCallStatus: toCallStatus(dialCallStatus) ?? null,
+    dialCallDurationSeconds,
+    eventType: value(fields, 'EventType'),
+    outgoingPhoneNumber: phone(fields, 'OutgoingPhoneNumber'),
+    forwardedFrom: phone(fields, 'ForwardedFrom'),
+    recordingAvailableBy: date('RecordingAvailableBy'),
+    lastRequestAt: currentTime,
+  });
+  const callTo = phone(fields, 'CallTo') ?? phone(fields, 'To');
+  const endTime = date('EndTime') ?? (outcome ? currentTime : null);
+  const callFields: Partial<Call> = known({
+    sid: callSid,
+    from: phone(fields, 'CallFrom') ?? phone(fields, 'From'),
+    to: callTo,
+    phoneNumberSid: callTo,
+    direction,
+    startTime: startTime ?? created,
+    endTime,
+    dateCreated: created ?? startTime,
+    dateUpdated: currentTime,
+    recordingUrl: value(fields, 'RecordingUrl'),
+    customField: value(fields, 'CustomField'),
+    legs: parseFlowLegs(fields),
+  });
+  callFields.flow = { ...EMPTY_FLOW, ...flow };
+  const at = outcome ? (currentTime ?? endTime ?? nowIso) : (startTime ?? created ?? currentTime ?? nowIso);
+  return { ok: true, update: { kind: 'incoming-request', callSid, status, at, fields: callFields, announce: direction !== 'OUTBOUND_API', unreadable } };
+}
+
+/** The flow of `patch` over `base`: only values `patch` knows replace. */
+export function mergeFlow(base: CallFlow | null | undefined, patch: CallFlow | null | undefined): CallFlow | null {
+  if (!patch) return base ?? null;
+  return { ...EMPTY_FLOW, ...base, ...known(patch) };
+}
+
+/** Legs merged by id: a leg `patch` knows gets its known values, new legs are added. */
+function mergeLegs(base: CallLeg[] | null | undefined, patch: CallLeg[] | null | undefined): CallLeg[] | null {
+  if (!patch?.length) return base ?? null;
+  if (!base?.length) return patch;
+  const merged = base.map((leg) => ({ ...leg }));
+  for (const leg of patch) {
+    const i = merged.findIndex((l) => l.id === leg.id);
+    if (i >= 0) merged[i] = { ...merged[i]!, ...known(leg) };
+    else merged.push(leg);
+  }
+  return merged.sort((a, b) => a.id - b.id);
+}
+
+/**
+ * `patch` over `call`: known values replace, unknown ones never erase; the flow and the legs are merged
+ * field by field; the status only moves forward; the creation time never changes once known.
+ */
+export function mergeCall(call: Call, patch: Partial<Call>): Call {
+  const { flow, legs, status, dateCreated, ...rest } = patch;
+  const next: Call = { ...call, ...(known(rest) as Partial<Call>) };
+  const mergedFlow = mergeFlow(call.flow, flow);
+  if (mergedFlow) next.flow = mergedFlow;
+  next.legs = mergeLegs(call.legs, legs);
+  if (status && callStatusRank(status) > callStatusRank(call.status)) next.status = status;
+  if (!call.dateCreated && dateCreated) next.dateCreated = dateCreated;
+  return next;
+}
+
+/** The call as the last event that carried one knew it (the log outlives the short cache of live calls). */
+export function callFromHistory(history: readonly CallEventRecord[]): Call | undefined {
+  for (let i = history.length - 1; i >= 0; i--) {
+    const call = history[i]!.data?.call as Call | undefined;
+    if (call && typeof call === 'object' && call.flow) return call;
+  }
+  return undefined;
+}
+
+/** A new Call for a request of a call the gateway has not seen. */
+function newCall(request: IncomingCallRequest, accountSid: string): Call {
+  const at = request.fields.dateCreated ?? request.at;
+  return {
+    sid: request.callSid,
+    parentCallSid: null,
+    accountSid,
+    from: '',
+    to: '',
+    phoneNumberSid: null,
+    status: request.status,
+    direction: 'INBOUND',
+    startTime: null,
+    endTime: null,
+    durationSeconds: null,
+    price: null,
+    recordingUrl: null,
+    answeredBy: null,
+    customField: null,
+    dateCreated: at,
+    dateUpdated: at,
+    conversationDurationSeconds: null,
+    legs: null,
+    flow: { ...EMPTY_FLOW },
+  };
+}
+
+/**
+ * Takes in one flow request: merges it into the call (cache and event log), records the call event
+ * (forward-only, each status published once) and announces a new incoming call. Throws
+ * IngestStorageError when the event could not be stored.
+ */
+export async function ingestIncomingCall(request: IncomingCallRequest, deps: IngestDeps): Promise<IngestResult> {
+  const { callSid } = request;
+  if (request.unreadable.length > 0) deps.logger.debug({ callSid, fields: request.unreadable }, 'flow request fields not understood; left empty');
+  const [cached, history] = await Promise.all([
+    deps.entities.getCalls([callSid]).then(
+      ([call]) => call,
+      (err: unknown) => {
+        deps.logger.warn({ err, callSid }, 'could not read the cached call');
+        return undefined;
+      },
+    ),
+    deps.events.callHistory(deps.accountSid, callSid).catch((err: unknown) => {
+      throw new IngestStorageError(err);
+    }),
+  ]);
+  // The cache of a live call lasts seconds and a call fetched from Exotel knows no flow: what earlier
+  // requests said is taken from the log, so nothing they said is lost.
+  const logged = callFromHistory(history);
+  let base = cached ?? logged ?? newCall(request, deps.accountSid);
+  if (logged && base !== logged) base = { ...base, flow: mergeFlow(logged.flow, base.flow), legs: mergeLegs(logged.legs, base.legs) };
+  const call = mergeCall(base, request.fields);
+  try {
+    await deps.entities.putCall(call);
+  } catch (err) {
+    deps.logger.warn({ err, callSid }, 'could not cache the incoming call');
+  }
+
+  const eventType = call.flow?.eventType;
+  const result = await ingest(
+    { kind: 'call', callSid, status: request.status, at: request.at, source: 'WEBHOOK', fields: call, ...(eventType ? { eventType: eventType.slice(0, 32) } : {}) },
+    deps,
+  );
+  if (request.announce) {
+    // After the call event, so a screen pop that subscribes to the call at once finds its status.
+    try {
+      await ingest({ kind: 'incoming', callSid, at: request.at, source: 'WEBHOOK', call, extra: {} }, deps);
+    } catch (err) {
+      if (!(err instanceof IngestStorageError)) throw err;
+      deps.logger.warn({ err, callSid }, 'incoming call not announced: the event could not be stored');
+    }
+  }
+  return result;
+}

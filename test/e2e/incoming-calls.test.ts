@@ -1,0 +1,245 @@
+/**
+ * Incoming calls end to end: the simulator plays a call through a flow (Passthru at the start, Connect
+ * applet, Passthru at the end with DialCallStatus) into the real gateway over real HTTP, and real
+ * graphql-ws clients watch `incomingCalls`, `callEvents` and `callStatusChanged`. The whole file runs
+ * with the process in New York time: Exotel's zone-less dates must still be read as IST.
+ */
+process.env.TZ = 'America/New_York';
+
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Client } from 'graphql-ws';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { callbackUrlsOf } from '../live/webhook-helpers.js';
+import { record, wsClient, type Recorded } from '../live/ws-helpers.js';
+
+const INCOMING = `subscription { incomingCalls { sid from to direction status flow { flowId } } }`;
+const CALL_EVENTS = `subscription($after: ID) { callEvents(after: $after) { id callSid status source } }`;
+const STATUS_CHANGED = `subscription($sid: ID!) { callStatusChanged(sid: $sid) { status source } }`;
+const CALL = `query($sid: ID!) { call(sid: $sid) {
+  sid from to direction status dateCreated startTime endTime
+  flow { flowId tenantId dialWhomNumber agentEmail agentStatus digits callType dialCallStatus dialCallDurationSeconds eventType recordingAvailableBy }
+  legs { id number causeCode cause onCallDurationSeconds }
+} }`;
+
+interface IncomingItem { sid: string; from: string; to: string; direction: string; status: string; flow: { flowId: string | null } | null }
+interface EventItem { id: string; callSid: string; status: string; source: string }
+
+let gw: TestGateway;
+let ws: Client;
+let incomingUrl: string;
+let seq = 0;
+const probeSid = () => `probe${process.pid}x${Date.now().toString(36)}x${++seq}`;
+
+beforeAll(async () => {
+  gw = await startGateway({ SIMULATOR_TIME_SCALE: '0.02', LIVE_POLL_INTERVAL_MS: '60000' });
+  ws = wsClient(gw.wsUrl);
+  incomingUrl = callbackUrlsOf(gw).incomingCall;
+});
+afterAll(async () => {
+  await ws.dispose();
+});
+
+/** A Passthru request straight at the gateway (GET query string, as Exotel sends by default). */
+async function passthru(query: string, method: 'GET' | 'POST' = 'GET', url = incomingUrl): Promise<{ status: number; text: string }> {
+  const res = await fetch(`${url}?${query}`, { method });
+  return { status: res.status, text: await res.text() };
+}
+
+/** Starts an incoming call in the simulator over its admin route; answers the call's Sid. */
+async function simulateIncoming(sim: { url: string }, body: Record<string, unknown>): Promise<string> {
+  const res = await fetch(`${sim.url}/__sim/incoming-calls`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const json = (await res.json()) as { incomingCall: { sid: string } };
+  expect(res.status).toBe(201);
+  return json.incomingCall.sid;
+}
+
+/** Waits (over the simulator's admin route) until the call's flow has sent every request. */
+async function flowDone(sim: { url: string }, sid: string): Promise<Array<{ step: string; method: string; outcome: number | string }>> {
+  let requests: Array<{ step: string; method: string; outcome: number | string }> = [];
+  await vi.waitFor(
+    async () => {
+      const json = (await (await fetch(`${sim.url}/__sim/incoming-calls/${sid}`)).json()) as { incomingCall: { done: boolean; requests: typeof requests } };
+      requests = json.incomingCall.requests;
+      expect(json.incomingCall.done).toBe(true);
+    },
+    { timeout: 15_000, interval: 20 },
+  );
+  return requests;
+}
+
+/** An incomingCalls subscription proven live: probe calls are announced until the subscriber sees one. */
+async function liveIncoming(client: Client): Promise<Recorded<IncomingItem>> {
+  const sub = record<IncomingItem>(client, INCOMING, {}, 'incomingCalls');
+  while (sub.items.length === 0) {
+    expect((await passthru(`CallSid=${probeSid()}&CallFrom=09876543210&CallTo=08039591111&Direction=incoming`)).status).toBe(200);
+    await sub.until((all) => all.length > 0, 200).catch(() => undefined);
+  }
+  return sub;
+}
+
+/** The instant of an IST wall-clock "YYYY-MM-DD HH:mm:ss", computed without the process's zone. */
+const istInstant = (wall: string) => Date.UTC(+wall.slice(0, 4), +wall.slice(5, 7) - 1, +wall.slice(8, 10), +wall.slice(11, 13), +wall.slice(14, 16), +wall.slice(17, 19)) - 330 * 60_000;
+
+describe('incoming calls through a flow (process TZ=America/New_York)', () => {
+  it('runs in New York time, so a date read in the local zone would be wrong', () => {
+    expect(new Date(Date.UTC(2022, 1, 23, 12)).getTimezoneOffset()).toBe(300);
+  });
+
+  it.each([
+    ['answered', 'COMPLETED', 'completed', 'busy', 6, 'NORMAL_CLEARING'],
+    ['caller-hung-up', 'CANCELED', 'client-hangup', 'free', 0, 'ORIGINATOR_CANCEL'],
+    ['unanswered', 'NO_ANSWER', 'incomplete', 'free', 0, 'NO_ANSWER'],
+  ] as const)('%s: a screen pop on incomingCalls, IN_PROGRESS then %s on callEvents and callStatusChanged, each once', async (outcome, status, callType, agentStatus, talk, causeCode) => {
+    const sim = gw.simulator!;
+    const after = (await gw.storage.events.lastId()) ?? '0-0';
+    const events = record<EventItem>(ws, CALL_EVENTS, { after }, 'callEvents');
+    const incoming = await liveIncoming(ws);
+
+    const sid = await simulateIncoming(sim, { outcome, agent: '+919800000011', agentEmail: 'asha@example.com', digits: '2' });
+    // The screen pop: the announced call, then its status from there on.
+    const [popped] = (await incoming.until((all) => all.some((c) => c.sid === sid))).filter((c) => c.sid === sid);
+    expect(popped).toEqual({ sid, from: '09876543210', to: '08039591111', direction: 'INBOUND', status: 'IN_PROGRESS', flow: { flowId: '228866' } });
+    const watch = record<{ status: string; source: string }>(ws, STATUS_CHANGED, { sid }, 'callStatusChanged');
+    const watched = await watch.done;
+    expect(watched.at(-1)).toEqual({ status, source: 'WEBHOOK' });
+    expect(watched.map((e) => e.status).filter((s) => s !== 'IN_PROGRESS')).toEqual([status]);
+
+    // Every request of the flow was answered 200, GET by default.
+    expect(await flowDone(sim, sid)).toEqual([
+      expect.objectContaining({ step: 'start', method: 'GET', outcome: 200 }),
+      expect.objectContaining({ step: 'connect', method: 'GET', outcome: 200 }),
+      expect.objectContaining({ step: 'end', method: 'GET', outcome: 200 }),
+    ]);
+    // A barrier call: once its announcement is seen, everything about `sid` has been delivered.
+    const barrier = probeSid();
+    await passthru(`CallSid=${barrier}&CallFrom=09876543210&CallTo=08039591111`);
+    await events.until((all) => all.some((e) => e.callSid === barrier));
+    await incoming.until((all) => all.some((c) => c.sid === barrier));
+    events.dispose();
+    incoming.dispose();
+    expect(events.items.filter((e) => e.callSid === sid).map((e) => [e.status, e.source])).toEqual([
+      ['IN_PROGRESS', 'WEBHOOK'],
+      [status, 'WEBHOOK'],
+    ]);
+    expect(incoming.items.filter((c) => c.sid === sid)).toHaveLength(1);
+
+    // The call as a query sees it: the flow's facts merged over three requests, dates in IST.
+    const wire = sim.calls.get(sid)!;
+    const { body } = await gw.gql(CALL, { sid });
+    expect(body.errors).toBeUndefined();
+    const call = body.data.call;
+    expect(call).toMatchObject({ sid, from: '09876543210', to: '08039591111', direction: 'INBOUND', status });
+    expect(call.dateCreated).toBe(`${wire.DateCreated.replace(' ', 'T')}+05:30`);
+    expect(Date.parse(call.dateCreated)).toBe(istInstant(wire.DateCreated));
+    expect(call.endTime).not.toBeNull();
+    expect(call.flow).toEqual({
+      flowId: '228866',
+      tenantId: '67890',
+      // Sent with an unencoded "+" in the connect request only: restored, and kept through the end request.
+      dialWhomNumber: '+919800000011',
+      agentEmail: 'asha@example.com',
+      // The agent's state, not the call's: an answered call stays COMPLETED with a busy agent.
+      agentStatus,
+      digits: '2',
+      callType,
+      dialCallStatus: status,
+      dialCallDurationSeconds: talk,
+      eventType: 'Dial',
+      // The epoch-zero placeholder is "not set".
+      recordingAvailableBy: null,
+    });
+    expect(call.legs).toContainEqual(expect.objectContaining({ number: '+919800000011', causeCode, onCallDurationSeconds: talk }));
+  });
+
+  it('POST works as well as GET, and a busy agent line is BUSY', async () => {
+    const sim = gw.simulator!;
+    const sid = await simulateIncoming(sim, { outcome: 'busy', method: 'POST' });
+    const requests = await flowDone(sim, sid);
+    expect(requests.map((r) => [r.step, r.method, r.outcome])).toEqual([
+      ['start', 'POST', 200],
+      ['connect', 'POST', 200],
+      ['end', 'POST', 200],
+    ]);
+    const history = await gw.storage.events.callHistory(gw.exotel.accountSid, sid);
+    expect(history.filter((e) => e.forward).map((e) => e.status)).toEqual(['IN_PROGRESS', 'BUSY']);
+  });
+});
+
+describe('Passthru requests straight from Exotel', () => {
+  const base = (sid: string) =>
+    `CallSid=${sid}&CallFrom=09876543210&CallTo=08039591111&Direction=incoming&Created=Wed,%2023%20Feb%202022%2012:31:59` +
+    `&StartTime=2022-02-23%2012:32:02&EndTime=1970-01-01%2005:30:00&flow_id=228866&tenant_id=67890&ForwardedFrom=null&ProcessStatus=null`;
+
+  it('reads zone-less dates as IST, "null" as empty and keeps what a later request leaves out', async () => {
+    const sid = `0f5a7c1e2b3d4a5968778695a4b3189g`;
+    expect(await passthru(`${base(sid)}&CallType=call-attempt&CurrentTime=2022-02-23%2012:32:02`)).toEqual({ status: 200, text: '' });
+    expect(await passthru(`${base(sid)}&CallType=call-attempt&DialWhomNumber=+919800000022&AgentEmail=ravi@example.com&Status=busy&digits=%223%22`)).toEqual({ status: 200, text: '' });
+    // The end: no DialWhomNumber; the agent is busy, which is not the call's status.
+    const end = `${base(sid)}&CallType=completed&DialCallStatus=completed&DialCallDuration=42&Status=busy&CurrentTime=2022-02-23%2012:35:10` +
+      `&Legs[0][Number]=+919800000022&Legs[0][Type]=single&Legs[0][OnCallDuration]=42&Legs[0][CauseCode]=NORMAL_CLEARING&Legs[0][Cause]=16`;
+    expect(await passthru(end, 'POST')).toEqual({ status: 200, text: '' });
+
+    const history = await gw.storage.events.callHistory(gw.exotel.accountSid, sid);
+    expect(history.map((e) => [e.status, e.forward, e.at])).toEqual([
+      ['IN_PROGRESS', true, '2022-02-23T12:32:02+05:30'],
+      ['IN_PROGRESS', false, '2022-02-23T12:32:02+05:30'],
+      ['COMPLETED', true, '2022-02-23T12:35:10+05:30'],
+    ]);
+    const { body } = await gw.gql(CALL, { sid });
+    expect(body.data.call).toMatchObject({
+      status: 'COMPLETED',
+      dateCreated: '2022-02-23T12:31:59+05:30',
+      startTime: '2022-02-23T12:32:02+05:30',
+      endTime: '2022-02-23T12:35:10+05:30',
+      flow: { dialWhomNumber: '+919800000022', agentEmail: 'ravi@example.com', agentStatus: 'busy', digits: '3', callType: 'completed', dialCallStatus: 'COMPLETED', dialCallDurationSeconds: 42 },
+      legs: [{ id: 1, number: '+919800000022', causeCode: 'NORMAL_CLEARING', cause: '16', onCallDurationSeconds: 42 }],
+    });
+  });
+
+  it('accepts unknown extra parameters', async () => {
+    const sid = '1a2b3c4d5e6f708192a3b4c5d6e7f1au';
+    const res = await passthru(`${base(sid)}&SomethingNew=1&Legs[0][Whatever]=x&answer_by=machine&CallType=call-attempt`);
+    expect(res).toEqual({ status: 200, text: '' });
+    expect((await gw.storage.events.callHistory(gw.exotel.accountSid, sid)).map((e) => e.status)).toEqual(['IN_PROGRESS']);
+  });
+
+  it('answers 400 to a malformed CallSid and stores nothing', async () => {
+    const before = await gw.storage.events.lastId();
+    for (const sid of ['-1', 'ab%20cd', 'a.b', '', 'null']) {
+      const res = await passthru(`${base(sid)}&CallType=completed&DialCallStatus=completed`);
+      expect(res.status).toBe(400);
+      expect(res.text).toMatch(/^Bad Request: CallSid is (not a valid Sid|missing)$/);
+    }
+    expect(await gw.storage.events.lastId()).toBe(before);
+  });
+});
+
+describe('an incoming call whose end request never came', () => {
+  it('is finished by the reconciler from call details (source POLL), its flow kept', async () => {
+    // Calls run 2000× faster here, so the reconciler's due time for an unknown call comes within seconds.
+    const g = await startGateway({ SIMULATOR_TIME_SCALE: '0.0005', LIVE_POLL_INTERVAL_MS: '50', RECONCILE_GRACE_SECONDS: '0' });
+    const client = wsClient(g.wsUrl);
+    try {
+      const after = (await g.storage.events.lastId()) ?? '0-0';
+      const events = record<EventItem>(client, CALL_EVENTS, { after }, 'callEvents');
+      const sid = await simulateIncoming(g.simulator!, { outcome: 'unanswered', endRequest: false, agent: '+919800000033' });
+      const requests = await flowDone(g.simulator!, sid);
+      expect(requests.map((r) => [r.step, r.outcome])).toEqual([
+        ['start', 200],
+        ['connect', 200],
+        ['end', 'skipped'],
+      ]);
+      const seen = await events.until((all) => all.some((e) => e.callSid === sid && e.status === 'NO_ANSWER'), 20_000);
+      events.dispose();
+      expect(seen.filter((e) => e.callSid === sid).map((e) => [e.status, e.source])).toEqual([
+        ['IN_PROGRESS', 'WEBHOOK'],
+        ['NO_ANSWER', 'POLL'],
+      ]);
+      const { body } = await g.gql(CALL, { sid });
+      expect(body.data.call).toMatchObject({ status: 'NO_ANSWER', flow: { dialWhomNumber: '+919800000033', dialCallStatus: null } });
+    } finally {
+      await client.dispose();
+      await g.stop();
+    }
+  });
+});
