@@ -51,6 +51,8 @@ export interface EntityCache {
   putUnknownCall(sid: string): Promise<void>;
   /** A callback for the Sid arrived: it exists after all. */
   forgetUnknownCall(sid: string): Promise<void>;
+  /** The cached call and whether the Sid is remembered as unknown, in one cache read (the webhook path). */
+  getCallAndUnknown(sid: string): Promise<{ call: Call | undefined; unknown: boolean }>;
 }
 
 export function callTtlMs(call: Call, ttls: CacheTtls = DEFAULT_CACHE_TTLS): number {
@@ -86,5 +88,9 @@ export function createEntityCache(cache: Cache, accountSid: string, ttls: Partia
     areUnknownCalls: async (sids) => (await cache.getMany<boolean>(sids.map((s) => key('nocall', s)))).map((v) => v === true),
     putUnknownCall: (sid) => cache.set(key('nocall', sid), true, t.unknownCallMs),
     forgetUnknownCall: (sid) => cache.delete(key('nocall', sid)),
+    getCallAndUnknown: async (sid) => {
+      const [call, unknown] = await cache.getMany<Call | boolean>([key('call', sid), key('nocall', sid)]);
+      return { call: call as Call | undefined, unknown: unknown === true };
+    },
   };
 }

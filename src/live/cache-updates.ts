@@ -12,15 +12,15 @@ import type { CallStatusUpdate, IncomingCallUpdate, LiveUpdate, SmsStatusUpdate 
 
 type Deps = Pick<IngestDeps, 'accountSid' | 'entities' | 'logger'>;
 
-/** What is cached for the update's Sid, read while the event is being stored; never rejects. */
-export type Prefetched = Call | SmsMessage | undefined | { failed: unknown };
+/** What is cached for the update's Sid, read while the event is being stored (one cache read); never rejects. */
+export type Prefetched = { cached: Call | SmsMessage | undefined; unknownCall: boolean } | { failed: unknown };
 
 export function prefetchCached(update: LiveUpdate, deps: Deps): Promise<Prefetched> {
-  const read = update.kind === 'sms' ? deps.entities.getSms([update.smsSid]) : deps.entities.getCalls([update.callSid]);
-  return read.then(
-    ([cached]) => cached,
-    (failed: unknown) => ({ failed }),
-  );
+  const read =
+    update.kind === 'sms'
+      ? deps.entities.getSms([update.smsSid]).then(([cached]) => ({ cached, unknownCall: false }))
+      : deps.entities.getCallAndUnknown(update.callSid).then(({ call, unknown }) => ({ cached: call, unknownCall: unknown }));
+  return read.catch((failed: unknown) => ({ failed }));
 }
 
 /** Background retries of a failed cache update: delays, ms. */
@@ -29,7 +29,7 @@ const RETRY_DELAYS_MS = [200, 1_000, 5_000] as const;
 /** Merges the forward update into the cached object. Never rejects. */
 export async function applyToCache(update: LiveUpdate, prefetched: Prefetched, deps: Deps): Promise<void> {
   try {
-    if (prefetched && 'failed' in prefetched) throw prefetched.failed;
+    if ('failed' in prefetched) throw prefetched.failed;
     await apply(update, prefetched, deps);
   } catch (err) {
     deps.logger.warn({ err, kind: update.kind }, 'could not update the cached object after a stored status; retrying in the background');
@@ -45,18 +45,18 @@ function retry(update: LiveUpdate, deps: Deps, attempt: number): void {
   }
   setTimeout(() => {
     prefetchCached(update, deps)
-      .then((cached) => {
-        if (cached && 'failed' in cached) throw cached.failed;
-        return apply(update, cached, deps);
+      .then((prefetched) => {
+        if ('failed' in prefetched) throw prefetched.failed;
+        return apply(update, prefetched, deps);
       })
       .catch(() => retry(update, deps, attempt + 1));
   }, delay).unref();
 }
 
-async function apply(update: LiveUpdate, cached: Call | SmsMessage | undefined, deps: Deps): Promise<void> {
+async function apply(update: LiveUpdate, { cached, unknownCall }: { cached: Call | SmsMessage | undefined; unknownCall: boolean }, deps: Deps): Promise<void> {
   switch (update.kind) {
     case 'call':
-      return applyCall(update, cached as Call | undefined, deps);
+      return applyCall(update, cached as Call | undefined, unknownCall, deps);
     case 'sms':
       return applySms(update, cached as SmsMessage | undefined, deps);
     case 'incoming':
@@ -64,14 +64,14 @@ async function apply(update: LiveUpdate, cached: Call | SmsMessage | undefined, 
   }
 }
 
-async function applyCall(update: CallStatusUpdate, cached: Call | undefined, deps: Deps): Promise<void> {
+async function applyCall(update: CallStatusUpdate, cached: Call | undefined, unknownCall: boolean, deps: Deps): Promise<void> {
   const next = cached
     ? { ...cached, ...update.fields, status: update.status, dateUpdated: update.fields.dateUpdated ?? update.at }
     : completeCall(update.fields, deps.accountSid);
   if (next) await deps.entities.putCall({ ...next, sid: update.callSid, status: update.status });
-  // Nothing to cache from this callback, yet it proves the call exists: drop any "no such call" memory
-  // (a cached call is read before that memory, so the write above already answers lookups).
-  else await deps.entities.forgetUnknownCall(update.callSid);
+  // Nothing to cache from this callback, yet it proves the call exists: drop the "no such call" memory
+  // if there is one (a cached call is read before that memory, so the write above already answers lookups).
+  else if (unknownCall) await deps.entities.forgetUnknownCall(update.callSid);
 }
 
 async function applySms(update: SmsStatusUpdate, cached: SmsMessage | undefined, deps: Deps): Promise<void> {

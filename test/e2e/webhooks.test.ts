@@ -28,6 +28,12 @@ let seq = 0;
 const newSid = (tag: string) => `${tag}${process.pid}x${Date.now().toString(36)}x${++seq}`;
 const history = (sid: string) => gw.storage.events.callHistory(gw.exotel.accountSid, sid);
 const fromNow = async () => (await gw.storage.events.lastId()) ?? '0-0';
+/**
+ * Events stored since `before`, leaving out late callbacks of calls earlier tests placed through the
+ * simulator (its Sids are 32 hex characters; this file's own Sids never are).
+ */
+const storedSince = async (before: string | undefined) =>
+  (await gw.storage.events.readAfter(before)).filter((e) => !(e.kind === 'call' && /^[0-9a-f]{32}$/.test(e.callSid)));
 
 describe('call status callbacks', () => {
   it.each<Encoding>(['form', 'multipart', 'json'])('accepts a %s body and stores the parsed callback before answering 200', async (encoding) => {
@@ -134,7 +140,7 @@ describe('rejected webhooks', () => {
     for (const [name, response, status] of cases) expect({ name, status: (await response).status }).toEqual({ name, status });
 
     // Nothing was stored…
-    expect(await gw.storage.events.lastId()).toBe(before);
+    expect(await storedSince(before)).toEqual([]);
     expect(await history(sid)).toEqual([]);
     // …and nothing published: the first event the subscriber sees is the barrier posted last.
     await post(urls.callStatus, callCallback(barrier, 'completed'));
@@ -228,7 +234,7 @@ describe('Sid validation', () => {
       expect({ name, status: res.status }).toEqual({ name, status: 400 });
       expect(res.text).toMatch(/^Bad Request: (CallSid|SmsSid) is (not a valid Sid|missing)$/);
     }
-    expect(await gw.storage.events.lastId()).toBe(before);
+    expect(await storedSince(before)).toEqual([]);
     expect(await history('-1')).toEqual([]);
 
     // The same routes still take a well-formed Exotel Sid (32 hex characters).
