@@ -32,6 +32,8 @@ const FIGURES: Array<[string, (ctx: BenchContext) => Promise<FigureResult>]> = [
 /** Keys issue #8 requires in latest.json, null when their figure did not run. */
 const REQUIRED_KEYS = [
   'queryThroughputRatio',
+  'queryVsApollo',
+  'queryVsApolloRedis',
   'queryP99Ms',
   'baselineP99Ms',
   'upstreamPer1000Cold',

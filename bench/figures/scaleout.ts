@@ -14,7 +14,7 @@ import { CALL_EVENTS, gatewayTrigger, measureFanout, rawTrigger, type FanoutRun 
 
 export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-function redisPing(url: string): Promise<boolean> {
+export function redisPing(url: string): Promise<boolean> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve) => {
     const socket = new Socket();
@@ -26,7 +26,7 @@ function redisPing(url: string): Promise<boolean> {
   });
 }
 
-async function deletePrefix(url: string, prefix: string): Promise<number> {
+export async function deletePrefix(url: string, prefix: string): Promise<number> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect();
   let deleted = 0;

@@ -3,11 +3,18 @@
  * - `http-json`: bare node:http answering every request with the gateway's own warm response bytes;
  * - `express-200`: a bare express app whose one route only answers 200 "OK" (as the webhook route does);
  * - `ws-broadcast`: raw `ws` on /graphql; POST /broadcast?callSid=… builds the frame a graphql-ws
- *   subscriber of callEvents receives, serialises it once and sends it to every socket.
+ *   subscriber of callEvents receives, serialises it once and sends it to every socket;
+ * - `apollo-dataloader`: what a team writes in a day — plain Apollo Server 5 on express 5, a DataLoader per
+ *   request, keyv (its in-memory store) as the cache, and Exotel's call details fetched over HTTP from the
+ *   simulator (BENCH_EXOTEL_BASE_URL, BENCH_EXOTEL_ACCOUNT_SID, BENCH_EXOTEL_AUTH) on a miss.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ApolloServer } from '@apollo/server';
+import { expressMiddleware } from '@as-integrations/express5';
+import DataLoader from 'dataloader';
 import express from 'express';
+import { Keyv } from 'keyv';
 import { WebSocketServer } from 'ws';
 import { serveIpc } from './ipc.js';
 
@@ -78,8 +85,58 @@ switch (role) {
     };
     break;
   }
+  case 'apollo-dataloader': {
+    handler = await apolloDataLoader();
+    break;
+  }
   default:
     throw new Error(`unknown baseline role ${String(role)}`);
+}
+
+/** The plain Apollo Server 5 + DataLoader + keyv service (see the header). */
+async function apolloDataLoader(): Promise<express.Express> {
+  const base = process.env.BENCH_EXOTEL_BASE_URL ?? '';
+  const account = process.env.BENCH_EXOTEL_ACCOUNT_SID ?? '';
+  const authorization = `Basic ${process.env.BENCH_EXOTEL_AUTH ?? ''}`;
+  const cache = new Keyv<Record<string, unknown>>();
+  const upper = (v: unknown) => (typeof v === 'string' ? v.toUpperCase().replace(/-/g, '_') : null);
+  const istToIso = (v: unknown) => (typeof v === 'string' ? `${v.replace(' ', 'T')}+05:30` : null);
+  async function fetchCall(sid: string): Promise<Record<string, unknown> | null> {
+    const cached = await cache.get(`call:${sid}`);
+    if (cached) return cached;
+    const res = await fetch(`${base}/v1/Accounts/${account}/Calls/${encodeURIComponent(sid)}.json`, { headers: { authorization } });
+    if (res.status === 404) return null;
+    if (!res.ok) throw new Error(`Exotel answered ${res.status}`);
+    const wire = ((await res.json()) as { Call: Record<string, unknown> }).Call;
+    const call = {
+      sid: wire.Sid,
+      status: upper(wire.Status),
+      from: wire.From,
+      to: wire.To,
+      direction: upper(wire.Direction),
+      startTime: istToIso(wire.StartTime),
+      endTime: istToIso(wire.EndTime),
+      durationSeconds: wire.Duration === null ? null : Number(wire.Duration),
+      price: wire.Price === null ? null : Number(wire.Price),
+    };
+    await cache.set(`call:${sid}`, call, 6 * 60 * 60_000);
+    return call;
+  }
+  const apollo = new ApolloServer<{ calls: DataLoader<string, Record<string, unknown> | null> }>({
+    typeDefs: `
+      type Call { sid: ID! status: String! from: String! to: String! direction: String startTime: String endTime: String durationSeconds: Int price: Float }
+      type Query { call(sid: ID!): Call }
+    `,
+    resolvers: { Query: { call: (_: unknown, args: { sid: string }, ctx: { calls: DataLoader<string, Record<string, unknown> | null> }) => ctx.calls.load(args.sid) } },
+  });
+  await apollo.start();
+  const app = express();
+  app.use(
+    '/graphql',
+    express.json(),
+    expressMiddleware(apollo, { context: async () => ({ calls: new DataLoader<string, Record<string, unknown> | null>((sids) => Promise.all(sids.map(fetchCall))) }) }),
+  );
+  return app;
 }
 
 const server = createServer(handler);
