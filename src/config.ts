@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { REDIS_DEFAULTS } from './storage/redis-connection.js';
 
 export type Scope = 'read' | 'read+write';
 
@@ -12,6 +13,8 @@ export interface ApiKey {
   name: string;
   secret: string;
   scopes: Scope;
+  /** Weight in the fair share of the Exotel budget between keys (4th field of the entry; default 1). */
+  weight?: number;
 }
 
 /** Who may introspect the schema: nobody, any valid client key, or everyone. */
@@ -79,6 +82,10 @@ export interface Config {
   coalesceWindowMs: number;
   /** The longest a shared call batch stays open while Sids keep joining, ms. */
   coalesceMaxWaitMs: number;
+  /** While the window's budget is short, the longest a call batch stays open to fill before it queues, ms. */
+  batchHoldMs: number;
+  /** Share (0–1) of each window a client key over its share of the budget must leave to the other keys. */
+  reserveShare: number;
   /** Per-attempt timeout of one upstream request, ms. */
   upstreamTimeoutMs: number;
   webhookSecret: string;
@@ -88,6 +95,10 @@ export interface Config {
   /** Live mode with no API keys refuses to start unless this is set (GATEWAY_ALLOW_OPEN=1). */
   allowOpen: boolean;
   redisUrl: string | undefined;
+  /** Every Redis command (but the event log's blocking read) fails after this, ms. */
+  redisCommandTimeoutMs: number;
+  /** A Redis cache read or write slower than this is given up (a read then counts as a miss), ms. */
+  redisCacheTimeoutMs: number;
   /** Prefix of every Redis key (REDIS_KEY_PREFIX), so several deployments or test runs can share one Redis. */
   redisKeyPrefix: string;
   /**
@@ -126,10 +137,15 @@ const flag = z
 const apiKeys = z.string().transform((raw, ctx) => {
   const keys: ApiKey[] = [];
   for (const entry of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const [name, secret, scopes, ...rest] = entry.split(':');
+    const [name, secret, scopes, weightText, ...rest] = entry.split(':');
+    const weight = weightText === undefined ? 1 : Number(weightText);
     if (!name || !secret || (scopes !== 'read' && scopes !== 'read+write') || rest.length > 0) {
       // Never echo the entry: it holds a secret.
-      ctx.addIssue({ code: 'custom', message: `entry ${keys.length + 1} is not name:secret:read|read+write` });
+      ctx.addIssue({ code: 'custom', message: `entry ${keys.length + 1} is not name:secret:read|read+write[:weight]` });
+      return z.NEVER;
+    }
+    if (!(weightText === undefined || (/^\d+(\.\d+)?$/.test(weightText) && weight > 0 && weight <= 1000))) {
+      ctx.addIssue({ code: 'custom', message: `key "${name}" has a weight that is not a number above 0 and at most 1000` });
       return z.NEVER;
     }
     if (secret.length < 16) {
@@ -141,7 +157,7 @@ const apiKeys = z.string().transform((raw, ctx) => {
       ctx.addIssue({ code: 'custom', message: `key name "${name}" is used twice` });
       return z.NEVER;
     }
-    keys.push({ name, secret, scopes });
+    keys.push({ name, secret, scopes, weight });
   }
   return keys;
 });
@@ -167,11 +183,16 @@ const schema = z.object({
   // A few ms of waiting is small next to an Exotel round trip, and saves requests of a 200/min budget.
   EXOTEL_COALESCE_MS: int(0, 1000).default(5),
   EXOTEL_COALESCE_MAX_MS: int(0, 10_000).default(50),
+  // Two seconds of filling turns ~60 one-Sid requests of a busy minute into one (docs/rate-budget.md).
+  EXOTEL_BATCH_HOLD_MS: int(0, 60_000).default(2000),
+  EXOTEL_RESERVE_SHARE: z.coerce.number().min(0).lt(1).default(0.25),
   EXOTEL_TIMEOUT_MS: int(100, 120_000).default(10_000),
   WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   GATEWAY_API_KEYS: apiKeys.optional(),
   GATEWAY_ALLOW_OPEN: flag.default(false),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
+  REDIS_COMMAND_TIMEOUT_MS: int(10, 60_000).default(REDIS_DEFAULTS.commandTimeoutMs),
+  REDIS_CACHE_TIMEOUT_MS: int(10, 60_000).default(REDIS_DEFAULTS.cacheTimeoutMs),
   REDIS_KEY_PREFIX: z.string().min(1).max(200).regex(/^\S+$/, 'must not contain spaces').default('egg:'),
   GATEWAY_REPLICAS: int(1, 1000).default(1),
   LIVE_POLL_INTERVAL_MS: int(50, 3_600_000).default(5000),
@@ -255,6 +276,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bulkBatchSize: e.EXOTEL_BULK_BATCH_SIZE,
     coalesceWindowMs: e.EXOTEL_COALESCE_MS,
     coalesceMaxWaitMs: e.EXOTEL_COALESCE_MAX_MS,
+    batchHoldMs: e.EXOTEL_BATCH_HOLD_MS,
+    reserveShare: e.EXOTEL_RESERVE_SHARE,
     upstreamTimeoutMs: e.EXOTEL_TIMEOUT_MS,
     webhookSecret: e.WEBHOOK_SECRET ?? randomBytes(32).toString('base64url'),
     webhookSecretGenerated: !e.WEBHOOK_SECRET,
@@ -262,6 +285,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowOpen: e.GATEWAY_ALLOW_OPEN,
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+    redisCacheTimeoutMs: e.REDIS_CACHE_TIMEOUT_MS,
     replicas: e.GATEWAY_REPLICAS,
     livePollIntervalMs: e.LIVE_POLL_INTERVAL_MS,
     livePollBudgetShare: e.LIVE_POLL_BUDGET_SHARE,

@@ -112,7 +112,13 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
   try {
     const storage =
       deps.storage ??
-      (await createStorage(config, logger, config.redisUrl ? { keyPrefix: config.redisKeyPrefix, expectedReplicas: config.replicas } : {}));
+      (await createStorage(
+        config,
+        logger,
+        config.redisUrl
+          ? { keyPrefix: config.redisKeyPrefix, expectedReplicas: config.replicas, commandTimeoutMs: config.redisCommandTimeoutMs, cacheTimeoutMs: config.redisCacheTimeoutMs }
+          : {},
+      ));
     if (!deps.storage) stoppers.push(() => storage.close());
 
     let simulator: Simulator | undefined;
@@ -147,6 +153,9 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
         queueDeadlineMs: config.rateQueueDeadlineMs,
         timeoutMs: config.upstreamTimeoutMs,
         backgroundShare: config.livePollBudgetShare,
+        // The fair share between client keys (docs/rate-budget.md); with no keys, every request is `anonymous`'s.
+        clientWeights: Object.fromEntries(config.apiKeys.map((k) => [k.name, k.weight ?? 1])),
+        reserveShare: config.reserveShare,
         logger: logger.child({ component: 'exotel' }),
         onRequest: (event) => {
           upstreamHealth.observe(event);

@@ -26,15 +26,19 @@ export function createExotelClient(options: ExotelClientOptions): ExotelApi {
     ...createCallsApi(http, accountSid, parse),
     ...createSmsApi(http, accountSid, parse),
     ...createNumbersApi(http, accountSid),
-    async rateLimit(): Promise<RateLimitStatus> {
-      const status = await budget.status();
+    async rateLimit(client): Promise<RateLimitStatus> {
+      const [status, mine] = await Promise.all([budget.status(client), client === undefined ? undefined : http.queue.clientShare(client)]);
       return {
         limitPerMinute: status.limit,
         remaining: status.remaining,
         // IST like every other DateTime; rounded up to the second so it is never before the slot frees.
         resetsAt: epochMsToIso(Math.ceil(status.resetsAtMs / 1000) * 1000),
         queued: http.queue.waiting,
+        myShare: mine ? Math.floor(mine.share) : null,
+        myUsed: mine ? status.clientUsed : null,
       };
     },
+    waitForBudget: ({ client, signal, deadlineAtMs }) => http.queue.acquire({ priority: 'foreground', client, signal, deadlineAtMs }),
+    trySpareBudget: (client, keepShare) => http.queue.trySpare(client, keepShare),
   };
 }

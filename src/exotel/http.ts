@@ -75,6 +75,8 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
     queueDeadlineMs: options.queueDeadlineMs,
     backgroundShare: options.backgroundShare,
     attemptTimeoutMs: options.timeoutMs,
+    weights: options.clientWeights,
+    reserveShare: options.reserveShare,
     now: () => clock.now(),
   });
   const retryBudget = createRetryBudget({
@@ -156,7 +158,7 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
     let triesTransient = 0;
     retryBudget.recordAttempt();
     for (let attemptNo = 1; ; attemptNo++) {
-      const hold = await queue.acquire(priority, signal);
+      const hold = attemptNo === 1 && requestOptions.ticket ? requestOptions.ticket : await queue.acquire({ priority, client: requestOptions.client, signal });
       const startedMs = clock.now();
       let outcome: Outcome;
       try {

@@ -49,6 +49,10 @@ export interface ExotelClientOptions {
   retryBudgetWindowMs?: number;
   /** Share (0–1) of the budget that 'background' requests (poller, reconciler) may use. */
   backgroundShare?: number;
+  /** Weight of each client key in the fair share of the budget; a key not named weighs 1. */
+  clientWeights?: Readonly<Record<string, number>>;
+  /** Share (0–1) of each window a client key over its share must leave to the other keys. */
+  reserveShare?: number;
   /** Told about every attempt sent upstream (metrics, tests). */
   onRequest?: (event: UpstreamRequestEvent) => void;
   /** Wall clock for Retry-After dates, budgets of retries and durations (tests inject one). */
@@ -72,6 +76,8 @@ export const EXOTEL_CLIENT_DEFAULTS = {
   getRetryMinPerWindow: 5,
   retryBudgetWindowMs: 60_000,
   backgroundShare: 0.2,
+  clientWeights: {},
+  reserveShare: 0.25,
 } as const satisfies Partial<ExotelClientOptions>;
 
 const silentLogger: ExotelLogger = { debug: () => {}, warn: () => {} };
@@ -97,6 +103,10 @@ export function resolveExotelClientOptions(options: ExotelClientOptions): Resolv
     baseUrl,
   };
   if (!(resolved.backgroundShare >= 0 && resolved.backgroundShare <= 1)) throw new RangeError('Exotel client: backgroundShare must be between 0 and 1');
+  if (!(resolved.reserveShare >= 0 && resolved.reserveShare < 1)) throw new RangeError('Exotel client: reserveShare must be at least 0 and below 1');
+  for (const [name, weight] of Object.entries(resolved.clientWeights)) {
+    if (!(Number.isFinite(weight) && weight > 0)) throw new RangeError(`Exotel client: the weight of client "${name}" must be a positive number`);
+  }
   for (const name of ['queueDeadlineMs', 'timeoutMs', 'maxRetryWaitMs', 'backoffBaseMs', 'backoffMaxMs', 'retryBudgetWindowMs'] as const) {
     if (!(resolved[name] >= 0)) throw new RangeError(`Exotel client: ${name} must be a non-negative number of ms`);
   }

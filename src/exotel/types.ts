@@ -400,13 +400,35 @@ export interface RateLimitStatus {
   /** ISO-8601: when the oldest request in the window leaves it. */
   resetsAt: IsoDateTime;
   queued: number;
+  /** The asking client key's share of the window, requests (null when not asked for a key). */
+  myShare: number | null;
+  /** Requests of the asking client key in the window now (null when not asked for a key). */
+  myUsed: number | null;
+}
+
+/** One request's worth of budget, taken ahead of the request (a batch waiting for budget); spent by passing it in RequestOptions. */
+export interface BudgetTicket {
+  /** Marks the slot as used now; for a ticket that ends up not being passed to a request. */
+  settle(): Promise<void>;
 }
 
 /** Per-call options of the client. */
 export interface RequestOptions {
   /** Where the request spends budget from; the live poller passes 'background' (capped share). */
   priority?: 'foreground' | 'background';
+  /** The client key the request is made for: it spends that key's share of the budget (docs/rate-budget.md). */
+  client?: string;
+  /** Budget already taken for this request (its first attempt); retries take their own. */
+  ticket?: BudgetTicket;
   signal?: AbortSignal;
+}
+
+/** How a caller waits for budget ahead of a request. */
+export interface BudgetWait {
+  client?: string;
+  signal?: AbortSignal;
+  /** Give up at this time (epoch ms), at the latest the queue deadline from now. */
+  deadlineAtMs?: number;
 }
 
 /** One observed upstream request, for metrics and tests. */
@@ -441,8 +463,15 @@ export interface ExotelApi {
   sendBulkSms(params: SendBulkSmsParams, options?: RequestOptions): Promise<BulkSmsResult[]>;
   /** `GET SMS/Messages/{Sid}.json`; null for an unknown Sid. */
   getSms(sid: string, options?: RequestOptions): Promise<SmsMessage | null>;
-  /** The account's rate budget as the gateway sees it. */
-  rateLimit(): Promise<RateLimitStatus>;
+  /** The account's rate budget as the gateway sees it; with a client key, that key's share and use too. */
+  rateLimit(client?: string): Promise<RateLimitStatus>;
+  /**
+   * Waits for one request's worth of budget (the fair queue, deadline, RATE_LIMITED) and hands it over as a
+   * ticket for the request to come: a batch waits here while it stays open for more keys.
+   */
+  waitForBudget(wait: BudgetWait): Promise<BudgetTicket>;
+  /** A ticket now if the window has room to spare (at least `keepShare` (0–1) of it left after it), else undefined. */
+  trySpareBudget(client: string | undefined, keepShare: number): Promise<BudgetTicket | undefined>;
   /** The account this client speaks for. */
   readonly accountSid: string;
 }

@@ -506,6 +506,14 @@ export type QuerySmsBySidArgs = {
 export type RateLimitStatus = {
   /** Requests the account may make per rolling minute. */
   limitPerMinute: Scalars['Int']['output'];
+  /**
+   * The asking API key's share of each window, in requests (its weight's part of the limit). A key over its share
+   * is served after the others and may not take the window's reserved part (EXOTEL_RESERVE_SHARE); null without
+   * a key to count for.
+   */
+  myShare?: Maybe<Scalars['Int']['output']>;
+  /** Requests the asking API key has made in the current window (all replicas); null without a key to count for. */
+  myUsed?: Maybe<Scalars['Int']['output']>;
   /** Requests waiting for budget right now. */
   queued: Scalars['Int']['output'];
   /** Requests left in the current window. */
@@ -963,6 +971,8 @@ export type QueryResolvers<ContextType = GraphQLContext, ParentType extends Reso
 
 export type RateLimitStatusResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['RateLimitStatus'] = ResolversParentTypes['RateLimitStatus']> = {
   limitPerMinute?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  myShare?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  myUsed?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   queued?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   remaining?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   resetsAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;

@@ -5,13 +5,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { NearEntityCache, ReadsSlot } from '../cache/near.js';
+import { ANONYMOUS } from '../auth.js';
 import type { Config, Scope } from '../config.js';
 import type { Call, ExotelApi, SmsMessage } from '../exotel/types.js';
 import type { Logger } from '../logger.js';
 import type { Storage } from '../storage/types.js';
 import type { Idempotency } from './idempotency.js';
-import { createLookupCoalescer } from './coalescer.js';
 import { createLoaders, type Loaders } from './loaders.js';
+import { createLookups } from './lookups.js';
 
 /** The authenticated client, or null when the gateway runs without client keys. */
 export interface AuthInfo {
@@ -57,6 +58,8 @@ export interface GraphQLContext {
   version: string;
   requestId: string;
   auth: AuthInfo | null;
+  /** The client key the request spends the Exotel budget of: the key's name, or `anonymous` without keys. */
+  client: string;
   callbackUrls?: CallbackUrls;
   live?: LiveHooks;
 }
@@ -89,14 +92,16 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Builds contexts: shared deps plus fresh loaders and a request-scoped logger each time. */
 export function createContextFactory(deps: ContextDeps): ContextFactory {
-  // One per factory, so one per process and account: cold lookups of concurrent requests share upstream requests.
-  const lookups = createLookupCoalescer({
+  // One per factory, so one per process and account: cold lookups of a key's concurrent requests share upstream requests.
+  const lookups = createLookups({
     exotel: deps.exotel,
     cache: deps.cache,
     logger: deps.logger,
     bulkBatchSize: deps.config.bulkBatchSize,
     windowMs: deps.config.coalesceWindowMs,
     maxWaitMs: deps.config.coalesceMaxWaitMs,
+    holdOpenMs: deps.config.batchHoldMs,
+    queueDeadlineMs: deps.config.rateQueueDeadlineMs,
   });
   return (input = {}) => {
     const requestId = input.requestId && REQUEST_ID.test(input.requestId) ? input.requestId : randomUUID();
@@ -105,6 +110,7 @@ export function createContextFactory(deps: ContextDeps): ContextFactory {
     const requestLogger = () => (logger ??= deps.logger.child({ requestId }));
     let loaders: Loaders | undefined;
     const reads: ReadsSlot = { current: undefined, used: false };
+    const client = input.auth?.name ?? ANONYMOUS.name;
     const context: GraphQLContext = {
       config: deps.config,
       get logger() {
@@ -116,13 +122,11 @@ export function createContextFactory(deps: ContextDeps): ContextFactory {
       // Made on first use too: a subscription that never loads anything (most) keeps no loaders.
       get loaders() {
         return (loaders ??= createLoaders({
-          exotel: deps.exotel,
           cache: deps.cache.recording(reads),
-          bulkBatchSize: deps.config.bulkBatchSize,
           get logger() {
             return requestLogger();
           },
-          lookups,
+          lookups: lookups.forClient(client),
         }));
       },
       idempotency: deps.idempotency,
@@ -131,6 +135,7 @@ export function createContextFactory(deps: ContextDeps): ContextFactory {
       requestId,
       auth: input.auth ?? null,
       reads,
+      client,
     };
     if (deps.callbackUrls) context.callbackUrls = deps.callbackUrls;
     if (deps.live) context.live = deps.live;

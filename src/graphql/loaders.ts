@@ -1,16 +1,16 @@
 /**
  * Per-request DataLoaders (design §7): however a query asks for calls — callsBySid, many `call` aliases,
- * nested CallEvent.call — the loads of one tick become one cache read, and the misses go to the
- * process-wide coalescer (coalescer.ts), which shares bulk call-details requests of at most
- * `bulkBatchSize` Sids, and single lookups, with every other request in flight. Results are per key: an
+ * nested CallEvent.call — the loads of one tick become one cache read, and the misses go to the client
+ * key's shared lookups (lookups.ts), which share bulk call-details requests of at most `bulkBatchSize`
+ * Sids, and single lookups, with the key's other requests in flight. Results are per key: an
  * unknown Sid is null, a failed lookup is an Error in its own slot, and neither fails its neighbours.
  * Failed loads are never cached.
  */
 import DataLoader from 'dataloader';
 import type { EntityCache } from '../cache/entities.js';
-import type { Call, ExotelApi, NumberMetadata, SmsMessage } from '../exotel/types.js';
+import type { Call, NumberMetadata, SmsMessage } from '../exotel/types.js';
 import type { Logger } from '../logger.js';
-import { createLookupCoalescer, type LookupCoalescer } from './coalescer.js';
+import type { ClientLookups } from './lookups.js';
 
 export interface Loaders {
   /** Calls by Sid; null for a Sid Exotel does not know. */
@@ -22,18 +22,10 @@ export interface Loaders {
 }
 
 export interface LoaderDeps {
-  exotel: ExotelApi;
   cache: EntityCache;
-  /** Sids per bulk call-details request (EXOTEL_BULK_BATCH_SIZE, ≤ 100). */
-  bulkBatchSize: number;
   logger: Logger;
-  /** Most single lookups in flight at once; only used when no shared `lookups` is given. */
-  singleConcurrency?: number;
-  /**
-   * The process-wide coalescer shared by every request (the context factory's). Absent: a private one
-   * for these loaders alone, which still batches their own loads of one tick.
-   */
-  lookups?: LookupCoalescer;
+  /** The asking client key's shared lookups (the context factory's): where cache misses go. */
+  lookups: ClientLookups;
 }
 
 /**
@@ -53,7 +45,7 @@ function uncachedErrors<K, V>(batch: (keys: readonly K[]) => Promise<Array<V | E
 /** Builds a fresh set of loaders; one per HTTP request or graphql-ws operation, never shared. */
 export function createLoaders(deps: LoaderDeps): Loaders {
   // deps.logger is read only when something is logged: the request's child logger is made lazily (context.ts).
-  const { cache } = deps;
+  const { cache, lookups } = deps;
   // A cache that fails (Redis down) must not fail lookups: treat it as all misses and say so once per batch.
   const cacheRead = async <T>(read: () => Promise<Array<T | undefined>>, size: number): Promise<Array<T | undefined>> => {
     try {
@@ -64,20 +56,8 @@ export function createLoaders(deps: LoaderDeps): Loaders {
     }
   };
 
-  const lookups =
-    deps.lookups ??
-    createLookupCoalescer({
-      exotel: deps.exotel,
-      cache,
-      logger: deps.logger,
-      bulkBatchSize: deps.bulkBatchSize,
-      windowMs: 0,
-      maxWaitMs: 0,
-      ...(deps.singleConcurrency !== undefined ? { singleConcurrency: deps.singleConcurrency } : {}),
-    });
-
   /**
-   * One cache read for the whole batch, then the distinct misses to the coalescer; every key gets the
+   * One cache read for the whole batch, then the distinct misses to the shared lookups; every key gets the
    * cached value, the fetched one (null when unknown, an Error when its lookup failed) or null.
    */
   async function batch<V>(
@@ -100,7 +80,7 @@ export function createLoaders(deps: LoaderDeps): Loaders {
   const batchSms = (sids: readonly string[]) => batch<SmsMessage | null>(sids, (k) => cache.getSms(k), (m) => lookups.sms(m));
   const batchNumbers = (numbers: readonly string[]) => batch<NumberMetadata | null>(numbers, (k) => cache.getNumbers(k), (m) => lookups.numbers(m));
 
-  // maxBatchSize stays unbounded: the coalescer splits into Exotel-sized requests itself, and one large
+  // maxBatchSize stays unbounded: the shared lookups split into Exotel-sized requests themselves, and one large
   // batch lets the cache answer every hit with a single read.
   const loaders: Loaders = {
     call: new DataLoader(uncachedErrors(batchCalls, () => loaders.call)),

@@ -28,14 +28,21 @@ export interface LiveFeed {
    * The call's current state (source SNAPSHOT), then each forward change; ends after a terminal status.
    * Resolves once the snapshot is read, so an unknown call fails here (NOT_FOUND), not mid-stream.
    */
-  callStatusChanged(sid: string): Promise<AsyncIterableIterator<FeedCallEvent>>;
+  callStatusChanged(sid: string, lookup?: SnapshotLookup<Call>): Promise<AsyncIterableIterator<FeedCallEvent>>;
   /** Every forward call event matching `filter`; with `after`, the logged events since that id first. */
   callEvents(filter?: CallEventFilter | null, after?: string | null): AsyncIterableIterator<FeedCallEvent>;
   /** The SMS's current state, then each forward change; ends after a final status (or its status callback). */
-  smsStatusChanged(sid: string): Promise<AsyncIterableIterator<SmsMessage>>;
+  smsStatusChanged(sid: string, lookup?: SnapshotLookup<SmsMessage>): Promise<AsyncIterableIterator<SmsMessage>>;
   /** Calls announced by a Passthru applet. */
   incomingCalls(): AsyncIterableIterator<Call>;
 }
+
+/**
+ * How a subscription reads the current state of its call or SMS: the subscriber's own loader (cache, its
+ * key's shared batches and budget, "no such call" memory); null when Exotel does not know it. Without one,
+ * the feed reads the cache and asks Exotel itself.
+ */
+export type SnapshotLookup<T> = (sid: string) => Promise<T | null>;
 
 export interface FeedDeps {
   accountSid: string;
@@ -89,15 +96,9 @@ export function createFeed(deps: FeedDeps): LiveFeed {
   };
 
   /** The state a callStatusChanged subscriber starts from: history (forward-only truth) and the call itself. */
-  async function callSnapshot(sid: string): Promise<FeedCallEvent> {
-    const [history, [cached]] = await Promise.all([deps.events.callHistory(accountSid, sid), deps.entities.getCalls([sid])]);
-    let call = cached;
-    if (!call) {
-      const fetched = await deps.exotel.getCall(sid);
-      if (!fetched) throw new GatewayError(ErrorCode.NOT_FOUND, `No call with Sid ${JSON.stringify(sid)}`, { field: 'sid' });
-      call = fetched;
-      await deps.entities.putCall(fetched).catch(() => undefined);
-    }
+  async function callSnapshot(sid: string, lookup: SnapshotLookup<Call> | undefined): Promise<FeedCallEvent> {
+    const [history, call] = await Promise.all([deps.events.callHistory(accountSid, sid), (lookup ?? lookupCall)(sid)]);
+    if (!call) throw new GatewayError(ErrorCode.NOT_FOUND, `No call with Sid ${JSON.stringify(sid)}`, { field: 'sid' });
     const lastForward = history.findLast((e) => e.forward);
     // History is forward-only; the cached call may carry Exotel's "in-progress" of a call just created.
     // A terminal status wherever it is seen is final, though.
@@ -109,22 +110,35 @@ export function createFeed(deps: FeedDeps): LiveFeed {
     };
   }
 
-  async function smsSnapshot(sid: string): Promise<SmsMessage> {
-    const [cached] = await deps.entities.getSms([sid]);
+  async function lookupCall(sid: string): Promise<Call | null> {
+    const [cached] = await deps.entities.getCalls([sid]);
     if (cached) return cached;
-    const fetched = await deps.exotel.getSms(sid);
-    if (!fetched) throw new GatewayError(ErrorCode.NOT_FOUND, `No SMS with Sid ${JSON.stringify(sid)}`, { field: 'sid' });
-    await deps.entities.putSms(fetched).catch(() => undefined);
+    const fetched = await deps.exotel.getCall(sid);
+    if (fetched) await deps.entities.putCall(fetched).catch(() => undefined);
     return fetched;
   }
 
+  async function lookupSms(sid: string): Promise<SmsMessage | null> {
+    const [cached] = await deps.entities.getSms([sid]);
+    if (cached) return cached;
+    const fetched = await deps.exotel.getSms(sid);
+    if (fetched) await deps.entities.putSms(fetched).catch(() => undefined);
+    return fetched;
+  }
+
+  async function smsSnapshot(sid: string, lookup: SnapshotLookup<SmsMessage> | undefined): Promise<SmsMessage> {
+    const sms = await (lookup ?? lookupSms)(sid);
+    if (!sms) throw new GatewayError(ErrorCode.NOT_FOUND, `No SMS with Sid ${JSON.stringify(sid)}`, { field: 'sid' });
+    return sms;
+  }
+
   return {
-    async callStatusChanged(sid) {
+    async callStatusChanged(sid, lookup) {
       const channel = deps.topics.subscribe(topics.call(sid));
       let snapshot: FeedCallEvent;
       try {
         deps.onWatch(sid);
-        snapshot = await callSnapshot(sid);
+        snapshot = await callSnapshot(sid, lookup);
       } catch (err) {
         channel.close();
         throw err;
@@ -200,11 +214,11 @@ export function createFeed(deps: FeedDeps): LiveFeed {
       };
     },
 
-    async smsStatusChanged(sid) {
+    async smsStatusChanged(sid, lookup) {
       const channel = deps.topics.subscribe(topics.sms(sid));
       let sms: SmsMessage;
       try {
-        sms = await smsSnapshot(sid);
+        sms = await smsSnapshot(sid, lookup);
       } catch (err) {
         channel.close();
         throw err;

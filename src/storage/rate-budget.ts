@@ -29,7 +29,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { RateBudget, RateBudgetHold } from './types.js';
+import type { BudgetClaim, BudgetGrant, BudgetRefusal, RateBudget, RateBudgetHold } from './types.js';
 
 /** Time source for the memory budget; tests inject one. */
 export interface BudgetClock {
@@ -38,12 +38,25 @@ export interface BudgetClock {
 
 const systemClock: BudgetClock = { now: () => Date.now() };
 
+/** The fleet's use of the window as last seen on the shared budget: where a fallback budget starts from. */
+export interface KnownUse {
+  /** Requests in the window when it was last read. */
+  used: number;
+  /** When that was, epoch ms. */
+  atMs: number;
+}
+
 export interface MemoryRateBudgetOptions {
   /** Most requests in any window of `windowMs`. */
   limit: number;
   /** Length of the rolling window, ms (60 000 for Exotel's per-minute limits). */
   windowMs: number;
   clock?: BudgetClock;
+  /**
+   * Requests already spent elsewhere when this budget starts (a fallback taking over from Redis): counted
+   * as if taken at `atMs`, so they leave the window no earlier than the real ones did.
+   */
+  startingUse?: KnownUse;
 }
 
 function checkLimits(limit: number, windowMs: number): void {
@@ -53,6 +66,20 @@ function checkLimits(limit: number, windowMs: number): void {
 
 function checkHold(maxHoldMs: number): void {
   if (!Number.isFinite(maxHoldMs) || maxHoldMs < 0) throw new RangeError(`rate budget maxHoldMs must be ≥ 0, got ${maxHoldMs}`);
+}
+
+function checkClaim(claim: BudgetClaim | undefined): void {
+  if (!claim) return;
+  if (!/^[^\s\u0000]{1,200}$/.test(claim.client)) throw new RangeError(`rate budget client must be a name without spaces, got ${JSON.stringify(claim.client)}`);
+  if (!(claim.share >= 0) || !(claim.reserve >= 0)) throw new RangeError(`rate budget share and reserve must be ≥ 0, got ${claim.share} and ${claim.reserve}`);
+}
+
+/**
+ * How many of a client's `used` requests must leave the window before it may take again: enough to bring it
+ * under its share, or enough of the window's `count` to give the reserve back, whichever is fewer.
+ */
+function overShareWaits(claim: BudgetClaim, used: number, count: number, limit: number): { own: number; all: number } {
+  return { own: Math.floor(used - claim.share) + 1, all: Math.ceil(claim.reserve) + 1 + count - limit };
 }
 
 /** Settles once: a second settle would move the entry later than the answer that proved the arrival. */
@@ -73,43 +100,62 @@ export function createMemoryRateBudget(options: MemoryRateBudgetOptions): RateBu
   checkLimits(limit, windowMs);
   const clock = options.clock ?? systemClock;
   // Unordered (settling moves an entry back in time); a pending entry's `at` is its take + maxHoldMs.
-  let log: Array<{ at: number }> = [];
+  let log: Array<{ at: number; client: string | undefined }> = [];
+  if (options.startingUse) {
+    const { used, atMs } = options.startingUse;
+    for (let i = 0; i < Math.min(limit, used); i++) log.push({ at: atMs, client: undefined });
+  }
   const prune = (now: number) => {
     if (log.some((e) => e.at <= now - windowMs)) log = log.filter((e) => e.at > now - windowMs);
   };
-  /** When the first entry can leave the window: a pending one no sooner than if it settled now. */
-  const firstLeavesAt = (now: number) => log.reduce((min, e) => Math.min(min, e.at, now), Infinity) + windowMs;
-  const take = (holdMs: number): { ok: true; entry: { at: number } } | { ok: false; retryAfterMs: number } => {
+  /** When the n-th entry (1-based, earliest first) can leave the window: a pending one no sooner than if it settled now. */
+  const nthLeavesAt = (entries: typeof log, n: number, now: number) => {
+    const times = entries.map((e) => Math.min(e.at, now)).sort((a, b) => a - b);
+    return (times[Math.max(0, Math.min(n, times.length) - 1)] ?? now) + windowMs;
+  };
+  const refuse = (at: number, now: number, reason: BudgetRefusal['reason']): BudgetRefusal => ({ ok: false, retryAfterMs: Math.max(1, at - now), reason });
+  const take = (holdMs: number, claim: BudgetClaim | undefined) => {
     const now = clock.now();
     prune(now);
-    if (log.length < limit) {
-      const entry = { at: now + holdMs };
-      log.push(entry);
-      return { ok: true, entry };
+    if (log.length >= limit) return refuse(nthLeavesAt(log, 1, now), now, 'exhausted');
+    const mine = claim ? log.filter((e) => e.client === claim.client) : [];
+    if (claim && mine.length >= claim.share && limit - log.length - 1 < claim.reserve) {
+      const waits = overShareWaits(claim, mine.length, log.length, limit);
+      return refuse(Math.min(nthLeavesAt(mine, waits.own, now), nthLeavesAt(log, waits.all, now)), now, 'over-share');
     }
-    return { ok: false, retryAfterMs: Math.max(1, firstLeavesAt(now) - now) };
+    const entry = { at: now + holdMs, client: claim?.client };
+    log.push(entry);
+    return { ok: true as const, entry, remaining: limit - log.length, clientUsed: mine.length + (claim ? 1 : 0) };
   };
   return {
     async tryTake() {
-      const answer = take(0);
-      return answer.ok ? { ok: true } : answer;
+      const answer = take(0, undefined);
+      return answer.ok ? { ok: true } : { ok: false, retryAfterMs: answer.retryAfterMs };
     },
-    async tryHold(maxHoldMs) {
+    async tryHold(maxHoldMs, claim): Promise<BudgetGrant | BudgetRefusal> {
       checkHold(maxHoldMs);
-      const answer = take(maxHoldMs);
+      checkClaim(claim);
+      const answer = take(maxHoldMs, claim);
       if (!answer.ok) return answer;
-      const { entry } = answer;
+      const { entry, remaining, clientUsed } = answer;
       return {
         ok: true,
+        remaining,
+        clientUsed,
         settle: once(async () => {
           entry.at = clock.now();
         }),
       };
     },
-    async status() {
+    async status(client) {
       const now = clock.now();
       prune(now);
-      return { limit, remaining: limit - log.length, resetsAtMs: log.length > 0 ? firstLeavesAt(now) : now };
+      return {
+        limit,
+        remaining: limit - log.length,
+        resetsAtMs: log.length > 0 ? nthLeavesAt(log, 1, now) : now,
+        clientUsed: client === undefined ? 0 : log.filter((e) => e.client === client).length,
+      };
     },
   };
 }
@@ -128,43 +174,88 @@ export interface RedisRateBudgetOptions {
  * scripts by effects). Members are unique per take so two takes in the same millisecond both count.
  * A take scores its member now + holdMs (pending, see the top of the file); settle re-scores it with now, XX
  * so that an entry already dropped is not brought back. The key lives as long as its latest entry needs.
- * KEYS[1] = log; ARGV = windowMs, limit, member, mode ("take" | "status" | "settle"), holdMs.
- * Returns {taken 0|1, retryAfterMs, count, nowMs, firstLeavesAtMs|-1}.
+ * A take with a client also logs the member in that client's own ZSET (same score), which is how every
+ * replica sees each client's use of the shared window; the share rule is checked in the same script.
+ * KEYS[1] = log, KEYS[2] = the client's log; ARGV = windowMs, limit, member, mode ("take" | "status" |
+ * "settle"), holdMs, hasClient "1"|"0", share, reserve.
+ * Returns {taken 0|1, retryAfterMs, count, nowMs, firstLeavesAtMs|-1, clientCount, refusal 0|1 exhausted|2 over share}.
  */
 const SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
+local hasClient = ARGV[6] == '1'
 if ARGV[4] == 'settle' then
   redis.call('ZADD', KEYS[1], 'XX', now, ARGV[3])
-  return {0, 0, 0, now, -1}
+  if hasClient then redis.call('ZADD', KEYS[2], 'XX', now, ARGV[3]) end
+  return {0, 0, 0, now, -1, 0, 0}
 end
 local limit = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
+local mine = 0
+if hasClient then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+  mine = redis.call('ZCARD', KEYS[2])
+end
+local function leavesAt(key, n, size)
+  if n > size then n = size end
+  if n < 1 then n = 1 end
+  local e = redis.call('ZRANGE', key, n - 1, n - 1, 'WITHSCORES')
+  if e[2] == nil then return now end
+  return math.min(tonumber(e[2]), now) + window
+end
 local taken = 0
-if ARGV[4] == 'take' and count < limit then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[5]), ARGV[3])
-  count = count + 1
-  taken = 1
-  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-  redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(last[2]) - now + window))
+local refusal = 0
+local retry = 0
+if ARGV[4] == 'take' then
+  local share = tonumber(ARGV[7])
+  local reserve = tonumber(ARGV[8])
+  if count >= limit then
+    refusal = 1
+    retry = leavesAt(KEYS[1], 1, count) - now
+  elseif hasClient and mine >= share and limit - count - 1 < reserve then
+    refusal = 2
+    local own = math.floor(mine - share) + 1
+    local all = math.ceil(reserve) + 1 + count - limit
+    retry = math.min(leavesAt(KEYS[2], own, mine), leavesAt(KEYS[1], all, count)) - now
+  else
+    local score = now + tonumber(ARGV[5])
+    redis.call('ZADD', KEYS[1], score, ARGV[3])
+    count = count + 1
+    taken = 1
+    local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+    local ttl = math.ceil(tonumber(last[2]) - now + window)
+    redis.call('PEXPIRE', KEYS[1], ttl)
+    if hasClient then
+      redis.call('ZADD', KEYS[2], score, ARGV[3])
+      mine = mine + 1
+      redis.call('PEXPIRE', KEYS[2], ttl)
+    end
+  end
 end
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if first[2] == nil then
-  return {taken, 0, count, now, -1}
-end
-local leaves = math.min(tonumber(first[2]), now) + window
-local retry = leaves - now
+local first = -1
+if count > 0 then first = leavesAt(KEYS[1], 1, count) end
 if retry < 1 then retry = 1 end
-return {taken, retry, count, now, leaves}
+return {taken, retry, count, now, first, mine, refusal}
 `;
 
-type ScriptReply = [number, number, number, number, number];
+type ScriptReply = [number, number, number, number, number, number, number];
 type ScriptMode = 'take' | 'status' | 'settle';
 
 interface RedisWithBudget extends Redis {
-  eggRateBudget(key: string, windowMs: number, limit: number, member: string, mode: ScriptMode, holdMs: number): Promise<ScriptReply>;
+  eggRateBudget(
+    key: string,
+    clientKey: string,
+    windowMs: number,
+    limit: number,
+    member: string,
+    mode: ScriptMode,
+    holdMs: number,
+    hasClient: '1' | '0',
+    share: number,
+    reserve: number,
+  ): Promise<ScriptReply>;
 }
 
 /** A budget shared by every replica: a Redis ZSET of request times, checked and taken in one Lua script. */
@@ -173,37 +264,37 @@ export function createRedisRateBudget(options: RedisRateBudgetOptions): RateBudg
   checkLimits(limit, windowMs);
   if (!(redis as unknown as Partial<RedisWithBudget>).eggRateBudget) {
     // defineCommand sends EVALSHA and falls back to EVAL once, so the script text crosses the wire rarely.
-    redis.defineCommand('eggRateBudget', { numberOfKeys: 1, lua: SCRIPT });
+    redis.defineCommand('eggRateBudget', { numberOfKeys: 2, lua: SCRIPT });
   }
   const r = redis as unknown as RedisWithBudget;
   const prefix = randomBytes(6).toString('hex');
   let seq = 0;
-  const run = (mode: ScriptMode, member: string, holdMs = 0) => r.eggRateBudget(key, windowMs, limit, member, mode, Math.ceil(holdMs));
-  const take = async (holdMs: number) => {
-    const member = `${prefix}:${++seq}`;
-    const [taken, retryAfterMs] = await run('take', member, holdMs);
-    return taken === 1 ? ({ ok: true, member } as const) : ({ ok: false, retryAfterMs: Math.max(1, retryAfterMs) } as const);
-  };
+  const clientKey = (client: string | undefined) => (client === undefined ? `${key}:client:-` : `${key}:client:${client}`);
+  const run = (mode: ScriptMode, member: string, holdMs = 0, claim?: BudgetClaim, client = claim?.client) =>
+    r.eggRateBudget(key, clientKey(client), windowMs, limit, member, mode, Math.ceil(holdMs), client === undefined ? '0' : '1', claim?.share ?? 0, claim?.reserve ?? 0);
   return {
     async tryTake() {
-      const answer = await take(0);
-      return answer.ok ? { ok: true } : answer;
+      const [taken, retryAfterMs] = await run('take', `${prefix}:${++seq}`);
+      return taken === 1 ? { ok: true } : { ok: false, retryAfterMs: Math.max(1, retryAfterMs) };
     },
-    async tryHold(maxHoldMs) {
+    async tryHold(maxHoldMs, claim): Promise<BudgetGrant | BudgetRefusal> {
       checkHold(maxHoldMs);
-      const answer = await take(maxHoldMs);
-      if (!answer.ok) return answer;
-      const { member } = answer;
+      checkClaim(claim);
+      const member = `${prefix}:${++seq}`;
+      const [taken, retryAfterMs, count, , , clientUsed, refusal] = await run('take', member, maxHoldMs, claim);
+      if (taken !== 1) return { ok: false, retryAfterMs: Math.max(1, retryAfterMs), reason: refusal === 2 ? 'over-share' : 'exhausted' };
       return {
         ok: true,
+        remaining: Math.max(0, limit - count),
+        clientUsed,
         settle: once(async () => {
-          await run('settle', member);
+          await run('settle', member, 0, undefined, claim?.client);
         }),
       };
     },
-    async status() {
-      const [, , count, now, leaves] = await run('status', '');
-      return { limit, remaining: Math.max(0, limit - count), resetsAtMs: leaves >= 0 ? leaves : now };
+    async status(client) {
+      const [, , count, now, leaves, clientUsed] = await run('status', '', 0, undefined, client);
+      return { limit, remaining: Math.max(0, limit - count), resetsAtMs: leaves >= 0 ? leaves : now, clientUsed };
     },
   };
 }
@@ -215,30 +306,63 @@ export interface FallbackRateBudgetOptions {
   primaryTimeoutMs?: number;
   /** Told about each switch, for logs and metrics. */
   onSwitch?: (using: 'primary' | 'fallback', error?: unknown) => void;
+  /** Claims on the fallback are scaled by this (its limit ÷ the primary's), so shares keep their proportions. */
+  claimScale?: number;
   clock?: BudgetClock;
 }
 
 const FALLBACK_DEFAULTS = { probeIntervalMs: 1_000, primaryTimeoutMs: 500 } as const;
 
+/** What the primary last said was left in its window, and when (this process's clock). */
+export interface LastKnownRemaining {
+  remaining: number;
+  atMs: number;
+}
+
 /**
- * Uses `primary` (Redis) while it answers and `fallback` (a per-replica memory budget) while it does not,
- * going back to the primary as soon as a probe succeeds. Build the fallback with
- * `limit / expectedReplicas` (rounded down, at least 1) so a fleet that lost Redis still stays under the
- * account limit; with one replica that is the full limit. Takes spent on the fallback are not copied to the
- * primary, so right after Redis returns a window may briefly hold up to limit + fallback limit; that is the
- * price of staying available, and Exotel's own 429 (honoured by the client) is the last line.
+ * Uses `primary` (Redis) while it answers and a per-replica fallback while it does not, going back to the
+ * primary as soon as a probe succeeds. `fallback` builds that budget when the primary is lost, from what
+ * the primary last said was left in the fleet's window: a replica must not start from an empty window and
+ * send what the fleet already spent (build it with this replica's part of that remainder, e.g.
+ * `limit / expectedReplicas` minus its part of the use, so a fleet that lost Redis still stays under the
+ * account limit). A fallback that still holds requests in its window is kept for the next outage. Takes
+ * spent on the fallback are not copied to the primary, so right after Redis returns a window may briefly
+ * hold more than the limit; that is the price of staying available, and Exotel's own 429 (honoured by the
+ * client) is the last line.
  */
-export function createFallbackRateBudget(primary: RateBudget, fallback: RateBudget, options: FallbackRateBudgetOptions = {}): RateBudget {
+export function createFallbackRateBudget(
+  primary: RateBudget,
+  fallback: RateBudget | ((lastKnown: LastKnownRemaining | undefined) => RateBudget),
+  options: FallbackRateBudgetOptions = {},
+): RateBudget {
   const probeIntervalMs = options.probeIntervalMs ?? FALLBACK_DEFAULTS.probeIntervalMs;
   const primaryTimeoutMs = options.primaryTimeoutMs ?? FALLBACK_DEFAULTS.primaryTimeoutMs;
   const clock = options.clock ?? systemClock;
+  const scale = options.claimScale ?? 1;
+  const build = typeof fallback === 'function' ? fallback : () => fallback;
   let usingFallbackUntil = 0;
   let onFallback = false;
+  let lastKnown: LastKnownRemaining | undefined;
+  let current: RateBudget | undefined;
+  const know = (remaining: number) => {
+    lastKnown = { remaining, atMs: clock.now() };
+  };
 
-  async function viaPrimary<T>(call: () => Promise<T>, fallbackCall: () => Promise<T>): Promise<T> {
-    if (onFallback && clock.now() < usingFallbackUntil) return fallbackCall();
+  /** The fallback for this outage: the last one while it still counts requests, else one built from the last known use. */
+  async function local(): Promise<RateBudget> {
+    if (current) {
+      const status = await current.status();
+      if (status.remaining < status.limit) return current;
+    }
+    current = build(lastKnown);
+    return current;
+  }
+
+  async function viaPrimary<T>(call: () => Promise<T>, fallbackCall: (budget: RateBudget) => Promise<T>, learn?: (result: T) => void): Promise<T> {
+    if (onFallback && clock.now() < usingFallbackUntil) return fallbackCall(current ?? (await local()));
     try {
       const result = await withTimeout(call(), primaryTimeoutMs);
+      learn?.(result);
       if (onFallback) {
         onFallback = false;
         options.onSwitch?.('primary');
@@ -248,18 +372,30 @@ export function createFallbackRateBudget(primary: RateBudget, fallback: RateBudg
       usingFallbackUntil = clock.now() + probeIntervalMs;
       if (!onFallback) {
         onFallback = true;
+        await local();
         options.onSwitch?.('fallback', error);
       }
-      return fallbackCall();
+      return fallbackCall(current ?? (await local()));
     }
   }
 
+  const scaled = (claim: BudgetClaim | undefined): BudgetClaim | undefined =>
+    claim && { client: claim.client, share: claim.share * scale, reserve: claim.reserve * scale };
+
   return {
-    tryTake: () => viaPrimary(() => primary.tryTake(), () => fallback.tryTake()),
+    tryTake: () => viaPrimary(() => primary.tryTake(), (b) => b.tryTake()),
     // The hold settles on whichever budget gave it. A primary that answers after its timeout keeps a pending
     // entry that nobody settles: it expires after maxHoldMs + window, which errs on the safe side.
-    tryHold: (maxHoldMs) => viaPrimary(() => primary.tryHold(maxHoldMs), () => fallback.tryHold(maxHoldMs)),
-    status: () => viaPrimary(() => primary.status(), () => fallback.status()),
+    tryHold: (maxHoldMs, claim) =>
+      viaPrimary(
+        () => primary.tryHold(maxHoldMs, claim),
+        (b) => b.tryHold(maxHoldMs, scaled(claim)),
+        (answer) => {
+          if (answer.ok) know(answer.remaining);
+          else if (answer.reason === 'exhausted') know(0);
+        },
+      ),
+    status: (client) => viaPrimary(() => primary.status(client), (b) => b.status(client), (status) => know(status.remaining)),
   };
 }
 

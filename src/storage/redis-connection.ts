@@ -12,8 +12,12 @@ export const REDIS_DEFAULTS = {
   keyPrefix: 'egg:',
   /** TCP connect timeout of each attempt, ms. */
   connectTimeoutMs: 2000,
-  /** A command connection rejects a command Redis has not answered within this, ms (a stalled Redis must not stall webhooks). */
+  /** A command connection rejects a command Redis has not answered within this, ms (a stalled Redis must not stall webhooks; REDIS_COMMAND_TIMEOUT_MS). */
   commandTimeoutMs: 2000,
+  /** A cache command Redis has not answered within this is given up, ms: a read then counts as a miss (REDIS_CACHE_TIMEOUT_MS). */
+  cacheTimeoutMs: 250,
+  /** The budget script falls back to the per-replica budget after this, ms. */
+  budgetTimeoutMs: 500,
   /** ping() answers false when Redis takes longer than this, ms. */
   pingTimeoutMs: 500,
   /** Reconnect backoff: base × 2^attempt, capped, ms. */
@@ -61,10 +65,11 @@ function watch(emitter: { on(event: string, fn: (...args: never[]) => void): unk
  * 0 on purpose: replaying a command whose reply was lost could append an event twice; the caller gets
  * the error and decides.
  */
-export function createIoRedis(url: string, role: string, logger: StorageLogger, options: { blocking?: boolean } = {}): Redis {
+export function createIoRedis(url: string, role: string, logger: StorageLogger, options: { commandTimeoutMs?: number } = {}): Redis {
   const redis = new Redis(url, {
-    // A blocking XREAD legitimately waits; everything else should answer in milliseconds.
-    ...(options.blocking ? {} : { commandTimeout: REDIS_DEFAULTS.commandTimeoutMs }),
+    // Every command is bounded: a stalled Redis (up but not answering) must not hang a request or a webhook.
+    // A blocking XREAD's own connection passes its BLOCK time plus this.
+    commandTimeout: options.commandTimeoutMs ?? REDIS_DEFAULTS.commandTimeoutMs,
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -95,10 +100,12 @@ export async function closeIoRedis(redis: Redis): Promise<void> {
 }
 
 /** The node-redis client @keyv/redis needs, with the same fail-fast settings. */
-export function createNodeRedis(url: string, role: string, logger: StorageLogger) {
+export function createNodeRedis(url: string, role: string, logger: StorageLogger, options: { commandTimeoutMs?: number } = {}) {
   const client = createClient({
     url,
     disableOfflineQueue: true,
+    // node-redis has no timeout by default: a stalled Redis would hang every cache read for as long as it stalls.
+    commandOptions: { timeout: options.commandTimeoutMs ?? REDIS_DEFAULTS.cacheTimeoutMs },
     socket: { connectTimeout: REDIS_DEFAULTS.connectTimeoutMs, reconnectStrategy: (retries: number) => reconnectDelayMs(retries + 1) },
   });
   watch(client as unknown as Parameters<typeof watch>[0], role, url, logger);

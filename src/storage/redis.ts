@@ -18,7 +18,7 @@ import { Keyv } from 'keyv';
 import type { IdempotencyRecord, IdempotencyStore, Lease, RateBudget, Storage } from './types.js';
 import { checkTtl, resolveStorageOptions, type StorageLogger, type StorageOptions } from './options.js';
 import { createKeyvCache } from './cache.js';
-import { createRedisEventLog } from './redis-event-log.js';
+import { createRedisEventLog, EVENT_LOG_DEFAULTS } from './redis-event-log.js';
 import { createFallbackRateBudget, createMemoryRateBudget, createRedisRateBudget } from './rate-budget.js';
 import { createRedisOpenItems } from './open-items.js';
 import {
@@ -37,6 +37,10 @@ export interface RedisStorageOptions extends StorageOptions {
   redisUrl: string;
   /** Prefix of every key, so several deployments (or test runs) can share one Redis. */
   keyPrefix?: string;
+  /** Every command but the event log's blocking read fails after this, ms (REDIS_COMMAND_TIMEOUT_MS). */
+  commandTimeoutMs?: number;
+  /** A cache command slower than this is given up, a read then being a miss, ms (REDIS_CACHE_TIMEOUT_MS). */
+  cacheTimeoutMs?: number;
   /**
    * Replicas expected to share the account budget. While Redis is down each replica falls back to a
    * memory budget of limit / expectedReplicas, so the fleet stays under the account limit.
@@ -98,9 +102,11 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
   const expectedReplicas = options.expectedReplicas ?? 1;
   if (!(Number.isSafeInteger(expectedReplicas) && expectedReplicas >= 1)) throw new RangeError(`expectedReplicas must be a positive integer, got ${expectedReplicas}`);
 
-  const command = withScripts(createIoRedis(options.redisUrl, 'command', logger));
-  const blocking = createIoRedis(options.redisUrl, 'events', logger, { blocking: true });
-  const cacheClient = createNodeRedis(options.redisUrl, 'cache', logger);
+  const commandTimeoutMs = options.commandTimeoutMs ?? REDIS_DEFAULTS.commandTimeoutMs;
+  const cacheTimeoutMs = options.cacheTimeoutMs ?? REDIS_DEFAULTS.cacheTimeoutMs;
+  const command = withScripts(createIoRedis(options.redisUrl, 'command', logger, { commandTimeoutMs }));
+  const blocking = createIoRedis(options.redisUrl, 'events', logger, { commandTimeoutMs: EVENT_LOG_DEFAULTS.blockMs + commandTimeoutMs });
+  const cacheClient = createNodeRedis(options.redisUrl, 'cache', logger, { commandTimeoutMs: cacheTimeoutMs });
   await Promise.all([connectIoRedis(command), connectIoRedis(blocking), connectNodeRedis(cacheClient)]);
 
   const keyvStore = new KeyvRedis(cacheClient, { namespace: `${keyPrefix}cache`, keyPrefixSeparator: ':', throwOnErrors: true });
@@ -122,10 +128,18 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
       const key = `${name}\u0000${limit}\u0000${windowMs}`;
       let budget = budgets.get(key);
       if (!budget) {
+        const perReplica = Math.max(1, Math.floor(limit / expectedReplicas));
         budget = createFallbackRateBudget(
           createRedisRateBudget({ redis: command, key: `${keyPrefix}budget:${name}`, limit, windowMs }),
-          createMemoryRateBudget({ limit: Math.max(1, Math.floor(limit / expectedReplicas)), windowMs, clock: { now: clock } }),
-          { onSwitch: budgetSwitchLogger(logger, name), clock: { now: clock } },
+          // This replica's part of what the fleet had left when Redis was last heard from, not a fresh window.
+          (lastKnown) =>
+            createMemoryRateBudget({
+              limit: perReplica,
+              windowMs,
+              clock: { now: clock },
+              ...(lastKnown ? { startingUse: { used: perReplica - Math.min(perReplica, Math.floor(lastKnown.remaining / expectedReplicas)), atMs: lastKnown.atMs } } : {}),
+            }),
+          { onSwitch: budgetSwitchLogger(logger, name), clock: { now: clock }, claimScale: perReplica / limit, primaryTimeoutMs: REDIS_DEFAULTS.budgetTimeoutMs },
         );
         budgets.set(key, budget);
       }

@@ -146,6 +146,35 @@ export interface RateBudgetHold {
   settle(): Promise<void>;
 }
 
+/** Whose request a take is: the fair share of the budget between client keys (docs/rate-budget.md). */
+export interface BudgetClaim {
+  /** The client key's name; its requests are counted apart in the same rolling window. */
+  client: string;
+  /** Requests per window this client may always take (its weighted share of the limit). */
+  share: number;
+  /** Requests per window a client over its share must leave untaken for the others. */
+  reserve: number;
+}
+
+/** A refused take: how long until one could succeed, and why (the whole window is spent, or this client's share). */
+export interface BudgetRefusal {
+  ok: false;
+  retryAfterMs: number;
+  reason: 'exhausted' | 'over-share';
+}
+
+/** A successful hold, with what the window holds right after it. */
+export type BudgetGrant = { ok: true; remaining: number; clientUsed: number } & RateBudgetHold;
+
+/** What a budget says about its window now. */
+export interface BudgetStatus {
+  limit: number;
+  remaining: number;
+  resetsAtMs: number;
+  /** Requests of the client named in `status(client)` in the window (0 without one). */
+  clientUsed: number;
+}
+
 /** Rolling-window request budget for one Exotel account. */
 export interface RateBudget {
   /** Takes one request from the budget now, counted at now; or says how long until one frees up. */
@@ -153,11 +182,12 @@ export interface RateBudget {
   /**
    * Takes one request whose arrival upstream is not known yet: the slot counts as in the window from now
    * until `settle()` re-stamps it with the settle time, or, if never settled (the process died), as if taken
-   * `maxHoldMs` from now. Refusals are as for `tryTake`.
+   * `maxHoldMs` from now. With a claim, a client at or over its share is refused while taking would leave
+   * fewer than `reserve` requests in the window; the refusal's retryAfterMs is then true for that client.
    */
-  tryHold(maxHoldMs: number): Promise<({ ok: true } & RateBudgetHold) | { ok: false; retryAfterMs: number }>;
-  /** Requests left in the current window and when the window resets (epoch ms). */
-  status(): Promise<{ limit: number; remaining: number; resetsAtMs: number }>;
+  tryHold(maxHoldMs: number, claim?: BudgetClaim): Promise<BudgetGrant | BudgetRefusal>;
+  /** Requests left in the current window, when the window resets (epoch ms), and one client's use. */
+  status(client?: string): Promise<BudgetStatus>;
 }
 
 /** A lease that makes fleet-wide background work run on one replica at a time. */

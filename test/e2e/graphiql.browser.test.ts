@@ -65,7 +65,7 @@ async function startSchemaServer(routerOptions: GraphiqlRouterOptions = {}): Pro
   const resolvers: Resolvers = {
     Query: {
       gateway: () => ({ mode: 'SIMULATOR', version }),
-      rateLimit: () => ({ limitPerMinute: 200, remaining: 200, resetsAt: new Date().toISOString(), queued: 0 }),
+      rateLimit: () => ({ limitPerMinute: 200, remaining: 200, resetsAt: new Date().toISOString(), queued: 0, myShare: null, myUsed: null }),
     },
     Subscription: {
       callEvents: {

@@ -100,7 +100,7 @@ async function sendBulk(ctx: GraphQLContext, params: SendBulkSmsParams, original
         ...params,
         messages: chunk,
         ...(ctx.callbackUrls ? { statusCallback: ctx.callbackUrls.smsStatus } : {}),
-      });
+      }, { client: ctx.client });
       answered += 1;
       results.forEach((r, i) => {
         if (r.ok) messages[base + i] = r.sms;
@@ -164,10 +164,10 @@ async function created<T>(ctx: GraphQLContext, ref: string, loader: { load(sid: 
 
 export const Mutation: MutationResolvers = {
   connectCall: (_root, { input }, ctx) =>
-    placeCall(ctx, 'connectCall', validateConnectCall(input), input.idempotencyKey, (params) => ctx.exotel.connectCall(params)),
+    placeCall(ctx, 'connectCall', validateConnectCall(input), input.idempotencyKey, (params) => ctx.exotel.connectCall(params, { client: ctx.client })),
 
   connectCallToFlow: (_root, { input }, ctx) =>
-    placeCall(ctx, 'connectCallToFlow', validateConnectCallToFlow(input), input.idempotencyKey, (params) => ctx.exotel.connectCallToFlow(params)),
+    placeCall(ctx, 'connectCallToFlow', validateConnectCallToFlow(input), input.idempotencyKey, (params) => ctx.exotel.connectCallToFlow(params, { client: ctx.client })),
 
   async sendSms(_root, { input }, ctx) {
     checkWrite(ctx);
@@ -177,7 +177,7 @@ export const Mutation: MutationResolvers = {
     const callbackUrl = ctx.callbackUrls && (ref ? withRequestRef(ctx.callbackUrls.smsStatus, ref) : ctx.callbackUrls.smsStatus);
     const { result, replayed } = await ctx.idempotency.run(
       { operation: 'sendSms', key, scope: scopeOf(ctx), input: params, checkHint: SMS_HINT, ...(ref ? { ref: { value: ref, resolve: (r) => created(ctx, r, ctx.loaders.sms) } } : {}) },
-      () => ctx.exotel.sendSms({ ...params, ...(callbackUrl ? { statusCallback: callbackUrl } : {}) }),
+      () => ctx.exotel.sendSms({ ...params, ...(callbackUrl ? { statusCallback: callbackUrl } : {}) }, { client: ctx.client }),
     );
     if (!replayed) {
       await remember(ctx, { kind: 'sms', sms: result });

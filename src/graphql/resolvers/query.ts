@@ -97,7 +97,7 @@ async function exophones(ctx: GraphQLContext) {
     return undefined;
   });
   if (cached) return cached;
-  const phones = await ctx.exotel.listExoPhones();
+  const phones = await ctx.exotel.listExoPhones({ client: ctx.client });
   await ctx.cache.putExoPhones(phones).catch((err: unknown) => ctx.logger.warn({ err }, 'cache write failed'));
   return phones;
 }
@@ -127,7 +127,7 @@ export const Query: QueryResolvers = {
     }
     // details=true costs nothing extra and matters: the listed calls are cached for hours, and without
     // their Details a later `call { legs }` would read legs: null from the cache.
-    const page = await ctx.exotel.listCalls({ ...query, pageSize, details: true, ...(pageAfter !== null ? { after: pageAfter } : {}) });
+    const page = await ctx.exotel.listCalls({ ...query, pageSize, details: true, ...(pageAfter !== null ? { after: pageAfter } : {}) }, { client: ctx.client });
     // Listed calls feed the loader and the cache, so a follow-up lookup of any of them costs nothing.
     for (const call of page.calls) ctx.loaders.call.prime(call.sid, call);
     await Promise.all(page.calls.map((call) => ctx.cache.putCall(call).catch((err: unknown) => ctx.logger.warn({ err }, 'cache write failed'))));
@@ -162,7 +162,7 @@ export const Query: QueryResolvers = {
 
   exophones: (_root, _args, ctx) => exophones(ctx),
 
-  rateLimit: (_root, _args, ctx) => ctx.exotel.rateLimit(),
+  rateLimit: (_root, _args, ctx) => ctx.exotel.rateLimit(ctx.client),
 
   gateway: (_root, _args, ctx) => ({ mode: ctx.mode, version: ctx.version }),
 };

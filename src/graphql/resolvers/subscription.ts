@@ -34,7 +34,8 @@ const iterable = <T>(iterator: AsyncIterableIterator<T>): AsyncIterable<T> => ({
 export function createSubscriptionResolvers(feed: LiveFeed): SubscriptionResolvers {
   return {
     callStatusChanged: {
-      subscribe: async (_root, { sid }) => iterable(await feed.callStatusChanged(checkSid(sid, 'sid'))),
+      // The snapshot goes through the subscriber's loader: the same batching, budget share and "no such call" memory as a query.
+      subscribe: async (_root, { sid }, ctx: GraphQLContext) => iterable(await feed.callStatusChanged(checkSid(sid, 'sid'), (s) => ctx.loaders.call.load(s))),
       resolve: (payload: FeedCallEvent, _args: unknown, ctx: GraphQLContext) => resolveCallEvent(payload, ctx),
     },
     callEvents: {
@@ -46,7 +47,7 @@ export function createSubscriptionResolvers(feed: LiveFeed): SubscriptionResolve
       resolve: (payload: FeedCallEvent, _args: unknown, ctx: GraphQLContext) => resolveCallEvent(payload, ctx),
     },
     smsStatusChanged: {
-      subscribe: async (_root, { sid }) => iterable(await feed.smsStatusChanged(checkSid(sid, 'sid'))),
+      subscribe: async (_root, { sid }, ctx: GraphQLContext) => iterable(await feed.smsStatusChanged(checkSid(sid, 'sid'), (s) => ctx.loaders.sms.load(s))),
       resolve: (sms: SmsMessage) => sms,
     },
     incomingCalls: {
