@@ -45,6 +45,7 @@ const REQUIRED_KEYS = [
   'bytesPerSubscription',
   'overloadUpstreamPerMin',
   'overloadUpstream429s',
+  'overloadDataRatio',
 ] as const;
 
 async function main(): Promise<void> {

@@ -127,7 +127,8 @@ function createClientLookups(options: LookupsOptions, client: string): ClientLoo
     const spare = await exotel.trySpareBudget(client, SPARE_BUDGET_SHARE);
     if (spare) return spare;
     // Short of budget: stay open to fill, then queue (still open, still filling) until the budget lets it go.
-    const holdMs = batch.openedAt + holdOpenMs - Date.now();
+    // Never more than half the queue deadline: the other half is for waiting in the queue itself.
+    const holdMs = batch.openedAt + Math.min(holdOpenMs, queueDeadlineMs / 2) - Date.now();
     if (holdMs > 0 && batch.size < bulkBatchSize) await Promise.race([sleep(holdMs), batch.full]);
     return exotel.waitForBudget({ client, deadlineAtMs: batch.openedAt + queueDeadlineMs });
   }
