@@ -43,9 +43,21 @@ describe('configuration', () => {
     expect(config.exotelRegion).toBe('mumbai');
     expect(config.publicUrl).toBe('https://gw.example.com');
     expect(config.apiKeys).toEqual([
-      { name: 'backend', secret: 'client-secret-canary-1', scopes: 'read+write' },
-      { name: 'dash', secret: 'client-secret-canary-2', scopes: 'read' },
+      { name: 'backend', secret: 'client-secret-canary-1', scopes: 'read+write', weight: 1 },
+      { name: 'dash', secret: 'client-secret-canary-2', scopes: 'read', weight: 1 },
     ]);
+  });
+
+  it('reads a key\'s weight in the fair share of the budget as an optional fourth field, and refuses a bad one without echoing the secret', () => {
+    const config = loadConfig({ ...live, GATEWAY_API_KEYS: 'backend:client-secret-canary-1:read+write:3,dash:client-secret-canary-2:read:0.5' });
+    expect(config.apiKeys.map((k) => [k.name, k.weight])).toEqual([['backend', 3], ['dash', 0.5]]);
+    expect(config.reserveShare).toBe(0.25);
+    for (const weight of ['0', '-1', 'heavy', '1001']) {
+      const problems = problemsOf({ ...live, GATEWAY_API_KEYS: `backend:client-secret-canary-1:read:${weight}` });
+      expect(problems.join('\n')).toMatch(/GATEWAY_API_KEYS.*"backend" has a weight/);
+      expect(problems.join('\n')).not.toContain('client-secret-canary-1');
+    }
+    expect(problemsOf({ EXOTEL_RESERVE_SHARE: '1' })[0]).toMatch(/^EXOTEL_RESERVE_SHARE/);
   });
 
   it('reports every bad variable at once, each by name', () => {
