@@ -3,7 +3,8 @@
  * with EXOTEL_BASE_URL, or for poking it with curl). The only simulator file that reads process.env.
  *
  * SIMULATOR_PORT (default 4010), SIMULATOR_HOST (default 127.0.0.1), SIMULATOR_TIME_SCALE (default 1),
- * SIMULATOR_RATE_PER_MIN (default 200), EXOTEL_ACCOUNT_SID / EXOTEL_API_KEY / EXOTEL_API_TOKEN (the
+ * SIMULATOR_RATE_PER_MIN (default 200), SIMULATOR_INCOMING_CALL_URL (where incoming calls' flow requests go,
+ * e.g. a gateway's URL from `npm run webhook-urls`), EXOTEL_ACCOUNT_SID / EXOTEL_API_KEY / EXOTEL_API_TOKEN (the
  * credentials it accepts; default the simulator's own sim-account / sim-key / sim-token).
  */
 import { createSimulator, SIMULATOR_DEFAULTS } from './index.js';
@@ -32,6 +33,7 @@ const sim = await createSimulator({
   accountSid,
   apiKey,
   apiToken,
+  ...(env.SIMULATOR_INCOMING_CALL_URL ? { incomingCallUrl: env.SIMULATOR_INCOMING_CALL_URL } : {}),
 });
 
 const usingDefaults = apiKey === SIMULATOR_DEFAULTS.apiKey && apiToken === SIMULATOR_DEFAULTS.apiToken;
@@ -40,6 +42,7 @@ console.log(`  base URL:   ${sim.url}   (e.g. ${sim.url}/v1/Accounts/${sim.accou
 // The simulator's own default credentials are not secrets; credentials given by env are never printed.
 console.log(usingDefaults ? `  account:    ${sim.accountSid}   key: ${sim.apiKey}   token: ${sim.apiToken}` : `  account:    ${sim.accountSid}   (key/token from the environment)`);
 console.log(`  faults:     POST ${sim.url}/__sim/faults  e.g. {"kind":"error","status":503,"count":3}`);
+console.log(`  incoming:   POST ${sim.url}/__sim/incoming-calls  e.g. {"outcome":"answered"}  (to ${env.SIMULATOR_INCOMING_CALL_URL ? 'SIMULATOR_INCOMING_CALL_URL' : 'the "url" you give'})`);
 
 let shuttingDown = false;
 const shutdown = (signal: string): void => {

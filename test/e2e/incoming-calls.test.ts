@@ -243,3 +243,25 @@ describe('an incoming call whose end request never came', () => {
     }
   });
 });
+
+describe('the simulator\'s incoming-call route', () => {
+  it('refuses a bad start request with a reason, and a start with nowhere to send requests', async () => {
+    const start = (url: string, body: unknown) =>
+      fetch(`${url}/__sim/incoming-calls`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (await r.json()) as { RestException: { Message: string } } }));
+    const bad = await start(gw.simulator!.url, { outcome: 'exploded' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.RestException.Message).toContain('outcome must be one of answered, caller-hung-up, unanswered, busy, failed');
+    expect((await start(gw.simulator!.url, { outcom: 'busy' })).body.RestException.Message).toContain('unknown field(s) outcom');
+
+    const { createSimulator } = await import('../../src/simulator/index.js');
+    const lone = await createSimulator({ port: 0, seed: false, log: () => undefined });
+    try {
+      const nowhere = await start(lone.url, { outcome: 'answered' });
+      expect(nowhere.status).toBe(409);
+      expect(nowhere.body.RestException.Message).toContain('no Passthru URL');
+      expect(lone.calls.list()).toEqual([]);
+    } finally {
+      await lone.stop();
+    }
+  });
+});
