@@ -24,6 +24,10 @@ const SHUTDOWN_TIMEOUT_MS = 15_000;
 async function main(): Promise<void> {
   const config = loadConfigOrExit(process.env);
 
+  // Tracing is process-wide and must be registered before the gateway is wired; its SDK is loaded only
+  // when an OTLP endpoint is set (src/tracing/sdk.ts).
+  const { startTracing } = await import('./tracing/sdk.js');
+  const tracing = await startTracing(process.env);
   // Imported after the config is known good, so a bad variable is reported before anything loads.
   const { createServer } = await import('./server.js');
   let gateway: Gateway;
@@ -33,6 +37,11 @@ async function main(): Promise<void> {
     // One line an operator can act on, no stack: the usual causes are the address, not the code.
     console.error(`gateway failed to start: ${startFailure(err, config)}`);
     process.exit(1);
+  }
+  if (tracing) {
+    tracing.logTo(gateway.logger.child({ component: 'otel' }));
+    gateway.logger.info({ endpoint: tracing.endpoint }, 'tracing on: spans exported over OTLP/HTTP');
+    for (const warning of tracing.warnings) gateway.logger.warn({ component: 'otel' }, warning);
   }
   gateway.logger.info(`GraphQL at ${gateway.url}/graphql, GraphiQL at ${gateway.url}/graphiql`);
 
@@ -46,13 +55,17 @@ async function main(): Promise<void> {
       process.exit(1);
     }, SHUTDOWN_TIMEOUT_MS);
     timer.unref();
-    gateway.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        gateway.logger.error({ err }, 'error during shutdown');
-        process.exit(1);
-      },
-    );
+    gateway
+      .stop()
+      // Last: the spans of the shutdown itself are exported too.
+      .then(() => tracing?.shutdown())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          gateway.logger.error({ err }, 'error during shutdown');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

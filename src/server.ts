@@ -38,6 +38,8 @@ import { METRICS_PATH, metricsHandler } from './http/metrics-route.js';
 import { requestIds } from './http/request-id.js';
 import { createUpstreamHealth } from './http/upstream-health.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { httpOperationSpans, operationSpansPlugin } from './tracing/graphql.js';
+import { tracingEnabled } from './tracing/spans.js';
 
 /** Shutdown timings, declared once. main.ts bounds the whole of stop() at 15 s. */
 export const SHUTDOWN = Object.freeze({
@@ -260,8 +262,12 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       authenticate: createAuthenticator(config.apiKeys).authenticate,
       validationRules: armor.validationRules,
       allowBatchedHttpRequests: true,
-      guards: [graphqlGuard({ maxBatchSize: config.limits.maxBatchSize, checkTokens: armor.checkTokens, cost, production: config.production })],
-      plugins: [graphqlMetricsPlugin(metrics), warmAnswers.plugin],
+      // Operation spans (src/tracing/graphql.ts) only while tracing is on: otherwise nothing is added.
+      guards: [
+        ...(tracingEnabled() ? [httpOperationSpans()] : []),
+        graphqlGuard({ maxBatchSize: config.limits.maxBatchSize, checkTokens: armor.checkTokens, cost, production: config.production }),
+      ],
+      plugins: [graphqlMetricsPlugin(metrics), warmAnswers.plugin, ...(tracingEnabled() ? [operationSpansPlugin()] : [])],
       drainGraceMs: SHUTDOWN.httpDrainGraceMs,
     });
     stoppers.push(() => graphql.stop());

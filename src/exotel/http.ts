@@ -23,6 +23,7 @@ import { createBudgetQueue, type BudgetQueue } from './budget-queue.js';
 import type { ResolvedExotelClientOptions } from './options.js';
 import { createRetryBudget, fullJitterBackoffMs, parseRetryAfterMs, sleep } from './retry.js';
 import type { RequestOptions, UpstreamRequestEvent } from './types.js';
+import { noteExotelAttempt, traceBudgetWait, traceExotelRequest } from '../tracing/spans.js';
 
 /** One logical request to Exotel (attempts are the http layer's business). */
 export interface UpstreamCall {
@@ -86,6 +87,9 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
     now: () => clock.now(),
   });
 
+  // Spans name the host only: the base URL could carry credentials, its paths carry the account Sid.
+  const host = URL.canParse(options.baseUrl) ? new URL(options.baseUrl).hostname : 'unknown';
+
   /** Exotel's own words, minus anything that could be a credential echoed back. */
   const redact = (text: string) => secrets.reduce((t, s) => t.split(s).join('[redacted]'), text);
 
@@ -131,6 +135,7 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
   function report(call: UpstreamCall, outcome: Outcome, attemptNo: number, startedMs: number): void {
     const status: UpstreamRequestEvent['status'] =
       outcome.kind === 'response' ? outcome.status : outcome.kind === 'timeout' ? 'timeout' : 'network-error';
+    noteExotelAttempt(attemptNo, status, clock.now() - startedMs);
     try {
       options.onRequest?.({ endpoint: call.endpoint, method: call.method, status, attempt: attemptNo, durationMs: clock.now() - startedMs });
     } catch (error) {
@@ -141,7 +146,7 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
 
   async function request(call: UpstreamCall, requestOptions: RequestOptions = {}): Promise<unknown> {
     try {
-      return await send(call, requestOptions);
+      return await traceExotelRequest({ endpoint: call.endpoint, method: call.method, host }, () => send(call, requestOptions));
     } catch (error) {
       if (error instanceof GatewayError) throw error;
       // The caller's signal aborted while waiting for budget or between tries: nothing is in flight.
@@ -158,7 +163,11 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
     let triesTransient = 0;
     retryBudget.recordAttempt();
     for (let attemptNo = 1; ; attemptNo++) {
-      const hold = attemptNo === 1 && requestOptions.ticket ? requestOptions.ticket : await queue.acquire({ priority, client: requestOptions.client, signal });
+      // A ticket was taken before the request (its wait is traced where it was taken).
+      const hold =
+        attemptNo === 1 && requestOptions.ticket
+          ? requestOptions.ticket
+          : await traceBudgetWait(priority, attemptNo, () => queue.acquire({ priority, client: requestOptions.client, signal }));
       const startedMs = clock.now();
       let outcome: Outcome;
       try {

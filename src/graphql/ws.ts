@@ -19,6 +19,7 @@ import type { ContextFactory } from './context.js';
 import type { IntrospectionPolicy } from './introspection.js';
 import { createSharedSubscriptions, type SharedExecutionStats } from './shared-execution.js';
 import { LRUCache } from 'lru-cache';
+import { traceWsOperations } from '../tracing/graphql.js';
 
 /**
  * Bounds of the checked-document cache. Documents come from clients, and a parsed document can take over a
@@ -142,7 +143,8 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   const shared = createSharedSubscriptions({ formatResult });
 
   const disposable = useServer<Record<string, unknown> | undefined, Extra>(
-    {
+    // One span per operation while tracing is on (src/tracing/graphql.ts); the options as they are otherwise.
+    traceWsOperations({
       schema: options.schema,
       subscribe: shared.subscribe,
       connectionInitWaitTimeout: limits.wsConnectionInitTimeoutMs,
@@ -288,7 +290,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
       onError: (_ctx, _id, _payload, errors) => errors.map(format),
       // Results of queries and mutations sent over the socket; subscription events go out through `shared`.
       onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? formatResult(result) : undefined),
-    },
+    }),
     wss,
     options.keepAliveMs,
   );

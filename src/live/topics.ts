@@ -7,6 +7,7 @@
 import { ErrorCode, GatewayError } from '../errors.js';
 import type { EventLog, EventRecord } from '../storage/types.js';
 import { topicsOf } from './updates.js';
+import { traceFanOut } from '../tracing/spans.js';
 
 /** An async iterator of events that can also be closed from outside (unsubscribe). */
 export interface Channel<T> extends AsyncIterableIterator<T> {
@@ -36,12 +37,20 @@ export interface TopicsOptions {
 /** Starts the process's one log subscription and dispatches its events to local channels by topic. */
 export function createTopics(options: TopicsOptions): Topics {
   const byTopic = new Map<string, Set<LocalChannel>>();
-  const unsubscribe = options.events.subscribe((event) => {
-    if (event.accountSid !== options.accountSid) return;
+  /** Hands `event` to every local subscriber of its topics; answers how many there were. */
+  const deliver = (event: EventRecord): number => {
+    let subscribers = 0;
     for (const topic of topicsOf(event)) {
       const channels = byTopic.get(topic);
-      if (channels) for (const channel of channels) channel.push(event);
+      if (!channels) continue;
+      subscribers += channels.size;
+      for (const channel of channels) channel.push(event);
     }
+    return subscribers;
+  };
+  const unsubscribe = options.events.subscribe((event) => {
+    if (event.accountSid !== options.accountSid) return;
+    traceFanOut(event, deliver);
   });
 
   const remove = (topic: string, channel: LocalChannel) => {

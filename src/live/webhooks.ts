@@ -16,6 +16,7 @@ import { ingest, IngestStorageError, type IngestDeps } from './ingest.js';
 import { multipartBoundary, parseMultipartFields } from './multipart.js';
 import type { LiveUpdate } from './updates.js';
 import { assertNever } from './updates.js';
+import { traceIngest } from '../tracing/spans.js';
 
 export interface WebhookRouterOptions {
   /** Constant-time token check (createTokenCheck). */
@@ -95,7 +96,11 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
       }
       try {
         const update = parsed.update;
-        const result = update.kind === 'incoming-request' ? await ingestIncomingCall(update, options.ingestDeps) : await ingest(withRequestRef(req, update), options.ingestDeps);
+        const result = await traceIngest({ kind, sid: 'smsSid' in update ? update.smsSid : update.callSid, headers: req.headers }, async (span) => {
+          const ingested = update.kind === 'incoming-request' ? await ingestIncomingCall(update, options.ingestDeps) : await ingest(withRequestRef(req, update), options.ingestDeps);
+          span.setAttribute('webhook.outcome', ingested.outcome === 'published' ? 'published' : ingested.reason);
+          return ingested;
+        });
         logger.debug({ kind, outcome: result.outcome, eventId: 'event' in result ? result.event.id : undefined }, 'webhook ingested');
         const outcome: WebhookOutcome = result.outcome === 'published' ? 'accepted' : result.reason === 'backwards' ? 'backward' : 'duplicate';
         answer(200, outcome, kind === 'incoming-call' ? '' : 'OK');
