@@ -8,7 +8,9 @@ process.env.TZ = 'America/New_York';
 
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Client } from 'graphql-ws';
+import { Redis } from 'ioredis';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { redisOrSkip, testPrefix, TEST_REDIS_URL } from '../helpers/redis.js';
 import { callbackUrlsOf } from '../live/webhook-helpers.js';
 import { record, wsClient, type Recorded } from '../live/ws-helpers.js';
 
@@ -262,6 +264,47 @@ describe('the simulator\'s incoming-call route', () => {
       expect(lone.calls.list()).toEqual([]);
     } finally {
       await lone.stop();
+    }
+  });
+});
+
+const redisUp = await redisOrSkip();
+
+describe.skipIf(!redisUp)('incoming calls on Redis storage', () => {
+  const prefix = testPrefix('incoming');
+  afterAll(async () => {
+    const redis = new Redis(TEST_REDIS_URL);
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  });
+
+  it('announces once, publishes IN_PROGRESS then the outcome once, and keeps the flow', async () => {
+    const g = await startGateway({ REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, SIMULATOR_TIME_SCALE: '0.02', LIVE_POLL_INTERVAL_MS: '60000' });
+    const client = wsClient(g.wsUrl);
+    try {
+      const url = callbackUrlsOf(g).incomingCall;
+      const events = record<EventItem>(client, CALL_EVENTS, { after: (await g.storage.events.lastId()) ?? '0-0' }, 'callEvents');
+      const incoming = record<IncomingItem>(client, INCOMING, {}, 'incomingCalls');
+      while (incoming.items.length === 0) {
+        expect((await passthru(`CallSid=${probeSid()}&CallFrom=09876543210&CallTo=08039591111`, 'GET', url)).status).toBe(200);
+        await incoming.until((all) => all.length > 0, 200).catch(() => undefined);
+      }
+      const sid = await simulateIncoming(g.simulator!, { outcome: 'caller-hung-up', agent: '+919800000044' });
+      await flowDone(g.simulator!, sid);
+      const barrier = probeSid();
+      await passthru(`CallSid=${barrier}&CallFrom=09876543210&CallTo=08039591111`, 'GET', url);
+      await events.until((all) => all.some((e) => e.callSid === barrier));
+      await incoming.until((all) => all.some((c) => c.sid === barrier));
+      events.dispose();
+      incoming.dispose();
+      expect(events.items.filter((e) => e.callSid === sid).map((e) => e.status)).toEqual(['IN_PROGRESS', 'CANCELED']);
+      expect(incoming.items.filter((c) => c.sid === sid)).toHaveLength(1);
+      const { body } = await g.gql(CALL, { sid });
+      expect(body.data.call).toMatchObject({ status: 'CANCELED', flow: { dialWhomNumber: '+919800000044', callType: 'client-hangup', dialCallStatus: 'CANCELED' } });
+    } finally {
+      await client.dispose();
+      await g.stop();
     }
   });
 });

@@ -1,0 +1,110 @@
+/**
+ * Passthru / Connect-applet requests → the typed request the gateway ingests: the outcome table, the
+ * agent's Status, Exotel's date forms (IST whatever the process's zone), empty values and numbers.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Call } from '../../src/exotel/types.js';
+import { EMPTY_FLOW, flowDateToIso, incomingOutcome, mergeCall, parseIncomingCall } from '../../src/live/incoming.js';
+
+const NOW = '2026-11-20T12:00:00+05:30';
+const parse = (fields: Record<string, unknown>) => {
+  const r = parseIncomingCall({ CallSid: 'b6cfaf0a1d8c4ab1c2e4a4f0d12b189g', ...fields }, NOW);
+  if (!r.ok) throw new Error(r.reason);
+  return r.update;
+};
+
+describe('the outcome of an incoming call', () => {
+  it.each([
+    ['completed', 'completed', 'COMPLETED'],
+    ['canceled', 'client-hangup', 'CANCELED'],
+    ['no-answer', 'incomplete', 'NO_ANSWER'],
+    ['busy', 'incomplete', 'BUSY'],
+    ['failed', 'incomplete', 'FAILED'],
+    [null, 'client-hangup', 'CANCELED'],
+    [null, 'incomplete', 'NO_ANSWER'],
+    [null, 'completed', 'COMPLETED'],
+  ])('DialCallStatus %s with CallType %s → %s', (dial, type, status) => {
+    expect(incomingOutcome(dial, type)).toBe(status);
+  });
+
+  it('is not decided while the flow runs: no dial outcome, or a Connect applet that reached nobody (call-attempt)', () => {
+    expect(incomingOutcome(null, null)).toBeUndefined();
+    expect(incomingOutcome(null, 'call-attempt')).toBeUndefined();
+    expect(incomingOutcome('no-answer', 'call-attempt')).toBeUndefined();
+    expect(incomingOutcome('in-progress', null)).toBeUndefined();
+  });
+});
+
+describe('a flow request', () => {
+  it('never takes the agent\'s Status for the call\'s', () => {
+    for (const Status of ['busy', 'free', 'no-answer', 'completed']) {
+      const r = parse({ Status, CallType: 'call-attempt' });
+      expect(r.status).toBe('IN_PROGRESS');
+      expect(r.fields.flow?.agentStatus).toBe(Status);
+    }
+    expect(parse({ Status: 'busy', CallType: 'completed', DialCallStatus: 'completed' }).status).toBe('COMPLETED');
+  });
+
+  it('takes a live CallStatus of the flow, but leaves a terminal one without a dial outcome to call details', () => {
+    expect(parse({ CallStatus: 'ringing' }).status).toBe('RINGING');
+    expect(parse({ CallStatus: 'completed' }).status).toBe('IN_PROGRESS');
+  });
+
+  it('reads "null", "" and the epoch-zero placeholder as not set, and puts back a "+" read as a space', () => {
+    const r = parse({ CallFrom: ' 919876543210', CallTo: '08039591111', DialWhomNumber: ' 919800000011', ForwardedFrom: 'null', digits: '"12"', EndTime: '1970-01-01 05:30:00', RecordingUrl: '', AgentEmail: 'NULL', 'Legs[0][Number]': ' 919800000011', 'Legs[0][Cause]': '16' });
+    expect(r.fields).toMatchObject({ from: '+919876543210', to: '08039591111', legs: [{ id: 1, number: '+919800000011', cause: '16', causeCode: null }] });
+    expect(r.fields.endTime).toBeUndefined();
+    expect(r.fields.recordingUrl).toBeUndefined();
+    expect(r.fields.flow).toMatchObject({ dialWhomNumber: '+919800000011', forwardedFrom: null, agentEmail: null, digits: '12' });
+  });
+
+  it('leaves a date or number it cannot read empty and says which', () => {
+    const r = parse({ Created: 'yesterday-ish', DialCallDuration: 'ten' });
+    expect(r.unreadable).toEqual(['Created', 'DialCallDuration']);
+    expect(r.fields.dateCreated).toBeUndefined();
+    expect(r.fields.flow?.dialCallDurationSeconds).toBeNull();
+  });
+
+  it('is not an incoming call when the API placed it into the flow', () => {
+    expect(parse({ Direction: 'outbound-api' }).announce).toBe(false);
+    expect(parse({ Direction: 'incoming' }).announce).toBe(true);
+    expect(parse({}).announce).toBe(true);
+  });
+});
+
+describe('flow dates', () => {
+  it.each([
+    ['Wed, 23 Feb 2022 12:31:59', '2022-02-23T12:31:59+05:30'],
+    ['23 Feb 2022 12:31:59', '2022-02-23T12:31:59+05:30'],
+    ['2022-02-23 12:32:02', '2022-02-23T12:32:02+05:30'],
+    ['Wed, 23 Feb 2022 07:01:59 GMT', '2022-02-23T12:31:59+05:30'],
+    ['Wed, 23 Feb 2022 12:31:59 +0530', '2022-02-23T12:31:59+05:30'],
+    ['2022-02-23T07:01:59Z', '2022-02-23T12:31:59+05:30'],
+    ['1970-01-01 05:30:00', null],
+    [null, null],
+    ['Wed, 30 Feb 2022 12:31:59', 'unreadable'],
+    ['soon', 'unreadable'],
+  ])('%s → %s, whatever the process\'s zone', (raw, iso) => {
+    expect(flowDateToIso(raw)).toBe(iso);
+  });
+});
+
+describe('merging a request into the call', () => {
+  const call: Call = {
+    sid: 's1', parentCallSid: null, accountSid: 'a', from: '09876543210', to: '08039591111', phoneNumberSid: null, status: 'COMPLETED',
+    direction: 'INBOUND', startTime: null, endTime: null, durationSeconds: null, price: null, recordingUrl: null, answeredBy: null,
+    customField: null, dateCreated: '2022-02-23T12:31:59+05:30', dateUpdated: '2022-02-23T12:31:59+05:30', conversationDurationSeconds: null,
+    legs: [{ id: 1, status: null, onCallDurationSeconds: 4, number: '+919800000011' }],
+    flow: { ...EMPTY_FLOW, dialWhomNumber: '+919800000011', flowId: '1' },
+  };
+
+  it('keeps known values, merges the flow and the legs field by field, and never moves the status back', () => {
+    const r = parse({ CallType: 'call-attempt', AgentEmail: 'a@example.com', 'Legs[0][CauseCode]': 'NORMAL_CLEARING', Created: 'Thu, 24 Feb 2022 09:00:00' });
+    const merged = mergeCall(call, { ...r.fields, status: r.status });
+    expect(merged.status).toBe('COMPLETED');
+    expect(merged.dateCreated).toBe(call.dateCreated);
+    expect(merged.from).toBe('09876543210');
+    expect(merged.flow).toMatchObject({ dialWhomNumber: '+919800000011', flowId: '1', agentEmail: 'a@example.com', callType: 'call-attempt' });
+    expect(merged.legs).toEqual([{ id: 1, status: null, onCallDurationSeconds: 4, number: '+919800000011', causeCode: 'NORMAL_CLEARING' }]);
+  });
+});
