@@ -88,6 +88,7 @@ function clientTrace() {
 }
 
 const CONNECT = `mutation Dial($input: ConnectCallInput!) { connectCall(input: $input) { call { sid status } } }`;
+const NUMBER = `query Number($n: String!) { numberMetadata(number: $n) { phoneNumber } }`;
 const WATCH = `subscription Watch($sid: ID!) { callStatusChanged(sid: $sid) { status source } }`;
 
 describe('OpenTelemetry tracing', () => {
@@ -176,6 +177,50 @@ describe('OpenTelemetry tracing', () => {
     const wait = await spanWhere('the budget wait span', (s) => s.traceId === client.traceId && s.name === 'exotel budget wait');
     expect(wait.parentSpanId).toBe(exotel.spanId);
     expect(wait.attributes).toMatchObject({ 'exotel.budget.priority': 'foreground', 'exotel.attempt': 1 });
+  });
+
+  it('gives a batched HTTP request one span with a child per operation', async () => {
+    const client = clientTrace();
+    const res = await fetch(`${gw.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${CLIENT_KEY}`, traceparent: client.traceparent },
+      body: JSON.stringify([{ query: 'query Mode { gateway { mode } }' }, { query: NUMBER, variables: { n: '09812345601' } }]),
+    });
+    const body = await res.json();
+    expect(body.map((r: { data?: unknown }) => Boolean(r.data))).toEqual([true, true]);
+
+    const request = await spanWhere('the batch span', (s) => s.traceId === client.traceId && s.name === 'POST /graphql');
+    expect(request.parentSpanId).toBe(client.parentId);
+    expect(request.attributes).toMatchObject({ 'graphql.batch.size': 2, 'http.response.status_code': 200 });
+    const mode = await spanWhere('the first operation span', (s) => s.traceId === client.traceId && s.name === 'query Mode');
+    const number = await spanWhere('the second operation span', (s) => s.traceId === client.traceId && s.name === 'query Number');
+    expect([mode.parentSpanId, number.parentSpanId]).toEqual([request.spanId, request.spanId]);
+    expect(number.kind).toBe(KIND.INTERNAL);
+    // Resolvers of a batch run under the request's span (Apollo runs the operations in one context).
+    const exotel = await spanWhere('the number lookup', (s) => s.traceId === client.traceId && s.name === 'exotel numbers.get');
+    expect(exotel.parentSpanId).toBe(request.spanId);
+  });
+
+  it("continues a graphql-ws operation's own traceparent (extensions) over the socket's, down to its Exotel request", async () => {
+    const socketTrace = clientTrace();
+    const operationTrace = clientTrace();
+    const ws = createClient({
+      url: gw.wsUrl,
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: { authorization: `Bearer ${CLIENT_KEY}`, traceparent: socketTrace.traceparent },
+    });
+    const result = await new Promise<any>((resolve, reject) => {
+      ws.subscribe({ query: NUMBER, variables: { n: '09812345602' }, extensions: { traceparent: operationTrace.traceparent } }, { next: resolve, error: reject, complete: () => undefined });
+    });
+    expect(result.data.numberMetadata.phoneNumber).toMatch(/\d+/);
+    await ws.dispose();
+
+    const operation = await spanWhere('the ws query span', (s) => s.traceId === operationTrace.traceId && s.name === 'query Number');
+    expect(operation.parentSpanId).toBe(operationTrace.parentId);
+    expect(operation.attributes).toMatchObject({ 'graphql.transport': 'graphql-ws', 'graphql.operation.type': 'query', 'gateway.outcome': 'ok', 'gateway.api_key.name': 'ops' });
+    const exotel = await spanWhere('its Exotel request', (s) => s.traceId === operationTrace.traceId && s.name === 'exotel numbers.get');
+    expect(exotel.parentSpanId).toBe(operation.spanId);
   });
 
   it('traces graphql-ws operations from connectionParams, and a webhook ingest with its event fan-out', async () => {
