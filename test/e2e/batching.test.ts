@@ -87,6 +87,25 @@ describe('calls are batched per request', () => {
     expect(after.body.data.callsBySid[0]?.sid).toBe(wrong[0]);
   });
 
+  it('forgets "no such call" when a callback for the Sid arrives, even one too thin to cache the call from', async () => {
+    const gwx = await startGateway();
+    const xsim = gwx.simulator!;
+    const sid = xsim.calls.list().find((c) => c.Status === 'completed')!.Sid;
+    // Exotel said "no such call" a moment before its records caught up (a lookup racing the call's creation).
+    const { createEntityCache } = await import('../../src/cache/entities.js');
+    await createEntityCache(gwx.storage.cache, gwx.exotel.accountSid).putUnknownCall(sid);
+    xsim.resetRequests();
+    expect((await gwx.gql(BY_SID, { sids: [sid] })).body.data.callsBySid).toEqual([null]);
+    expect(xsim.countRequests()).toBe(0);
+    // Exotel's four default fields only: nothing to cache the call from, yet it proves the call exists.
+    const { callbackUrlsOf, post } = await import('../live/webhook-helpers.js');
+    const thin = { CallSid: sid, Status: 'completed', DateUpdated: '2026-01-15 10:00:00', RecordingUrl: '' };
+    expect((await post(callbackUrlsOf(gwx).callStatus, thin)).status).toBe(200);
+    const after = await gwx.gql(BY_SID, { sids: [sid] });
+    expect(after.body.data.callsBySid[0]).toMatchObject({ sid });
+    expect(xsim.countRequests()).toBeGreaterThan(0);
+  });
+
   it('fetches live calls singly, since Exotel bulk listing omits them', async () => {
     // Held ringing: a call that ended before the bulk request would be in its answer.
     sim.faults.holdCalls('ringing', { to: '+919800000020' });

@@ -334,3 +334,16 @@ describe('production', () => {
     expect(logged.map((l) => l.msg)).toContain('internal error in a GraphQL operation');
   });
 });
+
+describe('development', () => {
+  it('shows an unexpected internal error’s own message (masked only in production), coded INTERNAL_SERVER_ERROR', async () => {
+    const plain = await startGateway();
+    const base = plain.exotel;
+    // The same stand-in as in production above: a plain Error from inside, not an Exotel answer.
+    const broken = await startGateway({}, {}, {
+      exotel: { ...base, accountSid: base.accountSid, rateLimit: () => base.rateLimit(), getNumberMetadata: async () => { throw new Error('metadata parser tripped over row 7'); } },
+    });
+    const { body } = await broken.gql('{ numberMetadata(number: "9812300009") { phoneNumber } }');
+    expect(firstError(body)).toMatchObject({ message: 'metadata parser tripped over row 7', extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+  });
+});
