@@ -210,7 +210,7 @@ export interface CallLeg {
   id: number;
   status: CallStatus | null;
   onCallDurationSeconds: number | null;
-  /** The leg's phone number (incoming-call flow requests `Legs[i][Number]`); absent in call details. */
+  /** The leg's phone number (flow requests `Legs[i][Number]`); absent in call details. */
   number?: string | null;
   /** Exotel's leg type (e.g. "single"), from flow requests. */
   type?: string | null;
@@ -243,6 +243,8 @@ export interface CallFlow {
   recordingAvailableBy: IsoDateTime | null;
   /** Exotel's `CurrentTime` of the latest request seen. */
   lastRequestAt: IsoDateTime | null;
+  /** The legs the flow's Connect applet dialled (`Legs[i]` of flow requests), in order; merged by id. */
+  legs: CallLeg[] | null;
 }
 
 export interface Call {

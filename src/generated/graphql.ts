@@ -203,6 +203,11 @@ export type CallFlow = {
   forwardedFrom?: Maybe<Scalars['String']['output']>;
   /** Exotel's `CurrentTime` of the latest flow request the gateway took in. */
   lastRequestAt?: Maybe<Scalars['DateTime']['output']>;
+  /**
+   * The legs the flow's Connect applet dialled (Exotel's `Legs[i]` in flow requests: the agents tried), in
+   * order, with their number and why each ended. `Call.legs` stays the call details' view (leg 1 the caller).
+   */
+  legs?: Maybe<Array<CallLeg>>;
   /** The number the flow dialled out from (`OutgoingPhoneNumber`). */
   outgoingPhoneNumber?: Maybe<Scalars['String']['output']>;
   /** When the recording will be available (`RecordingAvailableBy`). */
@@ -211,7 +216,10 @@ export type CallFlow = {
   tenantId?: Maybe<Scalars['String']['output']>;
 };
 
-/** One leg of a call (Exotel call details `Legs`): leg 1 is `from`, leg 2 is `to`. */
+/**
+ * One leg of a call. In `Call.legs` (Exotel call details `Legs`) leg 1 is `from`, leg 2 is `to`; in
+ * `CallFlow.legs` the legs are those the flow's Connect applet dialled, in order.
+ */
 export type CallLeg = {
   /** The caller id shown on this leg, from flow requests. */
   callerId?: Maybe<Scalars['String']['output']>;
@@ -221,7 +229,7 @@ export type CallLeg = {
   causeCode?: Maybe<Scalars['String']['output']>;
   /** Leg number, starting at 1. */
   id: Scalars['Int']['output'];
-  /** The leg's phone number (incoming-call flow requests `Legs[i][Number]`); null from call details. */
+  /** The leg's phone number (flow requests `Legs[i][Number]`); null in call details. */
   number?: Maybe<Scalars['String']['output']>;
   /** Seconds this leg was on the call. */
   onCallDurationSeconds?: Maybe<Scalars['Int']['output']>;
@@ -893,6 +901,7 @@ export type CallFlowResolvers<ContextType = GraphQLContext, ParentType extends R
   flowId?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   forwardedFrom?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   lastRequestAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  legs?: Resolver<Maybe<Array<ResolversTypes['CallLeg']>>, ParentType, ContextType>;
   outgoingPhoneNumber?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   recordingAvailableBy?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
   tenantId?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;

@@ -5,7 +5,8 @@
  * A flow sends several requests for one call — at its start, after a Connect applet, at its end — as a
  * GET query string by default (POST possible). Each of them:
  * - is merged into the call: a known value is never erased by a later request that lacks it (e.g.
- *   `DialWhomNumber`, usually absent at the end), and the flow's own parameters land in `Call.flow`;
+ *   `DialWhomNumber`, usually absent at the end), and the flow's own parameters land in `Call.flow`
+ *   (its `Legs` too, as `Call.flow.legs`: `Call.legs` stays what call details say, leg 1 the caller);
  * - becomes a call event: while the caller is in the flow the call is IN_PROGRESS (Exotel has picked up
  *   and the flow is playing); `DialCallStatus` with `CallType` gives the outcome. Ingest keeps it
  *   forward-only and publishes each status once, so the outcome is published once however often it comes;
@@ -56,6 +57,7 @@ export const EMPTY_FLOW: CallFlow = Object.freeze({
   forwardedFrom: null,
   recordingAvailableBy: null,
   lastRequestAt: null,
+  legs: null,
 }) as CallFlow;
 
 /** Longest value kept of a free-text flow parameter; Exotel's are short, anything longer is not theirs. */
@@ -225,6 +227,7 @@ export function parseIncomingCall(fields: Record<string, unknown>, nowIso: IsoDa
     forwardedFrom: phone(fields, 'ForwardedFrom'),
     recordingAvailableBy: date('RecordingAvailableBy'),
     lastRequestAt: currentTime,
+    legs: parseFlowLegs(fields),
   });
   const callTo = phone(fields, 'CallTo') ?? phone(fields, 'To');
   const endTime = date('EndTime') ?? (outcome ? currentTime : null);
@@ -240,7 +243,6 @@ export function parseIncomingCall(fields: Record<string, unknown>, nowIso: IsoDa
     dateUpdated: currentTime,
     recordingUrl: value(fields, 'RecordingUrl'),
     customField: value(fields, 'CustomField'),
-    legs: parseFlowLegs(fields),
   });
   callFields.flow = { ...EMPTY_FLOW, ...flow };
   const at = outcome ? (currentTime ?? endTime ?? nowIso) : (startTime ?? created ?? currentTime ?? nowIso);
@@ -250,7 +252,7 @@ export function parseIncomingCall(fields: Record<string, unknown>, nowIso: IsoDa
 /** The flow of `patch` over `base`: only values `patch` knows replace. */
 export function mergeFlow(base: CallFlow | null | undefined, patch: CallFlow | null | undefined): CallFlow | null {
   if (!patch) return base ?? null;
-  return { ...EMPTY_FLOW, ...base, ...known(patch) };
+  return { ...EMPTY_FLOW, ...base, ...known(patch), legs: mergeLegs(base?.legs, patch.legs) };
 }
 
 /** Legs merged by id: a leg `patch` knows gets its known values, new legs are added. */
@@ -267,15 +269,14 @@ function mergeLegs(base: CallLeg[] | null | undefined, patch: CallLeg[] | null |
 }
 
 /**
- * `patch` over `call`: known values replace, unknown ones never erase; the flow and the legs are merged
+ * `patch` over `call`: known values replace, unknown ones never erase; the flow (and its legs) is merged
  * field by field; the status only moves forward; the creation time never changes once known.
  */
 export function mergeCall(call: Call, patch: Partial<Call>): Call {
-  const { flow, legs, status, dateCreated, ...rest } = patch;
+  const { flow, status, dateCreated, ...rest } = patch;
   const next: Call = { ...call, ...(known(rest) as Partial<Call>) };
   const mergedFlow = mergeFlow(call.flow, flow);
   if (mergedFlow) next.flow = mergedFlow;
-  next.legs = mergeLegs(call.legs, legs);
   if (status && callStatusRank(status) > callStatusRank(call.status)) next.status = status;
   if (!call.dateCreated && dateCreated) next.dateCreated = dateCreated;
   return next;
@@ -341,7 +342,7 @@ export async function ingestIncomingCall(request: IncomingCallRequest, deps: Ing
   // requests said is taken from the log, so nothing they said is lost.
   const logged = callFromHistory(history);
   let base = cached ?? logged ?? newCall(request, deps.accountSid);
-  if (logged && base !== logged) base = { ...base, flow: mergeFlow(logged.flow, base.flow), legs: mergeLegs(logged.legs, base.legs) };
+  if (logged && base !== logged) base = { ...base, flow: mergeFlow(logged.flow, base.flow) };
   const call = mergeCall(base, request.fields);
   try {
     await deps.entities.putCall(call);

@@ -19,8 +19,8 @@ const CALL_EVENTS = `subscription($after: ID) { callEvents(after: $after) { id c
 const STATUS_CHANGED = `subscription($sid: ID!) { callStatusChanged(sid: $sid) { status source } }`;
 const CALL = `query($sid: ID!) { call(sid: $sid) {
   sid from to direction status dateCreated startTime endTime
-  flow { flowId tenantId dialWhomNumber agentEmail agentStatus digits callType dialCallStatus dialCallDurationSeconds eventType recordingAvailableBy }
-  legs { id number causeCode cause onCallDurationSeconds }
+  flow { flowId tenantId dialWhomNumber agentEmail agentStatus digits callType dialCallStatus dialCallDurationSeconds eventType recordingAvailableBy
+    legs { id number causeCode cause onCallDurationSeconds } }
 } }`;
 
 interface IncomingItem { sid: string; from: string; to: string; direction: string; status: string; flow: { flowId: string | null } | null }
@@ -149,8 +149,9 @@ describe('incoming calls through a flow (process TZ=America/New_York)', () => {
       eventType: 'Dial',
       // The epoch-zero placeholder is "not set".
       recordingAvailableBy: null,
+      // The agent's leg as the end request gave it (its "+" also sent unencoded).
+      legs: [{ id: 1, number: '+919800000011', causeCode, cause: expect.any(String), onCallDurationSeconds: talk }],
     });
-    expect(call.legs).toContainEqual(expect.objectContaining({ number: '+919800000011', causeCode, onCallDurationSeconds: talk }));
   });
 
   it('POST works as well as GET, and a busy agent line is BUSY', async () => {
@@ -193,8 +194,10 @@ describe('Passthru requests straight from Exotel', () => {
       dateCreated: '2022-02-23T12:31:59+05:30',
       startTime: '2022-02-23T12:32:02+05:30',
       endTime: '2022-02-23T12:35:10+05:30',
-      flow: { dialWhomNumber: '+919800000022', agentEmail: 'ravi@example.com', agentStatus: 'busy', digits: '3', callType: 'completed', dialCallStatus: 'COMPLETED', dialCallDurationSeconds: 42 },
-      legs: [{ id: 1, number: '+919800000022', causeCode: 'NORMAL_CLEARING', cause: '16', onCallDurationSeconds: 42 }],
+      flow: {
+        dialWhomNumber: '+919800000022', agentEmail: 'ravi@example.com', agentStatus: 'busy', digits: '3', callType: 'completed', dialCallStatus: 'COMPLETED', dialCallDurationSeconds: 42,
+        legs: [{ id: 1, number: '+919800000022', causeCode: 'NORMAL_CLEARING', cause: '16', onCallDurationSeconds: 42 }],
+      },
     });
   });
 

@@ -52,7 +52,9 @@ describe('a flow request', () => {
 
   it('reads "null", "" and the epoch-zero placeholder as not set, and puts back a "+" read as a space', () => {
     const r = parse({ CallFrom: ' 919876543210', CallTo: '08039591111', DialWhomNumber: ' 919800000011', ForwardedFrom: 'null', digits: '"12"', EndTime: '1970-01-01 05:30:00', RecordingUrl: '', AgentEmail: 'NULL', 'Legs[0][Number]': ' 919800000011', 'Legs[0][Cause]': '16' });
-    expect(r.fields).toMatchObject({ from: '+919876543210', to: '08039591111', legs: [{ id: 1, number: '+919800000011', cause: '16', causeCode: null }] });
+    expect(r.fields).toMatchObject({ from: '+919876543210', to: '08039591111' });
+    expect(r.fields.legs).toBeUndefined();
+    expect(r.fields.flow?.legs).toMatchObject([{ id: 1, number: '+919800000011', cause: '16', causeCode: null }]);
     expect(r.fields.endTime).toBeUndefined();
     expect(r.fields.recordingUrl).toBeUndefined();
     expect(r.fields.flow).toMatchObject({ dialWhomNumber: '+919800000011', forwardedFrom: null, agentEmail: null, digits: '12' });
@@ -94,8 +96,8 @@ describe('merging a request into the call', () => {
     sid: 's1', parentCallSid: null, accountSid: 'a', from: '09876543210', to: '08039591111', phoneNumberSid: null, status: 'COMPLETED',
     direction: 'INBOUND', startTime: null, endTime: null, durationSeconds: null, price: null, recordingUrl: null, answeredBy: null,
     customField: null, dateCreated: '2022-02-23T12:31:59+05:30', dateUpdated: '2022-02-23T12:31:59+05:30', conversationDurationSeconds: null,
-    legs: [{ id: 1, status: null, onCallDurationSeconds: 4, number: '+919800000011' }],
-    flow: { ...EMPTY_FLOW, dialWhomNumber: '+919800000011', flowId: '1' },
+    legs: [{ id: 1, status: 'COMPLETED', onCallDurationSeconds: 40 }],
+    flow: { ...EMPTY_FLOW, dialWhomNumber: '+919800000011', flowId: '1', legs: [{ id: 1, status: null, onCallDurationSeconds: 4, number: '+919800000011' }] },
   };
 
   it('keeps known values, merges the flow and the legs field by field, and never moves the status back', () => {
@@ -105,6 +107,8 @@ describe('merging a request into the call', () => {
     expect(merged.dateCreated).toBe(call.dateCreated);
     expect(merged.from).toBe('09876543210');
     expect(merged.flow).toMatchObject({ dialWhomNumber: '+919800000011', flowId: '1', agentEmail: 'a@example.com', callType: 'call-attempt' });
-    expect(merged.legs).toEqual([{ id: 1, status: null, onCallDurationSeconds: 4, number: '+919800000011', causeCode: 'NORMAL_CLEARING' }]);
+    expect(merged.flow?.legs).toEqual([{ id: 1, status: null, onCallDurationSeconds: 4, number: '+919800000011', causeCode: 'NORMAL_CLEARING' }]);
+    // The call details' legs are not the flow's.
+    expect(merged.legs).toEqual(call.legs);
   });
 });
