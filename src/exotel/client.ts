@@ -10,6 +10,7 @@ import { createUnreadableFieldLog, type ParseOptions } from './parse.js';
 import { resolveExotelClientOptions, type ExotelClientOptions } from './options.js';
 import { createSmsApi } from './sms.js';
 import type { ExotelApi, RateLimitStatus } from './types.js';
+import { traceBudgetWait } from '../tracing/spans.js';
 
 export { EXOTEL_CLIENT_DEFAULTS, EXOTEL_REGION_BASE_URLS } from './options.js';
 export type { ExotelClientOptions, ExotelLogger, ExotelRegion } from './options.js';
@@ -38,7 +39,8 @@ export function createExotelClient(options: ExotelClientOptions): ExotelApi {
         myUsed: mine ? status.clientUsed : null,
       };
     },
-    waitForBudget: ({ client, signal, deadlineAtMs }) => http.queue.acquire({ priority: 'foreground', client, signal, deadlineAtMs }),
-    trySpareBudget: (client, keepShare) => http.queue.trySpare(client, keepShare),
+    // Budget taken ahead of a shared lookup batch: traced here, as the take before an attempt is in http.ts.
+    waitForBudget: ({ client, signal, deadlineAtMs }) => traceBudgetWait('foreground', undefined, () => http.queue.acquire({ priority: 'foreground', client, signal, deadlineAtMs })),
+    trySpareBudget: (client, keepShare) => traceBudgetWait('spare', undefined, () => http.queue.trySpare(client, keepShare)),
   };
 }

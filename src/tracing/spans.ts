@@ -83,10 +83,16 @@ export function traceExotelRequest<T>(request: { endpoint: string; method: strin
   );
 }
 
-/** The wait for one request's worth of rate budget before an attempt: span `exotel budget wait`. */
-export function traceBudgetWait<T>(priority: string, attempt: number, fn: () => Promise<T>): Promise<T> {
+/**
+ * The wait for one request's worth of rate budget: span `exotel budget wait`. Before an attempt it is a
+ * child of the Exotel request (`exotel.attempt` set); for a shared lookup batch, which takes its budget
+ * before its request, a child of the operation that opened the batch.
+ */
+export function traceBudgetWait<T>(priority: string, attempt: number | undefined, fn: () => Promise<T>): Promise<T> {
   if (!enabled) return fn();
-  return inSpan('exotel budget wait', SpanKind.INTERNAL, { 'exotel.budget.priority': priority, 'exotel.attempt': attempt }, () => fn());
+  const attributes: Attributes = { 'exotel.budget.priority': priority };
+  if (attempt !== undefined) attributes['exotel.attempt'] = attempt;
+  return inSpan('exotel budget wait', SpanKind.INTERNAL, attributes, () => fn());
 }
 
 /** Records one attempt's answer on the Exotel request span (an event per attempt; the last status as an attribute). */

@@ -179,6 +179,26 @@ describe('OpenTelemetry tracing', () => {
     expect(wait.attributes).toMatchObject({ 'exotel.budget.priority': 'foreground', 'exotel.attempt': 1 });
   });
 
+  it('traces a cold call lookup: its shared batch waits for budget, then asks Exotel, both under the query', async () => {
+    const client = clientTrace();
+    const unknownSid = randomBytes(16).toString('hex');
+    const res = await fetch(`${gw.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${CLIENT_KEY}`, traceparent: client.traceparent },
+      body: JSON.stringify({ query: 'query OneCall($sid: ID!) { call(sid: $sid) { sid status } }', variables: { sid: unknownSid } }),
+    });
+    const body = await res.json();
+    expect(body).toEqual({ data: { call: null } });
+
+    const operation = await spanWhere('the query span', (s) => s.traceId === client.traceId && s.name === 'query OneCall');
+    expect(operation.parentSpanId).toBe(client.parentId);
+    const wait = await spanWhere('the batch budget wait', (s) => s.traceId === client.traceId && s.name === 'exotel budget wait');
+    expect(wait.parentSpanId).toBe(operation.spanId);
+    const exotel = await spanWhere('the lookup', (s) => s.traceId === client.traceId && s.name.startsWith('exotel calls.'));
+    expect(exotel.parentSpanId).toBe(operation.spanId);
+    expect(exotel.attributes['http.response.status_code']).toBe(404);
+  });
+
   it('gives a batched HTTP request one span with a child per operation', async () => {
     const client = clientTrace();
     const res = await fetch(`${gw.url}/graphql`, {
