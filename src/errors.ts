@@ -15,6 +15,12 @@ export const ErrorCode = {
   UPSTREAM_ERROR: 'UPSTREAM_ERROR',
   OUTCOME_UNKNOWN: 'OUTCOME_UNKNOWN',
   IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
+  /**
+   * The gateway's shared storage (Redis) is unreachable, so a request that needs it (an idempotencyKey check)
+   * was refused before anything was sent to Exotel; retry after `retryAfterSeconds`. An extension of the
+   * design's codes.
+   */
+  STORAGE_UNAVAILABLE: 'STORAGE_UNAVAILABLE',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -206,6 +212,36 @@ export interface FormatErrorOptions {
  * URLs, headers) never leave, and in production unknown errors become a generic message.
  */
 export function formatError(formatted: GraphQLFormattedError, error: unknown, options: FormatErrorOptions): GraphQLFormattedError {
+  const out = formatErrorUnmasked(formatted, error, options);
+  // "Did you mean …?" enumerates the schema (fields, enum values) to whoever asks: not in production.
+  return options.production && SUGGESTION.test(out.message) ? { ...out, message: maskSuggestions(out.message) } : out;
+}
+
+const SUGGESTION = /\s*Did you mean[^?]*\?/;
+
+/** The message without graphql's "Did you mean …?" hints. */
+export function maskSuggestions(message: string): string {
+  return message.replace(new RegExp(SUGGESTION.source, 'g'), '');
+}
+
+/**
+ * What kind of client mistake a formatted error is, for gateway_client_errors_total: `syntax`,
+ * `validation`, `variables`, `limit`, `auth`, `input` (a resolver refused an argument); undefined for
+ * anything that is not the client's fault (including RATE_LIMITED and upstream errors).
+ */
+export function clientErrorKind(error: GraphQLFormattedError): string | undefined {
+  const code = error.extensions?.code;
+  const reason = String(error.extensions?.reason ?? '');
+  if (code === ErrorCode.UNAUTHENTICATED || code === ErrorCode.FORBIDDEN) return 'auth';
+  if (code !== ErrorCode.BAD_USER_INPUT) return undefined;
+  if (reason === 'GRAPHQL_PARSE_FAILED') return 'syntax';
+  if (reason === 'GRAPHQL_VALIDATION_FAILED' || reason === 'OPERATION_RESOLUTION_FAILURE' || reason === 'BAD_REQUEST' || reason === 'PERSISTED_QUERY_NOT_FOUND' || reason === 'INTROSPECTION') return 'validation';
+  if (reason === 'BAD_USER_INPUT') return 'variables';
+  if (reason.startsWith('MAX_')) return 'limit';
+  return 'input';
+}
+
+function formatErrorUnmasked(formatted: GraphQLFormattedError, error: unknown, options: FormatErrorOptions): GraphQLFormattedError {
   const original = unwrap(error);
   if (original instanceof GatewayError) {
     return { message: original.message, locations: formatted.locations, path: formatted.path, extensions: original.extensions };

@@ -20,6 +20,8 @@ export interface Metrics {
   activeSockets: Gauge;
   activeSubscriptions: Gauge;
   reconcilerRecoveries: Counter<'kind'>;
+  /** Client mistakes by kind (errors.ts clientErrorKind): logged at info or below, counted here. */
+  clientErrors: Counter<'kind'>;
   /** Counts one GraphQL operation (HTTP or graphql-ws); the name is made label-safe here. */
   observeOperation(operation: { name: string | null | undefined; type: string; outcome: string; durationSeconds: number }): void;
   /** Counts one request to Exotel (createExotelClient's onRequest). */
@@ -103,6 +105,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     eventsPublished: new Counter({ name: 'gateway_events_published_total', help: 'Status events published to subscribers', labelNames: ['kind', 'source'] as const, registers }),
     activeSockets: new Gauge({ name: 'gateway_ws_sockets', help: 'Open graphql-ws sockets', registers }),
     activeSubscriptions: new Gauge({ name: 'gateway_ws_subscriptions', help: 'Active GraphQL subscriptions', registers }),
+    clientErrors: new Counter({
+      name: 'gateway_client_errors_total',
+      help: 'Client mistakes (syntax, validation, variables, limit, auth, input) on HTTP and graphql-ws; logged at info or below, never as errors',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
     reconcilerRecoveries: new Counter({
       name: 'gateway_reconciler_recoveries_total',
       help: 'Calls and SMS whose final status the reconciler fetched because no callback came',

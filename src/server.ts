@@ -33,6 +33,7 @@ import { createIntrospectionPolicy } from './graphql/introspection.js';
 import { createCostCheck } from './graphql/cost.js';
 import { accessLog } from './http/access-log.js';
 import { graphqlGuard } from './http/graphql-guard.js';
+import { clientErrorsPlugin } from './http/client-errors.js';
 import { graphqlMetricsPlugin } from './http/graphql-metrics.js';
 import { METRICS_PATH, metricsHandler } from './http/metrics-route.js';
 import { requestIds } from './http/request-id.js';
@@ -253,6 +254,8 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     const armor = createArmor({ limits: config.limits, production: config.production });
     // Cost with list items counted (MAX_COST, list caps): needs the variables, so it runs beside validation.
     const cost = createCostCheck(graphqlSchema, config.limits.maxCost);
+    // Client mistakes are counted, never logged as errors (src/http/client-errors.ts).
+    const onClientError = (kind: string) => metrics.clientErrors.inc({ kind });
     const graphql = await createApolloHandler({
       schema: graphqlSchema,
       contextFactory,
@@ -265,9 +268,9 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       // Operation spans (src/tracing/graphql.ts) only while tracing is on: otherwise nothing is added.
       guards: [
         ...(tracingEnabled() ? [httpOperationSpans()] : []),
-        graphqlGuard({ maxBatchSize: config.limits.maxBatchSize, checkTokens: armor.checkTokens, cost, production: config.production }),
+        graphqlGuard({ maxBatchSize: config.limits.maxBatchSize, checkTokens: armor.checkTokens, cost, production: config.production, onClientError }),
       ],
-      plugins: [graphqlMetricsPlugin(metrics), warmAnswers.plugin, ...(tracingEnabled() ? [operationSpansPlugin()] : [])],
+      plugins: [graphqlMetricsPlugin(metrics), warmAnswers.plugin, clientErrorsPlugin({ onClientError }), ...(tracingEnabled() ? [operationSpansPlugin()] : [])],
       drainGraceMs: SHUTDOWN.httpDrainGraceMs,
     });
     stoppers.push(() => graphql.stop());
@@ -287,6 +290,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       introspection: createIntrospectionPolicy(config.introspection),
       checkTokens: armor.checkTokens,
       cost,
+      onClientError,
       maskMessage: armor.maskSuggestions,
       onOperation: (operation) => metrics.observeOperation(operation),
       closeGraceMs: SHUTDOWN.wsCloseGraceMs,

@@ -79,6 +79,9 @@ export interface Idempotency {
   run<T>(spec: IdempotentRun, send: () => Promise<T>): Promise<{ result: T; replayed: boolean }>;
 }
 
+/** What a client refused with STORAGE_UNAVAILABLE is told to wait: about a Redis reconnect. */
+export const STORAGE_RETRY_AFTER_SECONDS = 5;
+
 /** Codes that only arise before a request is sent, or from Exotel refusing it. */
 const NOT_SENT_CODES: ReadonlySet<string> = new Set([
   ErrorCode.BAD_USER_INPUT,
@@ -89,6 +92,7 @@ const NOT_SENT_CODES: ReadonlySet<string> = new Set([
   ErrorCode.INSUFFICIENT_BALANCE,
   ErrorCode.UPSTREAM_UNAVAILABLE,
   ErrorCode.IDEMPOTENCY_CONFLICT,
+  ErrorCode.STORAGE_UNAVAILABLE,
 ]);
 
 /**
@@ -119,11 +123,13 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
 
       for (;;) {
         const begun = await store.begin(storeKey, fp, o.ttlMs).catch((cause: unknown) => {
-          // Shared storage (Redis) down: the key cannot be checked, and nothing has been sent yet.
+          // Shared storage (Redis) down: the key cannot be checked, and nothing has been sent yet, so the
+          // same request is safe to retry once storage is back.
+          o.onStoreError(cause);
           throw new GatewayError(
-            ErrorCode.INTERNAL_SERVER_ERROR,
+            ErrorCode.STORAGE_UNAVAILABLE,
             "The idempotencyKey could not be checked because the gateway's shared storage is unavailable; nothing was sent to Exotel. Retry in a few seconds.",
-            { cause },
+            { cause, retryAfterSeconds: STORAGE_RETRY_AFTER_SECONDS },
           );
         });
         if (begun.created) break;

@@ -115,7 +115,8 @@ export function createWarmAnswers(options: { schema: GraphQLSchema; near: NearEn
       let reads: EntityReads | undefined;
       return {
         async responseForOperation({ operation, document, source, operationName, request, contextValue, response }) {
-          if (operation.operation !== 'query' || !pure(document)) return null;
+          // No operation (a wrong or missing operationName): Apollo answers OPERATION_RESOLUTION_FAILURE itself.
+          if (operation?.operation !== 'query' || !pure(document)) return null;
           key = `${operationName ?? ''}\u0000${source}\u0000${JSON.stringify(request.variables ?? {})}`;
           const kept = answers.get(key);
           if (kept && near.current(kept.versions)) {

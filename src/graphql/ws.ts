@@ -12,7 +12,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Principal } from '../auth.js';
 import type { Limits } from '../config.js';
-import { ErrorCode, formatError, isGatewayError, type GatewayError } from '../errors.js';
+import { clientErrorKind, ErrorCode, formatError, isGatewayError, type GatewayError } from '../errors.js';
 import { requestIdFrom } from '../http/request-id.js';
 import type { Logger } from '../logger.js';
 import type { ContextFactory } from './context.js';
@@ -64,6 +64,8 @@ export interface GraphqlWsOptions {
   maskMessage?: (message: string) => string;
   /** Observes each operation as it starts or is refused (metrics). */
   onOperation?: (operation: { name: string | null | undefined; type: string; outcome: string; durationSeconds: number }) => void;
+  /** Counts each client mistake by kind (errors.ts clientErrorKind): refused operations and failed auth. */
+  onClientError?: (kind: string) => void;
   /** On close(), how long sockets get to answer the 1001 close before they are cut, ms. */
   closeGraceMs?: number;
 }
@@ -159,6 +161,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
           } catch (err) {
             if (!isGatewayError(err)) throw err;
             log.info({ reason: err.message }, 'graphql-ws connection refused: not authenticated');
+            options.onClientError?.('auth');
             return false;
           }
         }
@@ -198,6 +201,12 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
               : new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, originalError: e.originalError, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }),
           );
           seen('unknown', firstCode(coded));
+          if (options.onClientError) {
+            for (const e of coded) {
+              const kind = clientErrorKind(format(e));
+              if (kind) options.onClientError(kind);
+            }
+          }
           return coded;
         };
         // graphql-ws has already registered this operation in ctx.subscriptions.
@@ -221,7 +230,8 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
           try {
             document = parse(payload.query);
           } catch (err) {
-            return refuse([err instanceof GraphQLError ? err : new GraphQLError('The query could not be parsed')]);
+            const message = err instanceof GraphQLError ? err.message : 'The query could not be parsed';
+            return refuse([new GraphQLError(message, { nodes: err instanceof GraphQLError ? err.nodes : undefined, source: err instanceof GraphQLError ? err.source : undefined, positions: err instanceof GraphQLError ? err.positions : undefined, extensions: { code: 'GRAPHQL_PARSE_FAILED' } })]);
           }
           const errors = validate(options.schema, document, rules);
           if (errors.length > 0) return refuse(errors);
@@ -233,7 +243,12 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         // Variables are coerced here, not by execute: a wrong variable is the client's mistake and answers
         // BAD_USER_INPUT as on HTTP (execute would report it as a result error without a code).
         const operation = getOperationAST(document, payload.operationName);
-        if (operation?.variableDefinitions?.length) {
+        if (!operation) {
+          // graphql-ws would answer this itself, as an internal error; it is the client's (as on HTTP).
+          const message = payload.operationName ? `Unknown operation named "${payload.operationName}".` : 'Must provide operation name if query contains multiple operations.';
+          return refuse([new GraphQLError(message, { extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } })]);
+        }
+        if (operation.variableDefinitions?.length) {
           const coerced = getVariableValues(options.schema, operation.variableDefinitions, payload.variables ?? {}, { maxErrors: 50 });
           if (coerced.errors) return refuse(coerced.errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, originalError: e.originalError, extensions: { code: 'BAD_USER_INPUT' } })));
         }
@@ -289,7 +304,17 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
       },
       onError: (_ctx, _id, _payload, errors) => errors.map(format),
       // Results of queries and mutations sent over the socket; subscription events go out through `shared`.
-      onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? formatResult(result) : undefined),
+      onNext: (_ctx, _id, _payload, _args, result) => {
+        if (!result.errors) return undefined;
+        const formatted = formatResult(result);
+        if (options.onClientError) {
+          for (const error of formatted.errors ?? []) {
+            const kind = clientErrorKind(error);
+            if (kind) options.onClientError(kind);
+          }
+        }
+        return formatted;
+      },
     }),
     wss,
     options.keepAliveMs,

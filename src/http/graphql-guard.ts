@@ -14,6 +14,8 @@ export interface GraphqlGuardOptions {
   checkTokens(source: string): GatewayError | undefined;
   /** MAX_COST and list caps over every operation of the request. */
   cost?: CostCheck;
+  /** Counts a refusal (a client mistake of kind "limit" or "input"). */
+  onClientError?: (kind: string) => void;
   production: boolean;
 }
 
@@ -32,10 +34,14 @@ function variablesOf(value: unknown): Record<string, unknown> | undefined {
 const errorBody = (error: GatewayError) => ({ errors: [{ message: error.message, extensions: error.extensions }] });
 
 export function graphqlGuard(options: GraphqlGuardOptions): RequestHandler {
+  const refuse = (res: Parameters<RequestHandler>[1], error: GatewayError) => {
+    options.onClientError?.(error.reason?.startsWith('MAX_') ? 'limit' : 'input');
+    res.status(400).json(errorBody(error));
+  };
   return (req, res, next) => {
     const body: unknown = req.body;
     if (Array.isArray(body) && body.length > options.maxBatchSize) {
-      res.status(400).json(errorBody(limitError(LimitReason.MAX_BATCH_SIZE, 'too many operations in one batch', options.maxBatchSize, options.production)));
+      refuse(res, limitError(LimitReason.MAX_BATCH_SIZE, 'too many operations in one batch', options.maxBatchSize, options.production));
       return;
     }
     const pieces: unknown[] = Array.isArray(body) ? body : [req.method === 'GET' ? req.query : body];
@@ -44,14 +50,14 @@ export function graphqlGuard(options: GraphqlGuardOptions): RequestHandler {
       const { query, operationName, variables } = (piece && typeof piece === 'object' ? piece : {}) as Record<string, unknown>;
       const tooMany = typeof query === 'string' ? options.checkTokens(query) : undefined;
       if (tooMany) {
-        res.status(400).json(errorBody(tooMany));
+        refuse(res, tooMany);
         return;
       }
       if (typeof query === 'string') operations.push({ query, operationName: typeof operationName === 'string' ? operationName : undefined, variables: variablesOf(variables) });
     }
     const tooCostly = options.cost?.check(operations);
     if (tooCostly) {
-      res.status(400).json(errorBody(tooCostly));
+      refuse(res, tooCostly);
       return;
     }
     next();

@@ -106,7 +106,7 @@ describe.skipIf(!haveRedisServer)('Redis restarted under two replicas', () => {
     });
     expect(mutation.data).toBeNull();
     expect(mutation.errors).toEqual([
-      expect.objectContaining({ message: expect.stringContaining("shared storage is unavailable; nothing was sent to Exotel"), extensions: { code: 'INTERNAL_SERVER_ERROR' } }),
+      expect.objectContaining({ message: expect.stringContaining("shared storage is unavailable; nothing was sent to Exotel"), extensions: { code: 'STORAGE_UNAVAILABLE', retryAfterSeconds: 5 } }),
     ]);
     expect(sim.countRequests({ endpoint: 'sms.send' })).toBe(smsSent);
 
