@@ -276,7 +276,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     stoppers.push(() => graphql.stop());
     app.use(graphql.router);
     // Self-hosted GraphiQL (no CDN); Apollo's own landing page is disabled in src/graphql/apollo.ts.
-    app.use('/graphiql', graphiqlRouter({ mode: config.exotel || deps.exotel ? 'LIVE' : 'SIMULATOR' }));
+    app.use('/graphiql', graphiqlRouter({ mode: config.exotel || deps.exotel ? 'LIVE' : 'SIMULATOR', exampleCallSid: simulator ? latestFinishedCall(simulator) : undefined }));
     const graphqlWs = createGraphqlWs({
       httpServer,
       path: GRAPHQL_PATH,
@@ -367,6 +367,15 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     await stopAll();
     throw err;
   }
+}
+
+/** The newest finished call of the simulator's seeded history: GraphiQL's `call(sid:)` example answers with it. */
+function latestFinishedCall(simulator: Simulator): string | undefined {
+  let latest: { Sid: string; DateCreated: string } | undefined;
+  for (const call of simulator.calls.list()) {
+    if (call.Status === 'completed' && (!latest || call.DateCreated > latest.DateCreated)) latest = call;
+  }
+  return latest?.Sid;
 }
 
 function closeHttp(server: Server): Promise<void> {

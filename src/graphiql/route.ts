@@ -10,6 +10,8 @@ import express, { type Request, type Response, type Router } from 'express';
 export interface GraphiqlRouterOptions {
   /** Stamped into the page so it can show its simulator banner without a query; else the page asks `{ gateway { mode } }`. */
   mode?: 'SIMULATOR' | 'LIVE';
+  /** A call Sid the pre-filled `call(sid:)` example uses (simulator mode: a seeded call), stamped into the page. */
+  exampleCallSid?: string;
   /** Where the bundle is; defaults to build/graphiql/ of the package this module belongs to. */
   bundleDir?: string;
 }
@@ -25,6 +27,13 @@ export function defaultBundleDir(): string {
     if (existsSync(join(dir, 'package.json'))) return join(dir, 'build', 'graphiql');
   }
   return join(process.cwd(), 'build', 'graphiql');
+}
+
+/** Attributes the page reads at start; a Sid goes in only if it is made of Sid characters (no escaping needed). */
+function pageData(options: GraphiqlRouterOptions): string {
+  const mode = options.mode ? ` data-gateway-mode="${options.mode}"` : '';
+  const sid = options.exampleCallSid && /^[A-Za-z0-9_-]{1,128}$/.test(options.exampleCallSid) ? ` data-example-call-sid="${options.exampleCallSid}"` : '';
+  return mode + sid;
 }
 
 /** Only hosts made of host-name characters go into the CSP header (the Host header is client input). */
@@ -80,7 +89,7 @@ export function graphiqlRouter(options: GraphiqlRouterOptions = {}): Router {
     }
     if (cached?.mtimeMs !== mtimeMs) {
       const html = readFileSync(indexFile, 'utf8');
-      cached = { mtimeMs, html: options.mode ? html.replace('<html lang="en">', `<html lang="en" data-gateway-mode="${options.mode}">`) : html };
+      cached = { mtimeMs, html: html.replace('<html lang="en">', `<html lang="en"${pageData(options)}>`) };
     }
     return cached.html;
   };

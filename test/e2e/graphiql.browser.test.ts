@@ -18,7 +18,7 @@ import { ApolloServer } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { graphiqlRouter, type GraphiqlRouterOptions } from '../../src/graphiql/route.js';
-import { API_KEY_PLACEHOLDER, cleanHeaders } from '../../src/graphiql/headers.js';
+import { API_KEY_PLACEHOLDER, cleanHeaders, socketClosedMessage, withApiKey } from '../../src/graphiql/headers.js';
 import { loadTypeDefs } from '../../src/graphql/schema-sdl.js';
 import type { Resolvers } from '../../src/generated/graphql.js';
 import type { CallEventRecord } from '../../src/storage/types.js';
@@ -174,6 +174,16 @@ describe('GraphiQL route', () => {
     expect(cleanHeaders({ Authorization: 'Bearer s3cret' })).toEqual({ authorization: 'Bearer s3cret' });
     expect(cleanHeaders(undefined)).toEqual({});
   });
+
+  it('sends the key field\'s secret after Bearer, whatever form it was pasted in, unless the tab sets its own', () => {
+    const bearer = { authorization: 'Bearer s3cret-0123456789abcdef' };
+    expect(withApiKey({}, 's3cret-0123456789abcdef')).toEqual(bearer);
+    expect(withApiKey({}, ' Bearer s3cret-0123456789abcdef ')).toEqual(bearer);
+    expect(withApiKey({}, 'backend:s3cret-0123456789abcdef:read+write')).toEqual(bearer);
+    expect(withApiKey({ authorization: 'Bearer other' }, 's3cret-0123456789abcdef')).toEqual({ authorization: 'Bearer other' });
+    expect(withApiKey({ 'x-trace': 'a' }, '')).toEqual({ 'x-trace': 'a' });
+    expect(socketClosedMessage(4403, 'Forbidden')).toBe('The gateway closed the WebSocket (4403 Forbidden): the API key is missing or wrong: put the secret part of name:secret:scopes in the API key field');
+  });
 });
 
 describe.skipIf(!haveChromium)('GraphiQL in chromium', () => {
@@ -226,7 +236,7 @@ describe.skipIf(!haveChromium)('GraphiQL in chromium', () => {
     expect(await banner.innerText()).toContain('Simulator mode');
   });
 
-  it('pre-fills an example with a call query and the calls connection', async () => {
+  it('pre-fills a seeded call, a connectCall mutation and an incoming-calls watch', async () => {
     // The whole document, not just the lines Monaco happens to render: GraphiQL exposes monaco globally.
     const models = await page.evaluate(() => {
       const monaco = (globalThis as { __MONACO?: { editor: { getModels(): Array<{ uri: { path: string }; getValue(): string }> } } }).__MONACO;
@@ -234,7 +244,11 @@ describe.skipIf(!haveChromium)('GraphiQL in chromium', () => {
     });
     const operation = models.find((m) => m.value.includes('query RecentCalls'));
     expect(operation?.value).toContain('calls(first: 5');
-    expect(operation?.value).toContain('call(sid:');
+    const seededSid = /call\(sid: "([^"]+)"\)/.exec(operation?.value ?? '')?.[1];
+    expect(seededSid).toBeDefined();
+    expect(server.gateway.simulator!.calls.get(seededSid!)?.Status).toBe('completed');
+    expect(operation?.value).toContain('mutation ConnectCall');
+    expect(operation?.value).toContain('subscription IncomingCalls {\n  incomingCalls {\n    sid\n    from\n    to\n    status');
     expect(await editorText(page, '.graphiql-query-editor')).toContain('query Gateway');
   });
 
@@ -258,6 +272,42 @@ describe.skipIf(!haveChromium)('GraphiQL in chromium', () => {
     expect(result).toContain('"limitPerMinute"');
     expect(failures).toEqual([]);
     expect(problems).toEqual([]);
+  });
+
+  it('answers the pre-filled OneCall and ConnectCall on their first run', async () => {
+    await page.locator('.graphiql-execute-button').click();
+    await page.getByRole('menuitem', { name: 'OneCall' }).click();
+    await expect.poll(() => editorText(page, '.result-window'), { timeout: 15_000 }).toContain('"status": "COMPLETED"');
+    expect(await editorText(page, '.result-window')).not.toContain('"errors"');
+    await page.locator('.graphiql-execute-button').click();
+    await page.getByRole('menuitem', { name: 'ConnectCall' }).click();
+    await expect.poll(() => editorText(page, '.result-window'), { timeout: 15_000 }).toContain('"connectCall"');
+    expect(await editorText(page, '.result-window')).toContain('"status": "QUEUED"');
+    expect(failures).toEqual([]);
+    expect(problems).toEqual([]);
+  });
+
+  it('watches incoming calls with the pre-filled subscription', async () => {
+    await page.locator('.graphiql-execute-button').click();
+    await page.getByRole('menuitem', { name: 'IncomingCalls' }).click();
+    const urls = callbackUrlsOf(server.gateway);
+    let n = 0;
+    await expect
+      .poll(
+        async () => {
+          // Announce fresh incoming calls (Exotel's Passthru) until the page's subscription is live and shows one.
+          if ((await editorText(page, '.result-window')).includes('"incomingCalls"')) return true;
+          const res = await fetch(`${urls.incomingCall}?CallSid=graphiqlincoming${n++}&From=09876543210&To=08039591111&Direction=incoming`);
+          await res.text();
+          return (await editorText(page, '.result-window')).includes('"incomingCalls"');
+        },
+        { timeout: 15_000, interval: 500 },
+      )
+      .toBe(true);
+    expect(await editorText(page, '.result-window')).toContain('"sid": "graphiqlincoming');
+    // Stop the watch so the next test starts from an idle run button.
+    await page.locator('.graphiql-execute-button').click();
+    await expect.poll(() => page.locator('.graphiql-execute-button').getAttribute('aria-label')).toMatch(/^Execute/);
   });
 
   it('runs a subscription over graphql-ws on the page\'s own origin and shows a live event', async () => {
@@ -286,5 +336,78 @@ describe.skipIf(!haveChromium)('GraphiQL in chromium', () => {
     expect(failures).toEqual([]);
     expect(problems).toEqual([]);
     if (process.env.GRAPHIQL_SCREENSHOT) await page.screenshot({ path: process.env.GRAPHIQL_SCREENSHOT });
+  });
+});
+
+describe.skipIf(!haveChromium)('GraphiQL against a production gateway with client keys', () => {
+  const SECRET = 'graphiql-browser-secret-0123456789';
+  let gateway: TestGateway;
+  let browser: Browser;
+  let page: Page;
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    execFileSync(process.execPath, ['scripts/build-graphiql.mjs'], { cwd: root, stdio: 'pipe' });
+    gateway = await startGateway({ NODE_ENV: 'production', INTROSPECTION: 'authenticated', GATEWAY_API_KEYS: `browser:${SECRET}:read+write` }, {}, {}, { autoStop: false });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    page = await browser.newPage();
+    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+    await page.goto(`${gateway.url}/graphiql`, { waitUntil: 'load' });
+    await page.locator('.graphiql-query-editor .monaco-editor').waitFor({ state: 'visible' });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await gateway?.stop();
+  });
+
+  const run = async (operation: string) => {
+    await page.locator('.graphiql-execute-button').click();
+    await page.getByRole('menuitem', { name: operation }).click();
+  };
+
+  it('loads the schema once the key is entered (INTROSPECTION=authenticated), and runs a query with it', async () => {
+    // Pasting a whole GATEWAY_API_KEYS entry works too: the secret part is what goes after Bearer.
+    await page.getByTestId('api-key').fill(`browser:${SECRET}:read+write`);
+    await page.getByTestId('remember-key').check();
+    await page.locator('.graphiql-sidebar button[aria-label="Show Documentation Explorer"]').click();
+    const docs = page.locator('.graphiql-doc-explorer');
+    await docs.getByText('Query', { exact: true }).first().click();
+    await docs.getByText('Read operations. Lookups answer from the cache').waitFor({ state: 'visible', timeout: 15_000 });
+    await run('Gateway');
+    await expect.poll(() => editorText(page, '.result-window'), { timeout: 15_000 }).toContain('"mode": "SIMULATOR"');
+  });
+
+  it('sends the key from a new tab too', async () => {
+    await page.locator('.graphiql-tab-add').click();
+    await expect.poll(() => page.locator('.graphiql-tab').count()).toBe(2);
+    await page.locator('.graphiql-query-editor .monaco-editor').first().click();
+    await page.keyboard.type('{ rateLimit { limitPerMinute } }');
+    await page.locator('.graphiql-execute-button').click();
+    await expect.poll(() => editorText(page, '.result-window'), { timeout: 15_000 }).toContain('"limitPerMinute": 200');
+    // Back to the first tab, with the pre-filled operations, for the tests below.
+    await page.locator('.graphiql-tab').first().click();
+  });
+
+  it('keeps the key across a reload', async () => {
+    await page.reload({ waitUntil: 'load' });
+    await page.locator('.graphiql-query-editor .monaco-editor').waitFor({ state: 'visible' });
+    expect(await page.getByTestId('api-key').inputValue()).toBe(`browser:${SECRET}:read+write`);
+    await run('Gateway');
+    await expect.poll(() => editorText(page, '.result-window'), { timeout: 15_000 }).toContain('"mode": "SIMULATOR"');
+  });
+
+  it('shows a socket the gateway closes (4403, wrong key) as an error in the result pane, not a spinner', async () => {
+    await page.getByTestId('api-key').fill('not-the-key-000000000000');
+    await run('CallEvents');
+    await expect.poll(() => editorText(page, '.result-window'), { timeout: 15_000 }).toContain('4403');
+    // The whole message, not the part of the long line Monaco renders.
+    const texts = await page.evaluate(() => {
+      const monaco = (globalThis as { __MONACO?: { editor: { getModels(): Array<{ getValue(): string }> } } }).__MONACO;
+      return (monaco?.editor.getModels() ?? []).map((m) => m.getValue());
+    });
+    expect(texts.find((t) => t.includes('"errors"') && t.includes('4403'))).toContain('the API key is missing or wrong');
+    // The run has ended: the button offers to run again rather than to stop.
+    await expect.poll(() => page.locator('.graphiql-execute-button').getAttribute('aria-label')).toMatch(/^Execute/);
+    expect(problems).toEqual([]);
   });
 });
