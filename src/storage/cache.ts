@@ -7,9 +7,16 @@
 import type { Keyv } from 'keyv';
 import type { Cache } from './types.js';
 import { checkTtl, type StorageLogger } from './options.js';
+import { withTimeout } from './with-timeout.js';
 
-/** Wraps a keyv instance (created with throwOnErrors so failures reach us) as a Cache with per-key counters. */
-export function createKeyvCache(keyv: Keyv, logger: StorageLogger): Cache {
+/**
+ * Wraps a keyv instance (created with throwOnErrors so failures reach us) as a Cache with per-key counters.
+ * With `opTimeoutMs`, an operation the store has not answered by then is given up like a failed one (a
+ * read is a miss): a stalled Redis must not hang requests, and node-redis bounds only commands not yet sent.
+ */
+export function createKeyvCache(keyv: Keyv, logger: StorageLogger, options: { opTimeoutMs?: number } = {}): Cache {
+  const { opTimeoutMs } = options;
+  const bounded = <T>(op: Promise<T>): Promise<T> => (opTimeoutMs === undefined ? op : withTimeout(op, opTimeoutMs, 'cache'));
   keyv.on('error', (err: unknown) => logger.warn({ err }, 'cache backend error'));
   const stats = { hits: 0, misses: 0 };
   const count = (value: unknown) => {
@@ -20,7 +27,7 @@ export function createKeyvCache(keyv: Keyv, logger: StorageLogger): Cache {
     stats,
     async get<T>(key: string): Promise<T | undefined> {
       try {
-        const value = (await keyv.get<T>(key)) ?? undefined;
+        const value = (await bounded(keyv.get<T>(key))) ?? undefined;
         count(value);
         return value;
       } catch (err) {
@@ -32,7 +39,7 @@ export function createKeyvCache(keyv: Keyv, logger: StorageLogger): Cache {
     async getMany<T>(keys: string[]): Promise<Array<T | undefined>> {
       if (keys.length === 0) return [];
       try {
-        const values = (await keyv.getMany<T>(keys)) as Array<T | undefined | null>;
+        const values = (await bounded(keyv.getMany<T>(keys))) as Array<T | undefined | null>;
         // keyv counts one hit per batch; the gateway wants one per key.
         return keys.map((_, i) => {
           const value = values[i] ?? undefined;
@@ -50,14 +57,14 @@ export function createKeyvCache(keyv: Keyv, logger: StorageLogger): Cache {
       if (value === undefined) throw new TypeError(`cache value for "${key}" is undefined; use delete()`);
       try {
         // Redis PX takes whole milliseconds.
-        await keyv.set(key, value, Math.ceil(ttlMs));
+        await bounded(keyv.set(key, value, Math.ceil(ttlMs)));
       } catch (err) {
         logger.debug({ err, op: 'set' }, 'cache set failed; value not cached');
       }
     },
     async delete(key: string): Promise<void> {
       try {
-        await keyv.delete(key);
+        await bounded(keyv.delete(key));
       } catch (err) {
         // A stale entry outlives a failed delete only until its TTL.
         logger.debug({ err, op: 'delete' }, 'cache delete failed');

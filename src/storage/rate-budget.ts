@@ -29,6 +29,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { withTimeout } from './with-timeout.js';
 import type { BudgetClaim, BudgetGrant, BudgetRefusal, RateBudget, RateBudgetHold } from './types.js';
 
 /** Time source for the memory budget; tests inject one. */
@@ -361,7 +362,7 @@ export function createFallbackRateBudget(
   async function viaPrimary<T>(call: () => Promise<T>, fallbackCall: (budget: RateBudget) => Promise<T>, learn?: (result: T) => void): Promise<T> {
     if (onFallback && clock.now() < usingFallbackUntil) return fallbackCall(current ?? (await local()));
     try {
-      const result = await withTimeout(call(), primaryTimeoutMs);
+      const result = await withTimeout(call(), primaryTimeoutMs, 'rate budget backend');
       learn?.(result);
       if (onFallback) {
         onFallback = false;
@@ -397,12 +398,4 @@ export function createFallbackRateBudget(
       ),
     status: (client) => viaPrimary(() => primary.status(client), (b) => b.status(client), (status) => know(status.remaining)),
   };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`rate budget backend did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -145,12 +145,4 @@ export async function closeNodeRedis(client: NodeRedisClient): Promise<void> {
   client.destroy();
 }
 
-/** Rejects after `ms` unless `promise` settles first; the loser's rejection is swallowed. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  promise.catch(() => {});
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+export { withTimeout } from './with-timeout.js';

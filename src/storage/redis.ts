@@ -119,7 +119,7 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
 
   return {
     kind: 'redis',
-    cache: createKeyvCache(keyv, logger),
+    cache: createKeyvCache(keyv, logger, { opTimeoutMs: cacheTimeoutMs }),
     events,
     idempotency: createRedisIdempotency(command, keyPrefix, clock),
     lease: createRedisLease(command, keyPrefix),

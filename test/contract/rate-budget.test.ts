@@ -120,6 +120,34 @@ function rateBudgetContract(name: string, setup: () => Harness): void {
       expect((await budget.tryTake()).ok).toBe(true);
     });
 
+    it('a client at its share may not take the reserved rest of the window, another client may, and each sees its own use', async () => {
+      const h = setup();
+      const budget = h.make(10);
+      const flood = { client: 'flood', share: 5, reserve: 3 };
+      const calm = { client: 'calm', share: 5, reserve: 3 };
+      // Its share (5), then on while more than the reserve would be left: 7 in all.
+      for (let i = 0; i < 7; i++) expect((await budget.tryHold(1000, flood)).ok).toBe(true);
+      const refused = await budget.tryHold(1000, flood);
+      expect(refused).toMatchObject({ ok: false, reason: 'over-share' });
+      if (refused.ok) return;
+      // True for that client: no sooner than its own requests (or enough of all) leave the window.
+      expect(refused.retryAfterMs).toBeGreaterThan(h.windowMs / 2);
+      expect(refused.retryAfterMs).toBeLessThanOrEqual(h.windowMs + 1000);
+      for (let i = 0; i < 3; i++) expect(await budget.tryHold(1000, calm)).toMatchObject({ ok: true, clientUsed: i + 1 });
+      expect(await budget.tryHold(1000, calm)).toMatchObject({ ok: false, reason: 'exhausted' });
+      expect(await budget.status('flood')).toMatchObject({ remaining: 0, clientUsed: 7 });
+      expect((await budget.status('calm')).clientUsed).toBe(3);
+      expect((await budget.status()).clientUsed).toBe(0);
+    });
+
+    it('a client under its share takes even from the reserve', async () => {
+      const h = setup();
+      const budget = h.make(4);
+      const big = { client: 'big', share: 3, reserve: 2 };
+      for (let i = 0; i < 3; i++) expect((await budget.tryHold(1000, big)).ok).toBe(true);
+      expect((await budget.tryHold(1000, { client: 'small', share: 1, reserve: 2 })).ok).toBe(true);
+    });
+
     it('rejects a non-positive limit or window', () => {
       const h = setup();
       expect(() => h.make(0)).toThrow(/limit/);
