@@ -16,6 +16,7 @@ import { webhookIngest } from './figures/webhook.js';
 import { fanOut } from './figures/fanout.js';
 import { scaleOut } from './figures/scaleout.js';
 import { overload } from './figures/overload.js';
+import { fairShare } from './figures/fairshare.js';
 import { profile } from './figures/profile.js';
 
 /** The figures in the order they run; the name is what --only takes. */
@@ -26,6 +27,7 @@ const FIGURES: Array<[string, (ctx: BenchContext) => Promise<FigureResult>]> = [
   ['fanout', fanOut],
   ['scaleout', scaleOut],
   ['overload', overload],
+  ['fairshare', fairShare],
   ['profile', profile],
 ];
 
