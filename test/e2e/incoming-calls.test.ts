@@ -9,6 +9,7 @@ process.env.TZ = 'America/New_York';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Client } from 'graphql-ws';
 import { Redis } from 'ioredis';
+import { createMemoryStorage } from '../../src/storage/memory.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { redisOrSkip, testPrefix, TEST_REDIS_URL } from '../helpers/redis.js';
 import { callbackUrlsOf } from '../live/webhook-helpers.js';
@@ -245,6 +246,33 @@ describe('an incoming call whose end request never came', () => {
     } finally {
       await client.dispose();
       await g.stop();
+    }
+  });
+});
+
+describe('a call known only from call details', () => {
+  it('still shows its flow, from the event log', async () => {
+    // Replica A takes the flow's requests; replica B shares its storage but has never cached the call, so it
+    // fetches it from Exotel (A's simulator), whose call details know nothing of flows.
+    const storage = createMemoryStorage();
+    const a = await startGateway({ SIMULATOR_TIME_SCALE: '0.02', LIVE_POLL_INTERVAL_MS: '60000', WEBHOOK_SECRET: 'incoming-test-webhook-secret' }, {}, { storage });
+    const sim = a.simulator!;
+    const b = await startGateway(
+      { EXOTEL_ACCOUNT_SID: sim.accountSid, EXOTEL_API_KEY: sim.apiKey, EXOTEL_API_TOKEN: sim.apiToken, EXOTEL_BASE_URL: sim.url, WEBHOOK_SECRET: 'incoming-test-webhook-secret', GATEWAY_ALLOW_OPEN: '1', LIVE_POLL_INTERVAL_MS: '60000' },
+      {},
+      { storage },
+    );
+    try {
+      const sid = await simulateIncoming(sim, { outcome: 'answered', agent: '+919800000055' });
+      await flowDone(sim, sid);
+      await storage.cache.delete(`${sim.accountSid}:call:${sid}`);
+      const { body } = await b.gql(CALL, { sid });
+      expect(body.errors).toBeUndefined();
+      expect(body.data.call).toMatchObject({ status: 'COMPLETED', flow: { dialWhomNumber: '+919800000055', dialCallStatus: 'COMPLETED', legs: [{ number: '+919800000055' }] } });
+      expect(sim.countRequests({ endpoint: 'calls.get' })).toBeGreaterThan(0);
+    } finally {
+      await b.stop();
+      await a.stop();
     }
   });
 });
