@@ -5,6 +5,7 @@ import type { ExotelHttp } from './http.js';
 import { callDirectionToWire, callStatusToWire, int, parseCall, text, type ParseOptions } from './parse.js';
 import { SID_PATTERN } from './sid.js';
 import type {
+  Call,
   CallListQuery,
   CallPage,
   ConnectCallParams,
@@ -37,9 +38,14 @@ type CallsApi = Pick<ExotelApi, 'connectCall' | 'connectCallToFlow' | 'getCall' 
 export function createCallsApi(http: ExotelHttp, accountSid: string, parse: ParseOptions = {}): CallsApi {
   const path = (rest: string) => `${http.v1}/${rest}`;
 
-  async function connect(form: URLSearchParams, options?: RequestOptions) {
+  async function connect(form: URLSearchParams, options?: RequestOptions): Promise<Call> {
     const json = (await http.request({ endpoint: 'calls.connect', method: 'POST', path: path('Calls/connect.json'), form }, options)) as WireCallResponse;
-    return parseCall(callOf(json), parse);
+    const call = parseCall(callOf(json), parse);
+    // Exotel answers connect with the new call already "in-progress" (exotel-api.md, "What real traffic
+    // shows"), before anyone picked up. Taken literally, every call would look answered the moment it was
+    // placed and the `answered` callback would say nothing new; it is placed, not answered: QUEUED, and
+    // ringing (from polling) and in-progress (from the answered callback) move it on, forward only.
+    return call.status === 'IN_PROGRESS' ? { ...call, status: 'QUEUED' as const } : call;
   }
 
   return {

@@ -56,7 +56,9 @@ export function toWireCall(call: CallRecord, options: { details?: boolean; recor
     call.recordingUrl && options.recordingUrlValidityMinutes ? `${call.recordingUrl}?validity=${options.recordingUrlValidityMinutes}` : call.recordingUrl;
   const wire: WireCall = {
     Sid: call.sid,
-    ParentCallSid: null,
+    // Real call details write empty text fields as "" and Duration/Price as JSON numbers (exotel-api.md,
+    // "What real traffic shows"); both stay null until Exotel fills them in after the end.
+    ParentCallSid: '',
     DateCreated: formatIst(call.createdAtMs),
     DateUpdated: formatIst(call.updatedAtMs),
     AccountSid: call.accountSid,
@@ -66,14 +68,14 @@ export function toWireCall(call: CallRecord, options: { details?: boolean; recor
     Status: call.status,
     StartTime: formatIst(call.startedAtMs),
     EndTime: call.finalized && call.endedAtMs !== null ? formatIst(call.endedAtMs) : null,
-    Duration: call.finalized && call.durationSeconds !== null ? String(call.durationSeconds) : null,
-    Price: call.finalized ? call.price : null,
+    Duration: call.finalized && call.durationSeconds !== null ? call.durationSeconds : null,
+    Price: call.finalized && call.price !== null ? Number(call.price) : null,
     Direction: call.direction,
     AnsweredBy: call.answeredBy,
-    ForwardedFrom: null,
-    CallerName: null,
+    ForwardedFrom: '',
+    CallerName: '',
     Uri: callUri(call.accountSid, call.sid),
-    RecordingUrl: recordingUrl,
+    RecordingUrl: recordingUrl ?? '',
     CustomField: call.customField,
   };
   if (options.details) {
@@ -139,6 +141,8 @@ export function planCall(call: CallRecord): Step[] {
   };
   const end = (status: CallOutcome, durationSeconds: number, conversationSeconds: number, ...legChanges: Array<(c: CallRecord) => void>) => (c: CallRecord) => {
     c.status = status;
+    // Exotel says "human" even on busy and unanswered calls (exotel-api.md, "What real traffic shows").
+    c.answeredBy ??= 'human';
     c.durationSeconds = durationSeconds;
     c.conversationSeconds = conversationSeconds;
     c.price = callPrice(status === 'completed' ? durationSeconds : 0);

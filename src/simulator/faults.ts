@@ -4,6 +4,7 @@
  * `sim.faults` or, for a separate process, through `POST /__sim/faults` with the same JSON.
  */
 import type { UpstreamRequestEvent } from '../exotel/types.js';
+import { formApplies } from './answer-forms.js';
 import { echoNumber, parseNumber } from './rules.js';
 
 /** Names of the simulated Exotel endpoints (the client's own names, so counts line up). */
@@ -33,7 +34,25 @@ export type RequestFault =
    * Process the request, then leave the last `drop` (default 1) messages out of a bulk SMS answer — the
    * messages were sent, but Exotel's answer does not say so.
    */
-  | { kind: 'truncate-bulk'; drop?: number; count?: FaultCount; endpoint?: SimEndpoint };
+  | { kind: 'truncate-bulk'; drop?: number; count?: FaultCount; endpoint?: SimEndpoint }
+  /**
+   * Answer `status` with a RestException carrying Exotel's numeric `code` (e.g. 503 + 35008 on connect,
+   * 403 + 340030 on SMS), as JSON or as Exotel's XML (`<TwilioResponse><RestException>…`). Nothing is
+   * processed. `message` defaults to Exotel's words for known codes.
+   */
+  | { kind: 'exotel-error'; status: number; code?: number; message?: string; format?: 'json' | 'xml'; count?: FaultCount; endpoint?: SimEndpoint }
+  /**
+   * Process the request normally, but answer in another form Exotel really uses (exotel-api.md, "What real
+   * traffic shows"): `legacy-sms` (SMS answers with the string "null" for empty values and a string
+   * DetailedStatusCode), `bulk-sms-short` (a bulk SMS answer `{"SMSMessages": [{Sid, Status, To}]}`),
+   * `call-strings` (call details with Duration and Price as strings). Answers the form does not concern
+   * are left as they are.
+   */
+  | { kind: 'answer-form'; form: AnswerForm; count?: FaultCount; endpoint?: SimEndpoint };
+
+/** The other answer forms the simulator can use on demand (the `answer-form` fault). */
+export type AnswerForm = 'legacy-sms' | 'bulk-sms-short' | 'call-strings';
+const ANSWER_FORMS: ReadonlySet<string> = new Set<AnswerForm>(['legacy-sms', 'bulk-sms-short', 'call-strings']);
 
 /** Which callbacks a callback fault applies to (all given fields must match). */
 export interface CallbackMatch {
@@ -116,7 +135,7 @@ export interface FaultControls {
   releaseCalls(filter?: CallHoldFilter): void;
 }
 
-const REQUEST_KINDS = new Set(['error', 'slow', 'slow-answer', 'rate-limit', 'insufficient-balance', 'drop-connection', 'truncate-bulk']);
+const REQUEST_KINDS = new Set(['error', 'slow', 'slow-answer', 'rate-limit', 'insufficient-balance', 'drop-connection', 'truncate-bulk', 'exotel-error', 'answer-form']);
 const CALLBACK_KINDS = new Set(['drop-callbacks', 'duplicate-callbacks', 'reorder-callbacks', 'delay-callbacks']);
 const HOLD_PHASES: ReadonlySet<string> = new Set<HoldPhase>(['queued', 'ringing', 'in-progress']);
 
@@ -176,6 +195,13 @@ export function checkFault(value: unknown): string | null {
     case 'drop-connection':
     case 'drop-callbacks':
       return null;
+    case 'exotel-error':
+      if (!(Number.isInteger(f.status) && (f.status as number) >= 400 && (f.status as number) <= 599)) return 'status must be an HTTP error status (400–599)';
+      if (f.code !== undefined && !(Number.isInteger(f.code) && (f.code as number) >= 0)) return 'code must be a whole number';
+      if (f.message !== undefined && (typeof f.message !== 'string' || f.message.length > 500)) return 'message must be a string of at most 500 characters';
+      return f.format === undefined || f.format === 'json' || f.format === 'xml' ? null : "format must be 'json' or 'xml'";
+    case 'answer-form':
+      return ANSWER_FORMS.has(f.form as string) ? null : `form must be one of ${[...ANSWER_FORMS].join(', ')}`;
     case 'truncate-bulk':
       return f.drop === undefined || (Number.isInteger(f.drop) && (f.drop as number) >= 1) ? null : 'drop must be an integer ≥ 1';
     case 'duplicate-callbacks':
@@ -271,7 +297,11 @@ export function createFaultEngine(): FaultEngine {
   return {
     controls,
     takeRequestFault(endpoint) {
-      const fault = active.find((f): f is ActiveFault & RequestFault => isRequestFault(f) && (f.endpoint === undefined || f.endpoint === endpoint));
+      // An answer-form fault waits for an endpoint whose answers it concerns.
+      const fault = active.find(
+        (f): f is ActiveFault & RequestFault =>
+          isRequestFault(f) && (f.endpoint === undefined || f.endpoint === endpoint) && (f.kind !== 'answer-form' || formApplies(f.form, endpoint)),
+      );
       if (!fault) return undefined;
       consume(fault);
       const { remaining: _remaining, ...plain } = fault;

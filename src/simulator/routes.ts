@@ -2,7 +2,7 @@
  * The simulated Exotel endpoints: validation as Exotel does it (400 RestException with a clear
  * message), then the answer in Exotel's JSON. Transport (auth, budget, faults) lives in server.ts.
  */
-import { SID_PATTERN, type WireBulkSmsItem, type WireCallListResponse, type WireCallStatus, type WireDirection, type WireExoPhoneListResponse, type WireNumberResponse } from '../exotel/types.js';
+import { SID_PATTERN, type WireBulkSmsItem, type WireCallListResponse, type WireCallStatus, type WireDirection, type WireExoPhoneListResponse, type WireNumberResponse, type WireV1ExoPhoneListResponse } from '../exotel/types.js';
 import type { CallbackContentType } from './callbacks.js';
 import { TERMINAL_WIRE_STATUSES, toWireCall, type CallRecord } from './calls.js';
 import type { SimEndpoint } from './faults.js';
@@ -158,7 +158,9 @@ const connectCall: Handler = ({ params }, deps) => {
     statusCallback: statusCallbackUrl !== null ? { url: statusCallbackUrl, events: [...new Set(events)] as Array<'terminal' | 'answered'>, contentType } : null,
   };
   deps.startCall(call);
-  return { status: 200, body: { Call: toWireCall(call) } };
+  // Exotel answers connect with the call already "in-progress" (exotel-api.md, "What real traffic shows"),
+  // whatever phase its details show next; the lifecycle below still goes queued → ringing → ….
+  return { status: 200, body: { Call: { ...toWireCall(call), Status: 'in-progress' } } };
 };
 
 function recordingValidity(query: Params): number | null {
@@ -320,10 +322,12 @@ const listExoPhones: Handler = ({ query }, deps) => {
   const pageSize = intParam(pageQuery, 'page_size', 1, 100) ?? 50;
   const all = deps.state.exoPhones;
   const items = all.slice(page * pageSize, (page + 1) * pageSize);
-  const uriFor = (p: number): string => `/v2_beta/Accounts/${deps.state.accountSid}/IncomingPhoneNumbers?page=${p}&page_size=${pageSize}`;
+  // As Exotel's sample shows: absolute URIs on another host, and page_size echoed as 50 whatever was
+  // asked (exotel-api.md, "What real traffic shows") — a client must not page by it.
+  const uriFor = (p: number): string => `http://twilix.exotel.com/v2_beta/Accounts/${deps.state.accountSid}/IncomingPhoneNumbers?Page=${p}&PageSize=${pageSize}`;
   const body: WireExoPhoneListResponse = {
     page,
-    page_size: pageSize,
+    page_size: EXOTEL_LIMITS.defaultPageSize,
     uri: uriFor(page),
     first_page_uri: uriFor(0),
     previous_page_uri: page > 0 ? uriFor(page - 1) : null,
@@ -331,6 +335,31 @@ const listExoPhones: Handler = ({ query }, deps) => {
     total: all.length,
     incoming_phone_numbers: items,
   };
+  return { status: 200, body };
+};
+
+/**
+ * v1 `IncomingPhoneNumbers.json`, the listing production integrations read:
+ * `{"IncomingPhoneNumbers": [{"IncomingPhoneNumber": {"Sid", "PhoneNumber", "FriendlyName", "Capabilities"}}]}`.
+ * Exotel documents no paging for it; the simulator pages with Page/PageSize (default 50) and adds a
+ * NextPageUri only when there is a next page.
+ */
+const listExoPhonesV1: Handler = ({ query }, deps) => {
+  const page = intParam(query, 'Page', 0, 1_000_000) ?? 0;
+  const pageSize = intParam(query, 'PageSize', 1, 100) ?? 50;
+  const all = deps.state.exoPhones;
+  const items = all.slice(page * pageSize, (page + 1) * pageSize);
+  const body: WireV1ExoPhoneListResponse = {
+    IncomingPhoneNumbers: items.map((p) => ({
+      IncomingPhoneNumber: {
+        Sid: p.sid,
+        PhoneNumber: p.phone_number,
+        FriendlyName: p.friendly_name ?? '',
+        Capabilities: Object.fromEntries(Object.entries((p.capabilities ?? {}) as Record<string, boolean>).map(([k, v]) => [k[0]!.toUpperCase() + k.slice(1), v])),
+      },
+    })),
+  };
+  if ((page + 1) * pageSize < all.length) body.NextPageUri = `/v1/Accounts/${deps.state.accountSid}/IncomingPhoneNumbers.json?Page=${page + 1}&PageSize=${pageSize}`;
   return { status: 200, body };
 };
 
@@ -460,6 +489,7 @@ export const ROUTES: readonly Route[] = [
   { endpoint: 'sms.send', method: 'POST', version: 'v1', pattern: /^Sms\/send\.json$/, handle: sendSms },
   { endpoint: 'sms.bulksend', method: 'POST', version: 'v1', pattern: /^Sms\/bulksend\.json$/, handle: sendBulkSms },
   { endpoint: 'sms.get', method: 'GET', version: 'v1', pattern: /^(?:SMS|Sms)\/Messages\/([^/]+)\.json$/, handle: getSms },
+  { endpoint: 'exophones.list', method: 'GET', version: 'v1', pattern: /^IncomingPhoneNumbers\.json$/, handle: listExoPhonesV1 },
   { endpoint: 'exophones.list', method: 'GET', version: 'v2_beta', pattern: /^IncomingPhoneNumbers(?:\.json)?$/, handle: listExoPhones },
 ];
 

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
+import { reshape, sendExotelError } from './answer-forms.js';
 import type { FaultEngine, RequestFault, SimEndpoint } from './faults.js';
 import { checkIncomingInput, type IncomingCallInput, type IncomingFlows } from './incoming.js';
 import { checkFault, checkHoldFilter, type CallHoldFilter, type Fault } from './faults.js';
@@ -88,7 +89,11 @@ async function applyFault(fault: RequestFault, res: ServerResponse, ctx: ServerC
     case 'drop-connection':
       res.socket?.destroy();
       return true;
+    case 'exotel-error':
+      sendExotelError(res, fault);
+      return true;
     case 'truncate-bulk':
+    case 'answer-form':
     case 'slow-answer':
       // Applied to the answer (below).
       return false;
@@ -250,7 +255,12 @@ export function createRequestHandler(ctx: ServerContext): (req: IncomingMessage,
     }
     try {
       const answer = route.handle({ params, query, segment: rest.match(route.pattern)?.[1] ?? '' }, ctx);
-      const body = fault?.kind === 'truncate-bulk' ? truncated(answer.body, fault.drop ?? 1) : answer.body;
+      const body =
+        fault?.kind === 'truncate-bulk'
+          ? truncated(answer.body, fault.drop ?? 1)
+          : fault?.kind === 'answer-form'
+            ? reshape(fault.form, route.endpoint, answer.body)
+            : answer.body;
       if (fault?.kind === 'slow-answer') await ctx.sleep(fault.delayMs);
       sendJson(res, answer.status, body, budgetHeaders);
     } catch (err) {

@@ -109,6 +109,28 @@ describe('Exotel error classes map to contract codes', () => {
   });
 });
 
+describe("Exotel's numeric RestException.Code", () => {
+  it('comes out as extensions.exotelCode next to upstreamStatus and Exotel’s message', async () => {
+    sim.faults.inject({ kind: 'exotel-error', status: 403, code: 340030, endpoint: 'sms.send' });
+    const { body } = await gw.gql(SMS, { input: smsInput });
+    expect(firstError(body)?.extensions).toMatchObject({ code: 'UPSTREAM_ERROR', upstreamStatus: 403, exotelCode: 340030 });
+    expect(firstError(body)?.message).toContain('Your account is not yet KYC compliant');
+  });
+
+  it('a 503 with code 35008 on connect stays OUTCOME_UNKNOWN, with the code', async () => {
+    sim.faults.inject({ kind: 'exotel-error', status: 503, code: 35008, endpoint: 'calls.connect' });
+    const { body } = await gw.gql(CONNECT, { input: connectInput });
+    expect(firstError(body)?.extensions).toMatchObject({ code: 'OUTCOME_UNKNOWN', upstreamStatus: 503, exotelCode: 35008 });
+  });
+
+  it('is read from an XML error body too', async () => {
+    sim.faults.inject({ kind: 'exotel-error', status: 400, code: 40210, format: 'xml', endpoint: 'sms.send' });
+    const { body } = await gw.gql(SMS, { input: smsInput });
+    expect(firstError(body)?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', upstreamStatus: 400, exotelCode: 40210 });
+    expect(firstError(body)?.message).toContain("No 'From' specified");
+  });
+});
+
 describe('timeouts', () => {
   let slow: TestGateway;
   beforeAll(async () => {
@@ -316,6 +338,14 @@ describe('production', () => {
     const { body } = await prod.gql(SMS, { input: smsInput });
     expect(firstError(body)?.extensions?.code).toBe('OUTCOME_UNKNOWN');
     expect(Object.keys(firstError(body)?.extensions ?? {}).sort()).toEqual(['code', 'upstreamStatus']);
+    expectClean(firstError(body));
+  });
+
+  it("keeps Exotel's numeric code: exotelCode is not secret and says what to fix", async () => {
+    prod.simulator!.faults.inject({ kind: 'exotel-error', status: 403, code: 340030, endpoint: 'sms.send' });
+    const { body } = await prod.gql(SMS, { input: smsInput });
+    expect(firstError(body)?.extensions).toEqual({ code: 'UPSTREAM_ERROR', upstreamStatus: 403, exotelCode: 340030 });
+    expect(firstError(body)?.message).toContain('Your account is not yet KYC compliant');
     expectClean(firstError(body));
   });
 

@@ -222,6 +222,27 @@ describe('sendBulkSms', () => {
     expect(upstream('sms.bulksend')).toBe(2);
   });
 
+  it('reads Exotel\'s short answer {"SMSMessages": [{Sid, Status, To}]} as sent messages, never as errors', async () => {
+    const messages = Array.from({ length: 3 }, (_, i) => ({ to: `+91981234${String(5700 + i)}`, body: `S${i}` }));
+    sim.faults.inject({ kind: 'answer-form', form: 'bulk-sms-short', count: 1 });
+    const { body } = await gw.gql(
+      `mutation($input: SendBulkSmsInput!) { sendBulkSms(input: $input) {
+        messages { sid from to body status detailedStatusCode price dateCreated dateSent } errors { index code message } } }`,
+      { input: { from: '08039591111', messages } },
+    );
+    expect(body.errors).toBeUndefined();
+    const r = body.data.sendBulkSms;
+    expect(r.errors).toEqual([]);
+    expect(r.messages).toHaveLength(3);
+    r.messages.forEach((m: Record<string, unknown>, i: number) => {
+      // Sid, Status and To from Exotel; sender and body from the request; the rest unknown yet.
+      expect(sim.sms.get(m.sid as string)).toBeDefined();
+      expect(m).toMatchObject({ from: '+918039591111', body: `S${i}`, status: 'QUEUED', detailedStatusCode: null, price: null, dateSent: null });
+      expect(m.dateCreated).toMatch(/\+05:30$/);
+    });
+    expect(sim.faults.list()).toEqual([]);
+  });
+
   it('marks messages left out of Exotel\'s answer as OUTCOME_UNKNOWN, not as failed', async () => {
     const messages = Array.from({ length: 5 }, (_, i) => ({ to: `+91981234${String(5600 + i)}`, body: `T${i}` }));
     sim.faults.inject({ kind: 'truncate-bulk', drop: 2, count: 1, endpoint: 'sms.bulksend' });

@@ -3,33 +3,14 @@
  * plain node:http server answers with the fixture exactly as recorded, and the client must read it.
  * A fixture file without a case here fails the suite, so a new shape cannot be added unread.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ErrorCode, GatewayError } from '../../src/errors.js';
 import { createExotelClient } from '../../src/exotel/client.js';
 import type { ExotelApi } from '../../src/exotel/types.js';
 import { createMemoryRateBudget } from '../../src/storage/rate-budget.js';
-
-export const FIXTURE_DIR = join(import.meta.dirname, '..', 'fixtures', 'exotel');
-
-export interface Fixture {
-  _source: string;
-  endpoint: string;
-  status: number;
-  contentType?: string;
-  body: unknown;
-}
-
-export function loadFixtures(): Map<string, Fixture> {
-  const out = new Map<string, Fixture>();
-  for (const file of readdirSync(FIXTURE_DIR).filter((f) => f.endsWith('.json')).sort()) {
-    out.set(file.replace(/\.json$/, ''), JSON.parse(readFileSync(join(FIXTURE_DIR, file), 'utf8')) as Fixture);
-  }
-  return out;
-}
+import { loadFixtures, type Fixture } from '../helpers/exotel-fixtures.js';
 
 const fixtures = loadFixtures();
 const servers: Server[] = [];
@@ -122,7 +103,8 @@ const cases: Record<string, (fixture: Fixture) => Promise<void>> = {
   'call-connect-in-progress': async (fixture) => {
     const { client } = await serve(fixture);
     const call = await client.connectCall(CONNECT);
-    expect(call).toMatchObject({ sid: '91c0e5a7d3b2f4e6a8c0d2e4f6a8162m', status: 'IN_PROGRESS', endTime: null, durationSeconds: null, price: null });
+    // "in-progress" in a connect answer means placed, not answered (src/exotel/calls.ts): QUEUED until a phase follows.
+    expect(call).toMatchObject({ sid: '91c0e5a7d3b2f4e6a8c0d2e4f6a8162m', status: 'QUEUED', endTime: null, durationSeconds: null, price: null });
   },
   'sms-send': async (fixture) => {
     const { client } = await serve(fixture);

@@ -86,6 +86,25 @@ describe('simulator number metadata', () => {
   });
 });
 
+describe('simulator ExoPhones (v1)', () => {
+  it('lists them as production integrations read them, IncomingPhoneNumbers[].IncomingPhoneNumber, paged by NextPageUri', async () => {
+    const sim = await startSim();
+    const all = await api(sim, 'IncomingPhoneNumbers.json');
+    expect(all.status).toBe(200);
+    expect(Object.keys(all.body)).toEqual(['IncomingPhoneNumbers']);
+    expect(all.body.IncomingPhoneNumbers.map((p: any) => p.IncomingPhoneNumber.PhoneNumber)).toEqual(SEEDED_EXOPHONES.map((p) => p.phone_number));
+    const pages: string[][] = [];
+    let next: string | undefined = 'IncomingPhoneNumbers.json?PageSize=3';
+    while (next) {
+      const page: { status: number; body: any } = await api(sim, next);
+      pages.push(page.body.IncomingPhoneNumbers.map((p: any) => p.IncomingPhoneNumber.Sid));
+      next = page.body.NextPageUri ? String(page.body.NextPageUri).replace(`/v1/Accounts/${sim.accountSid}/`, '') : undefined;
+    }
+    expect(pages.map((p) => p.length)).toEqual([3, SEEDED_EXOPHONES.length - 3]);
+    expect(pages.flat()).toEqual(SEEDED_EXOPHONES.map((p) => p.sid));
+  });
+});
+
 describe('simulator ExoPhones (v2_beta)', () => {
   it('lists the seeded ExoPhones in snake_case with page/page_size/next_page_uri', async () => {
     const sim = await startSim();
@@ -100,9 +119,16 @@ describe('simulator ExoPhones (v2_beta)', () => {
     let next: string | null = `/v2_beta/Accounts/${sim.accountSid}/IncomingPhoneNumbers?page_size=3`;
     while (next) {
       const page: { status: number; body: any } = await api(sim, next);
-      expect(page.body.page_size).toBe(3);
+      // Like Exotel: the echoed page size is 50 whatever was asked, and the next URI names another host.
+      expect(page.body.page_size).toBe(50);
+      expect(page.body.incoming_phone_numbers.length).toBeLessThanOrEqual(3);
       collected.push(...page.body.incoming_phone_numbers.map((p: any) => p.sid));
       next = page.body.next_page_uri;
+      if (next) {
+        expect(next).toMatch(/^http:\/\/twilix\.exotel\.com\/v2_beta\//);
+        const url = new URL(next);
+        next = `${url.pathname}${url.search}`;
+      }
     }
     expect(collected).toEqual(SEEDED_EXOPHONES.map((p) => p.sid));
     expect((await api(sim, `/v2_beta/Accounts/${sim.accountSid}/IncomingPhoneNumbers`, { auth: null })).status).toBe(401);
