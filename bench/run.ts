@@ -43,6 +43,7 @@ const REQUIRED_KEYS = [
   'webhookAckP99Ms',
   'fanoutP50Ms10k',
   'fanoutP99Ms10k',
+  'fanoutP99VsRaw',
   'fanoutRateRatio',
   'bytesPerSubscription',
   'overloadUpstreamPerMin',

@@ -140,6 +140,7 @@ export async function fanOut(ctx: BenchContext): Promise<FigureResult> {
 
   const big = rows.at(-1)!;
   const rateRatio = round(big.gw.run.framesPerSecond / big.raw.run.framesPerSecond, 3);
+  const p99VsRaw = round(big.gw.run.latencyMs.p99 / big.raw.run.latencyMs.p99, 3);
   const bytesPerSub = big.gw.memory.rssBytesPerSubscriber;
   const heapPerSub = big.gw.memory.heapBytesPerSubscriber;
   const label = ctx.quick ? `${big.size}` : '10k';
@@ -152,6 +153,7 @@ export async function fanOut(ctx: BenchContext): Promise<FigureResult> {
       fanoutP50Ms1k: rows[0]!.gw.run.latencyMs.p50,
       fanoutP99Ms1k: rows[0]!.gw.run.latencyMs.p99,
       fanoutRawP99Ms10k: big.raw.run.latencyMs.p99,
+      fanoutP99VsRaw: p99VsRaw,
       fanoutFramesPerSecond10k: big.gw.run.framesPerSecond,
       fanoutRawFramesPerSecond10k: big.raw.run.framesPerSecond,
       fanoutRateRatio: rateRatio,
@@ -162,8 +164,9 @@ export async function fanOut(ctx: BenchContext): Promise<FigureResult> {
     },
     targets: [
       { what: `fan-out p99 at ${label} subscribers`, target: '≤ 50 ms', measured: ms(big.gw.run.latencyMs.p99), met: big.gw.run.latencyMs.p99 <= 50 && big.gw.run.missing === 0 },
+      { what: `fan-out p99 vs raw ws at ${label}, same run`, target: '≤ 1.15×', measured: `${p99VsRaw}×`, met: p99VsRaw <= 1.15 && big.gw.run.missing === 0 },
       { what: `fan-out frames/s vs raw ws at ${label}`, target: '≥ 50%', measured: pct(rateRatio), met: rateRatio >= 0.5 },
-      { what: 'memory per idle subscription (RSS growth)', target: '≤ 20 KB', measured: `${(bytesPerSub / 1024).toFixed(1)} KB (heap ${(heapPerSub / 1024).toFixed(1)} KB)`, met: bytesPerSub <= 20 * 1024 && heapPerSub <= 20 * 1024 },
+      { what: 'memory per idle subscription (RSS growth, socket included)', target: '≤ 16 KB', measured: `${(bytesPerSub / 1024).toFixed(1)} KB (heap ${(heapPerSub / 1024).toFixed(1)} KB)`, met: bytesPerSub <= 16 * 1024 && heapPerSub <= 16 * 1024 },
     ],
     markdown: [
       ...table(
@@ -176,7 +179,7 @@ export async function fanOut(ctx: BenchContext): Promise<FigureResult> {
       '',
       `One socket per subscriber (no multiplexing), all sockets in the bench process, each server in its own process. ` +
         `Latency: ${rows.map((r) => `${r.gw.run.events} events at ${n(r.size)}`).join(', ')}, one at a time, from the callback POST to each frame's arrival. ` +
-        `Rate: ${big.gw.run.burst} callbacks posted at once; frames/s ratio at ${n(big.size)}: **${pct(rateRatio)}**, at ${n(rows[0]!.size)}: ${pct(rows[0]!.gw.run.framesPerSecond / rows[0]!.raw.run.framesPerSecond)}. ` +
+        `p99 vs raw ws at ${n(big.size)}: **${p99VsRaw}×**. Rate: ${big.gw.run.burst} callbacks posted at once; frames/s ratio at ${n(big.size)}: **${pct(rateRatio)}**, at ${n(rows[0]!.size)}: ${pct(rows[0]!.gw.run.framesPerSecond / rows[0]!.raw.run.framesPerSecond)}. ` +
         'Memory: server process after two full GCs, before the fleet connected and with it connected, subscribed and past the events (socket included, as a subscriber costs one).',
     ],
     details: { rows },

@@ -29,9 +29,6 @@ import { traceWsOperations } from '../tracing/graphql.js';
 const DOCUMENT_CACHE = Object.freeze({ maxEntries: 1_000, maxTotalSize: 100_000 });
 import type { CostCheck } from './cost.js';
 
-/** Unsent bytes on one socket past which its subscription streams wait for each frame to be written. */
-const SLOW_READER_BYTES = 256 * 1024;
-
 /**
  * The only subprotocol spoken: useServer installs graphql-ws's handleProtocols, so a client asking only for
  * another (the legacy `graphql-ws` of subscriptions-transport-ws) fails the handshake.
@@ -76,7 +73,7 @@ export interface GraphqlWs {
   socketCount(): number;
   /** Operations running right now on every socket (metrics: gateway_ws_subscriptions). */
   operationCount(): number;
-  /** Work done for subscription events (executions and serialisations, shared across subscribers). */
+  /** Work done for subscription events (executions, shared across subscribers). */
   sharedStats(): SharedExecutionStats;
   /** Closes every socket (1001 Going Away) and the server. */
   close(): Promise<void>;
@@ -140,8 +137,19 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
     maxEntrySize: Math.floor(DOCUMENT_CACHE.maxTotalSize / 10),
     sizeCalculation: (_document, text) => Math.max(1, text.length),
   });
-  const formatResult = (result: ExecutionResult) => (result.errors ? { ...result, errors: result.errors.map(format) } : result);
-  // Subscription events are executed and serialised once per distinct operation, not once per subscriber.
+  /** Formats a result's errors (counting the client's mistakes among them); results without errors pass. */
+  const formatResult = (result: ExecutionResult) => {
+    if (!result.errors) return result;
+    const formatted = { ...result, errors: result.errors.map(format) };
+    if (options.onClientError) {
+      for (const error of formatted.errors) {
+        const kind = clientErrorKind(error);
+        if (kind) options.onClientError(kind);
+      }
+    }
+    return formatted;
+  };
+  // Subscription events are executed and formatted once per distinct operation, not once per subscriber.
   const shared = createSharedSubscriptions({ formatResult });
 
   const disposable = useServer<Record<string, unknown> | undefined, Extra>(
@@ -272,25 +280,8 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
           }),
         };
         if (type?.kind === Kind.OPERATION_DEFINITION && type.operation === OperationTypeNode.SUBSCRIPTION) {
-          const socket = ctx.extra.socket;
-          shared.deliver(args, {
-            id,
-            // Everything an event's result depends on: the operation as sent, and (to be safe) the caller.
-            operationKey: JSON.stringify([ctx.extra.principal?.name ?? null, payload.operationName ?? null, payload.query, payload.variables ?? null]),
-            send: (frame) => {
-              // As graphql-ws's own send: a socket already closing takes nothing and fails nothing.
-              if (socket.readyState !== socket.OPEN) return undefined;
-              // A reader that keeps up costs no promise per frame; one that falls behind (its unsent
-              // bytes past the mark) holds back its own stream until this frame is written.
-              if (socket.bufferedAmount < SLOW_READER_BYTES) {
-                socket.send(frame, { binary: false });
-                return undefined;
-              }
-              return new Promise<void>((resolve, reject) => {
-                socket.send(frame, { binary: false }, (err) => (err ? reject(err) : resolve()));
-              });
-            },
-          });
+          // Everything an event's result depends on: the operation as sent, and (to be safe) the caller.
+          shared.share(args, JSON.stringify([ctx.extra.principal?.name ?? null, payload.operationName ?? null, payload.query, payload.variables ?? null]));
         }
         return args;
       },
@@ -303,18 +294,9 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         else operationsPerKey.delete(key);
       },
       onError: (_ctx, _id, _payload, errors) => errors.map(format),
-      // Results of queries and mutations sent over the socket; subscription events go out through `shared`.
-      onNext: (_ctx, _id, _payload, _args, result) => {
-        if (!result.errors) return undefined;
-        const formatted = formatResult(result);
-        if (options.onClientError) {
-          for (const error of formatted.errors ?? []) {
-            const kind = clientErrorKind(error);
-            if (kind) options.onClientError(kind);
-          }
-        }
-        return formatted;
-      },
+      // Shared subscription results are formatted once, for every subscriber (graphql-ws sends them as they
+      // are); results of queries and mutations over the socket are formatted here.
+      onNext: (_ctx, _id, _payload, args, result) => (shared.isShared(args) ? result : result.errors ? formatResult(result) : undefined),
     }),
     wss,
     options.keepAliveMs,

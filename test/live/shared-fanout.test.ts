@@ -41,6 +41,7 @@ const event = (callSid: string, status: 'RINGING' | 'COMPLETED'): NewEvent => ({
 interface Rig {
   wsUrl: string;
   ws: GraphqlWs;
+  topics: ReturnType<typeof createTopics>;
   append(e: NewEvent): Promise<void>;
   /** `CallEvent.call` resolver runs and `call` loader batch loads, over every subscriber. */
   counts: { callResolver: number; callLoads: number };
@@ -92,6 +93,7 @@ async function startRig(): Promise<Rig> {
   return {
     wsUrl: `ws://127.0.0.1:${port}/graphql`,
     ws,
+    topics,
     append: async (e) => void (await storage.events.append(e)),
     counts,
     close: async () => {
@@ -138,7 +140,7 @@ async function primed(r: Rig, subs: Array<Recorded<unknown>>): Promise<void> {
 }
 
 describe('shared subscription execution', () => {
-  it('executes and serialises an event once for 100 subscribers of the same operation, and each gets it', async () => {
+  it('executes an event once for 100 subscribers of the same operation, and each gets it', async () => {
     rig = await startRig();
     const subs = subscribeMany<{ id: string; callSid: string; status: string }>(rig, 100, WITH_CALL);
     await primed(rig, subs);
@@ -154,11 +156,26 @@ describe('shared subscription execution', () => {
       ]);
     }
     const after = rig.ws.sharedStats();
-    // Two events, one operation shape: two executions, two serialisations, the call resolved twice.
+    // Two events, one operation shape: two executions, the call resolved twice.
     expect(after.executions - before.executions).toBe(2);
-    expect(after.serialisations - before.serialisations).toBe(2);
     expect(rig.counts.callResolver - before.callResolver).toBe(2);
     expect(rig.counts.callLoads - before.callLoads).toBe(2);
+  });
+
+  it('ends the shared stream of a subscriber that completes: its topic channel closes, the others go on', async () => {
+    rig = await startRig();
+    const subs = subscribeMany<{ callSid: string }>(rig, 10, SLIM);
+    await primed(rig, subs);
+    expect(rig.topics.subscriberCount('calls')).toBe(10);
+    const [leaving, ...staying] = subs;
+    leaving!.dispose();
+    const t0 = Date.now();
+    while (rig.ws.operationCount() > 9 && Date.now() - t0 < 5000) await new Promise((resolve) => setTimeout(resolve, 10));
+    // graphql-ws completes the operation by calling return() on the stream it was given.
+    expect(rig.topics.subscriberCount('calls')).toBe(9);
+    await rig.append(event('CA-AFTER', 'RINGING'));
+    for (const s of staying) expect((await s.until((items) => items.length >= 2))[1]).toMatchObject({ callSid: 'CA-AFTER' });
+    expect(leaving!.items.map((e) => e.callSid)).toEqual(['probe']);
   });
 
   it('gives subscribers of different selections their own shape, one execution per selection', async () => {
