@@ -35,7 +35,7 @@ import { accessLog } from './http/access-log.js';
 import { graphqlGuard } from './http/graphql-guard.js';
 import { clientErrorsPlugin } from './http/client-errors.js';
 import { graphqlMetricsPlugin } from './http/graphql-metrics.js';
-import { METRICS_PATH, metricsHandler } from './http/metrics-route.js';
+import { listenMetrics, METRICS_PATH, metricsHandler, type MetricsListener } from './http/metrics-route.js';
 import { requestIds } from './http/request-id.js';
 import { createUpstreamHealth } from './http/upstream-health.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -66,6 +66,8 @@ export interface Gateway {
   url: string;
   /** ws://host:port/graphql. */
   wsUrl: string;
+  /** Where GET /metrics answers: the main port, or the METRICS_PORT listener. */
+  metricsUrl: string;
   mode: 'SIMULATOR' | 'LIVE';
   config: Config;
   logger: Logger;
@@ -191,7 +193,12 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     // First: every request gets its id and one access-log line, whatever answers it.
     const accessLogger = fixedFieldsLogger(logger, { component: 'http' });
     app.use(requestIds(), accessLog(accessLogger));
-    app.get(METRICS_PATH, metricsHandler(metrics, (err) => logger.warn({ err }, 'metrics scrape failed')));
+    const onScrapeError = (err: unknown) => logger.warn({ err }, 'metrics scrape failed');
+    // With METRICS_PORT, /metrics lives only on its own listener (started below, next to the main one).
+    if (config.metricsPort === undefined) {
+      const scrape = metricsHandler(metrics, onScrapeError);
+      app.get(METRICS_PATH, (req, res) => void scrape(req, res));
+    }
 
     let ready = false;
     app.get('/healthz', (_req, res) => {
@@ -308,6 +315,11 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       });
     });
     stoppers.push(() => closeHttp(httpServer));
+    let metricsListener: MetricsListener | undefined;
+    if (config.metricsPort !== undefined) {
+      metricsListener = await listenMetrics(metrics, { host: config.host, port: config.metricsPort, onError: onScrapeError });
+      stoppers.push(() => metricsListener?.close());
+    }
 
     const { port } = httpServer.address() as AddressInfo;
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
@@ -326,6 +338,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       ['graphql-ws sockets closed with 1001', () => graphqlWs.close()],
       ['http drained: no new connections, in-flight GraphQL and webhooks finished', () => graphql.stop()],
       ['http server closed', () => closeHttp(httpServer)],
+      ['metrics listener closed', () => metricsListener?.close()],
       ['live poller and reconciler stopped, subscriptions ended', () => live.stop()],
       ['event metrics unsubscribed', stopCountingEvents],
       ['near-cache unsubscribed', () => entityCache.close()],
@@ -352,6 +365,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     return {
       url,
       wsUrl: `${url.replace(/^http/, 'ws')}/graphql`,
+      metricsUrl: metricsListener?.url ?? `${url}${METRICS_PATH}`,
       mode,
       config,
       logger,
