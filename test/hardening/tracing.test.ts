@@ -6,6 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
+import { trace } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
@@ -13,6 +15,7 @@ import { callbackToken, createCallbackUrls } from '../../src/live/callback-urls.
 import { createSimulator, type Simulator } from '../../src/simulator/index.js';
 import { startTracing, tracingOffReason } from '../../src/tracing/sdk.js';
 import { tracingEnabled } from '../../src/tracing/spans.js';
+import { startGateway } from '../helpers/gateway.js';
 import { spawnGateway, stopAllProcesses, waitUntil, type GatewayProcess } from '../helpers/processes.js';
 import { callCallback } from '../live/webhook-helpers.js';
 
@@ -329,6 +332,23 @@ describe('OpenTelemetry tracing', () => {
 });
 
 describe('tracing off', () => {
+  it('loads no OpenTelemetry SDK and records nothing while a gateway serves traced clients', async () => {
+    const gw = await startGateway();
+    try {
+      const client = clientTrace();
+      const { body } = await gw.gql('query OneCall($sid: ID!) { call(sid: $sid) { sid } }', { sid: randomBytes(16).toString('hex') }, { traceparent: client.traceparent });
+      expect(body).toEqual({ data: { call: null } });
+      expect(tracingEnabled()).toBe(false);
+      // The SDK packages are CommonJS: once imported, by anything, they sit in the module cache.
+      const loaded = Object.keys(createRequire(import.meta.url).cache).filter((path) => /@opentelemetry[\\/](sdk-|exporter-|resources|core)/.test(path));
+      expect(loaded).toEqual([]);
+      expect(trace.getActiveSpan()).toBeUndefined();
+    } finally {
+      await gw.stop();
+    }
+  });
+
+
   it('stays off without an OTLP endpoint, or when the SDK or the exporter is turned off', async () => {
     expect(tracingOffReason({})).toBe('no OTLP endpoint set');
     expect(tracingOffReason({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_SDK_DISABLED: 'true' })).toBe('OTEL_SDK_DISABLED=true');
