@@ -37,7 +37,11 @@ export function createAuthenticator(keys: readonly ApiKey[]): Authenticator {
       let found: Principal | undefined;
       // Compare against every key, without an early exit, so timing does not reveal which one matched.
       for (const entry of entries) if (timingSafeEqual(entry.hash, presented)) found ??= entry.principal;
-      if (!found) throw new GatewayError(ErrorCode.UNAUTHENTICATED, 'Invalid API key');
+      if (!found) {
+        // A whole GATEWAY_API_KEYS entry sent by mistake: say what goes after Bearer (without echoing it).
+        const hint = /^[^:]+:[^:]+:(read|read\+write)(:[\d.]+)?$/.test(match[1]) ? ': send only the secret part of name:secret:scopes after "Bearer"' : '';
+        throw new GatewayError(ErrorCode.UNAUTHENTICATED, `Invalid API key${hint}`);
+      }
       return found;
     },
   };

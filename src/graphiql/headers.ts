@@ -34,7 +34,7 @@ export function cleanHeaders(headers: Record<string, unknown> | undefined): Reco
  */
 export function secretOf(pasted: string): string {
   const value = pasted.trim().replace(/^bearer\s+/i, '');
-  const entry = /^[^:\s]+:([^:\s]+):(read|read\+write)$/.exec(value);
+  const entry = /^[^:\s]+:([^:\s]+):(read|read\+write)(:[\d.]+)?$/.exec(value);
   return entry?.[1] ?? value;
 }
 
