@@ -5,6 +5,7 @@
  * Redis outage slows requests down (everything goes upstream) instead of failing them.
  */
 import type { Keyv } from 'keyv';
+import { LRUCache } from 'lru-cache';
 import type { Cache } from './types.js';
 import { checkTtl, type StorageLogger } from './options.js';
 import { withTimeout } from './with-timeout.js';
@@ -73,11 +74,6 @@ export function createKeyvCache(keyv: Keyv, logger: StorageLogger, options: { op
   };
 }
 
-interface LruEntry {
-  value: unknown;
-  expiresAtMs: number | undefined;
-}
-
 /** Freezes a structured clone all the way down: what the cache hands out can be shared, never changed. */
 function frozenCopy<T>(value: T): T {
   const copy = structuredClone(value);
@@ -91,24 +87,23 @@ function frozenCopy<T>(value: T): T {
 }
 
 /**
- * A keyv store for one process: a Map kept in recency order, capped at `maxEntries` (least recently used
- * evicted first) so the cache cannot grow without bound, with expiry on the injected clock.
+ * A keyv store for one process: lru-cache capped at `maxEntries` (least recently used evicted first) so the
+ * cache cannot grow without bound, with expiry on the injected clock.
  *
  * Keyv runs it without serialisation (memory.ts): a warm lookup would otherwise JSON.parse the whole value
- * every time (a tenth of a warm `call(sid)` query's CPU). Values are stored as a frozen copy instead, so
- * every reader shares one object and none can change it for the others.
+ * every time. Values are stored as a frozen copy instead, so every reader shares one object and none can
+ * change it for the others.
  */
 export class LruTtlStore {
   /** keyv sets these on its store. */
   namespace: string | undefined;
   readonly opts = {};
-  private readonly entries = new Map<string, LruEntry>();
+  private readonly entries: LRUCache<string, {}>;
 
-  constructor(
-    private readonly maxEntries: number,
-    private readonly clock: () => number,
-  ) {
+  constructor(maxEntries: number, clock: () => number) {
     if (!(Number.isSafeInteger(maxEntries) && maxEntries > 0)) throw new RangeError(`maxEntries must be a positive integer, got ${maxEntries}`);
+    // ttlResolution 0: the clock is read on every check (tests move it by hand).
+    this.entries = new LRUCache<string, {}>({ max: maxEntries, ttlResolution: 0, perf: { now: clock } });
   }
 
   get size(): number {
@@ -116,23 +111,11 @@ export class LruTtlStore {
   }
 
   get(key: string): unknown {
-    const entry = this.entries.get(key);
-    if (!entry) return undefined;
-    this.entries.delete(key);
-    if (entry.expiresAtMs !== undefined && this.clock() >= entry.expiresAtMs) return undefined;
-    // Re-inserting moves the key to the newest end of the Map's insertion order.
-    this.entries.set(key, entry);
-    return entry.value;
+    return this.entries.get(key);
   }
 
   set(key: string, value: unknown, ttlMs?: number): boolean {
-    this.entries.delete(key);
-    this.entries.set(key, { value: frozenCopy(value), expiresAtMs: ttlMs ? this.clock() + ttlMs : undefined });
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done) break;
-      this.entries.delete(oldest.value);
-    }
+    this.entries.set(key, frozenCopy(value) as {}, ttlMs ? { ttl: ttlMs } : {});
     return true;
   }
 
@@ -141,7 +124,7 @@ export class LruTtlStore {
   }
 
   has(key: string): boolean {
-    return this.get(key) !== undefined;
+    return this.entries.has(key);
   }
 
   clear(): void {

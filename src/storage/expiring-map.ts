@@ -1,45 +1,13 @@
-/** A Map whose entries expire on an injected clock; expired entries are swept lazily, so it stays bounded by TTL. */
-export class ExpiringMap<V> {
-  private readonly entries = new Map<string, { value: V; expiresAtMs: number }>();
-  private nextSweepAtMs = 0;
+/**
+ * Keys that expire on the storage's clock, for the in-memory backend (dedup claims, call states,
+ * idempotency records, leases): lru-cache with a TTL per entry. Expired entries are dropped when read and
+ * by lru-cache's own timers, so the map is bounded by its TTLs, as the Redis keys it stands in for are.
+ */
+import { LRUCache } from 'lru-cache';
 
-  constructor(
-    private readonly clock: () => number,
-    /** How often (at most) a write walks the whole map to drop expired entries, ms. */
-    private readonly sweepEveryMs = 10_000,
-  ) {}
+export type ExpiringMap<V extends {}> = LRUCache<string, V>;
 
-  get size(): number {
-    return this.entries.size;
-  }
-
-  get(key: string): V | undefined {
-    const entry = this.entries.get(key);
-    if (!entry) return undefined;
-    if (this.clock() >= entry.expiresAtMs) {
-      this.entries.delete(key);
-      return undefined;
-    }
-    return entry.value;
-  }
-
-  set(key: string, value: V, ttlMs: number): void {
-    const now = this.clock();
-    this.sweep(now);
-    this.entries.set(key, { value, expiresAtMs: now + ttlMs });
-  }
-
-  delete(key: string): void {
-    this.entries.delete(key);
-  }
-
-  clear(): void {
-    this.entries.clear();
-  }
-
-  private sweep(now: number): void {
-    if (now < this.nextSweepAtMs) return;
-    this.nextSweepAtMs = now + this.sweepEveryMs;
-    for (const [key, entry] of this.entries) if (now >= entry.expiresAtMs) this.entries.delete(key);
-  }
+export function createExpiringMap<V extends {}>(clock: () => number): ExpiringMap<V> {
+  // Every set() names its own ttl; this default is never used. ttlResolution 0: the clock is read on every check.
+  return new LRUCache<string, V>({ ttl: 60_000, ttlAutopurge: true, ttlResolution: 0, perf: { now: clock } });
 }

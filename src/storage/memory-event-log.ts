@@ -5,7 +5,7 @@
  */
 import type { CallEventRecord, EventLog, EventRecord, NewEvent, StatusAppendResult } from './types.js';
 import { checkLimit, type ResolvedStorageOptions } from './options.js';
-import { ExpiringMap } from './expiring-map.js';
+import { createExpiringMap } from './expiring-map.js';
 import { checkStatusAppend, decideStatus, eventJsonHead, subjectOf, withForward, type SubjectState } from './status-step.js';
 import type { MemoryOpenItems } from './open-items.js';
 import { compareEventIdParts, formatEventId, parseCursor, parseEventId, type EventIdParts } from './event-id.js';
@@ -23,8 +23,8 @@ export function callKey(accountSid: string, callSid: string): string {
 /** Builds an in-memory EventLog; `openItems` is the set store appendStatus keeps up to date in the same step. */
 export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?: MemoryOpenItems): EventLog {
   const { clock, eventRetentionMs, eventRetentionCount, logger } = options;
-  const subjects = new ExpiringMap<SubjectState>(clock);
-  const refs = new ExpiringMap<string>(clock);
+  const subjects = createExpiringMap<SubjectState>(clock);
+  const refs = createExpiringMap<string>(clock);
   const subjectKey = (kind: string, accountSid: string, sid: string) => `${kind}\u0000${accountSid}\u0000${sid}`;
   // Kept in id order; `head` skips trimmed entries so trimming is O(1) and compaction is occasional.
   let log: Stored[] = [];
@@ -108,10 +108,10 @@ export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?
       const state = subjects.get(key);
       const previousRank = state?.rank ?? -1;
       const decision = decideStatus(state, status, append.rank);
-      if (append.requestRef) refs.set(subjectKey('ref', append.event.accountSid, append.requestRef.ref), sid, append.requestRef.ttlMs);
+      if (append.requestRef) refs.set(subjectKey('ref', append.event.accountSid, append.requestRef.ref), sid, { ttl: append.requestRef.ttlMs });
       if (!decision.forward && !append.keepNotForward) return { ...decision, event: undefined, previousRank };
       const next: SubjectState = { rank: decision.forward ? append.rank : previousRank, statuses: new Set(state?.statuses).add(status) };
-      subjects.set(key, next, append.stateTtlMs);
+      subjects.set(key, next, { ttl: append.stateTtlMs });
       const event = store(withForward(eventJsonHead(append.event), decision.forward));
       if (decision.forward && append.open) {
         if (append.open.add) openItems?.putNow(append.open.add.set, sid, append.open.add.atMs, { onlyIfAbsent: true });

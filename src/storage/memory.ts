@@ -8,7 +8,7 @@ import type { IdempotencyRecord, IdempotencyStore, Lease, RateBudget, Storage } 
 import { checkTtl, resolveStorageOptions, STORAGE_DEFAULTS, type StorageOptions } from './options.js';
 import { createKeyvCache, LruTtlStore } from './cache.js';
 import { createMemoryEventLog } from './memory-event-log.js';
-import { ExpiringMap } from './expiring-map.js';
+import { createExpiringMap } from './expiring-map.js';
 import { createMemoryRateBudget } from './rate-budget.js';
 import { createMemoryOpenItems } from './open-items.js';
 
@@ -65,19 +65,19 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
 
 /** Idempotency records in a Map with expiry, stored as JSON text so a reader gets the shape Redis gives. */
 export function createMemoryIdempotency(clock: () => number): IdempotencyStore {
-  const records = new ExpiringMap<string>(clock);
+  const records = createExpiringMap<string>(clock);
   return {
     async begin(key, fingerprint, ttlMs) {
       checkTtl(ttlMs);
       const existing = records.get(key);
       if (existing !== undefined) return { created: false, record: JSON.parse(existing) as IdempotencyRecord };
       const pending: IdempotencyRecord = { state: 'pending', fingerprint, startedAt: clock() };
-      records.set(key, JSON.stringify(pending), ttlMs);
+      records.set(key, JSON.stringify(pending), { ttl: ttlMs });
       return { created: true };
     },
     async finish(key, record, ttlMs) {
       checkTtl(ttlMs);
-      records.set(key, JSON.stringify(record), ttlMs);
+      records.set(key, JSON.stringify(record), { ttl: ttlMs });
     },
     async abandon(key) {
       records.delete(key);
@@ -87,13 +87,13 @@ export function createMemoryIdempotency(clock: () => number): IdempotencyStore {
 
 /** One process is the only holder there is: the lease is always granted, and expires like the Redis one. */
 export function createMemoryLease(clock: () => number, holderId = randomBytes(8).toString('hex')): Lease {
-  const leases = new ExpiringMap<string>(clock);
+  const leases = createExpiringMap<string>(clock);
   return {
     async acquire(name, ttlMs) {
       checkTtl(ttlMs);
       const holder = leases.get(name);
       if (holder !== undefined && holder !== holderId) return false;
-      leases.set(name, holderId, ttlMs);
+      leases.set(name, holderId, { ttl: ttlMs });
       return true;
     },
     async release(name) {
