@@ -146,7 +146,7 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
 
   async function request(call: UpstreamCall, requestOptions: RequestOptions = {}): Promise<unknown> {
     try {
-      return await traceExotelRequest({ endpoint: call.endpoint, method: call.method, host }, () => send(call, requestOptions));
+      return await traceExotelRequest({ endpoint: call.endpoint, method: call.method, host, priority: requestOptions.priority ?? 'foreground' }, () => send(call, requestOptions));
     } catch (error) {
       if (error instanceof GatewayError) throw error;
       // The caller's signal aborted while waiting for budget or between tries: nothing is in flight.

@@ -72,13 +72,15 @@ async function inSpan<T>(name: string, kind: SpanKind, attributes: Attributes, f
 /**
  * One logical Exotel request (all its attempts): span `exotel <endpoint>`, kind CLIENT. The URL is not
  * recorded (it holds the account Sid and entity Sids in the path; the endpoint name says what was asked).
+ * `exotel.priority` tells a client's request (`foreground`) from the poller's and reconciler's
+ * (`background`), which start traces of their own.
  */
-export function traceExotelRequest<T>(request: { endpoint: string; method: string; host: string }, fn: () => Promise<T>): Promise<T> {
+export function traceExotelRequest<T>(request: { endpoint: string; method: string; host: string; priority: string }, fn: () => Promise<T>): Promise<T> {
   if (!enabled) return fn();
   return inSpan(
     `exotel ${request.endpoint}`,
     SpanKind.CLIENT,
-    { 'exotel.endpoint': request.endpoint, 'http.request.method': request.method, 'server.address': request.host },
+    { 'exotel.endpoint': request.endpoint, 'http.request.method': request.method, 'server.address': request.host, 'exotel.priority': request.priority },
     () => fn(),
   );
 }

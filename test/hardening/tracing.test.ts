@@ -174,7 +174,7 @@ describe('OpenTelemetry tracing', () => {
     const exotel = await spanWhere('the Exotel request span', (s) => s.traceId === client.traceId && s.name === 'exotel calls.connect');
     expect(exotel.parentSpanId).toBe(operation.spanId);
     expect(exotel.kind).toBe(KIND.CLIENT);
-    expect(exotel.attributes).toMatchObject({ 'exotel.endpoint': 'calls.connect', 'http.request.method': 'POST', 'http.response.status_code': 200, 'server.address': '127.0.0.1' });
+    expect(exotel.attributes).toMatchObject({ 'exotel.endpoint': 'calls.connect', 'exotel.priority': 'foreground', 'http.request.method': 'POST', 'http.response.status_code': 200, 'server.address': '127.0.0.1' });
     expect(exotel.events.map((e) => e.name)).toContain('exotel attempt');
 
     const wait = await spanWhere('the budget wait span', (s) => s.traceId === client.traceId && s.name === 'exotel budget wait');
