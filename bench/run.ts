@@ -49,6 +49,7 @@ const REQUIRED_KEYS = [
   'overloadUpstreamPerMin',
   'overloadUpstream429s',
   'overloadDataRatio',
+  'fairShareWarmOverheadRatio',
 ] as const;
 
 async function main(): Promise<void> {
