@@ -33,6 +33,8 @@ export interface LiveHooks {
   onCallCreated(call: Call, expect: { timeLimitSeconds?: number; timeOutSeconds?: number }): Promise<void>;
   /** An SMS was accepted by Exotel. */
   onSmsCreated(sms: SmsMessage): Promise<void>;
+  /** A connect with request reference `ref` got no answer: its call is looked for later (the reconciler). */
+  onCallOutcomeUnknown(ref: string, expect: { timeLimitSeconds?: number; timeOutSeconds?: number }): Promise<void>;
 }
 
 export type GatewayMode = 'SIMULATOR' | 'LIVE';

@@ -54,7 +54,12 @@ export interface IdempotentRun {
    * The request's own reference, sent with it (a connect's StatusCallback URL carries it), and how to find
    * its outcome by it later: the object it created, or undefined while that is not known. Never sends.
    */
-  ref?: { value: string; resolve: (ref: string) => Promise<unknown> };
+  ref?: {
+    value: string;
+    resolve: (ref: string) => Promise<unknown>;
+    /** Told once the outcome is recorded as unknown, so the outcome can be looked for (best effort). */
+    onUnknown?: (ref: string) => Promise<void>;
+  };
 }
 
 /** JSON with object keys sorted, so equal inputs hash equally whatever their key order. */
@@ -179,6 +184,7 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
         else {
           const reason = err instanceof Error ? err.message : String(err);
           await record(store.finish(storeKey, { state: 'unknown', fingerprint: fp, reason, ...(spec.ref ? { ref: spec.ref.value } : {}) }, o.ttlMs));
+          if (spec.ref?.onUnknown) await spec.ref.onUnknown(spec.ref.value).catch(o.onStoreError);
         }
         throw err;
       }

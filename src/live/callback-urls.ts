@@ -44,6 +44,24 @@ export function callbackToken(webhookSecret: string, accountSid: string, kind: C
 export const REQUEST_REF_PARAM = 'ref';
 export const REQUEST_REF = /^[A-Za-z0-9_-]{16,64}$/;
 
+/**
+ * A connect placed with a reference and no CustomField of the client's carries the reference in its
+ * CustomField too: Exotel keeps it with the call, so the reconciler can find the call in Exotel's call
+ * records when none of its callbacks ever arrives. The GraphQL API shows such a CustomField as null.
+ */
+const REF_CUSTOM_FIELD_PREFIX = 'gateway-ref:';
+
+export function refCustomField(ref: string): string {
+  return `${REF_CUSTOM_FIELD_PREFIX}${ref}`;
+}
+
+/** The reference a CustomField carries, or undefined when it is the client's own value. */
+export function refOfCustomField(value: string | null | undefined): string | undefined {
+  if (!value?.startsWith(REF_CUSTOM_FIELD_PREFIX)) return undefined;
+  const ref = value.slice(REF_CUSTOM_FIELD_PREFIX.length);
+  return REQUEST_REF.test(ref) ? ref : undefined;
+}
+
 /** `url` with the reference of one request. */
 export function withRequestRef(url: string, ref: string): string {
   return `${url}${url.includes('?') ? '&' : '?'}${REQUEST_REF_PARAM}=${encodeURIComponent(ref)}`;

@@ -16,7 +16,7 @@ import { createFeed, type LiveFeed } from './feed.js';
 import { ingest, type IngestDeps } from './ingest.js';
 import type { Loop } from './loop.js';
 import { createPoller, type Poller } from './poller.js';
-import { createReconciler } from './reconciler.js';
+import { createReconciler, unknownCallItem } from './reconciler.js';
 import { createTopics, type Topics } from './topics.js';
 import { isTerminalCall, openSets } from './updates.js';
 import { createWebhookRouter, type WebhookObserver } from './webhooks.js';
@@ -57,6 +57,11 @@ export type LiveTimings = { -readonly [K in keyof typeof LIVE_DEFAULTS]: number 
 export interface LiveHooks {
   onCallCreated(call: Call, expect: { timeLimitSeconds?: number; timeOutSeconds?: number }): Promise<void>;
   onSmsCreated(sms: SmsMessage): Promise<void>;
+  /**
+   * A connect placed with request reference `ref` (in its callback URL and CustomField) got no answer:
+   * the reconciler looks for its call in Exotel's call records once it should have ended.
+   */
+  onCallOutcomeUnknown(ref: string, expect: { timeLimitSeconds?: number; timeOutSeconds?: number }): Promise<void>;
 }
 
 export interface LiveOptions {
@@ -155,15 +160,23 @@ export function createLive(options: LiveOptions): Live {
     onWatch: (sid) => void poller.watch(sid).catch((err: unknown) => logger.warn({ err, callSid: sid }, 'could not mark a call watched')),
   });
 
+  /** How long after its request a call should have ended, plus the grace: when it is due for the reconciler. */
+  const expectedCallMs = (expect: { timeLimitSeconds?: number; timeOutSeconds?: number }) => {
+    // Exotel rings each leg for up to TimeOut, then the call may last TimeLimit (exotel-api.md).
+    const expectedSeconds = 2 * (expect.timeOutSeconds ?? t.maxRingSeconds) + (expect.timeLimitSeconds ?? t.defaultMaxCallSeconds);
+    return Math.round(expectedSeconds * 1000 * scale) + graceMs;
+  };
   const hooks: LiveHooks = {
     async onCallCreated(call, expect) {
-      // Exotel rings each leg for up to TimeOut, then the call may last TimeLimit (exotel-api.md).
-      const expectedSeconds = 2 * (expect.timeOutSeconds ?? t.maxRingSeconds) + (expect.timeLimitSeconds ?? t.defaultMaxCallSeconds);
-      await openItems.put(sets.calls, call.sid, now() + Math.round(expectedSeconds * 1000 * scale) + graceMs);
+      await openItems.put(sets.calls, call.sid, now() + expectedCallMs(expect));
       // Exotel answers Calls/connect with "in-progress" before anything rings (exotel-api.md); recording
       // that would make the real ringing and answer look like steps backwards.
       const status = isTerminalCall(call.status) ? call.status : 'QUEUED';
       await ingest({ kind: 'call', callSid: call.sid, status, at: call.dateCreated, source: 'API', fields: { ...call, status } }, ingestDeps);
+    },
+    async onCallOutcomeUnknown(ref, expect) {
+      const at = now();
+      await openItems.put(sets.unknownCalls, unknownCallItem(ref, at), at + expectedCallMs(expect));
     },
     async onSmsCreated(sms) {
       await openItems.put(sets.sms, sms.sid, now() + Math.round(t.smsFinalSeconds * 1000 * scale) + graceMs);

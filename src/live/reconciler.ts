@@ -2,13 +2,41 @@
  * The reconciler: Exotel retries a callback at most twice, so a call (or SMS) that has not reached a
  * final status some time after it should have is fetched and finished from its details (source POLL).
  * A dropped callback therefore never leaves a subscriber waiting. One replica runs it at a time.
+ *
+ * It also resolves unknown outcomes: a connect whose answer was lost and whose callbacks never came is
+ * looked for in Exotel's bulk call details around its request time, by the request reference its
+ * CustomField carries (never by From/To: another call between the same numbers is not this one). Once
+ * found, the call is ingested with that reference, so a retry of the idempotency key replays it.
  */
-import type { ExotelApi } from '../exotel/types.js';
+import { epochMsToIso } from '../exotel/dates.js';
+import type { Call, ExotelApi } from '../exotel/types.js';
 import type { Logger } from '../logger.js';
 import type { Lease, OpenItems } from '../storage/types.js';
 import { ingest, type IngestDeps } from './ingest.js';
 import { startLoop, type Loop } from './loop.js';
+import { refOfCustomField } from './callback-urls.js';
 import { isTerminalCall, isTerminalSms, openSets } from './updates.js';
+
+/** Looking for the call of an unknown outcome: the window around the request time, pages read, give-up age. */
+export const UNKNOWN_CALL_SEARCH = {
+  /** Exotel's clock and ours may differ, and DateCreated has whole seconds. */
+  windowBeforeMs: 60_000,
+  windowAfterMs: 5 * 60_000,
+  maxPages: 5,
+  /** As long as an idempotency key is remembered: after that nobody can replay it. */
+  giveUpAfterMs: 24 * 60 * 60_000,
+} as const;
+
+/** The open-item member of an unknown outcome: "<ref> <request time ms>" (a reference has no spaces). */
+export function unknownCallItem(ref: string, requestedAtMs: number): string {
+  return `${ref} ${requestedAtMs}`;
+}
+
+function parseUnknownCallItem(item: string): { ref: string; requestedAtMs: number } | undefined {
+  const [ref, at] = item.split(' ');
+  const requestedAtMs = Number(at);
+  return ref && Number.isSafeInteger(requestedAtMs) ? { ref, requestedAtMs } : undefined;
+}
 
 export interface ReconcilerOptions {
   accountSid: string;
@@ -60,12 +88,57 @@ export function createReconciler(options: ReconcilerOptions): Loop {
     else await options.openItems.put(sets.sms, smsSid, options.now() + options.recheckMs);
   }
 
+  /** The call Exotel placed for request `ref`, from its bulk call details (finished calls only). */
+  async function findCallOf(ref: string, requestedAtMs: number): Promise<Call | undefined> {
+    let after: string | undefined;
+    for (let page = 0; page < UNKNOWN_CALL_SEARCH.maxPages; page += 1) {
+      const result = await options.exotel.listCalls(
+        {
+          dateCreatedFrom: epochMsToIso(requestedAtMs - UNKNOWN_CALL_SEARCH.windowBeforeMs),
+          dateCreatedTo: epochMsToIso(requestedAtMs + UNKNOWN_CALL_SEARCH.windowAfterMs),
+          pageSize: 100,
+          ...(after ? { after } : {}),
+        },
+        { priority: 'background' },
+      );
+      const found = result.calls.find((call) => refOfCustomField(call.customField) === ref);
+      if (found || !result.nextAfter) return found;
+      after = result.nextAfter;
+    }
+    return undefined;
+  }
+
+  async function reconcileUnknownCall(item: string): Promise<void> {
+    const parsed = parseUnknownCallItem(item);
+    const { accountSid, events } = options.ingestDeps;
+    // A callback already told which call it was: nothing to look for.
+    if (!parsed || (await events.requestRef(accountSid, parsed.ref))) {
+      await options.openItems.remove(sets.unknownCalls, item);
+      return;
+    }
+    const call = await findCallOf(parsed.ref, parsed.requestedAtMs);
+    if (call) {
+      await ingest(
+        { kind: 'call', callSid: call.sid, status: call.status, at: call.dateUpdated, source: 'POLL', fields: call, requestRef: parsed.ref },
+        options.ingestDeps,
+      );
+      options.logger.info({ callSid: call.sid }, 'reconciler: found the call of an unknown outcome in Exotel\'s call records');
+      await options.openItems.remove(sets.unknownCalls, item);
+    } else if (options.now() - parsed.requestedAtMs > UNKNOWN_CALL_SEARCH.giveUpAfterMs) {
+      await options.openItems.remove(sets.unknownCalls, item);
+    } else {
+      // Not there yet (bulk call details list finished calls only), or never placed: look again later.
+      await options.openItems.put(sets.unknownCalls, item, options.now() + options.recheckMs);
+    }
+  }
+
   async function tick(): Promise<void> {
     if (!(await options.lease.acquire(leaseName, options.intervalMs * 3))) return;
     const now = options.now();
     const work: Array<[string, () => Promise<void>]> = [
       ...(await options.openItems.dueBy(sets.calls, now, options.maxItemsPerTick)).map((sid): [string, () => Promise<void>] => [sid, () => reconcileCall(sid)]),
       ...(await options.openItems.dueBy(sets.sms, now, options.maxItemsPerTick)).map((sid): [string, () => Promise<void>] => [sid, () => reconcileSms(sid)]),
+      ...(await options.openItems.dueBy(sets.unknownCalls, now, options.maxItemsPerTick)).map((item): [string, () => Promise<void>] => [item, () => reconcileUnknownCall(item)]),
     ];
     for (const [sid, run] of work) {
       try {

@@ -132,5 +132,10 @@ export function openSets(accountSid: string) {
     sms: `sms:${accountSid}`,
     /** Calls with live subscribers somewhere in the fleet, scored by when that mark expires. */
     watchedCalls: `watched-calls:${accountSid}`,
+    /**
+     * Connects whose outcome is unknown (the answer was lost), as "<request reference> <request time ms>",
+     * scored by when the reconciler should look for the call in Exotel's call records.
+     */
+    unknownCalls: `unknown-calls:${accountSid}`,
   };
 }

@@ -330,6 +330,30 @@ describe('idempotency keys', () => {
     expect(ssim.calls.list().filter((c) => c.To.endsWith('9812345066'))).toHaveLength(2);
   });
 
+  it('resolves an unknown outcome from the reconciler when none of the call\'s callbacks ever arrives', async () => {
+    // The answer is lost and every callback of the call is dropped: only Exotel's call records know the
+    // call. The reconciler finds it there by the request reference in its CustomField, never by From/To.
+    const slow = await startGateway({ EXOTEL_TIMEOUT_MS: '300', LIVE_POLL_INTERVAL_MS: '200', RECONCILE_GRACE_SECONDS: '0' });
+    const ssim = slow.simulator!;
+    const idempotencyKey = newKey();
+    const input = callInput({ idempotencyKey, to: '+919812345077', timeLimit: 60, timeOut: 10 });
+    const other = await slow.gql(CONNECT, { input: callInput({ idempotencyKey: newKey(), to: '+919812345077', timeLimit: 60, timeOut: 10 }) });
+    expect(other.body.errors).toBeUndefined();
+    ssim.faults.dropCallbacks('all', { kind: 'call' });
+    ssim.faults.inject({ kind: 'slow-answer', delayMs: 800, count: 1, endpoint: 'calls.connect' });
+    const first = await slow.gql(CONNECT, { input });
+    expect(first.body.errors?.[0]?.extensions?.code).toBe('OUTCOME_UNKNOWN');
+    const placed = ssim.calls.list().filter((c) => c.To.endsWith('9812345077') && c.Sid !== other.body.data.connectCall.call.sid);
+    expect(placed).toHaveLength(1);
+    const retry = await retryUntilResolved(slow, CONNECT, input);
+    expect(retry.body.data.connectCall).toMatchObject({ replayed: true, idempotencyKey, call: { sid: placed[0]!.Sid, customField: null } });
+    // No callback ever came: the reconciler's look in the call records stored the reference.
+    const history = await slow.storage.events.callHistory(slow.exotel.accountSid, placed[0]!.Sid);
+    expect(history.map((e) => e.source)).toEqual(['POLL']);
+    expect(ssim.countRequests({ endpoint: 'calls.connect' })).toBe(2);
+    ssim.faults.clear();
+  });
+
   it('resolves an unknown SMS outcome later the same way, from the SMS status callback', async () => {
     const slow = await startGateway({ EXOTEL_TIMEOUT_MS: '300' });
     const ssim = slow.simulator!;

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { requireWrite } from '../../auth.js';
-import { withRequestRef } from '../../live/callback-urls.js';
+import { refCustomField, withRequestRef } from '../../live/callback-urls.js';
 import { ErrorCode, GatewayError, fromExotelResponse, isGatewayError } from '../../errors.js';
 import type { Call, SendBulkSmsParams, SmsMessage, StatusCallbackOptions } from '../../exotel/types.js';
 import type { BulkSmsError, MutationResolvers } from '../../generated/graphql.js';
@@ -124,7 +124,7 @@ async function sendBulk(ctx: GraphQLContext, params: SendBulkSmsParams, original
  * The shared path of both connect mutations: write scope, idempotency, the gateway's callback URL
  * (answered + terminal events), then the new call goes to the cache and the live pipeline.
  */
-async function placeCall<P extends { timeLimitSeconds?: number; timeOutSeconds?: number }>(
+async function placeCall<P extends { timeLimitSeconds?: number; timeOutSeconds?: number; customField?: string }>(
   ctx: GraphQLContext,
   operation: 'connectCall' | 'connectCallToFlow',
   params: P,
@@ -135,13 +135,22 @@ async function placeCall<P extends { timeLimitSeconds?: number; timeOutSeconds?:
   const key = idempotencyKey(rawKey);
   const ref = requestRef(ctx, key);
   const callbackUrl = ctx.callbackUrls && (ref ? withRequestRef(ctx.callbackUrls.callStatus, ref) : ctx.callbackUrls.callStatus);
+  const expect = { timeLimitSeconds: params.timeLimitSeconds, timeOutSeconds: params.timeOutSeconds };
+  // The reference also rides in CustomField when the client set none, so that the reconciler can find the
+  // call in Exotel's call records if its callbacks never arrive (callback-urls.ts).
+  const refField = ref && params.customField === undefined ? { customField: refCustomField(ref) } : {};
+  const refSpec = ref && {
+    value: ref,
+    resolve: (r: string) => created(ctx, r, ctx.loaders.call),
+    ...(ctx.live && refField.customField ? { onUnknown: (r: string) => ctx.live!.onCallOutcomeUnknown(r, expect) } : {}),
+  };
   const { result, replayed } = await ctx.idempotency.run(
-    { operation, key, scope: scopeOf(ctx), input: params, checkHint: CALL_HINT, ...(ref ? { ref: { value: ref, resolve: (r) => created(ctx, r, ctx.loaders.call) } } : {}) },
-    () => send({ ...params, ...(callbackUrl ? { statusCallback: { url: callbackUrl, events: ['terminal', 'answered'] } } : {}) }),
+    { operation, key, scope: scopeOf(ctx), input: params, checkHint: CALL_HINT, ...(refSpec ? { ref: refSpec } : {}) },
+    () => send({ ...params, ...refField, ...(callbackUrl ? { statusCallback: { url: callbackUrl, events: ['terminal', 'answered'] } } : {}) }),
   );
   if (!replayed) {
     await remember(ctx, { kind: 'call', call: result });
-    await tell(ctx, 'call', ctx.live && (() => ctx.live!.onCallCreated(result, { timeLimitSeconds: params.timeLimitSeconds, timeOutSeconds: params.timeOutSeconds })));
+    await tell(ctx, 'call', ctx.live && (() => ctx.live!.onCallCreated(result, expect)));
   }
   return { call: result, idempotencyKey: key ?? null, replayed };
 }
