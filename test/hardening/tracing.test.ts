@@ -214,7 +214,7 @@ describe('OpenTelemetry tracing', () => {
 
     const request = await spanWhere('the batch span', (s) => s.traceId === client.traceId && s.name === 'POST /graphql');
     expect(request.parentSpanId).toBe(client.parentId);
-    expect(request.attributes).toMatchObject({ 'graphql.batch.size': 2, 'http.response.status_code': 200 });
+    expect(request.attributes).toMatchObject({ 'graphql.batch.size': 2, 'http.response.status_code': 200, 'gateway.request_id': res.headers.get('x-request-id') });
     const mode = await spanWhere('the first operation span', (s) => s.traceId === client.traceId && s.name === 'query Mode');
     const number = await spanWhere('the second operation span', (s) => s.traceId === client.traceId && s.name === 'query Number');
     expect([mode.parentSpanId, number.parentSpanId]).toEqual([request.spanId, request.spanId]);
