@@ -27,6 +27,8 @@ export type Scalars = {
 export type BulkSmsError = {
   /** An error code of the gateway's contract, e.g. BAD_USER_INPUT or UPSTREAM_ERROR. */
   code: Scalars['String']['output'];
+  /** Exotel's numeric error code for this message (RestException.Code), when Exotel gave one. */
+  exotelCode?: Maybe<Scalars['Int']['output']>;
   /** Position of the message in `input.messages`, from 0. */
   index: Scalars['Int']['output'];
   /** What went wrong, in Exotel's words when Exotel rejected it. */
@@ -840,6 +842,7 @@ export type MaxItemsDirectiveResolver<Result, Parent, ContextType = GraphQLConte
 
 export type BulkSmsErrorResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BulkSmsError'] = ResolversParentTypes['BulkSmsError']> = {
   code?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  exotelCode?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   index?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   to?: Resolver<ResolversTypes['String'], ParentType, ContextType>;

@@ -268,6 +268,19 @@ describe('bulk SMS results', () => {
     ]);
   });
 
+  it("keeps a per-message RestException's numeric Code", () => {
+    const results = bulkResults([{ RestException: { Status: 403, Message: 'Your account is not yet KYC compliant', Code: '340030', To: 'x' } }], ['x']);
+    expect(results).toEqual([{ ok: false, to: 'x', status: 403, message: 'Your account is not yet KYC compliant', exotelCode: 340030 }]);
+  });
+
+  it('reads the short form by recipient: a message it names is sent, one it leaves out is unknown', () => {
+    const sent = { accountSid: 'acme1', from: 'WEBDEV', messages: [{ to: '09800000001', body: 'one' }, { to: '09800000002', body: 'two' }, { to: '09800000003', body: 'three' }] };
+    const results = bulkResults({ SMSMessages: [{ Sid: 's3', Status: 'queued', To: '+919800000003' }, { Sid: 's1', Status: 'queued', To: '09800000001' }] }, sent, { nowMs: () => Date.parse('2026-11-24T12:30:00Z') });
+    expect(results[0]).toMatchObject({ ok: true, sms: { sid: 's1', body: 'one', from: 'WEBDEV', dateCreated: '2026-11-24T18:00:00+05:30' } });
+    expect(results[1]).toMatchObject({ ok: false, status: 0 });
+    expect(results[2]).toMatchObject({ ok: true, sms: { sid: 's3', body: 'three', to: '+919800000003' } });
+  });
+
   it('matches by recipient when the answer does not line up, and says when a message is unaccounted for', () => {
     const results = bulkResults([sms('09800000002')], ['+919800000001', '+919800000002']);
     expect(results[0]).toMatchObject({ ok: false, status: 0, message: expect.stringMatching(/may or may not have been sent/) });

@@ -93,6 +93,24 @@ describe('simulator request faults', () => {
   });
 });
 
+describe('simulator answer forms and Exotel error codes on demand', () => {
+  it('takes them over HTTP, refuses malformed ones with 400, and an answer form waits for an endpoint it concerns', async () => {
+    const sim = await startSim();
+    const post = (body: unknown) => fetch(`${sim.url}/__sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect((await post({ kind: 'exotel-error', status: 200 })).status).toBe(400);
+    expect((await post({ kind: 'exotel-error', status: 503, format: 'yaml' })).status).toBe(400);
+    expect((await post({ kind: 'answer-form', form: 'sms-as-fax' })).status).toBe(400);
+    expect((await post({ kind: 'answer-form', form: 'legacy-sms' })).status).toBe(200);
+    // Not an SMS answer: untouched, and the fault stays for the next SMS answer.
+    expect((await api(sim, 'Calls.json?PageSize=1')).status).toBe(200);
+    const sms = await api(sim, 'Sms/send.json', { form: { From: 'EXOSIM', To: '09812345670', Body: 'x' } });
+    expect(sms.body.SMSMessage).toMatchObject({ DateSent: 'null', Price: 'null', DetailedStatusCode: '21010' });
+    expect(sim.faults.list()).toEqual([]);
+    const plain = await api(sim, 'Sms/send.json', { form: { From: 'EXOSIM', To: '09812345670', Body: 'x' } });
+    expect(plain.body.SMSMessage).toMatchObject({ DateSent: null, DetailedStatusCode: 21010 });
+  });
+});
+
 describe('simulator callback faults', () => {
   async function connect(sim: Awaited<ReturnType<typeof startSim>>, url: string, extra: Record<string, string> = {}): Promise<string> {
     const res = await api(sim, 'Calls/connect.json', { form: { ...call, StatusCallback: url, ...extra } });

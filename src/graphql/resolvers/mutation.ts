@@ -88,7 +88,8 @@ async function sendBulk(ctx: GraphQLContext, params: SendBulkSmsParams, original
   let stop: GatewayError | undefined;
   for (let base = 0; base < params.messages.length; base += BULK_SMS_CHUNK) {
     const chunk = params.messages.slice(base, base + BULK_SMS_CHUNK);
-    const fail = (i: number, code: string, message: string) => errors.push({ index: base + i, to: originalTo[base + i] ?? chunk[i]!.to, code, message });
+    const fail = (i: number, code: string, message: string, exotelCode?: number) =>
+      errors.push({ index: base + i, to: originalTo[base + i] ?? chunk[i]!.to, code, message, ...(exotelCode !== undefined ? { exotelCode } : {}) });
     if (stop) {
       // These certainly were not sent, so never OUTCOME_UNKNOWN: the client may send them again.
       const code = stop.code === ErrorCode.OUTCOME_UNKNOWN ? ErrorCode.UPSTREAM_UNAVAILABLE : stop.code;
@@ -105,7 +106,9 @@ async function sendBulk(ctx: GraphQLContext, params: SendBulkSmsParams, original
       results.forEach((r, i) => {
         if (r.ok) messages[base + i] = r.sms;
         // Status 0: Exotel's answer did not report on this message, so it may have gone out (never resend blindly).
-        else fail(i, r.status === 0 ? ErrorCode.OUTCOME_UNKNOWN : fromExotelResponse(r.status, '').code, r.message);
+        // Otherwise Exotel's status, words and code decide the contract code, as for a whole request.
+        else if (r.status === 0) fail(i, ErrorCode.OUTCOME_UNKNOWN, r.message);
+        else fail(i, fromExotelResponse(r.status, JSON.stringify({ RestException: { Message: r.message, Code: r.exotelCode } })).code, r.message, r.exotelCode);
       });
     } catch (err) {
       const e = toGatewayError(err);

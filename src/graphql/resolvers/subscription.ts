@@ -6,16 +6,15 @@
 import { badInput } from '../../errors.js';
 import type { SubscriptionResolvers } from '../../generated/graphql.js';
 import type { FeedCallEvent, LiveFeed } from '../../live/feed.js';
-import type { Call, SmsMessage } from '../../exotel/types.js';
+import { SID_PATTERN, type Call, type SmsMessage } from '../../exotel/types.js';
 import type { GraphQLContext } from '../context.js';
 
-// Exotel Sids are hex-ish tokens; the bound keeps junk out of storage keys and logs.
-const SID = /^[A-Za-z0-9_.:-]{1,128}$/;
 // Event ids are Redis stream ids ("ms-seq"), also in memory.
 const EVENT_ID = /^\d{1,20}-\d{1,20}$/;
 
 function checkSid(sid: string, field: string): string {
-  if (!SID.test(sid)) throw badInput(field, 'not an Exotel Sid');
+  // The one Sid rule of the gateway (exotel/sid.ts): the bound keeps junk out of storage keys and logs.
+  if (!SID_PATTERN.test(sid)) throw badInput(field, 'not an Exotel Sid');
   return sid;
 }
 
