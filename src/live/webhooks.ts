@@ -99,6 +99,8 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
         const result = await traceIngest({ kind, sid: 'smsSid' in update ? update.smsSid : update.callSid, headers: req.headers }, async (span) => {
           const ingested = update.kind === 'incoming-request' ? await ingestIncomingCall(update, options.ingestDeps) : await ingest(withRequestRef(req, update), options.ingestDeps);
           span.setAttribute('webhook.outcome', ingested.outcome === 'published' ? 'published' : ingested.reason);
+          // On Redis each replica's fan-out starts a trace of its own: the event id ties them to this one.
+          if ('event' in ingested) span.setAttribute('gateway.event.id', ingested.event.id);
           return ingested;
         });
         logger.debug({ kind, outcome: result.outcome, eventId: 'event' in result ? result.event.id : undefined }, 'webhook ingested');

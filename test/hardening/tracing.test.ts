@@ -274,6 +274,7 @@ describe('OpenTelemetry tracing', () => {
     expect(ingest.attributes).toMatchObject({ 'webhook.kind': 'call-status', 'exotel.sid': sid, 'webhook.outcome': 'published' });
     const fanOut = await spanWhere('the fan-out span', (s) => s.traceId === webhookTrace.traceId && s.name === 'event fan-out');
     expect(fanOut.parentSpanId).toBe(ingest.spanId);
+    expect(fanOut.attributes['gateway.event.id']).toBe(ingest.attributes['gateway.event.id']);
     expect(fanOut.attributes).toMatchObject({ 'gateway.event.kind': 'call', 'gateway.event.source': 'WEBHOOK', 'gateway.event.subscribers': 1 });
 
     // The subscription's span ends when the subscription does.
