@@ -41,6 +41,8 @@ const REQUIRED_KEYS = [
   'upstreamPer1000Cold',
   'upstreamPer1000Warm',
   'webhookAckP99Ms',
+  'webhookAckP99RatioRedis',
+  'webhookRedisCommandsPerCallback',
   'fanoutP50Ms10k',
   'fanoutP99Ms10k',
   'fanoutP99VsRaw',
