@@ -18,7 +18,7 @@ import { createEntityCache } from './cache/entities.js';
 import { createNearEntityCache } from './cache/near.js';
 import { createApolloHandler } from './graphql/apollo.js';
 import { createWarmAnswers, type WarmAnswers } from './graphql/warm-answers.js';
-import { createContextFactory } from './graphql/context.js';
+import { createContextFactory, type GatewayMode } from './graphql/context.js';
 import { createIdempotency } from './graphql/idempotency.js';
 import { createSchema } from './graphql/schema.js';
 import { gatewayVersion } from './graphql/version.js';
@@ -68,7 +68,7 @@ export interface Gateway {
   wsUrl: string;
   /** Where GET /metrics answers: the main port, or the METRICS_PORT listener. */
   metricsUrl: string;
-  mode: 'SIMULATOR' | 'LIVE';
+  mode: GatewayMode;
   config: Config;
   logger: Logger;
   exotel: ExotelApi;
@@ -90,16 +90,42 @@ export interface Gateway {
 
 type Stopper = () => Promise<void> | void;
 
+/**
+ * The teardown order, written once (see Gateway.stop): stop() and a start that failed halfway both run the
+ * steps of the parts started so far, in this order, each even if the one before failed.
+ */
+const TEARDOWN_ORDER = [
+  'readiness off',
+  'graphql-ws sockets closed with 1001',
+  'http drained: no new connections, in-flight GraphQL and webhooks finished',
+  'http server closed',
+  'metrics listener closed',
+  'live poller and reconciler stopped, subscriptions ended',
+  'event metrics unsubscribed',
+  'near-cache unsubscribed',
+  'storage flushed and closed',
+  'simulator stopped',
+] as const;
+type TeardownStep = (typeof TEARDOWN_ORDER)[number];
+
 export async function createServer(config: Config, deps: GatewayDeps = {}): Promise<Gateway> {
   const logger = deps.logger ?? createLogger({ level: config.logLevel, secrets: secretsOf(config) });
-  // Torn down last-in first-out: the order things were started in is the order they depend on each other.
-  const stoppers: Stopper[] = [];
-  const stopAll = async () => {
-    for (const stop of stoppers.splice(0).reverse()) {
+  const mode: GatewayMode = config.exotel || deps.exotel ? 'LIVE' : 'SIMULATOR';
+  const { authenticate } = createAuthenticator(config.apiKeys);
+  // Every long-lived part registers how it stops as soon as it has started.
+  const started = new Map<TeardownStep, Stopper>();
+  const onStop = (step: TeardownStep, stop: Stopper) => void started.set(step, stop);
+  const teardown = async () => {
+    const t0 = Date.now();
+    for (const step of TEARDOWN_ORDER) {
+      const run = started.get(step);
+      if (!run) continue;
+      started.delete(step);
       try {
-        await stop();
+        await run();
+        logger.debug({ step, elapsedMs: Date.now() - t0 }, 'shutdown step done');
       } catch (err) {
-        logger.warn({ err }, 'error while stopping');
+        logger.warn({ err, step }, 'error while stopping');
       }
     }
   };
@@ -124,7 +150,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
           ? { keyPrefix: config.redisKeyPrefix, expectedReplicas: config.replicas, commandTimeoutMs: config.redisCommandTimeoutMs, cacheTimeoutMs: config.redisCacheTimeoutMs }
           : {},
       ));
-    if (!deps.storage) stoppers.push(() => storage.close());
+    if (!deps.storage) onStop('storage flushed and closed', () => storage.close());
 
     let simulator: Simulator | undefined;
     // Which Exotel this gateway talks to, named in the start log and in a credentials refusal.
@@ -144,7 +170,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
           log: (line) => logger.info({ component: 'simulator' }, line),
           incomingCallUrl: () => incomingCallUrl?.(),
         });
-        stoppers.push(() => simulator?.stop());
+        onStop('simulator stopped', () => simulator?.stop());
         credentials = { accountSid: simulator.accountSid, apiKey: simulator.apiKey, apiToken: simulator.apiToken };
         baseUrl = simulator.url;
         exotelBaseUrl = simulator.url;
@@ -185,7 +211,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     const stopCountingEvents = storage.events.subscribe((event) => {
       if (event.forward && event.accountSid === exotelApi.accountSid) metrics.eventsPublished.inc({ kind: event.kind, source: event.source });
     });
-    stoppers.push(stopCountingEvents);
+    onStop('event metrics unsubscribed', stopCountingEvents);
 
     const app = express();
     app.disable('x-powered-by');
@@ -225,7 +251,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     let boundUrl: string | undefined;
     // Exotel objects, held near on this replica in front of the shared cache; the event log keeps it coherent.
     const entityCache = createNearEntityCache(createEntityCache(storage.cache, exotel.accountSid), { events: storage.events, accountSid: exotel.accountSid });
-    stoppers.push(() => entityCache.close());
+    onStop('near-cache unsubscribed', () => entityCache.close());
     const live = createLive({
       config,
       storage,
@@ -237,7 +263,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       onWebhook: (kind, outcome) => metrics.webhooks.inc({ kind, outcome }),
       onReconciled: (kind) => metrics.reconcilerRecoveries.inc({ kind }),
     });
-    stoppers.push(() => live.stop());
+    onStop('live poller and reconciler stopped, subscriptions ended', () => live.stop());
     incomingCallUrl = () => live.callbackUrls.incomingCall;
     app.use(WEBHOOK_BASE_PATH, live.router);
 
@@ -250,7 +276,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       storage,
       cache: entityCache,
       idempotency: createIdempotency(storage.idempotency, { onStoreError: (err) => logger.warn({ err }, 'idempotency record not written') }),
-      mode: config.exotel || deps.exotel ? 'LIVE' : 'SIMULATOR',
+      mode,
       version: gatewayVersion(),
       callbackUrls: live.callbackUrls,
       live: live.hooks,
@@ -269,7 +295,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       config,
       logger,
       httpServer,
-      authenticate: createAuthenticator(config.apiKeys).authenticate,
+      authenticate,
       validationRules: armor.validationRules,
       allowBatchedHttpRequests: true,
       // Operation spans (src/tracing/graphql.ts) only while tracing is on: otherwise nothing is added.
@@ -280,16 +306,16 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       plugins: [graphqlMetricsPlugin(metrics), warmAnswers.plugin, clientErrorsPlugin({ onClientError }), ...(tracingEnabled() ? [operationSpansPlugin()] : [])],
       drainGraceMs: SHUTDOWN.httpDrainGraceMs,
     });
-    stoppers.push(() => graphql.stop());
+    onStop('http drained: no new connections, in-flight GraphQL and webhooks finished', () => graphql.stop());
     app.use(graphql.router);
     // Self-hosted GraphiQL (no CDN); Apollo's own landing page is disabled in src/graphql/apollo.ts.
-    app.use('/graphiql', graphiqlRouter({ mode: config.exotel || deps.exotel ? 'LIVE' : 'SIMULATOR', exampleCallSid: simulator ? latestFinishedCall(simulator) : undefined }));
+    app.use('/graphiql', graphiqlRouter({ mode, exampleCallSid: simulator ? latestFinishedCall(simulator) : undefined }));
     const graphqlWs = createGraphqlWs({
       httpServer,
       path: GRAPHQL_PATH,
       schema: graphqlSchema,
       contextFactory,
-      authenticate: createAuthenticator(config.apiKeys).authenticate,
+      authenticate,
       limits: config.limits,
       production: config.production,
       logger: logger.child({ component: 'graphql-ws' }),
@@ -314,52 +340,27 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
         resolve();
       });
     });
-    stoppers.push(() => closeHttp(httpServer));
+    onStop('http server closed', () => closeHttp(httpServer));
     let metricsListener: MetricsListener | undefined;
     if (config.metricsPort !== undefined) {
       metricsListener = await listenMetrics(metrics, { host: config.host, port: config.metricsPort, onError: onScrapeError });
-      stoppers.push(() => metricsListener?.close());
+      onStop('metrics listener closed', () => metricsListener?.close());
     }
 
     const { port } = httpServer.address() as AddressInfo;
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
     boundUrl = url;
-    // Runs before the HTTP server closes (last in, first out): open sockets would hold it open.
-    stoppers.push(() => graphqlWs.close());
+    // Before the HTTP server closes: open sockets would hold it open.
+    onStop('graphql-ws sockets closed with 1001', () => graphqlWs.close());
     ready = true;
-    stoppers.push(() => {
-      ready = false;
-    });
-
-    // The shutdown order, written out (see Gateway.stop). Each step runs even if the one before failed.
-    const shutdownSteps: Array<[string, Stopper]> = [
-      ['readiness off', () => void (ready = false)],
-      ['graphql-ws sockets closed with 1001', () => graphqlWs.close()],
-      ['http drained: no new connections, in-flight GraphQL and webhooks finished', () => graphql.stop()],
-      ['http server closed', () => closeHttp(httpServer)],
-      ['metrics listener closed', () => metricsListener?.close()],
-      ['live poller and reconciler stopped, subscriptions ended', () => live.stop()],
-      ['event metrics unsubscribed', stopCountingEvents],
-      ['near-cache unsubscribed', () => entityCache.close()],
-      ['storage flushed and closed', () => (deps.storage ? undefined : storage.close())],
-      ['simulator stopped', () => simulator?.stop()],
-    ];
+    onStop('readiness off', () => void (ready = false));
     const shutdown = async () => {
-      stoppers.length = 0;
-      const started = Date.now();
-      for (const [step, run] of shutdownSteps) {
-        try {
-          await run();
-          logger.debug({ step, elapsedMs: Date.now() - started }, 'shutdown step done');
-        } catch (err) {
-          logger.warn({ err, step }, 'error while stopping');
-        }
-      }
-      logger.info({ elapsedMs: Date.now() - started }, 'gateway stopped');
+      const t0 = Date.now();
+      await teardown();
+      logger.info({ elapsedMs: Date.now() - t0 }, 'gateway stopped');
     };
 
-    const mode = config.exotel || deps.exotel ? 'LIVE' : 'SIMULATOR';
     logger.info({ url, mode, storage: storage.kind, exotelBaseUrl: exotelBaseUrl ?? 'injected' }, 'gateway listening');
     let stopping: Promise<void> | undefined;
     return {
@@ -378,7 +379,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       stop: () => (stopping ??= shutdown()),
     };
   } catch (err) {
-    await stopAll();
+    await teardown();
     throw err;
   }
 }

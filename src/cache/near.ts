@@ -14,9 +14,8 @@
  * filled yet) are kept for a second only; finished objects for as long as the shared cache keeps them.
  */
 import { LRUCache } from 'lru-cache';
-import { callStatusRank, type Call, type NumberMetadata, type SmsMessage } from '../exotel/types.js';
+import { callStatusRank, smsStatusRank, type Call, type NumberMetadata, type SmsMessage } from '../exotel/types.js';
 import { TERMINAL_CALL_STATUSES, TERMINAL_SMS_STATUSES } from '../exotel/types.js';
-import { smsStatusRank } from '../live/updates.js';
 import type { EventLog } from '../storage/types.js';
 import { DEFAULT_CACHE_TTLS, type CacheTtls, type EntityCache } from './entities.js';
 

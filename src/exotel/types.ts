@@ -482,7 +482,34 @@ export interface ExotelApi {
 export const TERMINAL_CALL_STATUSES: ReadonlySet<CallStatus> = new Set(['COMPLETED', 'FAILED', 'BUSY', 'NO_ANSWER', 'CANCELED']);
 export const TERMINAL_SMS_STATUSES: ReadonlySet<SmsStatus> = new Set(['DELIVERED', 'FAILED', 'FAILED_DND', 'EXPIRED', 'UNDELIVERED']);
 
-/** Forward-only order of call statuses (design §7): queued < ringing < in-progress < terminal. */
+/**
+ * Forward-only order of SMS statuses: queued < sending < submitted < sent < a final status. Delivery may
+ * show only as `sent` (exotel-api.md), so `sent` is below the final statuses, not one of them.
+ */
+export function smsStatusRank(status: SmsStatus): number {
+  switch (status) {
+    case 'QUEUED':
+      return 0;
+    case 'SENDING':
+      return 1;
+    case 'SUBMITTED':
+      return 2;
+    case 'SENT':
+      return 3;
+    case 'DELIVERED':
+    case 'FAILED':
+    case 'FAILED_DND':
+    case 'EXPIRED':
+    case 'UNDELIVERED':
+      return 4;
+    default: {
+      const never: never = status;
+      throw new Error(`unexpected SMS status ${String(never)}`);
+    }
+  }
+}
+
+/** Forward-only order of call statuses (design §7): queued < ringing < in-progress < terminal. The SMS order is above. */
 export function callStatusRank(status: CallStatus): number {
   switch (status) {
     case 'QUEUED':

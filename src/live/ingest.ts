@@ -13,10 +13,11 @@
  * most and retries only twice).
  */
 import type { EntityCache } from '../cache/entities.js';
+import { assertNever } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { EventLog, EventRecord, NotForwardReason, StatusAppend, StatusAppendResult } from '../storage/types.js';
 import { applyToCache, prefetchCached } from './cache-updates.js';
-import { assertNever, callStatusRank, isTerminalCall, isTerminalSms, openSets, smsStatusRank, type LiveUpdate } from './updates.js';
+import { callStatusRank, isTerminalCall, isTerminalSms, openSets, smsStatusRank, type LiveUpdate } from './updates.js';
 
 export interface IngestDeps {
   accountSid: string;

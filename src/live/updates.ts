@@ -3,7 +3,8 @@
  * reconciler, the gateway's own API calls), and the small pure rules shared by its modules.
  */
 import type { Call, CallStatus, IsoDateTime, SmsMessage, SmsStatus } from '../exotel/types.js';
-import { TERMINAL_CALL_STATUSES, TERMINAL_SMS_STATUSES, callStatusRank } from '../exotel/types.js';
+import { TERMINAL_CALL_STATUSES, TERMINAL_SMS_STATUSES, callStatusRank, smsStatusRank } from '../exotel/types.js';
+import { assertNever } from '../errors.js';
 import type { EventRecord, EventSource } from '../storage/types.js';
 
 /** A call reached `status`; `fields` are whatever else was learned about the call with it. */
@@ -45,11 +46,6 @@ export interface IncomingCallUpdate {
 
 export type LiveUpdate = CallStatusUpdate | SmsStatusUpdate | IncomingCallUpdate;
 
-/** Throws at compile time when a closed union gains a member a switch does not handle. */
-export function assertNever(value: never): never {
-  throw new Error(`unexpected value ${JSON.stringify(value)}`);
-}
-
 /** True for a status no call leaves. */
 export function isTerminalCall(status: CallStatus): boolean {
   return TERMINAL_CALL_STATUSES.has(status);
@@ -60,32 +56,7 @@ export function isTerminalSms(status: SmsStatus): boolean {
   return TERMINAL_SMS_STATUSES.has(status);
 }
 
-/**
- * Forward-only order of SMS statuses: queued < sending < submitted < sent < a final status. Delivery may
- * show only as `sent` (exotel-api.md), so `sent` is below the final statuses, not one of them.
- */
-export function smsStatusRank(status: SmsStatus): number {
-  switch (status) {
-    case 'QUEUED':
-      return 0;
-    case 'SENDING':
-      return 1;
-    case 'SUBMITTED':
-      return 2;
-    case 'SENT':
-      return 3;
-    case 'DELIVERED':
-    case 'FAILED':
-    case 'FAILED_DND':
-    case 'EXPIRED':
-    case 'UNDELIVERED':
-      return 4;
-    default:
-      return assertNever(status);
-  }
-}
-
-export { callStatusRank };
+export { callStatusRank, smsStatusRank };
 
 /**
  * Orders two event ids ("ms-seq", Redis stream ids; the memory log uses the same shape). Negative when

@@ -8,6 +8,7 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { IsoDateTime } from '../exotel/types.js';
 import { requestLogger } from '../http/request-id.js';
+import { assertNever } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { parseCallStatusCallback, parseSmsStatusCallback, type ParseResult } from './callback-parse.js';
 import { CALLBACK_KINDS, REQUEST_REF, REQUEST_REF_PARAM, type CallbackKind } from './callback-urls.js';
@@ -15,7 +16,6 @@ import { parseIncomingCall, ingestIncomingCall, type IncomingCallRequest } from 
 import { ingest, IngestStorageError, type IngestDeps } from './ingest.js';
 import { multipartBoundary, parseMultipartFields } from './multipart.js';
 import type { LiveUpdate } from './updates.js';
-import { assertNever } from './updates.js';
 import { traceIngest } from '../tracing/spans.js';
 
 export interface WebhookRouterOptions {
