@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: every figure of issue #8 against its baseline, measured in this one run, then
+ * `npm run bench`: every figure against its baseline, measured in this one run, then
  * bench/results/latest.json and latest.md. `--quick` shrinks everything (smoke test); `--only=a,b` runs
  * some figures; `--out=dir` writes elsewhere than bench/results.
  */
@@ -31,7 +31,7 @@ const FIGURES: Array<[string, (ctx: BenchContext) => Promise<FigureResult>]> = [
   ['profile', profile],
 ];
 
-/** Keys issue #8 requires in latest.json, null when their figure did not run. */
+/** Keys latest.json always has (docs/benchmarks.md), null when their figure did not run. */
 const REQUIRED_KEYS = [
   'queryThroughputRatio',
   'queryVsApollo',

@@ -245,7 +245,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       });
     });
 
-    // Live status (issue #5): webhooks → ingest → event log → subscriptions, plus the poller and the
+    // Live status: webhooks → ingest → event log → subscriptions, plus the poller and the
     // reconciler. With PORT=0 the default PUBLIC_URL names no real port, so callbacks then go to the
     // address actually bound.
     let boundUrl: string | undefined;
@@ -267,7 +267,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     incomingCallUrl = () => live.callbackUrls.incomingCall;
     app.use(WEBHOOK_BASE_PATH, live.router);
 
-    // GraphQL over HTTP (issue #4). One schema and one context factory, shared with graphql-ws.
+    // GraphQL over HTTP. One schema and one context factory, shared with graphql-ws.
     const graphqlSchema = createSchema({ Subscription: createSubscriptionResolvers(live.feed) });
     const contextFactory = createContextFactory({
       config,
@@ -281,7 +281,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       callbackUrls: live.callbackUrls,
       live: live.hooks,
     });
-    // Abuse limits (issue #7): the same rules on HTTP and graphql-ws, all checked before execution.
+    // Abuse limits: the same rules on HTTP and graphql-ws, all checked before execution.
     // Warm answers: made before Apollo, which later wraps the schema's resolvers.
     const warmAnswers = createWarmAnswers({ schema: graphqlSchema, near: entityCache });
     const armor = createArmor({ limits: config.limits, production: config.production });

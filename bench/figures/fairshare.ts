@@ -1,5 +1,5 @@
 /**
- * Figure 8 — the fair share of the Exotel budget between client keys (docs/rate-budget.md).
+ * The fair share of the Exotel budget between client keys (docs/rate-budget.md).
  * 1. Its cost on the warm path, side by side in one run: warm `call(sid)` req/s of a gateway whose one key
  *    has the whole budget as its share, and of one with three weighted keys and the reserve
  *    (`fairShareWarmOverheadRatio` = the second ÷ the first; a warm answer takes no budget, so ≈ 1).

@@ -1,5 +1,5 @@
 /**
- * Figure 4 — fan-out, and figure 5 — memory per idle subscription, measured on the same fleets.
+ * Fan-out, and memory per idle subscription, measured on the same fleets.
  *
  * For each fleet size: N sockets each with one `callEvents` subscription on the gateway (graphql-ws
  * protocol), then N raw `ws` sockets on a baseline that serialises the same `next` frame once and sends it

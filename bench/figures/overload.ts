@@ -1,5 +1,5 @@
 /**
- * Figure 7 — rate discipline under overload: ten times the account budget of demand, as distinct cold
+ * Rate discipline under overload: ten times the account budget of demand, as distinct cold
  * `call(sid)` lookups sent at a steady rate (open loop) for one budget window. Counted at the simulator,
  * which enforces the same budget and answers 429 beyond it: the most upstream requests in any rolling
  * window, the 429s, and how every GraphQL request was answered (`overloadDataRatio`: the share answered

@@ -1,5 +1,5 @@
 /**
- * Figure 6 — scale-out: figure 4 across two gateway replicas sharing the machine's Redis (unique key
+ * Scale-out: the fan-out figure across two gateway replicas sharing the machine's Redis (unique key
  * prefix, deleted afterwards). Subscribers are split evenly over both replicas; every callback goes into
  * replica A, so half the frames cross Redis. Compared with raw `ws` broadcasting to the same number of
  * sockets in this run.

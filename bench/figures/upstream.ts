@@ -1,5 +1,5 @@
 /**
- * Figure 2 — upstream efficiency, counted at the simulator: requests per 1,000 distinct cold call
+ * Upstream efficiency, counted at the simulator: requests per 1,000 distinct cold call
  * lookups (one `callsBySid` query; and 1,000 `call(sid)` queries, 100 in flight at a time), then per
  * 1,000 repeated lookups of the same (terminal) calls.
  */

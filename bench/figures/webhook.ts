@@ -1,5 +1,5 @@
 /**
- * Figure 3 — webhook ingest: acknowledgement latency of call-status callbacks at a steady 500/s (open
+ * Webhook ingest: acknowledgement latency of call-status callbacks at a steady 500/s (open
  * loop, evenly spaced), each a new call (no duplicates), against a bare express route that only answers 200.
  * The gateway runs twice: on memory storage and on Redis (a private redis-server, so nothing else on the
  * machine shares it), with the Redis commands one stored callback sends before its 200 counted by Redis.

@@ -49,7 +49,7 @@ export function gatewayEnv(sim: Simulator, extra: Record<string, string> = {}): 
     EXOTEL_RATE_LIMIT_PER_MIN: String(UNLIMITED_RATE_PER_MIN),
     WEBHOOK_SECRET,
     GATEWAY_ALLOW_OPEN: '1',
-    // The machine's ulimit allows 20,000 descriptors; figure 4 opens 10,000 sockets from one client.
+    // The machine's ulimit allows 20,000 descriptors; the fan-out figure opens 10,000 sockets from one client.
     WS_MAX_SOCKETS_PER_KEY: '20000',
     WS_MAX_SUBSCRIPTIONS_PER_KEY: '20000',
     ...extra,

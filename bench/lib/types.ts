@@ -6,7 +6,7 @@ export interface BenchContext {
   log(message: string): void;
 }
 
-/** One target of issue #8 and how this run did against it. */
+/** One target of a figure and how this run did against it. */
 export interface TargetCheck {
   what: string;
   target: string;

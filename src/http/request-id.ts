@@ -1,5 +1,5 @@
 /**
- * One request id per HTTP request (issue #7): a sane incoming `X-Request-Id` is kept, anything else is
+ * One request id per HTTP request: a sane incoming `X-Request-Id` is kept, anything else is
  * replaced by a fresh UUID; the id is echoed in the response and handed on to GraphQL (context.ts reads
  * the header), webhooks and the access log.
  */

@@ -1,6 +1,6 @@
 /**
  * The built-in Exotel simulator: a second implementation of Exotel over HTTP, speaking the wire
- * format of /work/shared/exotel-api.md (paths, Basic auth, JSON, RestException errors, 429s, call
+ * format of Exotel's API (developer.exotel.com; paths, Basic auth, JSON, RestException errors, 429s, call
  * and SMS lifecycles, status callbacks) so the gateway runs end to end with no Exotel account.
  *
  * Documented rules (outcomes by last digit, number metadata, timelines) live in rules.ts; faults in

@@ -1,6 +1,6 @@
 /**
  * The bench harness in quick mode: it starts its own servers, writes latest.json and latest.md, and the
- * JSON has the shape issue #8 asks for. Shape only — never speed (speed belongs to `npm run bench`).
+ * JSON has the shape docs/benchmarks.md describes. Shape only — never speed (speed belongs to `npm run bench`).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

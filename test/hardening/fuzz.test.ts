@@ -1,7 +1,7 @@
 /**
  * Bodies that are well-formed callbacks are legitimately stored, so every generated status is invalid.
  *
- * A small seeded fuzz loop (issue #7): random and malformed bodies, in every content type, to /graphql
+ * A small seeded fuzz loop: random and malformed bodies, in every content type, to /graphql
  * and to every webhook route (with the right token, so the parsers run, and with a wrong one). The
  * server never answers 5xx, never crashes, stores and publishes nothing, and still answers a normal
  * query afterwards.

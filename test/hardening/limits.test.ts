@@ -1,5 +1,5 @@
 /**
- * Abuse limits and client auth over real HTTP and real graphql-ws sockets (issue #7): every limit is
+ * Abuse limits and client auth over real HTTP and real graphql-ws sockets: every limit is
  * refused with its code before execution, and the simulator (Exotel) sees no request for any of them.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * /metrics and structured logs (issue #7): each family moves when its event happens, labels stay
+ * /metrics and structured logs: each family moves when its event happens, labels stay
  * bounded and carry no Sid or phone number, request ids run through HTTP, webhooks and graphql-ws, and
  * the logger redacts Authorization headers, tokens and keys wherever they sit in a logged object.
  */

@@ -1,5 +1,5 @@
 /**
- * Canary secrets (issue #7): a gateway in live mode against a simulator that knows a canary Exotel key
+ * Canary secrets: a gateway in live mode against a simulator that knows a canary Exotel key
  * and token, with a canary client key and webhook secret. Every error class is triggered — client auth,
  * limits, malformed bodies, each Exotel failure, timeouts, bad webhooks, graphql-ws refusals — and none
  * of the canaries (nor the Basic auth header built from them) may appear in any response, any log line

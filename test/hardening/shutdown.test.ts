@@ -1,5 +1,5 @@
 /**
- * Graceful shutdown of a real gateway process (issue #7): SIGTERM in the middle of a stream of webhooks.
+ * Graceful shutdown of a real gateway process: SIGTERM in the middle of a stream of webhooks.
  * Every callback answered 200 must be in the event log afterwards — the log lives in Redis under a
  * unique key prefix, so it is read after the process has gone. The process exits 0 within its bound,
  * a graphql-ws client is told 1001 Going Away, and the log records the shutdown.

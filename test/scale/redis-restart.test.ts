@@ -1,5 +1,5 @@
 /**
- * Redis restarted mid-stream under two real replicas (issue #6, item 2 and 4d). The Redis here is a
+ * Redis restarted mid-stream under two real replicas. The Redis here is a
  * private redis-server on a free port, never the machine's shared one: it is SIGKILLed (a crash) while
  * callbacks keep arriving, then started again on the same port and data directory.
  *

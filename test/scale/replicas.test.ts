@@ -1,5 +1,5 @@
 /**
- * Scale-out (issue #6): two real gateway processes sharing the machine's Redis (under a key prefix of
+ * Scale-out: two real gateway processes sharing the machine's Redis (under a key prefix of
  * their own) and one simulator playing Exotel. Webhooks go to one replica, subscribers sit on the other;
  * lookups are spread over both and counted where they land, at the simulator.
  */
