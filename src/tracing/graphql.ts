@@ -158,13 +158,9 @@ export function traceWsOperations<T extends AnyServerOptions>(options: T): T {
       const principal = (ctx.extra as { principal?: { name?: unknown } | null } | undefined)?.principal;
       if (principal && typeof principal.name === 'string') span.setAttribute('gateway.api_key.name', principal.name);
       if (Array.isArray(result)) {
-        // Refused before it ran (limits, parse or validation errors).
+        // Refused before it ran (limits, parse or validation errors); onError records the code the client gets.
         if (payload.operationName) span.setAttribute('graphql.operation.name', payload.operationName);
-        recordOutcome(span, (result as readonly GraphQLError[]).map((e) => ({ extensions: e.extensions })));
-        span.end();
-        return result;
-      }
-      if (result && !Array.isArray(result)) {
+      } else if (result) {
         const args = result as ExecutionArgs;
         const { type, name } = operationOf(args.document, args.operationName);
         span.updateName(spanName(type, name));
@@ -181,19 +177,22 @@ export function traceWsOperations<T extends AnyServerOptions>(options: T): T {
     },
     execute: (args: ExecutionArgs) => runIn(args, (execute ?? defaultExecute) as (args: ExecutionArgs) => unknown),
     subscribe: (args: ExecutionArgs) => runIn(args, (subscribe ?? defaultSubscribe) as (args: ExecutionArgs) => unknown),
-    onNext: (ctx: WsContext, id: string, payload: never, args: ExecutionArgs, result: { errors?: readonly GraphQLError[] }) => {
+    // Outcomes are read from what the client is sent (the wrapped hooks format errors and give them their codes).
+    onNext: async (ctx: WsContext, id: string, payload: never, args: ExecutionArgs, result: { errors?: readonly GraphQLError[] }) => {
+      const sent = (await options.onNext?.(ctx, id, payload, args, result as never)) as { errors?: ReadonlyArray<{ extensions?: Record<string, unknown> }> } | undefined;
       // Queries and mutations: their one result says how they went.
       const span = spans.get(ctx)?.get(id);
-      if (span && result.errors) recordOutcome(span, result.errors.map((e) => ({ extensions: e.extensions })));
-      return options.onNext?.(ctx, id, payload, args, result as never);
+      if (span && result.errors) recordOutcome(span, sent?.errors ?? result.errors);
+      return sent as never;
     },
-    onError: (ctx: WsContext, id: string, payload: never, errors: readonly GraphQLError[]) => {
+    onError: async (ctx: WsContext, id: string, payload: never, errors: readonly GraphQLError[]) => {
+      const sent = (await options.onError?.(ctx, id, payload, errors)) as ReadonlyArray<{ extensions?: Record<string, unknown> }> | undefined;
       const span = spans.get(ctx)?.get(id);
       if (span) {
-        recordOutcome(span, errors.map((e) => ({ extensions: e.extensions })));
+        recordOutcome(span, sent ?? errors);
         end(ctx, id);
       }
-      return options.onError?.(ctx, id, payload, errors);
+      return sent as never;
     },
     onComplete: (ctx: WsContext, id: string, payload: never) => {
       end(ctx, id);

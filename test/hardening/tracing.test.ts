@@ -237,7 +237,17 @@ describe('OpenTelemetry tracing', () => {
       ws.subscribe({ query: NUMBER, variables: { n: '09812345602' }, extensions: { traceparent: operationTrace.traceparent } }, { next: resolve, error: reject, complete: () => undefined });
     });
     expect(result.data.numberMetadata.phoneNumber).toMatch(/\d+/);
+    // An operation refused before it runs still has its span, failed with the code the client got.
+    const refusedTrace = clientTrace();
+    const refusal = await new Promise<any>((resolve) => {
+      ws.subscribe({ query: 'query Broken { noSuchField }', extensions: { traceparent: refusedTrace.traceparent } }, { next: () => undefined, error: resolve, complete: () => undefined });
+    });
+    const code = refusal[0].extensions.code;
+    expect(code).toMatch(/^[A-Z_]+$/);
     await ws.dispose();
+    const refused = await spanWhere('the refused operation span', (s) => s.traceId === refusedTrace.traceId);
+    expect(refused.attributes).toMatchObject({ 'gateway.outcome': code, 'error.type': code });
+    expect(refused.status.code).toBe(2);
 
     const operation = await spanWhere('the ws query span', (s) => s.traceId === operationTrace.traceId && s.name === 'query Number');
     expect(operation.parentSpanId).toBe(operationTrace.parentId);
