@@ -153,8 +153,16 @@ export function traceWsOperations<T extends AnyServerOptions>(options: T): T {
     ...options,
     onSubscribe: async (ctx: WsContext, id: string, payload: { operationName?: string | null; extensions?: unknown }) => {
       const parent = parentOf(ctx, payload.extensions);
-      const result = await options.onSubscribe?.(ctx, id, payload as never);
+      // Started first, so its duration includes the checks onSubscribe runs (limits, parse, validation).
       const span = tracer().startSpan('GraphQL operation', { kind: SpanKind.SERVER, attributes: { 'graphql.transport': 'graphql-ws', 'gateway.outcome': 'ok' } }, parent);
+      let result: Awaited<ReturnType<NonNullable<AnyServerOptions['onSubscribe']>>>;
+      try {
+        result = await options.onSubscribe?.(ctx, id, payload as never);
+      } catch (error) {
+        failSpan(span, 'INTERNAL_SERVER_ERROR');
+        span.end();
+        throw error;
+      }
       const principal = (ctx.extra as { principal?: { name?: unknown } | null } | undefined)?.principal;
       if (principal && typeof principal.name === 'string') span.setAttribute('gateway.api_key.name', principal.name);
       if (Array.isArray(result)) {
