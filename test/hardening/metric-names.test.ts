@@ -69,6 +69,18 @@ describe('/metrics names', () => {
     expect(problems).toEqual([]);
   });
 
+  it('use snake_case label names, none of them reserved (__*) or a unit', async () => {
+    const text = await (await fetch(`${gw.url}/metrics`)).text();
+    const labels = new Set<string>();
+    for (const line of text.split('\n')) {
+      const inner = /^[a-z_][a-z0-9_]*\{(.*)\} /.exec(line)?.[1];
+      for (const m of inner?.matchAll(/([A-Za-z_][A-Za-z0-9_]*)="/g) ?? []) labels.add(m[1]!);
+    }
+    expect(labels.size).toBeGreaterThan(3);
+    const bad = [...labels].filter((l) => !/^[a-z][a-z0-9]*(_[a-z0-9]+)*$/.test(l) || NON_BASE_UNITS.includes(l));
+    expect(bad).toEqual([]);
+  });
+
   it('the lint catches the names it is there to catch', () => {
     const bad: Family[] = [
       { name: 'gateway_process_process_cpu_user_seconds_total', type: 'counter', help: 'x' },
