@@ -34,6 +34,7 @@ import { createCostCheck } from './graphql/cost.js';
 import { accessLog } from './http/access-log.js';
 import { graphqlGuard } from './http/graphql-guard.js';
 import { clientErrorsPlugin } from './http/client-errors.js';
+import { responseSizeGuard } from './http/response-size.js';
 import { graphqlMetricsPlugin } from './http/graphql-metrics.js';
 import { listenMetrics, METRICS_PATH, metricsHandler, type MetricsListener } from './http/metrics-route.js';
 import { requestIds } from './http/request-id.js';
@@ -289,6 +290,10 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     const cost = createCostCheck(graphqlSchema, config.limits.maxCost);
     // Client mistakes are counted, never logged as errors (src/http/client-errors.ts).
     const onClientError = (kind: string) => metrics.clientErrors.inc({ kind });
+    const onResponseWithheld = (bytes: number) => {
+      onClientError('limit');
+      logger.info({ bytes, maxResponseBytes: config.limits.maxResponseBytes }, 'answer over MAX_RESPONSE_BYTES withheld');
+    };
     const graphql = await createApolloHandler({
       schema: graphqlSchema,
       contextFactory,
@@ -302,6 +307,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       guards: [
         ...(tracingEnabled() ? [httpOperationSpans()] : []),
         graphqlGuard({ maxBatchSize: config.limits.maxBatchSize, checkTokens: armor.checkTokens, cost, production: config.production, onClientError }),
+        responseSizeGuard({ maxBytes: config.limits.maxResponseBytes, onWithheld: onResponseWithheld }),
       ],
       plugins: [graphqlMetricsPlugin(metrics), warmAnswers.plugin, clientErrorsPlugin({ onClientError }), ...(tracingEnabled() ? [operationSpansPlugin()] : [])],
       drainGraceMs: SHUTDOWN.httpDrainGraceMs,
@@ -324,6 +330,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       checkTokens: armor.checkTokens,
       cost,
       onClientError,
+      onResponseWithheld,
       maskMessage: armor.maskSuggestions,
       onOperation: (operation) => metrics.observeOperation(operation),
       closeGraceMs: SHUTDOWN.wsCloseGraceMs,

@@ -109,8 +109,14 @@ const requireJsonPost: RequestHandler = (req, res, next) => {
 export function logInternalErrors(errors: readonly GraphQLError[], logger: Logger, operationName: string | null | undefined): void {
   for (const error of errors) {
     const original = error.originalError;
-    if (isGatewayError(original) && original.code !== ErrorCode.INTERNAL_SERVER_ERROR) continue;
-    if (!original && error.extensions?.code !== undefined && error.extensions.code !== 'INTERNAL_SERVER_ERROR') continue;
+    // What the client is told decides: a contract code other than INTERNAL_SERVER_ERROR (a syntax or
+    // validation mistake, a wrong variable, an Exotel refusal) is not a server fault. Client mistakes are
+    // counted (gateway_client_errors_total) and only traced at debug here.
+    const code = formatError(error.toJSON(), error, { production: false }).extensions?.code;
+    if (code !== ErrorCode.INTERNAL_SERVER_ERROR) {
+      logger.debug({ code, reason: error.extensions?.code, message: error.message, operationName }, 'GraphQL operation answered with an error');
+      continue;
+    }
     logger.error({ err: original ?? error, operationName, path: error.path }, 'internal error in a GraphQL operation');
   }
 }

@@ -296,3 +296,24 @@ export function createCostCheck(schema: GraphQLSchema, maxCost: number): CostChe
     },
   };
 }
+
+/**
+ * The MAX_RESPONSE_BYTES error. The cost limit bounds an answer before it is built; this is the backstop
+ * for answers whose values are long (texts, URLs) and is applied once the answer is serialised, before
+ * a byte of it is sent.
+ */
+export function responseTooLargeError(maxBytes: number): GatewayError {
+  return new GatewayError(
+    ErrorCode.BAD_USER_INPUT,
+    `The answer was withheld: it is larger than MAX_RESPONSE_BYTES allows (${maxBytes} bytes). Ask for fewer items or fields, or split the request.`,
+    { reason: LimitReason.MAX_RESPONSE_BYTES },
+  );
+}
+
+/** True when `text` is longer than `maxBytes` in UTF-8; counts bytes only when the length cannot tell. */
+export function exceedsBytes(text: string, maxBytes: number): boolean {
+  // A UTF-16 code unit is 1 to 3 UTF-8 bytes.
+  if (text.length > maxBytes) return true;
+  if (text.length * 3 <= maxBytes) return false;
+  return Buffer.byteLength(text) > maxBytes;
+}

@@ -27,7 +27,7 @@ import { traceWsOperations } from '../tracing/graphql.js';
  * of heap at worst), not only by count. A text over a tenth of the total is never kept (it still runs).
  */
 const DOCUMENT_CACHE = Object.freeze({ maxEntries: 1_000, maxTotalSize: 100_000 });
-import type { CostCheck } from './cost.js';
+import { exceedsBytes, responseTooLargeError, type CostCheck } from './cost.js';
 
 /**
  * The only subprotocol spoken: useServer installs graphql-ws's handleProtocols, so a client asking only for
@@ -44,7 +44,7 @@ export interface GraphqlWsOptions {
   /** The caller behind an Authorization value; throws UNAUTHENTICATED. Absent → no client auth. */
   authenticate?: (authorization: string | undefined) => Principal;
   limits: Pick<Limits, 'wsMaxPayloadBytes' | 'wsConnectionInitTimeoutMs' | 'wsMaxSubscriptionsPerSocket' | 'wsMaxSocketsPerKey' | 'wsAllowedOrigins'> &
-    Partial<Pick<Limits, 'wsMaxSubscriptionsPerKey'>>;
+    Partial<Pick<Limits, 'wsMaxSubscriptionsPerKey' | 'maxResponseBytes'>>;
   production: boolean;
   logger: Logger;
   /** Extra validation rules (depth, cost…), the same ones HTTP runs. */
@@ -61,6 +61,8 @@ export interface GraphqlWsOptions {
   maskMessage?: (message: string) => string;
   /** Observes each operation as it starts or is refused (metrics). */
   onOperation?: (operation: { name: string | null | undefined; type: string; outcome: string; durationSeconds: number }) => void;
+  /** Told of each query or mutation answer withheld for MAX_RESPONSE_BYTES (`limits.maxResponseBytes`). */
+  onResponseWithheld?: (bytes: number) => void;
   /** Counts each client mistake by kind (errors.ts clientErrorKind): refused operations and failed auth. */
   onClientError?: (kind: string) => void;
   /** On close(), how long sockets get to answer the 1001 close before they are cut, ms. */
@@ -296,7 +298,21 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
       onError: (_ctx, _id, _payload, errors) => errors.map(format),
       // Shared subscription results are formatted once, for every subscriber (graphql-ws sends them as they
       // are); results of queries and mutations over the socket are formatted here.
-      onNext: (_ctx, _id, _payload, args, result) => (shared.isShared(args) ? result : result.errors ? formatResult(result) : undefined),
+      onNext: (_ctx, _id, _payload, args, result) => {
+        // Subscription events come formatted from the shared executor.
+        if (shared.isShared(args)) return result;
+        const formatted = result.errors ? formatResult(result) : undefined;
+        if (limits.maxResponseBytes !== undefined) {
+          // Serialised once more than graphql-ws would; only query and mutation answers pass here.
+          const json = JSON.stringify(formatted ?? result);
+          if (exceedsBytes(json, limits.maxResponseBytes)) {
+            options.onResponseWithheld?.(Buffer.byteLength(json));
+            const error = responseTooLargeError(limits.maxResponseBytes);
+            return { errors: [{ message: error.message, extensions: error.extensions }] };
+          }
+        }
+        return formatted;
+      },
     }),
     wss,
     options.keepAliveMs,

@@ -1,0 +1,30 @@
+/**
+ * MAX_RESPONSE_BYTES on GraphQL over HTTP: an answer (or a batch's answers) larger than the limit is not
+ * sent; the client gets a 400 BAD_USER_INPUT (`reason: MAX_RESPONSE_BYTES`) instead. Mounted before
+ * Apollo's express middleware, it checks the one string Apollo hands to `res.send`: the answer is
+ * serialised once, as it would be anyway, and a small answer costs a length comparison.
+ */
+import type { RequestHandler } from 'express';
+import { exceedsBytes, responseTooLargeError } from '../graphql/cost.js';
+
+export interface ResponseSizeOptions {
+  maxBytes: number;
+  /** Told of each withheld answer (metrics, an info log line). */
+  onWithheld?: (bytes: number) => void;
+}
+
+export function responseSizeGuard(options: ResponseSizeOptions): RequestHandler {
+  return (_req, res, next) => {
+    const send = res.send.bind(res);
+    res.send = (body?: unknown) => {
+      if (typeof body === 'string' && exceedsBytes(body, options.maxBytes)) {
+        options.onWithheld?.(Buffer.byteLength(body));
+        const error = responseTooLargeError(options.maxBytes);
+        res.status(400).type('application/json; charset=utf-8');
+        return send(JSON.stringify({ errors: [{ message: error.message, extensions: error.extensions }] }));
+      }
+      return send(body);
+    };
+    next();
+  };
+}
