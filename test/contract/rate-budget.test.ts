@@ -140,6 +140,21 @@ function rateBudgetContract(name: string, setup: () => Harness): void {
       expect((await budget.status()).clientUsed).toBe(0);
     });
 
+    it("the over-share refusal's wait is true for that client: once it has passed, the client takes again", async () => {
+      const h = setup();
+      const budget = h.make(4);
+      const flood = { client: 'flood', share: 2, reserve: 2 };
+      for (let i = 0; i < 2; i++) {
+        const hold = await budget.tryHold(1000, flood);
+        if (hold.ok) await hold.settle();
+      }
+      const refused = await budget.tryHold(1000, flood);
+      expect(refused).toMatchObject({ ok: false, reason: 'over-share' });
+      if (refused.ok) return;
+      await h.wait(refused.retryAfterMs + 20);
+      expect((await budget.tryHold(1000, flood)).ok).toBe(true);
+    });
+
     it('a client under its share takes even from the reserve', async () => {
       const h = setup();
       const budget = h.make(4);
