@@ -447,7 +447,7 @@ export interface UpstreamRequestEvent {
  * codes; lookups of an unknown Sid/number resolve to null rather than throwing.
  */
 export interface ExotelApi {
-  /** `POST Calls/connect.json` with From/To. Never retried automatically (it may have reached Exotel). */
+  /** `POST Calls/connect.json` with From/To; the new call is QUEUED (Exotel answers "in-progress" before anyone picked up). Never retried automatically (it may have reached Exotel). */
   connectCall(params: ConnectCallParams, options?: RequestOptions): Promise<Call>;
   /** `POST Calls/connect.json` with Url → a flow. Never retried automatically. */
   connectCallToFlow(params: ConnectFlowParams, options?: RequestOptions): Promise<Call>;
@@ -457,7 +457,7 @@ export interface ExotelApi {
   listCalls(query: CallListQuery, options?: RequestOptions): Promise<CallPage>;
   /** `GET Numbers/{number}.json`; null when Exotel does not know the number. */
   getNumberMetadata(number: string, options?: RequestOptions): Promise<NumberMetadata | null>;
-  /** `GET /v2_beta/Accounts/{sid}/IncomingPhoneNumbers`, every page. */
+  /** `GET /v1/Accounts/{sid}/IncomingPhoneNumbers.json` (v2_beta only when v1 answers 404), every page, de-duplicated by sid. */
   listExoPhones(options?: RequestOptions): Promise<ExoPhone[]>;
   /** `POST Sms/send.json`. Never retried automatically. */
   sendSms(params: SendSmsParams, options?: RequestOptions): Promise<SmsMessage>;
