@@ -97,6 +97,8 @@ describe('Exotel error classes map to contract codes', () => {
   });
 
   it('one failed Sid lookup fails only its slot, and is not cached', async () => {
+    // Held at ringing: a live call is never in Exotel's bulk listing, so only its own lookup can answer it.
+    sim.faults.holdCalls('ringing', { to: '+919800000021' });
     const live = sim.calls.create({ from: '+919800000011', to: '+919800000021', callerId: '08039591111' });
     const done = sim.calls.list().find((c) => c.Status === 'completed')!;
     sim.faults.inject({ kind: 'error', status: 500, count: 'all', endpoint: 'calls.get' });

@@ -34,8 +34,13 @@ describe.skipIf(!redisUp)('live status on Redis', () => {
         expect(body.errors).toBeUndefined();
         return body.data.connectCall.call.sid as string;
       };
+      // Held at ringing until the poller has shown it, so the phase cannot slip by between two polls.
+      gw.simulator!.faults.holdCalls('ringing');
       const sid = await connect();
-      const events = await record<{ status: 'QUEUED' | 'RINGING' | 'IN_PROGRESS' | 'COMPLETED'; source: string }>(client, `subscription($sid: ID!) { callStatusChanged(sid: $sid) { status source } }`, { sid }, 'callStatusChanged').done;
+      const watch = record<{ status: 'QUEUED' | 'RINGING' | 'IN_PROGRESS' | 'COMPLETED'; source: string }>(client, `subscription($sid: ID!) { callStatusChanged(sid: $sid) { status source } }`, { sid }, 'callStatusChanged');
+      await watch.until((items) => items.some((e) => e.status === 'RINGING'));
+      gw.simulator!.faults.releaseCalls({ at: 'ringing' });
+      const events = await watch.done;
       expect(events[0]!.source).toBe('SNAPSHOT');
       expect(events.map((e) => e.status)).toEqual(expect.arrayContaining(['RINGING', 'IN_PROGRESS', 'COMPLETED']));
       for (let i = 1; i < events.length; i++) expect(callStatusRank(events[i]!.status)).toBeGreaterThan(callStatusRank(events[i - 1]!.status));
