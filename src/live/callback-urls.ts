@@ -47,7 +47,8 @@ export const REQUEST_REF = /^[A-Za-z0-9_-]{16,64}$/;
 /**
  * A connect placed with a reference and no CustomField of the client's carries the reference in its
  * CustomField too: Exotel keeps it with the call, so the reconciler can find the call in Exotel's call
- * records when none of its callbacks ever arrives. The GraphQL API shows such a CustomField as null.
+ * records when none of its callbacks ever arrives. It shows as the call's `customField` (a random value
+ * that names nothing); a plain property, so warm answers still cover the field.
  */
 const REF_CUSTOM_FIELD_PREFIX = 'gateway-ref:';
 

@@ -5,12 +5,9 @@
  */
 import { ErrorCode, GatewayError } from '../../errors.js';
 import type { CallEventResolvers, CallResolvers } from '../../generated/graphql.js';
-import { refOfCustomField } from '../../live/callback-urls.js';
 import { callFromHistory } from '../../live/incoming.js';
 
 export const Call: CallResolvers = {
-  // The gateway's own request reference (callback-urls.ts) is not the client's CustomField.
-  customField: (call) => (refOfCustomField(call.customField) ? null : call.customField),
   async events(call, _args, ctx) {
     // The log holds what the gateway itself saw (callbacks, polls, API answers); a call placed elsewhere
     // and never reported to the gateway has an empty history.
