@@ -651,7 +651,11 @@ export type Subscription = {
   callEvents: CallEvent;
   /** The current state of one call first (source SNAPSHOT), then every forward status change until the call ends. */
   callStatusChanged: CallEvent;
-  /** Calls arriving on the account's ExoPhones, as Exotel's Passthru/incoming-call callbacks report them. */
+  /**
+   * Calls arriving on the account's ExoPhones, once per call, when its flow's first Passthru/Connect-applet
+   * request reaches the gateway (status IN_PROGRESS: the caller is in the flow). Follow one to its outcome
+   * with `callStatusChanged(sid:)`; `Call.flow` holds what the flow reported.
+   */
   incomingCalls: Call;
   /** Status changes of one SMS (Exotel reports terminal states only) until it reaches a terminal state. */
   smsStatusChanged: SmsMessage;
