@@ -1,5 +1,5 @@
 /** ingest() without HTTP, on the real in-memory storage: dedup, forward-only state, store-or-503. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createEntityCache } from '../../src/cache/entities.js';
 import { createLogger } from '../../src/logger.js';
 import { ingest, IngestStorageError, type IngestDeps } from '../../src/live/ingest.js';
@@ -157,5 +157,22 @@ describe('ingest', () => {
     expect((await ingest(incoming, deps)).outcome).toBe('recorded');
     await ingest({ ...update('c9', 'IN_PROGRESS'), requestRef: 'ref-abcdefghijklmnop' }, deps);
     expect(await storage.events.requestRef(ACCOUNT, 'ref-abcdefghijklmnop')).toBe('c9');
+  });
+
+  it('stores and publishes even when the cache write fails, and rebuilds the cached call from the update in the background', async () => {
+    const { deps, published } = setup();
+    const cached: Call = {
+      sid: 'c10', parentCallSid: null, accountSid: ACCOUNT, from: '+919876543210', to: '+919812345670', phoneNumberSid: null,
+      status: 'RINGING', direction: 'OUTBOUND_API', startTime: null, endTime: null, durationSeconds: null, price: null,
+      recordingUrl: null, answeredBy: null, customField: null, dateCreated: '2026-11-20T10:00:00+05:30', dateUpdated: '2026-11-20T10:00:00+05:30',
+      conversationDurationSeconds: null, legs: null,
+    };
+    await deps.entities.putCall(cached);
+    let failures = 1;
+    const putCall = deps.entities.putCall.bind(deps.entities);
+    const entities = { ...deps.entities, putCall: (call: Call) => (failures-- > 0 ? Promise.reject(new Error('cache down')) : putCall(call)) };
+    expect((await ingest(update('c10', 'COMPLETED'), { ...deps, entities })).outcome).toBe('published');
+    expect(published).toEqual(['COMPLETED']);
+    await vi.waitFor(async () => expect((await deps.entities.getCalls(['c10']))[0]).toMatchObject({ status: 'COMPLETED', from: '+919876543210' }), { timeout: 3_000 });
   });
 });
