@@ -1,8 +1,8 @@
 /**
  * Upstream efficiency, counted at the simulator: requests per 1,000 distinct cold call
  * lookups (one `callsBySid` query; and 1,000 `call(sid)` queries, 100 in flight at a time), then per
- * 1,000 repeated lookups of the same (terminal) calls. The concurrent cold case runs on Redis too, when
- * Redis answers (a gateway with a unique key prefix, deleted afterwards).
+ * 1,000 repeated lookups of the same (terminal) calls. In full runs the concurrent cold case runs on Redis
+ * too, when Redis answers (a gateway with a unique key prefix, deleted afterwards).
  */
 import { gql, gatewayEnv, seedFinishedCalls, startGateway, startSimulator } from '../lib/env.js';
 import { n, table, type BenchContext, type FigureResult } from '../lib/types.js';
@@ -47,9 +47,10 @@ export async function upstreamEfficiency(ctx: BenchContext): Promise<FigureResul
     const warmOne = await counted(oneQuery);
     const warmMany = await counted(concurrent);
     ctx.log(`  cold: ${coldOne} (one query), ${coldMany} (concurrent); warm: ${warmOne}, ${warmMany}; wrong answers: ${bad}`);
-    // The same concurrent cold lookups through a gateway on Redis (its own fresh Sids).
+    // The same concurrent cold lookups through a gateway on Redis (its own fresh Sids); full runs only, so
+    // the quick smoke run stays short.
     let coldManyRedis: number | null = null;
-    if (await redisPing(BENCH_REDIS_URL)) {
+    if (!ctx.quick && (await redisPing(BENCH_REDIS_URL))) {
       const prefix = `egg-bench-upstream-${process.pid}-${Date.now().toString(36)}:`;
       const redisSids = seedFinishedCalls(sim, lookups);
       const onRedis = await startGateway('gateway-upstream-redis', gatewayEnv(sim, { REDIS_URL: BENCH_REDIS_URL, REDIS_KEY_PREFIX: prefix }));
