@@ -197,6 +197,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       });
     }
 
+    let nearCacheStats: { hits: number } | undefined;
     const exotelApi = exotel;
     scrapeSources.push(async () => {
       // Budget first: on Redis it is one round trip; a failure leaves the last values rather than failing the scrape.
@@ -205,7 +206,8 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
         metrics.rateBudgetRemaining.set(rate.remaining);
         metrics.rateBudgetQueued.set(rate.queued);
       }
-      metrics.syncTotal(metrics.cacheRequests, 'hit', storage.cache.stats.hits);
+      // Reads the replica's near-cache answered are hits too; its misses are the shared cache's reads.
+      metrics.syncTotal(metrics.cacheRequests, 'hit', storage.cache.stats.hits + (nearCacheStats?.hits ?? 0));
       metrics.syncTotal(metrics.cacheRequests, 'miss', storage.cache.stats.misses);
     });
     // Every forward event this replica fans out to its subscribers (on Redis: every replica's events).
@@ -252,6 +254,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     let boundUrl: string | undefined;
     // Exotel objects, held near on this replica in front of the shared cache; the event log keeps it coherent.
     const entityCache = createNearEntityCache(createEntityCache(storage.cache, exotel.accountSid), { events: storage.events, accountSid: exotel.accountSid });
+    nearCacheStats = entityCache.stats;
     onStop('near-cache unsubscribed', () => entityCache.close());
     const live = createLive({
       config,

@@ -56,6 +56,8 @@ export interface NearEntityCache extends EntityCache {
   current(versions: ReadonlyMap<string, number>): boolean;
   /** Objects held right now (tests, metrics). */
   readonly size: number;
+  /** Reads answered here, without the shared cache (metrics add them to the shared cache's hits). */
+  readonly stats: { hits: number };
   /** Stops following the event log. */
   close(): void;
 }
@@ -84,6 +86,7 @@ export function createNearEntityCache(shared: EntityCache, options: NearCacheOpt
   const fences = new LRUCache<string, { epoch: number; rank: number }>({ max: NEAR_CACHE.maxFences, ttl: NEAR_CACHE.fenceMs });
   let epoch = 0;
   let nextVersion = 0;
+  const stats = { hits: 0 };
 
   const rankOf = (kind: Kind, value: unknown): number => {
     if (value === null || kind === 'number') return 0;
@@ -126,6 +129,7 @@ export function createNearEntityCache(shared: EntityCache, options: NearCacheOpt
       ids.forEach((id, i) => {
         const entry = held.get(`${kind}:${id}`);
         if (entry) {
+          stats.hits++;
           out[i] = entry.value as V;
           reads?.versions.set(`${kind}:${id}`, entry.version);
         } else missing.push(i);
@@ -180,6 +184,7 @@ export function createNearEntityCache(shared: EntityCache, options: NearCacheOpt
     get size() {
       return held.size;
     },
+    stats,
     close: stopFollowing,
   };
   return cache;
