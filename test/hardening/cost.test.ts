@@ -138,6 +138,16 @@ describe('the amplification attack', () => {
     expect(repeated.body.data.callsBySid).toHaveLength(1200);
   });
 
+  it('GET reads its variables too', async () => {
+    const cacheReads = gw.storage.cache.stats.hits + gw.storage.cache.stats.misses;
+    const short = Array.from({ length: 1001 }, (_, i) => `C${i}`);
+    const params = new URLSearchParams({ query: 'query($s: [ID!]!) { callsBySid(sids: $s) { sid } }', variables: JSON.stringify({ s: short }) });
+    const res = await fetch(`${gw.url}/graphql?${params}`, { headers: { ...bearer, 'apollo-require-preflight': '1' } });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as any).errors[0].extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'sids', reason: 'MAX_LIST_SIZE' });
+    expect(gw.storage.cache.stats.hits + gw.storage.cache.stats.misses).toBe(cacheReads);
+  });
+
   it('over graphql-ws the same operation is refused the same way, with no upstream request', async () => {
     const upstream = gw.simulator!.countRequests();
     const s = await ackedSocket(gw.wsUrl, bearer.authorization);
