@@ -312,8 +312,11 @@ describe('numberMetadata and numbersMetadata', () => {
 
 describe('exophones', () => {
   it('lists the account ExoPhones and answers again from the cache', async () => {
+    sim.resetRequests();
     const { body } = await gw.gql('{ exophones { sid phoneNumber friendlyName capabilities region } }');
     expect(body.errors).toBeUndefined();
+    // From the v1 listing production integrations use, not the v2_beta one.
+    expect(sim.requests.map((r) => r.path)).toEqual([`/v1/Accounts/${sim.accountSid}/IncomingPhoneNumbers.json`]);
     expect(body.data.exophones.map((p: { sid: string }) => p.sid)).toEqual(sim.exoPhones.map((p) => p.sid));
     expect(body.data.exophones[0]).toMatchObject({ phoneNumber: sim.exoPhones[0]!.phone_number, friendlyName: sim.exoPhones[0]!.friendly_name });
     sim.resetRequests();
