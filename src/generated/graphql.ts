@@ -51,7 +51,7 @@ export type Call = {
   answeredBy?: Maybe<Scalars['String']['output']>;
   /** Time the two parties were connected, in seconds, when Exotel reports it. */
   conversationDurationSeconds?: Maybe<Scalars['Int']['output']>;
-  /** The `customField` the call was placed with. */
+  /** The `customField` the call was placed with. A connect with an `idempotencyKey` and no customField of the client's carries the gateway's request reference here (`gateway-ref:…`), so a lost answer can be found later. */
   customField?: Maybe<Scalars['String']['output']>;
   /** When Exotel created the call. */
   dateCreated: Scalars['DateTime']['output'];
@@ -264,7 +264,7 @@ export type CallStatus =
 export type ConnectCallInput = {
   /** The account's ExoPhone shown as caller id. */
   callerId: Scalars['String']['input'];
-  /** Any string, returned on the call and in its events. */
+  /** Any string, returned on the call and in its events. Must not start with `gateway-ref:` (the gateway's own request references). */
   customField?: InputMaybe<Scalars['String']['input']>;
   /** The number called first; connected to `to` once it answers. */
   from: Scalars['String']['input'];
@@ -298,7 +298,7 @@ export type ConnectCallPayload = {
 export type ConnectCallToFlowInput = {
   /** The account's ExoPhone shown as caller id. */
   callerId: Scalars['String']['input'];
-  /** Any string, returned on the call and passed to the flow. */
+  /** Any string, returned on the call and passed to the flow. Must not start with `gateway-ref:` (the gateway's own request references). */
   customField?: InputMaybe<Scalars['String']['input']>;
   /** The flow (app) id from the Exotel dashboard. */
   flowId: Scalars['ID']['input'];

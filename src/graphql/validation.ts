@@ -8,6 +8,7 @@
 import { ErrorCode, badInput, badInputs, isGatewayError, type FieldProblem } from '../errors.js';
 import type { ConnectCallParams, ConnectFlowParams, SendBulkSmsParams, SendSmsParams } from '../exotel/types.js';
 import { SID_PATTERN } from '../exotel/types.js';
+import { isRefCustomField } from '../live/callback-urls.js';
 import type {
   ConnectCallInput,
   ConnectCallToFlowInput,
@@ -87,6 +88,13 @@ function optionalText(value: string | null | undefined, field: string, maxChars:
   return value;
 }
 
+/** A client's customField: bounded, and never in the form the gateway's request references use. */
+function clientCustomField(value: string | null | undefined, field: string): string | undefined {
+  const text = optionalText(value, field, INPUT_LIMITS.customFieldChars);
+  if (text !== undefined && isRefCustomField(text)) throw badInput(field, "must not start with 'gateway-ref:', which the gateway keeps for its own request references");
+  return text;
+}
+
 function dltId(value: string | null | undefined, field: string): string | undefined {
   if (value === null || value === undefined) return undefined;
   const trimmed = value.trim();
@@ -157,7 +165,7 @@ export function validateConnectCall(input: ConnectCallInput): ConnectCallParams 
   const callerId = p.check(() => phoneNumber(input.callerId, 'input.callerId'));
   const timeLimit = p.check(() => intInRange(input.timeLimit, 'input.timeLimit', INPUT_LIMITS.timeLimitSeconds, 'seconds'));
   const timeOut = p.check(() => intInRange(input.timeOut, 'input.timeOut', INPUT_LIMITS.timeOutSeconds, 'seconds'));
-  const customField = p.check(() => optionalText(input.customField, 'input.customField', INPUT_LIMITS.customFieldChars));
+  const customField = p.check(() => clientCustomField(input.customField, 'input.customField'));
   const waitUrl = p.check(() => httpUrl(input.waitUrl, 'input.waitUrl'));
   if (input.recordingChannels && !input.record) p.add('input.recordingChannels', 'only applies when record is true');
   p.check(() => idempotencyKey(input.idempotencyKey));
@@ -182,7 +190,7 @@ export function validateConnectCallToFlow(input: ConnectCallToFlowInput): Connec
   const callerId = p.check(() => phoneNumber(input.callerId, 'input.callerId'));
   const timeLimit = p.check(() => intInRange(input.timeLimit, 'input.timeLimit', INPUT_LIMITS.timeLimitSeconds, 'seconds'));
   const timeOut = p.check(() => intInRange(input.timeOut, 'input.timeOut', INPUT_LIMITS.timeOutSeconds, 'seconds'));
-  const customField = p.check(() => optionalText(input.customField, 'input.customField', INPUT_LIMITS.customFieldChars));
+  const customField = p.check(() => clientCustomField(input.customField, 'input.customField'));
   p.check(() => idempotencyKey(input.idempotencyKey));
   p.throwIfAny();
   const params: ConnectFlowParams = { from: from!, callerId: callerId!, flowId };

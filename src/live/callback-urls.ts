@@ -52,6 +52,12 @@ export const REQUEST_REF = /^[A-Za-z0-9_-]{16,64}$/;
  */
 const REF_CUSTOM_FIELD_PREFIX = 'gateway-ref:';
 
+/** True for a CustomField in the gateway's own reference form, which client input may not use: the reconciler
+ * would take a call carrying one for the request it names. */
+export function isRefCustomField(value: string): boolean {
+  return value.startsWith(REF_CUSTOM_FIELD_PREFIX);
+}
+
 export function refCustomField(ref: string): string {
   return `${REF_CUSTOM_FIELD_PREFIX}${ref}`;
 }

@@ -57,6 +57,19 @@ describe('validateConnectCall', () => {
   });
 });
 
+describe('customField', () => {
+  it("refuses the gateway's own request-reference form, which the reconciler would take for a lost request", () => {
+    let thrown: unknown;
+    try {
+      validateConnectCall({ from: '9876543210', to: '9812345670', callerId: '08039591111', customField: 'gateway-ref:abcdefghijklmnop' });
+    } catch (err) {
+      thrown = err;
+    }
+    expect(isGatewayError(thrown) && thrown.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'input.customField' });
+    expect(validateConnectCall({ from: '9876543210', to: '9812345670', callerId: '08039591111', customField: 'ticket gateway-ref:x' }).customField).toBe('ticket gateway-ref:x');
+  });
+});
+
 describe('validateSendBulkSms', () => {
   it('names the index of the failing message', () => {
     expect(() => validateSendBulkSms({ from: 'EXOSIM', messages: [{ to: '9812345670', body: 'a' }, { to: '9812345670', body: 'x'.repeat(2001) }] })).toThrow(
