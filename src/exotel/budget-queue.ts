@@ -1,6 +1,6 @@
 /**
- * Waiting for rate budget: a fair queue in front of a RateBudget (design §7: "when over, queue up to a
- * deadline, then RATE_LIMITED"), shared by the client keys of one account (docs/rate-budget.md).
+ * Waiting for rate budget: a fair queue in front of a RateBudget (when over, queue up to a deadline, then
+ * RATE_LIMITED), shared by the client keys of one account (docs/rate-budget.md).
  *
  * Each client key has a weight and so a share of the window (limit × weight ÷ all weights). One pump
  * serves the waiters: first the client that has used the least of its share, and within a client the one

@@ -1,4 +1,4 @@
-/** Voice v1: connect calls, call details, bulk call details (exotel-api.md "Calls"). */
+/** Voice v1: connect calls, call details, bulk call details (Exotel's call API docs). */
 import { badInput, ErrorCode, GatewayError } from '../errors.js';
 import { InvalidDateTimeError, isoToExotel } from './dates.js';
 import type { ExotelHttp } from './http.js';
@@ -41,8 +41,8 @@ export function createCallsApi(http: ExotelHttp, accountSid: string, parse: Pars
   async function connect(form: URLSearchParams, options?: RequestOptions): Promise<Call> {
     const json = (await http.request({ endpoint: 'calls.connect', method: 'POST', path: path('Calls/connect.json'), form }, options)) as WireCallResponse;
     const call = parseCall(callOf(json), parse);
-    // Exotel answers connect with the new call already "in-progress" (exotel-api.md, "What real traffic
-    // shows"), before anyone picked up. Taken literally, every call would look answered the moment it was
+    // Exotel answers connect with the new call already "in-progress" (docs/exotel-fidelity.md,
+    // "Connect answers in-progress"), before anyone picked up. Taken literally, every call would look answered the moment it was
     // placed and the `answered` callback would say nothing new; it is placed, not answered: QUEUED, and
     // ringing (from polling) and in-progress (from the answered callback) move it on, forward only.
     return call.status === 'IN_PROGRESS' ? { ...call, status: 'QUEUED' as const } : call;

@@ -1,7 +1,7 @@
 /**
  * Exotel's timestamps ↔ ISO-8601.
  *
- * Exotel writes Indian wall-clock time with no zone, "YYYY-MM-DD HH:mm:ss" (exotel-api.md: IST, UTC+05:30;
+ * Exotel writes Indian wall-clock time with no zone, "YYYY-MM-DD HH:mm:ss" (docs/exotel-fidelity.md: IST, UTC+05:30;
  * an unset SMS DateSent comes back as "1970-01-01 05:30:00", which is epoch zero rendered in IST). India
  * has no daylight saving, so the offset is a constant and plain arithmetic on epoch milliseconds is exact:
  * no time-zone database is needed.

@@ -1,7 +1,7 @@
 /**
  * The one way the gateway talks to Exotel: auth, rate budget, timeouts, retries and error mapping.
  *
- * Retry rules (design §7, exotel-api.md "Rate limits"):
+ * Retry rules (docs/design-choices.md, "Retries"; Exotel's rate-limit advice in docs/exotel-fidelity.md):
  * - Every attempt, retries included, first takes one request from the account budget (FIFO queue, deadline)
  *   and settles it once its answer (or connection failure) is back, so the budget counts it when it is known
  *   to have arrived (Exotel counts on arrival, not when we send).

@@ -2,7 +2,7 @@
  * Number metadata (v1) and the account's ExoPhones.
  *
  * ExoPhones come from v1 `GET /v1/Accounts/{sid}/IncomingPhoneNumbers.json` — what production integrations
- * call (exotel-api.md, "What real traffic shows") — and from the v2_beta listing only when v1 answers 404.
+ * call (docs/exotel-fidelity.md, "ExoPhones") — and from the v2_beta listing only when v1 answers 404.
  * Paging follows the answer's next-page URI and never computes pages from the echoed page size (v2_beta
  * echoes 50 whatever was asked); it stops when a page adds no ExoPhone not already seen, and every
  * ExoPhone appears once (by sid).

@@ -8,7 +8,7 @@ export interface ExotelLogger {
   warn(obj: Record<string, unknown>, msg: string): void;
 }
 
-/** Exotel's clusters (exotel-api.md: "Base, auth, formats"). */
+/** Exotel's clusters (Exotel's API docs; docs/exotel-fidelity.md). */
 export const EXOTEL_REGION_BASE_URLS = {
   singapore: 'https://api.exotel.com',
   mumbai: 'https://api.in.exotel.com',
@@ -127,7 +127,7 @@ function checkBaseUrl(raw: string): string {
   } catch {
     throw new TypeError('Exotel client: baseUrl is not a valid URL');
   }
-  // Credentials in a URL end up in proxies' and servers' access logs (exotel-api.md): refuse them outright.
+  // Credentials in a URL end up in proxies' and servers' access logs (docs/exotel-fidelity.md): refuse them outright.
   if (url.username || url.password) throw new TypeError('Exotel client: baseUrl must not contain credentials; pass apiKey/apiToken');
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new TypeError('Exotel client: baseUrl must be http(s)');
   return url.origin + url.pathname.replace(/\/+$/, '');

@@ -1,7 +1,7 @@
 /**
  * Exotel wire objects → the gateway's domain types.
  *
- * Exotel is loose (exotel-api.md, "What real traffic shows"): empty fields arrive as "", null or the
+ * Exotel is loose (docs/exotel-fidelity.md): empty fields arrive as "", null or the
  * string "null"; numbers as JSON numbers or strings; statuses in two spellings; unset dates as epoch zero
  * in IST. Every such quirk is absorbed here so the rest of the gateway sees one clean shape. A field that
  * cannot be read at all becomes null (reported once through `unreadable`, logged at debug by the client);
@@ -346,8 +346,8 @@ export function parseSms(wire: WireSms, options: ParseOptions = {}): SmsMessage 
 }
 
 /**
- * One entry of the short bulk SMS answer, `{"SMSMessages": [{"Sid", "Status", "To"}]}` (exotel-api.md):
- * a message Exotel accepted, with only those three fields. What the request itself says fills the rest
+ * One entry of the short bulk SMS answer, `{"SMSMessages": [{"Sid", "Status", "To"}]}` (docs/exotel-fidelity.md,
+ * "Bulk SMS"): a message Exotel accepted, with only those three fields. What the request itself says fills the rest
  * honestly — the sender and body the gateway sent, and as `dateCreated` the time the answer was read —
  * and what nobody knows yet stays null.
  */
@@ -398,7 +398,7 @@ export function parseNumberMetadata(wire: WireNumberResponse['Numbers'], request
 
 /**
  * One IncomingPhoneNumbers item (v1 `{"IncomingPhoneNumber": {…}}` or a v2_beta snake_case item) → ExoPhone,
- * or undefined when it has no number at all. Neither schema is fully documented (exotel-api.md), so
+ * or undefined when it has no number at all. Neither schema is fully documented by Exotel, so
  * snake_case, camelCase and PascalCase names and both capability shapes are accepted.
  */
 export function parseExoPhone(wire: WireExoPhone | Record<string, unknown>): ExoPhone | undefined {

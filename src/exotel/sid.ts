@@ -3,7 +3,7 @@
  * webhook routes and the simulator alike.
  *
  * Real Call and SMS Sids are 32 characters, usually lowercase hex, but often end in a letter that is not
- * hex (`…189g`, `…162m`, `…1a8u`: exotel-api.md "What real traffic shows"), and Exotel promises no format.
+ * hex (`…189g`, `…162m`, `…1a8u`: docs/exotel-fidelity.md), and Exotel promises no format.
  * So only what cannot be a Sid is refused: blanks, spaces, dots, commas (a comma would split a bulk
  * `Sid=a,b` filter), a leading "-" or "_", and anything over 128 characters.
  */

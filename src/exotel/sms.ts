@@ -1,4 +1,4 @@
-/** SMS: send, bulk send with per-message bodies, details (exotel-api.md "SMS"). */
+/** SMS: send, bulk send with per-message bodies, details (Exotel's SMS API docs). */
 import { badInput, ErrorCode, exotelCode, exotelMessage, GatewayError } from '../errors.js';
 import type { ExotelHttp } from './http.js';
 import { int, parseShortBulkSms, parseSms, text, type ParseOptions } from './parse.js';
@@ -53,7 +53,7 @@ export function createSmsApi(http: ExotelHttp, accountSid = '', parse: ParseOpti
         { endpoint: 'sms.get', method: 'GET', path: path(`SMS/Messages/${encodeURIComponent(required(sid, 'sid'))}.json`), notFoundAsNull: true },
         options,
       )) as WireSmsResponse | null;
-      // Exotel may answer an unknown Sid with 200 "No matching results" and no SMSMessage (exotel-api.md §10).
+      // Exotel may answer an unknown Sid with 200 "No matching results" and no SMSMessage (docs/exotel-fidelity.md).
       if (json === null || typeof json !== 'object' || !json.SMSMessage) return null;
       return parseSms(json.SMSMessage, parse);
     },
@@ -91,7 +91,7 @@ export interface BulkSent {
 
 /**
  * Exotel's bulksend answer → one result per input message, in input order. Both documented forms are read
- * (exotel-api.md, "What real traffic shows"): an array of `{SMSMessage}` / `{RestException}`, and
+ * (docs/exotel-fidelity.md, "Bulk SMS"): an array of `{SMSMessage}` / `{RestException}`, and
  * `{"SMSMessages": [{"Sid", "Status", "To"}]}`, whose entries are accepted messages (their other fields
  * filled from the request or left null), never errors. Items are matched by position when the answer lines
  * up with the input, otherwise by recipient. Only a message the answer does not mention at all (or mentions

@@ -1,5 +1,5 @@
 /**
- * Exotel's wire format (../shared/exotel-api.md) and the gateway's typed view of it.
+ * Exotel's wire format (Exotel's API docs; docs/exotel-fidelity.md) and the gateway's typed view of it.
  *
  * Two implementations speak the wire types: the real client (src/exotel/) and the built-in simulator
  * (src/simulator/, which imports nothing else from the gateway). The rest of the gateway sees only the
@@ -108,7 +108,7 @@ export interface WireSmsResponse {
 /** One item of a `POST Sms/bulksend.json` answer: a message, or that message's error. */
 export type WireBulkSmsItem = WireSmsResponse | { RestException: WireRestException['RestException'] & { To?: string } };
 
-/** The short bulksend answer form: only Sid, Status and To per accepted message (exotel-api.md). */
+/** The short bulksend answer form: only Sid, Status and To per accepted message (docs/exotel-fidelity.md). */
 export interface WireBulkSmsShortResponse {
   SMSMessages: Array<{ Sid: string; Status: WireSmsStatus; To: string }>;
 }
@@ -198,7 +198,7 @@ export interface WireSmsStatusCallback {
 
 // ───────────────────────────── domain: what the gateway works with ─────────────────────────────
 
-/** GraphQL enum values (design §5). */
+/** GraphQL enum values (schema/*.graphql). */
 export type CallStatus = 'QUEUED' | 'RINGING' | 'IN_PROGRESS' | 'COMPLETED' | 'FAILED' | 'BUSY' | 'NO_ANSWER' | 'CANCELED';
 export type CallDirection = 'INBOUND' | 'OUTBOUND_API' | 'OUTBOUND_DIAL';
 export type SmsStatus = 'QUEUED' | 'SENDING' | 'SUBMITTED' | 'SENT' | 'DELIVERED' | 'FAILED' | 'FAILED_DND' | 'EXPIRED' | 'UNDELIVERED';
@@ -224,7 +224,7 @@ export interface CallLeg {
 
 /**
  * What an incoming-call flow told the gateway about a call: the parameters of Exotel's Passthru and
- * Connect-applet requests (exotel-api.md, "What real traffic shows"), merged over every request of the
+ * Connect-applet requests (docs/live-status.md, "Incoming calls"), merged over every request of the
  * call. `agentStatus` is the agent's state (Exotel's `Status` there), never the call's.
  */
 export interface CallFlow {
@@ -484,7 +484,7 @@ export const TERMINAL_SMS_STATUSES: ReadonlySet<SmsStatus> = new Set(['DELIVERED
 
 /**
  * Forward-only order of SMS statuses: queued < sending < submitted < sent < a final status. Delivery may
- * show only as `sent` (exotel-api.md), so `sent` is below the final statuses, not one of them.
+ * show only as `sent` (docs/exotel-fidelity.md), so `sent` is below the final statuses, not one of them.
  */
 export function smsStatusRank(status: SmsStatus): number {
   switch (status) {
@@ -509,7 +509,7 @@ export function smsStatusRank(status: SmsStatus): number {
   }
 }
 
-/** Forward-only order of call statuses (design §7): queued < ringing < in-progress < terminal. The SMS order is above. */
+/** Forward-only order of call statuses (docs/live-status.md): queued < ringing < in-progress < terminal. The SMS order is above. */
 export function callStatusRank(status: CallStatus): number {
   switch (status) {
     case 'QUEUED':
