@@ -1,5 +1,5 @@
 /**
- * The other forms Exotel really answers in (exotel-api.md, "What real traffic shows"), applied on demand by
+ * The other forms Exotel really answers in (docs/exotel-fidelity.md), applied on demand by
  * the `answer-form` fault, and Exotel's error bodies with a numeric Code, as JSON or XML (`exotel-error`).
  * The default answers stay the documented ones; these exist so the gateway is tested against both.
  */

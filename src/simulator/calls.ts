@@ -56,8 +56,8 @@ export function toWireCall(call: CallRecord, options: { details?: boolean; recor
     call.recordingUrl && options.recordingUrlValidityMinutes ? `${call.recordingUrl}?validity=${options.recordingUrlValidityMinutes}` : call.recordingUrl;
   const wire: WireCall = {
     Sid: call.sid,
-    // Real call details write empty text fields as "" and Duration/Price as JSON numbers (exotel-api.md,
-    // "What real traffic shows"); both stay null until Exotel fills them in after the end.
+    // Real call details write empty text fields as "" and Duration/Price as JSON numbers (docs/exotel-fidelity.md,
+    // "Values"); both stay null until Exotel fills them in after the end.
     ParentCallSid: '',
     DateCreated: formatIst(call.createdAtMs),
     DateUpdated: formatIst(call.updatedAtMs),
@@ -141,7 +141,7 @@ export function planCall(call: CallRecord): Step[] {
   };
   const end = (status: CallOutcome, durationSeconds: number, conversationSeconds: number, ...legChanges: Array<(c: CallRecord) => void>) => (c: CallRecord) => {
     c.status = status;
-    // Exotel says "human" even on busy and unanswered calls (exotel-api.md, "What real traffic shows").
+    // Exotel says "human" even on busy and unanswered calls (docs/exotel-fidelity.md).
     c.answeredBy ??= 'human';
     c.durationSeconds = durationSeconds;
     c.conversationSeconds = conversationSeconds;

@@ -42,8 +42,7 @@ export type RequestFault =
    */
   | { kind: 'exotel-error'; status: number; code?: number; message?: string; format?: 'json' | 'xml'; count?: FaultCount; endpoint?: SimEndpoint }
   /**
-   * Process the request normally, but answer in another form Exotel really uses (exotel-api.md, "What real
-   * traffic shows"): `legacy-sms` (SMS answers with the string "null" for empty values and a string
+   * Process the request normally, but answer in another form Exotel really uses (docs/exotel-fidelity.md): `legacy-sms` (SMS answers with the string "null" for empty values and a string
    * DetailedStatusCode), `bulk-sms-short` (a bulk SMS answer `{"SMSMessages": [{Sid, Status, To}]}`),
    * `call-strings` (call details with Duration and Price as strings). Answers the form does not concern
    * are left as they are.

@@ -1,6 +1,6 @@
 /**
- * Incoming calls played through a flow, the way Exotel runs one (exotel-api.md, "What real traffic
- * shows"): a caller dials an ExoPhone, Exotel picks up into the flow and sends a Passthru request at its
+ * Incoming calls played through a flow, the way Exotel runs one (docs/live-status.md,
+ * "Incoming calls"): a caller dials an ExoPhone, Exotel picks up into the flow and sends a Passthru request at its
  * start, a Connect applet dials the agent (and sends its own request), then the Passthru after the
  * Connect applet reports the outcome in `DialCallStatus`/`CallType`. Requests are GET with a query string
  * by default (POST form on request), one after the other, each waiting for the previous answer, with the

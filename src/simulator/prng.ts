@@ -36,7 +36,7 @@ export function createPrng(seed: number): Prng {
 
 /**
  * Real Sids are 32 characters, mostly lowercase hex, but often end in a letter that is not hex (`…189g`,
- * `…162m`, `…1a8u`: exotel-api.md, "What real traffic shows"). The seeded history mixes both endings.
+ * `…162m`, `…1a8u`: docs/exotel-fidelity.md). The seeded history mixes both endings.
  */
 const SID_LAST = '0123456789abcdefghjkmnpqrstuvwxyz';
 const NON_HEX_LAST = 'ghjkmnpqrstuvwxyz';

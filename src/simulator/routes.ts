@@ -158,7 +158,7 @@ const connectCall: Handler = ({ params }, deps) => {
     statusCallback: statusCallbackUrl !== null ? { url: statusCallbackUrl, events: [...new Set(events)] as Array<'terminal' | 'answered'>, contentType } : null,
   };
   deps.startCall(call);
-  // Exotel answers connect with the call already "in-progress" (exotel-api.md, "What real traffic shows"),
+  // Exotel answers connect with the call already "in-progress" (docs/exotel-fidelity.md),
   // whatever phase its details show next; the lifecycle below still goes queued → ringing → ….
   return { status: 200, body: { Call: { ...toWireCall(call), Status: 'in-progress' } } };
 };
@@ -323,7 +323,7 @@ const listExoPhones: Handler = ({ query }, deps) => {
   const all = deps.state.exoPhones;
   const items = all.slice(page * pageSize, (page + 1) * pageSize);
   // As Exotel's sample shows: absolute URIs on another host, and page_size echoed as 50 whatever was
-  // asked (exotel-api.md, "What real traffic shows") — a client must not page by it.
+  // asked (docs/exotel-fidelity.md, "ExoPhones") — a client must not page by it.
   const uriFor = (p: number): string => `http://twilix.exotel.com/v2_beta/Accounts/${deps.state.accountSid}/IncomingPhoneNumbers?Page=${p}&PageSize=${pageSize}`;
   const body: WireExoPhoneListResponse = {
     page,
