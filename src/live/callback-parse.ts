@@ -1,6 +1,6 @@
 /**
  * Exotel callback bodies → typed updates. Pure functions over a flat field record, so form-urlencoded,
- * multipart and JSON bodies (exotel-api.md: "Accept all three") and Passthru query strings all go through
+ * multipart and JSON bodies (Exotel uses all three: docs/exotel-fidelity.md) and Passthru query strings all go through
  * the same checks. Anything that cannot be understood is rejected with a reason, never guessed.
  */
 import { exotelToIso, isExotelEpochZero, isoToEpochMs, epochMsToIso } from '../exotel/dates.js';

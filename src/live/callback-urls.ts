@@ -1,7 +1,7 @@
 /**
  * Callback URLs the gateway hands to Exotel, and the check that a request really came to one of them.
  *
- * Exotel signs nothing (exotel-api.md: "No signature or auth is sent"), so the only proof a callback is
+ * Exotel signs nothing (Exotel's callback docs: no signature or auth is sent), so the only proof a callback is
  * ours is an unguessable path segment. Each kind of callback gets its own token, derived from
  * WEBHOOK_SECRET with HMAC, so the URLs survive restarts and no secret ever travels in a URL.
  */

@@ -1,6 +1,6 @@
 /**
- * Incoming calls: Exotel's Passthru and Connect-applet requests (exotel-api.md, "What real traffic
- * shows") → one Call per CallSid, kept current by every request of its flow.
+ * Incoming calls: Exotel's Passthru and Connect-applet requests (docs/live-status.md,
+ * "Incoming calls") → one Call per CallSid, kept current by every request of its flow.
  *
  * A flow sends several requests for one call — at its start, after a Connect applet, at its end — as a
  * GET query string by default (POST possible). Each of them:
@@ -125,7 +125,7 @@ export function flowDateToIso(raw: string | null): IsoDateTime | null | 'unreada
 }
 
 /**
- * The outcome of an incoming call from its flow's `DialCallStatus` and `CallType` (exotel-api.md):
+ * The outcome of an incoming call from its flow's `DialCallStatus` and `CallType` (docs/live-status.md):
  * completed → COMPLETED; canceled (caller hung up, `client-hangup`) → CANCELED; no-answer (`incomplete`)
  * → NO_ANSWER; busy → BUSY; failed → FAILED. Undefined while the flow is still running: no dial outcome
  * yet, or `CallType=call-attempt` (a Connect applet that did not reach anyone, after which the flow goes on).

@@ -162,14 +162,14 @@ export function createLive(options: LiveOptions): Live {
 
   /** How long after its request a call should have ended, plus the grace: when it is due for the reconciler. */
   const expectedCallMs = (expect: { timeLimitSeconds?: number; timeOutSeconds?: number }) => {
-    // Exotel rings each leg for up to TimeOut, then the call may last TimeLimit (exotel-api.md).
+    // Exotel rings each leg for up to TimeOut, then the call may last TimeLimit (docs/exotel-fidelity.md).
     const expectedSeconds = 2 * (expect.timeOutSeconds ?? t.maxRingSeconds) + (expect.timeLimitSeconds ?? t.defaultMaxCallSeconds);
     return Math.round(expectedSeconds * 1000 * scale) + graceMs;
   };
   const hooks: LiveHooks = {
     async onCallCreated(call, expect) {
       await openItems.put(sets.calls, call.sid, now() + expectedCallMs(expect));
-      // Exotel answers Calls/connect with "in-progress" before anything rings (exotel-api.md); recording
+      // Exotel answers Calls/connect with "in-progress" before anything rings (docs/exotel-fidelity.md); recording
       // that would make the real ringing and answer look like steps backwards.
       const status = isTerminalCall(call.status) ? call.status : 'QUEUED';
       await ingest({ kind: 'call', callSid: call.sid, status, at: call.dateCreated, source: 'API', fields: { ...call, status } }, ingestDeps);

@@ -83,7 +83,7 @@ export function createReconciler(options: ReconcilerOptions): Loop {
     }
     const result = await ingest({ kind: 'sms', smsSid, status: sms.status, at: sms.dateUpdated, source: 'POLL', fields: sms }, options.ingestDeps);
     if (result.outcome === 'published') options.onReconciled?.('sms');
-    // Delivery often shows only as `sent` (exotel-api.md): once due, `sent` is as final as it gets.
+    // Delivery often shows only as `sent` (docs/exotel-fidelity.md): once due, `sent` is as final as it gets.
     if (isTerminalSms(sms.status) || sms.status === 'SENT') await options.openItems.remove(sets.sms, smsSid);
     else await options.openItems.put(sets.sms, smsSid, options.now() + options.recheckMs);
   }
