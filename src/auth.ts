@@ -1,5 +1,5 @@
 /**
- * Client authentication (design §3): `Authorization: Bearer <secret>` on HTTP, the same string in
+ * Client authentication (docs/security.md): `Authorization: Bearer <secret>` on HTTP, the same string in
  * graphql-ws `connectionParams.authorization`. Keys come from GATEWAY_API_KEYS; comparison is constant
  * time so response timing says nothing about how much of a guess was right.
  */

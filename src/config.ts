@@ -1,6 +1,6 @@
 /**
- * The gateway's configuration: every environment variable of the design (§3) in one typed object,
- * validated once at start. Defaults are declared here and nowhere else.
+ * The gateway's configuration: every environment variable of the README's configuration table in one typed
+ * object, validated once at start. Defaults are declared here and nowhere else.
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -164,7 +164,7 @@ const apiKeys = z.string().transform((raw, ctx) => {
 
 const url = z.string().url().transform((u) => u.replace(/\/+$/, ''));
 
-/** Each variable with its default; the names are the public contract (design §3). */
+/** Each variable with its default; the names are the public contract (the README's configuration table). */
 const schema = z.object({
   PORT: int(0, 65535).default(4000),
   HOST: z.string().min(1).default('0.0.0.0'),

@@ -1,5 +1,5 @@
 /**
- * The one error map of the gateway (design §6). Every error a client sees carries one of these codes;
+ * The one error map of the gateway (the README's error table). Every error a client sees carries one of these codes;
  * resolvers, the Exotel client and the live pipeline throw GatewayError and nothing else.
  */
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
@@ -123,7 +123,7 @@ export function exotelCode(value: unknown): number | undefined {
 /**
  * Reads a RestException body, JSON (`{"RestException": {"Status", "Message", "Code"}}`) or XML
  * (`<TwilioResponse><RestException><Message>…</Message><Code>…</Code>…`): Exotel sends XML error bodies
- * even when JSON was asked for (exotel-api.md, "What real traffic shows").
+ * even when JSON was asked for (docs/exotel-fidelity.md, "Errors").
  */
 export function parseExotelError(body: string): ExotelErrorBody {
   const out: ExotelErrorBody = {};
@@ -175,8 +175,8 @@ const BALANCE_CODES = new Set([40001]);
 const BALANCE = /balance|recharge|validity|credit/i;
 
 /**
- * Maps an Exotel HTTP answer to a GatewayError, keeping Exotel's message (exotel-api.md: trust the
- * HTTP status; the body says why). `retryAfterSeconds` comes from the Retry-After header when present.
+ * Maps an Exotel HTTP answer to a GatewayError, keeping Exotel's message (docs/exotel-fidelity.md: trust
+ * the HTTP status; the body says why). `retryAfterSeconds` comes from the Retry-After header when present.
  */
 export function fromExotelResponse(status: number, body: string, retryAfterSeconds?: number): GatewayError {
   const said = parseExotelError(body);

@@ -17,7 +17,7 @@ import type { Logger } from '../logger.js';
 import type { ContextFactory, GraphQLContext } from './context.js';
 import { createIntrospectionPolicy, introspectionPlugin } from './introspection.js';
 
-/** Where GraphQL over HTTP lives (design §4); graphql-ws upgrades on the same path. */
+/** Where GraphQL over HTTP lives (the README's endpoint table); graphql-ws upgrades on the same path. */
 export const GRAPHQL_PATH = '/graphql';
 
 export interface ApolloHandlerOptions {

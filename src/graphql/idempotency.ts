@@ -1,5 +1,5 @@
 /**
- * Idempotency keys of mutations (design §5–§7). A key is remembered for 24 h with a fingerprint of the
+ * Idempotency keys of mutations (docs/schema-tour.md). A key is remembered for 24 h with a fingerprint of the
  * operation and its normalised input:
  * - same key, same input, first one finished → its result is replayed, with no second upstream request;
  * - same key, other input → IDEMPOTENCY_CONFLICT;
@@ -14,7 +14,7 @@ import { ErrorCode, GatewayError, isGatewayError } from '../errors.js';
 import type { IdempotencyStore } from '../storage/types.js';
 
 export interface IdempotencyOptions {
-  /** How long a key is remembered, ms (24 h: design §5). */
+  /** How long a key is remembered, ms (24 h, as the SDL promises). */
   ttlMs: number;
   /** How long a retry waits for a first request that is still running, ms. */
   pendingWaitMs: number;
@@ -148,7 +148,7 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
           case 'done':
             return { result: record.result as T, replayed: true };
           case 'unknown': {
-            // Resolved later (design §6): the first request's own reference may have shown which object it
+            // Resolved later (docs/live-status.md, "Unknown outcomes"): the first request's own reference may have shown which object it
             // created (its callback arrived); then that is its result. Nothing is ever re-sent.
             const found = record.ref && spec.ref ? await spec.ref.resolve(record.ref).catch(() => undefined) : undefined;
             if (found === undefined || found === null) throw unknown(spec);

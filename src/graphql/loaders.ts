@@ -1,5 +1,5 @@
 /**
- * Per-request DataLoaders (design §7): however a query asks for calls — callsBySid, many `call` aliases,
+ * Per-request DataLoaders (docs/rate-budget.md): however a query asks for calls — callsBySid, many `call` aliases,
  * nested CallEvent.call — the loads of one tick become one cache read, and the misses go to the client
  * key's shared lookups (lookups.ts), which share bulk call-details requests of at most `bulkBatchSize`
  * Sids, and single lookups, with the key's other requests in flight. Results are per key: an

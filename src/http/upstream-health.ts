@@ -1,5 +1,5 @@
 /**
- * Whether Exotel can be used, for /readyz (design §4: "storage and upstream reachable"), judged from the
+ * Whether Exotel can be used, for /readyz (docs/operations.md, "Health"), judged from the
  * requests the gateway makes anyway: probing would spend the account's 200/min budget. Two ways to fail:
  * - unreachable after `failuresToMark` attempts in a row got no HTTP answer at all (connection refused or
  *   reset, DNS, timeout), reachable again at the first answer of any status;

@@ -23,7 +23,7 @@ export interface ResolvedStorageOptions {
 }
 
 export const STORAGE_DEFAULTS = {
-  // design §3: EVENT_RETENTION_HOURS defaults to 24.
+  // EVENT_RETENTION_HOURS defaults to 24 (the README's configuration table).
   eventRetentionMs: 24 * 60 * 60 * 1000,
   eventRetentionCount: 100_000,
   /** Most entries the in-memory cache holds before evicting the least recently used. */

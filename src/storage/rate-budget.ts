@@ -1,5 +1,5 @@
 /**
- * Rolling-window request budgets for one Exotel account (design §7: never exceed the account budget).
+ * Rolling-window request budgets for one Exotel account (never exceed the account budget: docs/rate-budget.md).
  *
  * Both implementations keep a sliding LOG: one time per request taken, dropped once it is `windowMs` old. A
  * request is allowed when fewer than `limit` entries remain. This is exact for any window position. A fixed

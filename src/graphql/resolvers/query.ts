@@ -18,7 +18,7 @@ export const MAX_CALLS_PAGE_SIZE = 100;
 const MAX_FILTER_NUMBERS = 5;
 
 /**
- * Exotel's bulk call listing (exotel-api.md): without DateCreated it searches the last 31 days; a range
+ * Exotel's bulk call listing (docs/exotel-fidelity.md): without DateCreated it searches the last 31 days; a range
  * may span at most a month and reach at most 6 months back. Checked here so a range Exotel would refuse
  * costs no request of the budget.
  */

@@ -1,5 +1,5 @@
 /**
- * The DateTime scalar: ISO-8601 instants with an offset (design §5). Inputs without an offset are
+ * The DateTime scalar: ISO-8601 instants with an offset (docs/schema-tour.md). Inputs without an offset are
  * rejected — a wall-clock time without a zone cannot be placed on the timeline — with BAD_USER_INPUT,
  * whether they come as a literal in the document or as a variable. Every output is in IST (+05:30),
  * the zone Exotel's own dates are in, so a client sees one convention everywhere.

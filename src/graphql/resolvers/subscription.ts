@@ -1,5 +1,5 @@
 /**
- * Subscription resolvers (design §5): thin adapters from GraphQL arguments to the live pipeline's feeds
+ * Subscription resolvers (schema/*.graphql, docs/live-status.md): thin adapters from GraphQL arguments to the live pipeline's feeds
  * (src/live/feed.ts). Arguments are checked before anything is subscribed; errors known at subscribe
  * time (an unknown Sid) come back as a GraphQL error, not a stream that dies.
  */
