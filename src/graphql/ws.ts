@@ -86,6 +86,11 @@ type Extra = {
   /** Request id of the socket (a sane X-Request-Id of the upgrade, or new); operations get `<id>:<n>`. */
   socketId?: string;
   operationCount?: number;
+  /**
+   * This socket's operations counted against its key (WS_MAX_SUBSCRIPTIONS_PER_KEY) and not yet ended, by id
+   * (a count: a client may reuse an id before the previous operation's end has been seen).
+   */
+  keyOperations?: Map<string, number>;
 };
 
 /** Close code for a key that already has its allowed number of sockets (like HTTP 429). */
@@ -99,6 +104,17 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   // Operations running per key over all its sockets: memory per subscription is what a key can grow.
   const operationsPerKey = new Map<string, number>();
   const keyOf = (principal: Principal | null | undefined) => principal?.name ?? 'anonymous';
+  /** Gives an operation's place back to its key, once (onComplete and a socket's close may both see it). */
+  const releaseKeyOperation = (extra: Extra, id: string) => {
+    const count = extra.keyOperations?.get(id);
+    if (!count) return;
+    if (count > 1) extra.keyOperations!.set(id, count - 1);
+    else extra.keyOperations!.delete(id);
+    const key = keyOf(extra.principal);
+    const left = (operationsPerKey.get(key) ?? 1) - 1;
+    if (left > 0) operationsPerKey.set(key, left);
+    else operationsPerKey.delete(key);
+  };
   let operations = 0;
 
   // noServer, with the upgrade listener below: attached with `server`, ws would re-emit the HTTP server's
@@ -192,6 +208,8 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         return true;
       },
       onClose: (ctx) => {
+        // Operations that never reached onComplete (their execution threw) give their places back here.
+        for (const [id, count] of [...(ctx.extra.keyOperations ?? [])]) for (let i = 0; i < count; i++) releaseKeyOperation(ctx.extra, id);
         // Only sockets that were counted (acknowledged) are uncounted.
         if (ctx.extra.principal === undefined) return;
         const key = ctx.extra.principal?.name ?? 'anonymous';
@@ -266,6 +284,8 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         if (tooCostly) return refuse([tooCostly.toGraphQLError()]);
         operations++;
         operationsPerKey.set(key, keyOperations + 1);
+        const counted = (ctx.extra.keyOperations ??= new Map());
+        counted.set(id, (counted.get(id) ?? 0) + 1);
         const operationCount = (ctx.extra.operationCount ?? 0) + 1;
         ctx.extra.operationCount = operationCount;
         const type = document.definitions.find((d) => d.kind === 'OperationDefinition' && (!payload.operationName || d.name?.value === payload.operationName));
@@ -288,12 +308,9 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         return args;
       },
       // Runs for every operation that got past onSubscribe, however it ended (graphql-ws guarantees it).
-      onComplete: (ctx) => {
+      onComplete: (ctx, id) => {
         operations = Math.max(0, operations - 1);
-        const key = keyOf(ctx.extra.principal);
-        const left = (operationsPerKey.get(key) ?? 1) - 1;
-        if (left > 0) operationsPerKey.set(key, left);
-        else operationsPerKey.delete(key);
+        releaseKeyOperation(ctx.extra, id);
       },
       onError: (_ctx, _id, _payload, errors) => errors.map(format),
       // Shared subscription results are formatted once, for every subscriber (graphql-ws sends them as they
