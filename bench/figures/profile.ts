@@ -109,9 +109,9 @@ export async function profile(ctx: BenchContext): Promise<FigureResult> {
     markdown: [
       'Separate runs of a gateway child, each warmed up and then sampled by the V8 CPU profiler (200 µs interval; the `--cpu-prof` profiler, started over the inspector so start-up is excluded), driven as its figure drives it. Shares are of non-idle time of the gateway process. `.cpuprofile` files: bench/results/logs/ (not committed; open in Chrome DevTools).',
       '',
-      ...section('Query path (figure 1)', query),
-      ...section('Webhook ingest (figure 3)', webhook),
-      ...section('Fan-out (figure 4)', fanout),
+      ...section('Query path (query figure)', query),
+      ...section('Webhook ingest (webhook figure)', webhook),
+      ...section('Fan-out (fan-out figure)', fanout),
     ],
     details: { query, webhook, fanout },
   };
