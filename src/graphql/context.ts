@@ -92,6 +92,39 @@ export type ContextFactory = (input?: ContextInput) => GraphQLContext;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** The parts of a context made on first use; Apollo's per-operation copies of a context share them. */
+interface LazyParts {
+  logger?: Logger;
+  loaders?: Loaders;
+  makeLogger(): Logger;
+  makeLoaders(): Loaders;
+}
+const LAZY = Symbol('lazy context parts');
+type WithLazy = { [LAZY]: LazyParts };
+
+/**
+ * The prototype of every context: `logger` and `loaders` are made on first use. They are getters here and
+ * not on the context itself because Apollo copies the context for each operation with Object.assign, which
+ * calls own getters: every request, warm answers included, would make both.
+ */
+const LAZY_CONTEXT: object = Object.defineProperties(
+  {},
+  {
+    logger: {
+      get(this: WithLazy) {
+        const parts = this[LAZY];
+        return (parts.logger ??= parts.makeLogger());
+      },
+    },
+    loaders: {
+      get(this: WithLazy) {
+        const parts = this[LAZY];
+        return (parts.loaders ??= parts.makeLoaders());
+      },
+    },
+  },
+);
+
 /** Builds contexts: shared deps plus fresh loaders and a request-scoped logger each time. */
 export function createContextFactory(deps: ContextDeps): ContextFactory {
   // One per factory, so one per process and account: cold lookups of a key's concurrent requests share upstream requests.
@@ -107,30 +140,26 @@ export function createContextFactory(deps: ContextDeps): ContextFactory {
   });
   return (input = {}) => {
     const requestId = input.requestId && REQUEST_ID.test(input.requestId) ? input.requestId : randomUUID();
-    // Made on first use: most requests log nothing themselves, and a child logger costs a redaction pass.
-    let logger: Logger | undefined;
-    const requestLogger = () => (logger ??= deps.logger.child({ requestId }));
-    let loaders: Loaders | undefined;
     const reads: ReadsSlot = { current: undefined, used: false };
     const client = input.auth?.name ?? ANONYMOUS.name;
-    const context: GraphQLContext = {
+    const lazy: LazyParts = {
+      // Most requests log nothing themselves, and a child logger costs a redaction pass.
+      makeLogger: () => deps.logger.child({ requestId }),
+      // A subscription that never loads anything (most) and a warm answer keep no loaders.
+      makeLoaders: () =>
+        createLoaders({
+          cache: deps.cache.recording(reads),
+          get logger() {
+            return lazy.logger ?? (lazy.logger = lazy.makeLogger());
+          },
+          lookups: lookups.forClient(client),
+        }),
+    };
+    const context = Object.assign(Object.create(LAZY_CONTEXT) as GraphQLContext, {
       config: deps.config,
-      get logger() {
-        return requestLogger();
-      },
       exotel: deps.exotel,
       storage: deps.storage,
       cache: deps.cache,
-      // Made on first use too: a subscription that never loads anything (most) keeps no loaders.
-      get loaders() {
-        return (loaders ??= createLoaders({
-          cache: deps.cache.recording(reads),
-          get logger() {
-            return requestLogger();
-          },
-          lookups: lookups.forClient(client),
-        }));
-      },
       idempotency: deps.idempotency,
       mode: deps.mode,
       version: deps.version,
@@ -138,7 +167,8 @@ export function createContextFactory(deps: ContextDeps): ContextFactory {
       auth: input.auth ?? null,
       reads,
       client,
-    };
+      [LAZY]: lazy,
+    });
     if (deps.callbackUrls) context.callbackUrls = deps.callbackUrls;
     if (deps.live) context.live = deps.live;
     return context;
