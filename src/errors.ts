@@ -17,8 +17,8 @@ export const ErrorCode = {
   IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
   /**
    * The gateway's shared storage (Redis) is unreachable, so a request that needs it (an idempotencyKey check)
-   * was refused before anything was sent to Exotel; retry after `retryAfterSeconds`. An extension of the
-   * design's codes.
+   * was refused before anything was sent to Exotel; retry after `retryAfterSeconds`. Added to the
+   * original contract codes.
    */
   STORAGE_UNAVAILABLE: 'STORAGE_UNAVAILABLE',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',

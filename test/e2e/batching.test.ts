@@ -1,5 +1,5 @@
 /**
- * DataLoader batching (design §7): however a query asks for calls, the loads of one request become bulk
+ * DataLoader batching (docs/rate-budget.md): however a query asks for calls, the loads of one request become bulk
  * call-details requests of at most EXOTEL_BULK_BATCH_SIZE Sids, and finished calls are then served from
  * the cache. Counted at the simulator.
  */

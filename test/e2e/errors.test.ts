@@ -1,5 +1,5 @@
 /**
- * Every error leaves with a contract code (design §6): each Exotel error class produced by the real
+ * Every error leaves with a contract code (the README's error table): each Exotel error class produced by the real
  * simulator (fault injection, wrong credentials, unknown account), the gateway's own budget, malformed
  * GraphQL and HTTP bodies, auth, and production masking. The server stays healthy after each.
  */

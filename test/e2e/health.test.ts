@@ -1,5 +1,5 @@
 /**
- * /healthz and /readyz (design §4): liveness is the process; readiness is storage and Exotel reachable.
+ * /healthz and /readyz (docs/operations.md, "Health"): liveness is the process; readiness is storage and Exotel reachable.
  * Exotel's reachability is judged from the gateway's own requests (no probe spends the budget): attempts
  * that get no HTTP answer at all, produced here by the simulator dropping connections.
  */

@@ -7,7 +7,7 @@ import { bulkResults } from '../../src/exotel/sms.js';
 import type { WireCall, WireSms } from '../../src/exotel/types.js';
 import { GatewayError } from '../../src/errors.js';
 
-// Exotel's documented call-details sample (exotel-api.md), with its string numbers and Details block.
+// Exotel's documented call-details sample (Exotel's call details API docs), with its string numbers and Details block.
 const wireCall: WireCall = {
   Sid: 'b6cfaf5f5cef3ca0fc937749ef96d245',
   ParentCallSid: '',

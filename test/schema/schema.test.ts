@@ -16,7 +16,7 @@ import type { EventSource } from '../../src/storage/types.js';
 
 const schema: GraphQLSchema = buildSchema(loadTypeDefs());
 
-/** The public contract of design §5 (plus the brief's additions): type → field → argument names. */
+/** The public contract (schema/*.graphql; extend only, never rename): type → field → argument names. */
 const CONTRACT: Record<string, Record<string, string[]>> = {
   Query: {
     call: ['sid'],
