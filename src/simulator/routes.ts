@@ -308,7 +308,7 @@ const listCalls: Handler = ({ query }, deps) => {
 // ───────────────────────────── ExoPhones (v2_beta, snake_case) ─────────────────────────────
 
 const listExoPhones: Handler = ({ query }, deps) => {
-  // Exotel's samples page with Page/PageSize (0-based); the brief's client uses page/page_size.
+  // Exotel's samples page with Page/PageSize (0-based); other clients send page/page_size: both are read.
   const pageQuery = new URLSearchParams();
   const pick = (...names: string[]): void => {
     for (const name of names) {
