@@ -25,7 +25,9 @@ import {
   isLeafType,
   isListType,
   isNonNullType,
+  getOperationAST,
   Kind,
+  OperationTypeNode,
   parse,
   valueFromASTUntyped,
   type DocumentNode,
@@ -308,6 +310,30 @@ export function responseTooLargeError(maxBytes: number): GatewayError {
     `The answer was withheld: it is larger than MAX_RESPONSE_BYTES allows (${maxBytes} bytes). Ask for fewer items or fields, or split the request.`,
     { reason: LimitReason.MAX_RESPONSE_BYTES },
   );
+}
+
+/**
+ * True when the operation `operationName` selects in `document` is a mutation. Its answer is the only
+ * account of what was done (a call placed, an SMS sent), so MAX_RESPONSE_BYTES never withholds it: a
+ * client told its request was bad could send it again. (Mutation answers are small and capped by cost.)
+ */
+export function isMutation(document: DocumentNode, operationName?: string | null): boolean {
+  return getOperationAST(document, operationName ?? undefined)?.operation === OperationTypeNode.MUTATION;
+}
+
+/** `isMutation` for a GraphQL-over-HTTP body (one request or a batch): true when any of them is one. */
+export function bodyCarriesMutation(body: unknown): boolean {
+  const requests: unknown[] = Array.isArray(body) ? body : [body];
+  return requests.some((request) => {
+    if (typeof request !== 'object' || request === null) return false;
+    const { query, operationName } = request as { query?: unknown; operationName?: unknown };
+    if (typeof query !== 'string') return false;
+    try {
+      return isMutation(parse(query), typeof operationName === 'string' ? operationName : undefined);
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** True when `text` is longer than `maxBytes` in UTF-8; counts bytes only when the length cannot tell. */

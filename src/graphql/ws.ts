@@ -27,7 +27,7 @@ import { traceWsOperations } from '../tracing/graphql.js';
  * of heap at worst), not only by count. A text over a tenth of the total is never kept (it still runs).
  */
 const DOCUMENT_CACHE = Object.freeze({ maxEntries: 1_000, maxTotalSize: 100_000 });
-import { exceedsBytes, responseTooLargeError, type CostCheck } from './cost.js';
+import { exceedsBytes, isMutation, responseTooLargeError, type CostCheck } from './cost.js';
 
 /**
  * The only subprotocol spoken: useServer installs graphql-ws's handleProtocols, so a client asking only for
@@ -322,7 +322,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         if (limits.maxResponseBytes !== undefined) {
           // Serialised once more than graphql-ws would; only query and mutation answers pass here.
           const json = JSON.stringify(formatted ?? result);
-          if (exceedsBytes(json, limits.maxResponseBytes)) {
+          if (exceedsBytes(json, limits.maxResponseBytes) && !isMutation(args.document, args.operationName)) {
             options.onResponseWithheld?.(Buffer.byteLength(json));
             const error = responseTooLargeError(limits.maxResponseBytes);
             return { errors: [{ message: error.message, extensions: error.extensions }] };

@@ -10,6 +10,13 @@ const FIELDS = 'sid parentCallSid from to phoneNumberSid status direction startT
 const BY_SID = `query($sids: [ID!]!) { callsBySid(sids: $sids) { ${FIELDS} } }`;
 const WITHHELD = { message: 'The answer was withheld: it is larger than MAX_RESPONSE_BYTES allows (4096 bytes). Ask for fewer items or fields, or split the request.', extensions: { code: 'BAD_USER_INPUT', reason: 'MAX_RESPONSE_BYTES' } };
 
+const BULK = `mutation($input: SendBulkSmsInput!) { sendBulkSms(input: $input) { messages { sid from to body status dateCreated } errors { index code } } }`;
+/** A bulk SMS whose answer is well over 4,096 bytes: 40 messages with 60-character bodies. */
+const bulkInput = (tag: string) => ({
+  from: '08039591111',
+  messages: Array.from({ length: 40 }, (_, i) => ({ to: `98123${String(45_000 + i).padStart(5, '0')}`, body: `${tag} message ${i} `.padEnd(60, '.') })),
+});
+
 let gw: TestGateway;
 let sids: string[];
 beforeAll(async () => {
@@ -33,6 +40,28 @@ describe('MAX_RESPONSE_BYTES', () => {
     const res = await fetch(`${gw.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([op, op, op]) });
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({ errors: [WITHHELD] });
+  });
+
+  it("HTTP: a mutation's answer is sent whatever its size, since it is the only account of what was done", async () => {
+    const before = gw.simulator!.countRequests({ endpoint: 'sms.bulksend' });
+    const res = await gw.gql(BULK, { input: bulkInput('http') });
+    expect(res.status).toBe(200);
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data.sendBulkSms.messages).toHaveLength(40);
+    expect(JSON.stringify(res.body).length).toBeGreaterThan(4096);
+    expect(gw.simulator!.countRequests({ endpoint: 'sms.bulksend' })).toBe(before + 1);
+  });
+
+  it("graphql-ws: a mutation's answer is sent whatever its size", async () => {
+    const s = await ackedSocket(gw.wsUrl);
+    try {
+      s.send({ type: 'subscribe', id: 'bulk', payload: { query: BULK, variables: { input: bulkInput('ws') } } });
+      const answer = (await s.next((m) => m.id === 'bulk')) as { payload: { data?: { sendBulkSms: { messages: unknown[] } }; errors?: unknown } };
+      expect(answer.payload.errors).toBeUndefined();
+      expect(answer.payload.data?.sendBulkSms.messages).toHaveLength(40);
+    } finally {
+      s.ws.terminate();
+    }
   });
 
   it('graphql-ws: the same error in place of the answer', async () => {
