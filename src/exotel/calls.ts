@@ -1,5 +1,5 @@
 /** Voice v1: connect calls, call details, bulk call details (Exotel's call API docs). */
-import { badInput, ErrorCode, GatewayError } from '../errors.js';
+import { badInput, ErrorCode, GatewayError, isGatewayError } from '../errors.js';
 import { InvalidDateTimeError, isoToExotel } from './dates.js';
 import type { ExotelHttp } from './http.js';
 import { callDirectionToWire, callStatusToWire, int, parseCall, text, type ParseOptions } from './parse.js';
@@ -97,7 +97,17 @@ export function createCallsApi(http: ExotelHttp, accountSid: string, parse: Pars
       }
       const meta = (json.Metadata ?? {}) as Partial<WireCallListResponse['Metadata']>;
       return {
-        calls: json.Calls.map((c: WireCall) => parseCall(c, parse)),
+        // One call whose Sid or status cannot be read is left out (and logged), not the whole page: a lookup
+        // by Sid then finds it missing and asks for it alone, where the error is that Sid's own.
+        calls: json.Calls.flatMap((c: WireCall) => {
+          try {
+            return [parseCall(c, parse)];
+          } catch (err) {
+            if (!isGatewayError(err)) throw err;
+            parse.unreadableItem?.('Call', err);
+            return [];
+          }
+        }),
         total: int(meta.Total),
         pageSize: int(meta.PageSize) ?? json.Calls.length,
         nextAfter: cursorFrom(meta.NextPageUri, 'After'),

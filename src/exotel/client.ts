@@ -21,7 +21,12 @@ export function createExotelClient(options: ExotelClientOptions): ExotelApi {
   const http = createExotelHttp(resolved);
   const { accountSid, budget } = resolved;
   // One log of unreadable fields per client, so each odd field is reported once, not on every answer.
-  const parse: ParseOptions = { unreadable: createUnreadableFieldLog(resolved.logger), nowMs: () => resolved.clock.now() };
+  const parse: ParseOptions = {
+    unreadable: createUnreadableFieldLog(resolved.logger),
+    // Exotel's fault, not the client's, and the rest of the page is still good: a warning, once per item.
+    unreadableItem: (object, error) => resolved.logger.warn({ object, reason: error.message }, 'Exotel listed an item the gateway cannot read; it is left out'),
+    nowMs: () => resolved.clock.now(),
+  };
   return {
     accountSid,
     ...createCallsApi(http, accountSid, parse),

@@ -35,6 +35,8 @@ export type UnreadableField = (object: 'Call' | 'SMSMessage' | 'ExoPhone' | 'Num
 /** How a parse runs: who hears about unreadable fields, and the clock for dates Exotel left out. */
 export interface ParseOptions {
   unreadable?: UnreadableField;
+  /** Told about an item of a list that is left out because its Sid or status cannot be read. */
+  unreadableItem?: (object: 'Call', error: GatewayError) => void;
   /** Epoch ms "now"; stands in for a required date Exotel did not send in any readable form. */
   nowMs?: () => number;
 }

@@ -22,6 +22,7 @@ interface Served {
   client: ExotelApi;
   requests: Array<{ method: string; path: string }>;
   debugLogs: Array<Record<string, unknown>>;
+  warnLogs: Array<Record<string, unknown>>;
 }
 
 /**
@@ -47,6 +48,7 @@ async function serve(fixture: Fixture, options: { v1NotFound?: boolean } = {}): 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const debugLogs: Served['debugLogs'] = [];
+  const warnLogs: Served['warnLogs'] = [];
   const client = createExotelClient({
     accountSid: 'acme1',
     apiKey: 'fixture-key',
@@ -55,9 +57,9 @@ async function serve(fixture: Fixture, options: { v1NotFound?: boolean } = {}): 
     budget: createMemoryRateBudget({ limit: 1_000, windowMs: 60_000 }),
     timeoutMs: 2_000,
     maxAttemptsGet: 1,
-    logger: { debug: (obj) => debugLogs.push(obj), warn: () => {} },
+    logger: { debug: (obj) => debugLogs.push(obj), warn: (obj) => warnLogs.push(obj) },
   });
-  return { client, requests, debugLogs };
+  return { client, requests, debugLogs, warnLogs };
 }
 
 async function failure(promise: Promise<unknown>): Promise<GatewayError> {
@@ -197,4 +199,17 @@ describe('recorded Exotel answers through the real client over HTTP', () => {
       await check(fixture!);
     });
   }
+});
+
+describe('a bulk call listing with one call the gateway cannot read', () => {
+  it('leaves that call out with a warning and reads the rest of the page', async () => {
+    const recorded = fixtures.get('call-details-numbers')!;
+    const good = (recorded.body as { Call: Record<string, unknown> }).Call;
+    const bad = { ...good, Sid: '5b3e1f6ca4d2b8c0e3f9a1d2c7b4290h', Status: 'exploded' };
+    const listing = { ...recorded, body: { Metadata: { Total: 2, PageSize: 2, FirstPageUri: null, NextPageUri: null, PrevPageUri: null }, Calls: [bad, good] } };
+    const { client, warnLogs } = await serve(listing);
+    const page = await client.listCalls({ sids: [String(bad.Sid), String(good.Sid)] });
+    expect(page.calls.map((c) => c.sid)).toEqual([good.Sid]);
+    expect(warnLogs).toEqual([expect.objectContaining({ object: 'Call', reason: expect.stringContaining('status') })]);
+  });
 });
