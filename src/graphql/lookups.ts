@@ -44,7 +44,7 @@ export interface LookupsOptions {
   maxWaitMs: number;
   /** Short of budget, the longest a batch stays open to fill before it queues for budget, ms (EXOTEL_BATCH_HOLD_MS). */
   holdOpenMs: number;
-  /** A batch gives up (RATE_LIMITED) this long after it opened, ms (EXOTEL_RATE_QUEUE_MS). */
+  /** How long a request may queue for budget, ms (EXOTEL_RATE_QUEUE_MS): a batch holds open at most half of it. */
   queueDeadlineMs: number;
 }
 
@@ -126,11 +126,11 @@ function createClientLookups(options: LookupsOptions, client: string): ClientLoo
     await windowClosed(batch);
     const spare = await exotel.trySpareBudget(client, SPARE_BUDGET_SHARE);
     if (spare) return spare;
-    // Short of budget: stay open to fill, then queue (still open, still filling) until the budget lets it go.
-    // Never more than half the queue deadline: the other half is for waiting in the queue itself.
+    // Short of budget: stay open to fill (at most half the queue deadline), then queue — still open, still
+    // filling — for up to the queue deadline, as any request would, until the budget lets it go.
     const holdMs = batch.openedAt + Math.min(holdOpenMs, queueDeadlineMs / 2) - Date.now();
     if (holdMs > 0 && batch.size < bulkBatchSize) await Promise.race([sleep(holdMs), batch.full]);
-    return exotel.waitForBudget({ client, deadlineAtMs: batch.openedAt + queueDeadlineMs });
+    return exotel.waitForBudget({ client });
   }
 
   const bulk = new DataLoader<string, Call | null>((sids) => sendBatch(sids), {
