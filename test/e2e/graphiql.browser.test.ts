@@ -351,6 +351,8 @@ describe.skipIf(!haveChromium)('GraphiQL against a production gateway with clien
     gateway = await startGateway({ NODE_ENV: 'production', INTROSPECTION: 'authenticated', GATEWAY_API_KEYS: `browser:${SECRET}:read+write` }, {}, {}, { autoStop: false });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
     page = await browser.newPage();
+    // A step whose element never comes fails with what it waited for, before the test's own timeout.
+    page.setDefaultTimeout(15_000);
     page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
     await page.goto(`${gateway.url}/graphiql`, { waitUntil: 'load' });
     await page.locator('.graphiql-query-editor .monaco-editor').waitFor({ state: 'visible' });
@@ -360,10 +362,23 @@ describe.skipIf(!haveChromium)('GraphiQL against a production gateway with clien
     await gateway?.stop();
   });
 
+  const executeButton = () => page.locator('.graphiql-execute-button');
+  /**
+   * Runs one of the pre-filled operations from the run button's menu. GraphiQL reads the operations out of
+   * the editor 100 ms after it changes (typing, switching tabs), and until then the button acts on the
+   * previous ones: wait for it to offer this tab's menu.
+   */
   const run = async (operation: string) => {
-    await page.locator('.graphiql-execute-button').click();
+    await expect.poll(() => executeButton().getAttribute('aria-haspopup')).toBe('menu');
+    await executeButton().click();
     await page.getByRole('menuitem', { name: operation }).click();
   };
+  /** GraphiQL's saved tabs (it writes them half a second after a change; a reload reopens what was saved). */
+  const savedTabs = () =>
+    page.evaluate(() => {
+      const saved = JSON.parse(localStorage.getItem('graphiql:tabState') ?? 'null') as { tabs: Array<{ title: string }>; activeTabIndex: number } | null;
+      return saved && { titles: saved.tabs.map((t) => t.title), active: saved.activeTabIndex };
+    });
 
   it('loads the schema once the key is entered (INTROSPECTION=authenticated), and runs a query with it', async () => {
     // Pasting a whole GATEWAY_API_KEYS entry works too: the secret part is what goes after Bearer.
@@ -380,18 +395,28 @@ describe.skipIf(!haveChromium)('GraphiQL against a production gateway with clien
   it('sends the key from a new tab too', async () => {
     await page.locator('.graphiql-tab-add').click();
     await expect.poll(() => page.locator('.graphiql-tab').count()).toBe(2);
+    await expect.poll(() => editorText(page, '.graphiql-query-editor')).toBe('');
     await page.locator('.graphiql-query-editor .monaco-editor').first().click();
-    await page.keyboard.type('{ rateLimit { limitPerMinute } }');
-    await page.locator('.graphiql-execute-button').click();
+    // Pasted as one input: typed key by key, Monaco's auto-closing and suggestions race the keystrokes.
+    await page.keyboard.insertText('query Limits { rateLimit { limitPerMinute } }');
+    // The tab takes the operation's name once GraphiQL has read it; the run button then runs it (not the
+    // first tab's operations, which it offers until then).
+    await page.locator('.graphiql-tab-active', { hasText: 'Limits' }).waitFor();
+    await expect.poll(() => executeButton().getAttribute('aria-haspopup')).toBeNull();
+    await executeButton().click();
     await expect.poll(() => editorText(page, '.result-window'), { timeout: 15_000 }).toContain('"limitPerMinute": 200');
-    // Back to the first tab, with the pre-filled operations, for the tests below.
-    await page.locator('.graphiql-tab').first().click();
+    expect(await page.getByTestId('api-key').inputValue()).toBe(`browser:${SECRET}:read+write`);
   });
 
   it('keeps the key across a reload', async () => {
+    // Back to the first tab, with the pre-filled operations, and reload once GraphiQL has saved that.
+    await page.locator('.graphiql-tab', { hasText: 'Gateway' }).click();
+    await expect.poll(savedTabs).toEqual({ titles: ['Gateway', 'Limits'], active: 0 });
     await page.reload({ waitUntil: 'load' });
     await page.locator('.graphiql-query-editor .monaco-editor').waitFor({ state: 'visible' });
+    expect(await page.locator('.graphiql-tab-active').innerText()).toBe('Gateway');
     expect(await page.getByTestId('api-key').inputValue()).toBe(`browser:${SECRET}:read+write`);
+    expect(await page.getByTestId('remember-key').isChecked()).toBe(true);
     await run('Gateway');
     await expect.poll(() => editorText(page, '.result-window'), { timeout: 15_000 }).toContain('"mode": "SIMULATOR"');
   });
@@ -407,7 +432,7 @@ describe.skipIf(!haveChromium)('GraphiQL against a production gateway with clien
     });
     expect(texts.find((t) => t.includes('"errors"') && t.includes('4403'))).toContain('the API key is missing or wrong');
     // The run has ended: the button offers to run again rather than to stop.
-    await expect.poll(() => page.locator('.graphiql-execute-button').getAttribute('aria-label')).toMatch(/^Execute/);
+    await expect.poll(() => executeButton().getAttribute('aria-label')).toMatch(/^Execute/);
     expect(problems).toEqual([]);
   });
 });
