@@ -272,6 +272,22 @@ export interface Call {
   flow?: CallFlow | null;
 }
 
+/** A Call's fields that Exotel may leave unset, all unset: what a partial view of a call is completed from. */
+export const UNSET_CALL_FIELDS = {
+  parentCallSid: null,
+  phoneNumberSid: null,
+  direction: null,
+  startTime: null,
+  endTime: null,
+  durationSeconds: null,
+  price: null,
+  recordingUrl: null,
+  answeredBy: null,
+  customField: null,
+  conversationDurationSeconds: null,
+  legs: null,
+} as const satisfies Partial<Call>;
+
 export interface SmsMessage {
   sid: string;
   accountSid: string;

@@ -7,6 +7,7 @@
  * then a stale live entry lasts at most its short TTL.
  */
 import type { Call, SmsMessage } from '../exotel/types.js';
+import { UNSET_CALL_FIELDS } from '../exotel/types.js';
 import type { IngestDeps } from './ingest.js';
 import type { CallStatusUpdate, IncomingCallUpdate, LiveUpdate, SmsStatusUpdate } from './updates.js';
 
@@ -86,23 +87,7 @@ async function applyIncoming(update: IncomingCallUpdate, cached: Call | undefine
 /** A whole Call from an update's fields when they carry enough (an API or poll answer), else undefined. */
 function completeCall(fields: Partial<Call>, accountSid: string): Call | undefined {
   if (!fields.sid || fields.from === undefined || fields.to === undefined || !fields.dateCreated || !fields.status) return undefined;
-  return {
-    parentCallSid: null,
-    accountSid,
-    phoneNumberSid: null,
-    direction: null,
-    startTime: null,
-    endTime: null,
-    durationSeconds: null,
-    price: null,
-    recordingUrl: null,
-    answeredBy: null,
-    customField: null,
-    conversationDurationSeconds: null,
-    legs: null,
-    dateUpdated: fields.dateCreated,
-    ...fields,
-  } as Call;
+  return { ...UNSET_CALL_FIELDS, accountSid, dateUpdated: fields.dateCreated, ...fields } as Call;
 }
 
 function completeSms(fields: Partial<SmsMessage>, accountSid: string): SmsMessage | undefined {

@@ -18,7 +18,7 @@
 import { exotelToEpochMs, exotelToIso, epochMsToIso, isExotelEpochZero, isoToEpochMs, IST_OFFSET_MINUTES } from '../exotel/dates.js';
 import { int, toCallDirection, toCallStatus } from '../exotel/parse.js';
 import type { Call, CallFlow, CallLeg, CallStatus, IsoDateTime } from '../exotel/types.js';
-import { SID_PATTERN, callStatusRank } from '../exotel/types.js';
+import { SID_PATTERN, UNSET_CALL_FIELDS, callStatusRank } from '../exotel/types.js';
 import type { CallEventRecord } from '../storage/types.js';
 import { ingest, IngestStorageError, type IngestDeps, type IngestResult } from './ingest.js';
 import { isTerminalCall } from './updates.js';
@@ -295,25 +295,15 @@ export function callFromHistory(history: readonly CallEventRecord[]): Call | und
 function newCall(request: IncomingCallRequest, accountSid: string): Call {
   const at = request.fields.dateCreated ?? request.at;
   return {
+    ...UNSET_CALL_FIELDS,
     sid: request.callSid,
-    parentCallSid: null,
     accountSid,
     from: '',
     to: '',
-    phoneNumberSid: null,
     status: request.status,
     direction: 'INBOUND',
-    startTime: null,
-    endTime: null,
-    durationSeconds: null,
-    price: null,
-    recordingUrl: null,
-    answeredBy: null,
-    customField: null,
     dateCreated: at,
     dateUpdated: at,
-    conversationDurationSeconds: null,
-    legs: null,
     flow: { ...EMPTY_FLOW },
   };
 }
