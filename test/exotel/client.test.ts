@@ -6,12 +6,12 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { GatewayError } from '../../src/errors.js';
 import { createExotelClient, type ExotelClientOptions } from '../../src/exotel/client.js';
 import { resolveExotelClientOptions } from '../../src/exotel/options.js';
 import type { ExotelApi, UpstreamRequestEvent, WireExoPhone } from '../../src/exotel/types.js';
 import { createSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createMemoryRateBudget } from '../../src/storage/rate-budget.js';
+import { failure } from '../helpers/failure.js';
 
 const quiet = () => {};
 const simulators: Simulator[] = [];
@@ -53,16 +53,6 @@ function clientFor(sim: Simulator, overrides: Partial<ExotelClientOptions> = {})
   return { client, events, logs };
 }
 
-/** The rejection of `promise`, which must be a GatewayError. */
-async function failure(promise: Promise<unknown>): Promise<GatewayError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(GatewayError);
-    return error as GatewayError;
-  }
-  throw new Error('expected the call to fail');
-}
 
 async function closedPort(): Promise<number> {
   const server = createServer();

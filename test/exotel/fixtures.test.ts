@@ -6,11 +6,12 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ErrorCode, GatewayError } from '../../src/errors.js';
+import { ErrorCode } from '../../src/errors.js';
 import { createExotelClient } from '../../src/exotel/client.js';
 import type { ExotelApi } from '../../src/exotel/types.js';
 import { createMemoryRateBudget } from '../../src/storage/rate-budget.js';
 import { loadFixtures, type Fixture } from '../helpers/exotel-fixtures.js';
+import { failure } from '../helpers/failure.js';
 
 const fixtures = loadFixtures();
 const servers: Server[] = [];
@@ -62,15 +63,6 @@ async function serve(fixture: Fixture, options: { v1NotFound?: boolean } = {}): 
   return { client, requests, debugLogs, warnLogs };
 }
 
-async function failure(promise: Promise<unknown>): Promise<GatewayError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(GatewayError);
-    return error as GatewayError;
-  }
-  throw new Error('expected the call to fail');
-}
 
 const SMS = { from: 'WEBDEV', to: '09812345670', body: 'Hello' };
 const CONNECT = { from: '09912345670', to: '09812345670', callerId: '08047112233' };

@@ -1,5 +1,6 @@
 /** Redis for tests: the machine's server at 127.0.0.1:6379, each test file in its own key prefix. */
 import { Socket } from 'node:net';
+import { Redis } from 'ioredis';
 
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -33,4 +34,20 @@ export async function redisOrSkip(): Promise<boolean> {
 /** A unique key prefix per test file/run so parallel files never collide. */
 export function testPrefix(name: string): string {
   return `egg-test:${name}:${process.pid}:${Date.now().toString(36)}:`;
+}
+
+/** Removes a run's keys from the shared Redis (the event stream has no expiry of its own). */
+export async function deleteKeys(prefix: string, url = TEST_REDIS_URL): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
 }

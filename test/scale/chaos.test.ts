@@ -5,10 +5,9 @@
  * while callbacks keep coming, and two replicas get conflicting final statuses for the same calls at the
  * same moment. What must hold: no callback lost, none published twice, exactly one final status per call.
  */
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSimulator, type Simulator } from '../../src/simulator/index.js';
-import { redisOrSkip, TEST_REDIS_URL, testPrefix } from '../helpers/redis.js';
+import { deleteKeys, redisOrSkip, TEST_REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { spawnGateway, stopAllProcesses, type GatewayProcess } from '../helpers/processes.js';
 import { countKeys, keyOf, newCallSid, postCallback, replicaEnv, subscribeCallEvents, type CallCallback, type Subscriber } from './harness.js';
 
@@ -60,19 +59,6 @@ async function pool<T, R>(items: T[], concurrency: number, work: (item: T) => Pr
   return results;
 }
 
-async function deleteKeys(prefix: string): Promise<void> {
-  const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 0 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
 
 describe.skipIf(!(await redisOrSkip()))('chaos: replicas killed and restarted mid-burst, conflicting final statuses', () => {
   let sim: Simulator;

@@ -3,10 +3,9 @@
  * their own) and one simulator playing Exotel. Webhooks go to one replica, subscribers sit on the other;
  * lookups are spread over both and counted where they land, at the simulator.
  */
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSimulator, type Simulator } from '../../src/simulator/index.js';
-import { redisOrSkip, TEST_REDIS_URL, testPrefix } from '../helpers/redis.js';
+import { deleteKeys, redisOrSkip, TEST_REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { stopAllProcesses, waitUntil, type GatewayProcess } from '../helpers/processes.js';
 import {
   countKeys,
@@ -56,7 +55,7 @@ describe.skipIf(!(await redisOrSkip()))('two replicas on one Redis', () => {
     await Promise.all(subscribers.map((s) => s.dispose()));
     await stopAllProcesses();
     await sim?.stop();
-    await deleteKeys(TEST_REDIS_URL, prefix);
+    await deleteKeys(prefix);
   });
 
   const subscribe = async (...args: Parameters<typeof subscribeCallEvents>) => {
@@ -231,7 +230,7 @@ describe.skipIf(!(await redisOrSkip()))('the reconciler on two replicas', () => 
   afterAll(async () => {
     await stopAllProcesses();
     await sim?.stop();
-    await deleteKeys(TEST_REDIS_URL, prefix);
+    await deleteKeys(prefix);
   });
 
   it('runs once across the fleet: each overdue call is fetched once, not once per replica', async () => {
@@ -260,21 +259,6 @@ describe.skipIf(!(await redisOrSkip()))('the reconciler on two replicas', () => 
   });
 });
 
-/** Removes this run's keys from the shared Redis (the event stream has no expiry of its own). */
-async function deleteKeys(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
 
 function compareIds(x: string, y: string): number {
   const [xm, xs] = x.split('-').map(BigInt) as [bigint, bigint];
