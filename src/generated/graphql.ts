@@ -631,7 +631,7 @@ export type SmsStatus =
   | 'QUEUED'
   /** Being sent. */
   | 'SENDING'
-  /** Sent by the operator; delivery not yet confirmed. */
+  /** Sent by the operator. Exotel reports delivery to the handset this way too, with `detailedStatus` `DELIVERED_TO_HANDSET`; a final status may never follow. */
   | 'SENT'
   /** Handed to the operator. */
   | 'SUBMITTED'
