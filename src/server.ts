@@ -16,13 +16,12 @@ import type { Storage } from './storage/types.js';
 import { createAuthenticator } from './auth.js';
 import { createEntityCache } from './cache/entities.js';
 import { createNearEntityCache } from './cache/near.js';
-import { createApolloHandler } from './graphql/apollo.js';
+import { createApollo, GRAPHQL_PATH } from './graphql/apollo.js';
 import { createWarmAnswers, type WarmAnswers } from './graphql/warm-answers.js';
 import { createContextFactory, type GatewayMode } from './graphql/context.js';
 import { createIdempotency } from './graphql/idempotency.js';
 import { createSchema } from './graphql/schema.js';
 import { gatewayVersion } from './graphql/version.js';
-import { GRAPHQL_PATH } from './graphql/apollo.js';
 import { createSubscriptionResolvers } from './graphql/resolvers/subscription.js';
 import { createGraphqlWs } from './graphql/ws.js';
 import { WEBHOOK_BASE_PATH } from './live/callback-urls.js';
@@ -34,13 +33,14 @@ import { createCostCheck } from './graphql/cost.js';
 import { accessLog } from './http/access-log.js';
 import { graphqlGuard } from './http/graphql-guard.js';
 import { clientErrorsPlugin } from './http/client-errors.js';
+import { graphqlHttpHandler, isGraphqlRequest, type GraphqlHttpHandler } from './http/graphql-http.js';
 import { responseSizeGuard } from './http/response-size.js';
 import { graphqlMetricsPlugin } from './http/graphql-metrics.js';
 import { listenMetrics, METRICS_PATH, metricsHandler, type MetricsListener } from './http/metrics-route.js';
 import { requestIds } from './http/request-id.js';
 import { createUpstreamHealth } from './http/upstream-health.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { httpOperationSpans, operationSpansPlugin } from './tracing/graphql.js';
+import { operationSpansPlugin } from './tracing/graphql.js';
 import { tracingEnabled } from './tracing/spans.js';
 
 /** Shutdown timings, declared once. main.ts bounds the whole of stop() at 15 s. */
@@ -218,8 +218,14 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
 
     const app = express();
     app.disable('x-powered-by');
-    const httpServer = createHttpServer(app);
-    // First: every request gets its id and one access-log line, whatever answers it.
+    // GraphQL over HTTP is answered on node:http in front of express (src/http/graphql-http.ts), once Apollo
+    // has started; every other path is express's. graphql-ws upgrades on the same server.
+    let graphqlRoute: GraphqlHttpHandler | undefined;
+    const httpServer = createHttpServer((req, res) => {
+      if (graphqlRoute && isGraphqlRequest(req.url, GRAPHQL_PATH)) graphqlRoute(req, res);
+      else app(req, res);
+    });
+    // First: every request gets its id and one access-log line, whatever answers it (the GraphQL route too).
     const accessLogger = fixedFieldsLogger(logger, { component: 'http' });
     app.use(requestIds(), accessLog(accessLogger));
     const onScrapeError = (err: unknown) => logger.warn({ err }, 'metrics scrape failed');
@@ -297,26 +303,30 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       onClientError('limit');
       logger.info({ bytes, maxResponseBytes: config.limits.maxResponseBytes }, 'answer over MAX_RESPONSE_BYTES withheld');
     };
-    const graphql = await createApolloHandler({
+    const graphql = await createApollo({
       schema: graphqlSchema,
-      contextFactory,
       config,
       logger,
       httpServer,
-      authenticate,
       validationRules: armor.validationRules,
       allowBatchedHttpRequests: true,
-      // Operation spans (src/tracing/graphql.ts) only while tracing is on: otherwise nothing is added.
-      guards: [
-        ...(tracingEnabled() ? [httpOperationSpans()] : []),
-        graphqlGuard({ maxBatchSize: config.limits.maxBatchSize, checkTokens: armor.checkTokens, cost, production: config.production, onClientError }),
-        responseSizeGuard({ maxBytes: config.limits.maxResponseBytes, onWithheld: onResponseWithheld }),
-      ],
       plugins: [graphqlMetricsPlugin(metrics), warmAnswers.plugin, clientErrorsPlugin({ onClientError }), ...(tracingEnabled() ? [operationSpansPlugin()] : [])],
       drainGraceMs: SHUTDOWN.httpDrainGraceMs,
     });
     onStop('http drained: no new connections, in-flight GraphQL and webhooks finished', () => graphql.stop());
-    app.use(graphql.router);
+    graphqlRoute = graphqlHttpHandler({
+      apollo: graphql.apollo,
+      contextFactory,
+      authenticate,
+      maxBodyBytes: config.limits.maxBodyBytes,
+      guard: graphqlGuard({ maxBatchSize: config.limits.maxBatchSize, checkTokens: armor.checkTokens, cost, production: config.production, onClientError }),
+      responseSize: responseSizeGuard({ maxBytes: config.limits.maxResponseBytes, onWithheld: onResponseWithheld }),
+      accessLogger,
+      logger,
+      onClientError,
+      // Operation spans (src/tracing/graphql.ts) only while tracing is on: otherwise nothing is added.
+      tracing: tracingEnabled(),
+    });
     // Self-hosted GraphiQL (no CDN); Apollo's own landing page is disabled in src/graphql/apollo.ts.
     app.use('/graphiql', graphiqlRouter({ mode, exampleCallSid: simulator ? latestFinishedCall(simulator) : undefined }));
     const graphqlWs = createGraphqlWs({

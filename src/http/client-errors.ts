@@ -2,7 +2,8 @@
  * Client mistakes on GraphQL over HTTP, kept quiet and counted: each error the client caused (syntax,
  * validation, variables, limits, auth, a refused argument) adds to gateway_client_errors_total{kind} and is
  * never logged as an error — only real server faults are (apollo.ts logInternalErrors). A subscription sent
- * over plain HTTP is the client's mistake too: it is answered 400 pointing at graphql-ws, not run.
+ * over plain HTTP is the client's mistake too: it is answered 400 pointing at graphql-ws, not run. Bodies
+ * refused before Apollo (bad JSON, too large, not JSON) are counted by the route (src/http/graphql-http.ts).
  */
 import type { ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError } from 'graphql';
@@ -18,6 +19,10 @@ export function clientErrorsPlugin<TContext extends object>(options: ClientError
     // A missing or wrong key fails while the context is built, before any request hook runs.
     async contextCreationDidFail() {
       options.onClientError('auth');
+    },
+    // A request Apollo refuses before it is an operation: CSRF prevention, or not a GraphQL-over-HTTP request.
+    async invalidRequestWasReceived() {
+      options.onClientError('validation');
     },
     async requestDidStart() {
       return {

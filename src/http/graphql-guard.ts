@@ -1,10 +1,9 @@
 /**
  * Checks on a parsed GraphQL-over-HTTP body before Apollo sees it: how many operations one batched
  * request may carry, how many tokens each document may have, and what the request costs (list items
- * counted, a batch as a whole; src/graphql/cost.ts). Each answers 400 with a GraphQL-shaped body, so
- * nothing of the request is executed — or sent to Exotel.
+ * counted, a batch as a whole; src/graphql/cost.ts). A refusal is answered 400 with a GraphQL-shaped body
+ * (src/http/graphql-http.ts), so nothing of the request is executed — or sent to Exotel.
  */
-import type { RequestHandler } from 'express';
 import type { GatewayError } from '../errors.js';
 import { limitError, LimitReason } from '../graphql/armor.js';
 import type { CostCheck } from '../graphql/cost.js';
@@ -31,35 +30,30 @@ function variablesOf(value: unknown): Record<string, unknown> | undefined {
   return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }
 
-const errorBody = (error: GatewayError) => ({ errors: [{ message: error.message, extensions: error.extensions }] });
+/**
+ * The guard over one request's operations: a POST's parsed body (one request or a batch), or a GET's
+ * query-string fields. Answers the refusal, counted, or undefined when the request may go on to Apollo.
+ */
+export type GraphqlGuard = (request: unknown) => GatewayError | undefined;
 
-export function graphqlGuard(options: GraphqlGuardOptions): RequestHandler {
-  const refuse = (res: Parameters<RequestHandler>[1], error: GatewayError) => {
+export function graphqlGuard(options: GraphqlGuardOptions): GraphqlGuard {
+  const refuse = (error: GatewayError) => {
     options.onClientError?.(error.reason?.startsWith('MAX_') ? 'limit' : 'input');
-    res.status(400).json(errorBody(error));
+    return error;
   };
-  return (req, res, next) => {
-    const body: unknown = req.body;
-    if (Array.isArray(body) && body.length > options.maxBatchSize) {
-      refuse(res, limitError(LimitReason.MAX_BATCH_SIZE, 'too many operations in one batch', options.maxBatchSize, options.production));
-      return;
+  return (request) => {
+    if (Array.isArray(request) && request.length > options.maxBatchSize) {
+      return refuse(limitError(LimitReason.MAX_BATCH_SIZE, 'too many operations in one batch', options.maxBatchSize, options.production));
     }
-    const pieces: unknown[] = Array.isArray(body) ? body : [req.method === 'GET' ? req.query : body];
+    const pieces: unknown[] = Array.isArray(request) ? request : [request];
     const operations: Array<{ query: string; operationName: string | undefined; variables: Record<string, unknown> | undefined }> = [];
     for (const piece of pieces) {
       const { query, operationName, variables } = (piece && typeof piece === 'object' ? piece : {}) as Record<string, unknown>;
       const tooMany = typeof query === 'string' ? options.checkTokens(query) : undefined;
-      if (tooMany) {
-        refuse(res, tooMany);
-        return;
-      }
+      if (tooMany) return refuse(tooMany);
       if (typeof query === 'string') operations.push({ query, operationName: typeof operationName === 'string' ? operationName : undefined, variables: variablesOf(variables) });
     }
     const tooCostly = options.cost?.check(operations);
-    if (tooCostly) {
-      refuse(res, tooCostly);
-      return;
-    }
-    next();
+    return tooCostly ? refuse(tooCostly) : undefined;
   };
 }

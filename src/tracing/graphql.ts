@@ -1,10 +1,10 @@
 /**
  * One span per GraphQL operation, on both transports, continuing the client's W3C trace context:
  *
- * - HTTP: `httpOperationSpans` (an express handler in front of Apollo, after the body is parsed) starts the
- *   request's span from the `traceparent` header and makes it active, so everything Apollo and the resolvers
- *   do — Exotel requests included — is its child; `operationSpansPlugin` (an Apollo plugin) names it after
- *   the operation (`query OneCall`) and records its type and outcome. A batched request keeps one
+ * - HTTP: `httpOperationSpan` (called by the GraphQL route in front of Apollo, after the body is read)
+ *   starts the request's span from the `traceparent` header and makes it active, so everything Apollo and
+ *   the resolvers do — Exotel requests included — is its child; `operationSpansPlugin` (an Apollo plugin)
+ *   names it after the operation (`query OneCall`) and records its type and outcome. A batched request keeps one
  *   `POST /graphql` span with a child span per operation.
  * - graphql-ws: `traceWsOperations` wraps graphql-ws's server options. Each operation's span starts at
  *   subscribe and ends when the operation completes (for a subscription: when it ends); its parent is the
@@ -13,10 +13,9 @@
  * Recorded: operation name and type, outcome (a contract code), HTTP method, route and status, request id
  * and the API key's name. Never the document, variables, headers or the key itself.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApolloServerPlugin } from '@apollo/server';
 import { context, createContextKey, ROOT_CONTEXT, SpanKind, trace, type Context, type Span } from '@opentelemetry/api';
-import type { RequestHandler } from 'express';
 // execute/subscribe: graphql-js's own, as graphql-ws calls them when its options name none.
 import { execute as defaultExecute, getOperationAST, subscribe as defaultSubscribe, type DocumentNode, type ExecutionArgs, type GraphQLError } from 'graphql';
 import type { ServerOptions } from 'graphql-ws';
@@ -41,42 +40,50 @@ function recordOutcome(span: Span, errors: ReadonlyArray<{ extensions?: Record<s
 
 // ─────────────────────────────── HTTP ───────────────────────────────
 
+/** What the GraphQL route knows of a request when its span starts (after the body is read). */
+export interface HttpOperationRequest {
+  method: string;
+  /** W3C trace context: `traceparent` and `tracestate`. */
+  traceHeaders: Record<string, unknown>;
+  /** The parsed body: an array for a batch. */
+  body: unknown;
+  requestId: string;
+}
+
 /**
- * Express handler for the GraphQL route, placed after body parsing (a parser's stream events would lose
- * the active context). Starts the request's span as a child of the client's `traceparent` and ends it
- * when the response is finished.
+ * Starts the request's span as a child of the client's `traceparent` and ends it when the response is
+ * finished; answers a runner that runs the rest of the request with the span active, so Apollo, the
+ * resolvers and Exotel requests are its children. Started after the body is read: a parser's stream
+ * events would lose the active context.
  */
-export function httpOperationSpans(): RequestHandler {
-  return (req, res, next) => {
-    const batch = Array.isArray(req.body);
-    const span = tracer().startSpan(
-      `${req.method} /graphql`,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          'http.request.method': req.method,
-          'http.route': '/graphql',
-          ...(batch ? { 'graphql.batch.size': (req.body as unknown[]).length } : {}),
-        },
+export function httpOperationSpan(request: HttpOperationRequest, res: ServerResponse): <T>(run: () => T) => T {
+  const batch = Array.isArray(request.body);
+  const span = tracer().startSpan(
+    `${request.method} /graphql`,
+    {
+      kind: SpanKind.SERVER,
+      attributes: {
+        'http.request.method': request.method,
+        'http.route': '/graphql',
+        'gateway.request_id': request.requestId,
+        ...(batch ? { 'graphql.batch.size': (request.body as unknown[]).length } : {}),
       },
-      extractTraceContext(req.headers),
-    );
-    const requestId = res.getHeader('x-request-id');
-    if (typeof requestId === 'string') span.setAttribute('gateway.request_id', requestId);
-    let ended = false;
-    const end = () => {
-      if (ended) return;
-      ended = true;
-      span.setAttribute('http.response.status_code', res.statusCode);
-      if (res.statusCode >= 500) failSpan(span, String(res.statusCode));
-      span.end();
-    };
-    res.once('finish', end);
-    res.once('close', end);
-    let active: Context = trace.setSpan(context.active(), span);
-    if (batch) active = active.setValue(BATCH, true);
-    context.with(active, next);
+    },
+    extractTraceContext(request.traceHeaders),
+  );
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    span.setAttribute('http.response.status_code', res.statusCode);
+    if (res.statusCode >= 500) failSpan(span, String(res.statusCode));
+    span.end();
   };
+  res.once('finish', end);
+  res.once('close', end);
+  let active: Context = trace.setSpan(context.active(), span);
+  if (batch) active = active.setValue(BATCH, true);
+  return (run) => context.with(active, run);
 }
 
 /** The Apollo plugin naming the request span after its operation (or adding one child span per batched operation). */

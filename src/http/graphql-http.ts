@@ -1,0 +1,169 @@
+/**
+ * GraphQL over HTTP at /graphql (GET and POST), on node:http in front of the express app: the http.Server
+ * hands this route its requests and every other path to express. It owns what the transport must do and
+ * hands every request to Apollo's integration API (`executeHTTPGraphQLRequest`), so Apollo's whole
+ * pipeline — CSRF prevention, plugins, limits, error formatting — runs for each:
+ *
+ *   request id → body (src/http/json-body.ts: 400/413/415) → guard (batch size, tokens, cost: 400)
+ *   → span (when tracing) → Apollo, its context built from the Authorization header (401/403)
+ *   → MAX_RESPONSE_BYTES → the answer, `no-store` → one access-log line.
+ *
+ * Refusals made here are GraphQL-shaped with a contract code and counted as client errors.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HeaderMap, type ApolloServer, type HTTPGraphQLRequest, type HTTPGraphQLResponse } from '@apollo/server';
+import { GraphQLError } from 'graphql';
+import type { Principal } from '../auth.js';
+import { ErrorCode, isGatewayError, type GatewayError } from '../errors.js';
+import type { ContextFactory, GraphQLContext } from '../graphql/context.js';
+import type { Logger } from '../logger.js';
+import { httpOperationSpan } from '../tracing/graphql.js';
+import { logAccess } from './access-log.js';
+import type { GraphqlGuard } from './graphql-guard.js';
+import { readJsonBody } from './json-body.js';
+import { REQUEST_ID_HEADER, requestIdFrom } from './request-id.js';
+import type { ResponseSizeGuard } from './response-size.js';
+
+export interface GraphqlHttpOptions {
+  apollo: ApolloServer<GraphQLContext>;
+  contextFactory: ContextFactory;
+  /** The caller behind an Authorization header; throws UNAUTHENTICATED. Absent → no client auth. */
+  authenticate?: (authorization: string | undefined) => Principal;
+  /** Largest accepted body, bytes (MAX_BODY_BYTES). */
+  maxBodyBytes: number;
+  /** Batch size, tokens and cost, over the request before Apollo sees it. */
+  guard: GraphqlGuard;
+  /** MAX_RESPONSE_BYTES over Apollo's answer. */
+  responseSize: ResponseSizeGuard;
+  /** Where the access-log line of each request goes. */
+  accessLogger: Logger;
+  /** Logs a fault of this route itself (never a client mistake). */
+  logger: Logger;
+  /** Counts a refusal made here (a client mistake of `kind`). */
+  onClientError(kind: string): void;
+  /** One span per request (src/tracing/graphql.ts) while tracing is on. */
+  tracing: boolean;
+}
+
+export type GraphqlHttpHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** A GraphQL-over-HTTP error body for requests that never reached GraphQL. */
+function errorBody(message: string, extensions: Record<string, unknown> = { code: ErrorCode.BAD_USER_INPUT }): string {
+  return JSON.stringify({ errors: [{ message, extensions }] });
+}
+
+/** HTTP status of an error thrown while building the context (auth), so clients see 401/403, not 500. */
+function httpStatusOf(code: string): number {
+  if (code === ErrorCode.UNAUTHENTICATED) return 401;
+  if (code === ErrorCode.FORBIDDEN) return 403;
+  return 500;
+}
+
+/** The request's headers as Apollo reads them: one comma-joined value per name, as its integrations do. */
+function headerMapOf(req: IncomingMessage): HeaderMap {
+  const headers = new HeaderMap();
+  const incoming = req.headers;
+  for (const name in incoming) {
+    const value = incoming[name];
+    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+  }
+  return headers;
+}
+
+/** What a GET asks, for the guards: the query-string fields of a GraphQL request. */
+function getRequestOf(search: string): Record<string, string | undefined> {
+  const params = new URLSearchParams(search);
+  return { query: params.get('query') ?? undefined, operationName: params.get('operationName') ?? undefined, variables: params.get('variables') ?? undefined };
+}
+
+export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHandler {
+  const { apollo } = options;
+
+  /** Builds the context after Apollo's CSRF check; a bad key becomes 401/403 through Apollo's error path. */
+  const contextOf = (authorization: string | undefined, requestId: string) => () => {
+    let auth: Principal | null = null;
+    if (options.authenticate) {
+      try {
+        auth = options.authenticate(authorization);
+      } catch (err) {
+        if (!isGatewayError(err)) throw err;
+        throw new GraphQLError(err.message, { originalError: err, extensions: { ...err.extensions, http: { status: httpStatusOf(err.code) } } });
+      }
+    }
+    return Promise.resolve(options.contextFactory({ requestId, auth }));
+  };
+
+  const send = (res: ServerResponse, status: number, headers: Record<string, string | number>, body: string) => {
+    res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  };
+  const refuse = (res: ServerResponse, status: number, body: string) => send(res, status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }, body);
+
+  async function answer(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    const method = req.method ?? 'GET';
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const search = q === -1 ? '' : url.slice(q);
+    const headers = headerMapOf(req);
+    headers.set(REQUEST_ID_HEADER, requestId);
+
+    // Only a POST carries a body; Apollo answers any other method but GET with 405.
+    let body: unknown;
+    if (method === 'POST') {
+      const read = await readJsonBody(req, { contentType: headers.get('content-type'), contentEncoding: headers.get('content-encoding'), contentLength: headers.get('content-length') }, options.maxBodyBytes);
+      if (!read.ok) {
+        options.onClientError(read.refusal.kind);
+        refuse(res, read.refusal.status, errorBody(read.refusal.message));
+        return;
+      }
+      body = read.value;
+    }
+    // What the client asked, for the guards: the body, or a GET's query string.
+    const asked = method === 'GET' ? getRequestOf(search) : body;
+    const run = options.tracing ? httpOperationSpan({ method, traceHeaders: req.headers, body, requestId }, res) : undefined;
+    const execute = async () => {
+      const refused: GatewayError | undefined = options.guard(asked);
+      if (refused) {
+        refuse(res, 400, errorBody(refused.message, refused.extensions));
+        return;
+      }
+      const httpGraphQLRequest: HTTPGraphQLRequest = { method, headers, search, body };
+      const response = await apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest, context: contextOf(headers.get('authorization'), requestId) });
+      await write(res, response, asked);
+    };
+    await (run ? run(execute) : execute());
+  }
+
+  async function write(res: ServerResponse, response: HTTPGraphQLResponse, asked: unknown): Promise<void> {
+    const headers: Record<string, string> = { 'cache-control': 'no-store' };
+    for (const [name, value] of response.headers) headers[name] = value;
+    if (response.body.kind === 'complete') {
+      const withheld = options.responseSize(response.body.string, asked);
+      if (withheld !== undefined) refuse(res, 400, withheld);
+      else send(res, response.status ?? 200, headers, response.body.string);
+      return;
+    }
+    // Incremental delivery (multipart/mixed): streamed as Apollo yields it.
+    res.writeHead(response.status ?? 200, headers);
+    for await (const chunk of response.body.asyncIterator) res.write(chunk);
+    res.end();
+  }
+
+  return (req, res) => {
+    const started = process.hrtime.bigint();
+    const requestId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+    res.setHeader('X-Request-Id', requestId);
+    answer(req, res, requestId)
+      .catch((err: unknown) => {
+        options.logger.error({ err, requestId }, 'GraphQL over HTTP request failed');
+        if (!res.headersSent) refuse(res, 500, errorBody('Internal server error.', { code: ErrorCode.INTERNAL_SERVER_ERROR }));
+        else res.destroy();
+      })
+      .finally(() => logAccess(options.accessLogger, { requestId, method: req.method ?? '', route: '/graphql', status: res.statusCode, started }));
+  };
+}
+
+/** True for a request this route answers: GRAPHQL_PATH exactly, with or without a query string. */
+export function isGraphqlRequest(url: string | undefined, path: string): boolean {
+  return url !== undefined && url.startsWith(path) && (url.length === path.length || url.charCodeAt(path.length) === 63 /* ? */);
+}

@@ -1,0 +1,149 @@
+/**
+ * The GraphQL-over-HTTP route (src/http/graphql-http.ts) in front of express: every /graphql request —
+ * GET or POST, one operation or a batch, executed or answered warm — goes through Apollo's pipeline
+ * (CSRF prevention, plugins); bodies that never become a request are refused with a GraphQL-shaped body
+ * and counted as client errors; every answer carries its request id, `no-store`, and one access-log line.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+
+const CALL = 'query Held($sid: ID!) { call(sid: $sid) { sid status } }';
+const PREFLIGHT = { 'apollo-require-preflight': '1' };
+
+/** The value of one series of the gateway's /metrics text (0 when absent). */
+async function series(gw: TestGateway, name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`${gw.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+const operations = (gw: TestGateway, name: string) => series(gw, 'gateway_graphql_operations_total', `operation="${name}",type="query",outcome="ok"`);
+const clientErrors = (gw: TestGateway, kind: string) => series(gw, 'gateway_client_errors_total', `kind="${kind}"`);
+
+const postRaw = (gw: TestGateway, body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) => fetch(`${gw.url}/graphql`, { method: 'POST', headers, body });
+
+let gw: TestGateway;
+let sid: string;
+beforeAll(async () => {
+  gw = await startGateway({ LIVE_POLL_INTERVAL_MS: '60000', MAX_BODY_BYTES: '4096' });
+  sid = gw.simulator!.calls.list().find((c) => c.Status === 'completed')!.Sid;
+  // Twice: the first answer comes from Exotel, the second from the held call and is kept warm.
+  for (let i = 0; i < 2; i++) expect((await gw.gql(CALL, { sid })).body.data.call.sid).toBe(sid);
+});
+
+describe("every request runs Apollo's pipeline", () => {
+  it('a warm query sent as a simple cross-site GET is still refused by CSRF prevention, and counted', async () => {
+    const warm = gw.warmAnswers.stats().warm;
+    const refusedBefore = await clientErrors(gw, 'validation');
+    const url = `${gw.url}/graphql?query=${encodeURIComponent(CALL)}&variables=${encodeURIComponent(JSON.stringify({ sid }))}`;
+    const refused = await fetch(url);
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toMatch(/CSRF/);
+    expect(await clientErrors(gw, 'validation')).toBe(refusedBefore + 1);
+    expect(gw.warmAnswers.stats().warm).toBe(warm);
+
+    const before = await operations(gw, 'Held');
+    const ok = await fetch(url, { headers: PREFLIGHT });
+    expect(ok.status).toBe(200);
+    expect((await ok.json()).data.call.sid).toBe(sid);
+    expect(gw.warmAnswers.stats().warm).toBe(warm + 1);
+    expect(await operations(gw, 'Held')).toBe(before + 1);
+  });
+
+  it('a warm query over POST is answered by the warm-answer plugin and observed by the metrics plugin', async () => {
+    const before = { warm: gw.warmAnswers.stats().warm, counted: await operations(gw, 'Held') };
+    for (let i = 0; i < 3; i++) expect((await gw.gql(CALL, { sid })).body.data.call.status).toBe('COMPLETED');
+    expect(gw.warmAnswers.stats().warm).toBe(before.warm + 3);
+    expect(await operations(gw, 'Held')).toBe(before.counted + 3);
+  });
+
+  it('each operation of a batched POST is observed by the plugins, and a text/plain batch is refused', async () => {
+    const before = { a: await operations(gw, 'BatchA'), b: await operations(gw, 'BatchB') };
+    const batch = [
+      { query: 'query BatchA { gateway { mode } }' },
+      { query: 'query BatchB($sid: ID!) { call(sid: $sid) { sid } }', variables: { sid } },
+    ];
+    const res = await postRaw(gw, JSON.stringify(batch));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual([{ data: { gateway: { mode: 'SIMULATOR' } } }, { data: { call: { sid } } }]);
+    expect(await operations(gw, 'BatchA')).toBe(before.a + 1);
+    expect(await operations(gw, 'BatchB')).toBe(before.b + 1);
+
+    const form = await postRaw(gw, JSON.stringify(batch), { 'content-type': 'text/plain' });
+    expect(form.status).toBe(415);
+    expect(await operations(gw, 'BatchA')).toBe(before.a + 1);
+  });
+
+  it('any method but GET and POST is answered by Apollo with 405', async () => {
+    const res = await fetch(`${gw.url}/graphql`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ gateway { mode } }' }) });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('GET, POST');
+    expect((await res.json()).errors[0].extensions.code).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('bodies that never become a GraphQL request', () => {
+  const cases: Array<{ what: string; send: () => Promise<Response>; status: number; kind: string; message: RegExp }> = [
+    { what: 'malformed JSON', send: () => postRaw(gw, '{"query": "{ gateway { mode } }"'), status: 400, kind: 'syntax', message: /not valid JSON/ },
+    { what: 'a JSON string, not an object or array', send: () => postRaw(gw, '"{ gateway { mode } }"'), status: 400, kind: 'syntax', message: /not valid JSON/ },
+    { what: 'a body over MAX_BODY_BYTES', send: () => postRaw(gw, JSON.stringify({ query: `{ gateway { mode } } # ${'x'.repeat(5000)}` })), status: 413, kind: 'limit', message: /too large/ },
+    {
+      what: 'a body over MAX_BODY_BYTES sent without a Content-Length',
+      send: () => {
+        const body = JSON.stringify({ query: `{ gateway { mode } } # ${'x'.repeat(5000)}` });
+        const chunks = new ReadableStream({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode(body));
+            controller.close();
+          },
+        });
+        // A stream body goes out chunked: only reading can tell its size.
+        return fetch(`${gw.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chunks, duplex: 'half' } as RequestInit);
+      },
+      status: 413,
+      kind: 'limit',
+      message: /too large/,
+    },
+    { what: 'text/plain', send: () => postRaw(gw, '{"query":"{ gateway { mode } }"}', { 'content-type': 'text/plain' }), status: 415, kind: 'input', message: /application\/json/ },
+    { what: 'no Content-Type', send: () => postRaw(gw, '{"query":"{ gateway { mode } }"}', {}), status: 415, kind: 'input', message: /application\/json/ },
+    { what: 'a charset other than UTF-8', send: () => postRaw(gw, '{"query":"{ gateway { mode } }"}', { 'content-type': 'application/json; charset=latin1' }), status: 415, kind: 'input', message: /UTF-8/ },
+    { what: 'a compressed body', send: () => postRaw(gw, '{"query":"{ gateway { mode } }"}', { 'content-type': 'application/json', 'content-encoding': 'gzip' }), status: 415, kind: 'input', message: /UTF-8/ },
+  ];
+  for (const c of cases) {
+    it(`${c.what} → ${c.status} BAD_USER_INPUT, counted as a client error of kind ${c.kind}, logged at info`, async () => {
+      const before = await clientErrors(gw, c.kind);
+      const logged = gw.logs.length;
+      const res = await c.send();
+      expect(res.status).toBe(c.status);
+      expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+      expect(await res.json()).toEqual({ errors: [{ message: expect.stringMatching(c.message), extensions: { code: 'BAD_USER_INPUT' } }] });
+      expect(await clientErrors(gw, c.kind)).toBe(before + 1);
+      const lines = gw.logs.slice(logged);
+      expect(lines.filter((l) => l.level !== 'info')).toEqual([]);
+      expect(lines.filter((l) => l.route === '/graphql').map((l) => l.status)).toEqual([c.status]);
+    });
+  }
+
+  it('UTF-8 JSON with its charset named (any case) is read', async () => {
+    const res = await postRaw(gw, '{"query":"{ gateway { mode } }"}', { 'content-type': 'Application/JSON; Charset="UTF-8"' });
+    expect(res.status).toBe(200);
+    expect((await res.json()).data.gateway.mode).toBe('SIMULATOR');
+  });
+});
+
+describe('every answer', () => {
+  it('carries the request id and no-store, and writes one access-log line with the route label', async () => {
+    const logged = gw.logs.length;
+    const res = await fetch(`${gw.url}/graphql?ignored=1`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'route-7' }, body: JSON.stringify({ query: '{ gateway { mode } }' }) });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-request-id')).toBe('route-7');
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    await res.text();
+    const access = gw.logs.slice(logged).filter((l) => l.msg === 'http request');
+    expect(access).toEqual([expect.objectContaining({ level: 'info', requestId: 'route-7', method: 'POST', route: '/graphql', status: 200 })]);
+  });
+
+  it('other paths stay with express', async () => {
+    expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${gw.url}/graphql/elsewhere`, { method: 'POST' })).status).toBe(404);
+  });
+});
