@@ -4,8 +4,8 @@
  * graphql-ws shares.
  */
 import type { Server } from 'node:http';
-import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServer, type ApolloServerPlugin, type GraphQLRequestListener } from '@apollo/server';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginInlineTraceDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import type { GraphQLError, GraphQLSchema, ValidationRule } from 'graphql';
 import type { Config } from '../config.js';
@@ -63,13 +63,15 @@ export function logInternalErrors(errors: readonly GraphQLError[], logger: Logge
 }
 
 function internalErrorLogging(logger: Logger): ApolloServerPlugin<GraphQLContext> {
+  // One listener for every request: it keeps nothing per request.
+  const listener: GraphQLRequestListener<GraphQLContext> = {
+    async didEncounterErrors({ errors, contextValue, operationName }) {
+      logInternalErrors(errors, contextValue?.logger ?? logger, operationName);
+    },
+  };
   return {
     async requestDidStart() {
-      return {
-        async didEncounterErrors({ errors, contextValue, operationName }) {
-          logInternalErrors(errors, contextValue?.logger ?? logger, operationName);
-        },
-      };
+      return listener;
     },
   };
 }
@@ -96,6 +98,12 @@ export async function createApollo(options: ApolloOptions): Promise<Apollo> {
       ApolloServerPluginDrainHttpServer({ httpServer: options.httpServer, stopGracePeriodMillis: options.drainGraceMs ?? 10_000 }),
       // GraphiQL is self-hosted at /graphiql; Apollo's landing page would load from a CDN.
       ApolloServerPluginLandingPageDisabled(),
+      // The schema has no @cacheControl hints: every answer is per client and `no-store`, which the HTTP
+      // route sets. Apollo's cache-control plugin would only work that out again per request and wrap
+      // every resolver to observe fields.
+      ApolloServerPluginCacheControlDisabled(),
+      // Not a federation subgraph: no inline traces to build.
+      ApolloServerPluginInlineTraceDisabled(),
       internalErrorLogging(logger),
       introspectionPlugin(createIntrospectionPolicy(config.introspection)),
       ...(options.plugins ?? []),

@@ -4,7 +4,7 @@
  * operator can change — not Apollo's "pass introspection: true to ApolloServer". A refusal is
  * BAD_USER_INPUT with `extensions.reason: "INTROSPECTION"`, as for the other limits checked before execution.
  */
-import type { ApolloServerPlugin } from '@apollo/server';
+import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
 import { BREAK, GraphQLError, visit, type DocumentNode } from 'graphql';
 import { ANONYMOUS, type Principal } from '../auth.js';
 import type { IntrospectionMode } from '../config.js';
@@ -68,16 +68,20 @@ export function createIntrospectionPolicy(mode: IntrospectionMode): Introspectio
  * execution (BAD_USER_INPUT, `extensions.reason` INTROSPECTION).
  */
 export function introspectionPlugin(policy: IntrospectionPolicy): ApolloServerPlugin<GraphQLContext> {
+  // One listener for every request: it keeps nothing per request.
+  const listener: GraphQLRequestListener<GraphQLContext> | undefined =
+    policy.mode === 'on'
+      ? undefined
+      : {
+          async didResolveOperation({ document, request, contextValue }) {
+            const refused = policy.check(document, contextValue.auth, request.query);
+            if (!refused) return;
+            throw new GraphQLError(refused.message, { originalError: refused, extensions: { ...refused.extensions, http: { status: 400 } } });
+          },
+        };
   return {
     async requestDidStart() {
-      if (policy.mode === 'on') return undefined;
-      return {
-        async didResolveOperation({ document, request, contextValue }) {
-          const refused = policy.check(document, contextValue.auth, request.query);
-          if (!refused) return;
-          throw new GraphQLError(refused.message, { originalError: refused, extensions: { ...refused.extensions, http: { status: 400 } } });
-        },
-      };
+      return listener;
     },
   };
 }

@@ -5,7 +5,7 @@
  * over plain HTTP is the client's mistake too: it is answered 400 pointing at graphql-ws, not run. Bodies
  * refused before Apollo (bad JSON, too large, not JSON) are counted by the route (src/http/graphql-http.ts).
  */
-import type { ApolloServerPlugin } from '@apollo/server';
+import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
 import { GraphQLError } from 'graphql';
 import { clientErrorKind, ErrorCode } from '../errors.js';
 
@@ -15,6 +15,24 @@ export interface ClientErrorsPluginOptions {
 }
 
 export function clientErrorsPlugin<TContext extends object>(options: ClientErrorsPluginOptions): ApolloServerPlugin<TContext> {
+  // One listener for every request: it keeps nothing per request.
+  const listener: GraphQLRequestListener<TContext> = {
+    async didResolveOperation({ operation }) {
+      if (operation?.operation === 'subscription') {
+        throw new GraphQLError('Subscriptions are served over graphql-ws (protocol graphql-transport-ws) on this same path, not over plain HTTP.', {
+          extensions: { code: 'OPERATION_RESOLUTION_FAILURE', http: { status: 400 } },
+        });
+      }
+    },
+    async willSendResponse({ response }) {
+      const body = response.body;
+      const errors = body.kind === 'single' ? body.singleResult.errors : body.initialResult.errors;
+      for (const error of errors ?? []) {
+        const kind = clientErrorKind(error);
+        if (kind && error.extensions?.code !== ErrorCode.INTERNAL_SERVER_ERROR) options.onClientError(kind);
+      }
+    },
+  };
   return {
     // A missing or wrong key fails while the context is built, before any request hook runs.
     async contextCreationDidFail() {
@@ -25,23 +43,7 @@ export function clientErrorsPlugin<TContext extends object>(options: ClientError
       options.onClientError('validation');
     },
     async requestDidStart() {
-      return {
-        async didResolveOperation({ operation }) {
-          if (operation?.operation === 'subscription') {
-            throw new GraphQLError('Subscriptions are served over graphql-ws (protocol graphql-transport-ws) on this same path, not over plain HTTP.', {
-              extensions: { code: 'OPERATION_RESOLUTION_FAILURE', http: { status: 400 } },
-            });
-          }
-        },
-        async willSendResponse({ response }) {
-          const body = response.body;
-          const errors = body.kind === 'single' ? body.singleResult.errors : body.initialResult.errors;
-          for (const error of errors ?? []) {
-            const kind = clientErrorKind(error);
-            if (kind && error.extensions?.code !== ErrorCode.INTERNAL_SERVER_ERROR) options.onClientError(kind);
-          }
-        },
-      };
+      return listener;
     },
   };
 }
