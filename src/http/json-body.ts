@@ -48,7 +48,7 @@ export function readJsonBody(req: IncomingMessage, headers: { contentType: strin
     const chunks: Buffer[] = [];
     let bytes = 0;
     const done = (result: JsonBody) => {
-      req.off('data', onData).off('end', onEnd).off('error', onError).off('aborted', onError);
+      req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onError);
       resolve(result);
     };
     const onData = (chunk: Buffer) => {
@@ -58,8 +58,9 @@ export function readJsonBody(req: IncomingMessage, headers: { contentType: strin
       else chunks.push(chunk);
     };
     const onEnd = () => done(parseJson(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, bytes).toString('utf8')));
+    // Closed before its end: the client went away mid-body.
     const onError = () => done(refuse(UNREAD));
-    req.on('data', onData).once('end', onEnd).once('error', onError).once('aborted', onError);
+    req.on('data', onData).once('end', onEnd).once('error', onError).once('close', onError);
   });
 }
 

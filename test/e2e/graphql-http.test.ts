@@ -4,6 +4,7 @@
  * (CSRF prevention, plugins); bodies that never become a request are refused with a GraphQL-shaped body
  * and counted as client errors; every answer carries its request id, `no-store`, and one access-log line.
  */
+import { connect } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 
@@ -122,6 +123,17 @@ describe('bodies that never become a GraphQL request', () => {
       expect(lines.filter((l) => l.route === '/graphql').map((l) => l.status)).toEqual([c.status]);
     });
   }
+
+  it('a client that goes away mid-body is logged once at info as 400, and nothing fails', async () => {
+    const logged = gw.logs.length;
+    const { port } = new URL(gw.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write('POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\nX-Request-Id: gone-1\r\n\r\n{"query":', () => socket.destroy());
+    await expect.poll(() => gw.logs.slice(logged).filter((l) => l.requestId === 'gone-1')).toEqual([expect.objectContaining({ level: 'info', route: '/graphql', status: 400 })]);
+    expect(gw.logs.slice(logged).filter((l) => l.level !== 'info')).toEqual([]);
+    expect((await gw.gql('{ gateway { mode } }')).status).toBe(200);
+  });
 
   it('UTF-8 JSON with its charset named (any case) is read', async () => {
     const res = await postRaw(gw, '{"query":"{ gateway { mode } }"}', { 'content-type': 'Application/JSON; Charset="UTF-8"' });
