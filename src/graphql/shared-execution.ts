@@ -53,6 +53,43 @@ const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => typeof (val
 const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> => typeof Object(value)[Symbol.asyncIterator] === 'function';
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 
+/**
+ * The source stream, each event replaced by its shared result; return() and throw() reach the source. One
+ * step per event (no async function of its own): graphql-ws awaits each next() of thousands of these per
+ * event, and every extra promise hop is paid once per subscriber. A class, so an idle one holds two
+ * functions rather than a closure per method.
+ */
+class SharedResultStream implements AsyncIterableIterator<ExecutionResult> {
+  constructor(
+    private readonly source: AsyncIterator<unknown>,
+    private readonly resultOf: (payload: unknown) => Shared,
+  ) {}
+
+  private readonly toStep = (step: IteratorResult<unknown>): IteratorResult<ExecutionResult> | Promise<IteratorResult<ExecutionResult>> => {
+    if (step.done) return DONE;
+    const result = this.resultOf(step.value);
+    return isPromise(result) ? result.then((value) => ({ value, done: false })) : { value: result, done: false };
+  };
+
+  next(): Promise<IteratorResult<ExecutionResult>> {
+    return this.source.next().then(this.toStep);
+  }
+
+  async return(): Promise<IteratorResult<ExecutionResult>> {
+    await this.source.return?.();
+    return DONE;
+  }
+
+  async throw(err?: unknown): Promise<IteratorResult<ExecutionResult>> {
+    await this.source.return?.();
+    throw err;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}
+
 /** Creates the shared subscription executor; one per graphql-ws server. */
 export function createSharedSubscriptions(options: SharedSubscriptionsOptions): SharedSubscriptions {
   const keys = new WeakMap<ExecutionArgs, string>();
@@ -85,26 +122,6 @@ export function createSharedSubscriptions(options: SharedSubscriptionsOptions): 
     return shared;
   };
 
-  /** The source stream, each event replaced by its shared result; return() and throw() reach the source. */
-  const resultStream = (args: ExecutionArgs, key: string, source: AsyncIterator<unknown>): AsyncIterableIterator<ExecutionResult> => ({
-    async next() {
-      const step = await source.next();
-      if (step.done) return DONE;
-      return { value: await sharedResult(args, key, step.value), done: false };
-    },
-    async return() {
-      await source.return?.();
-      return DONE;
-    },
-    async throw(err?: unknown) {
-      await source.return?.();
-      throw err;
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  });
-
   return {
     share: (args, operationKey) => void keys.set(args, operationKey),
     isShared: (args) => keys.has(args),
@@ -114,7 +131,7 @@ export function createSharedSubscriptions(options: SharedSubscriptionsOptions): 
       const source = await createSourceEventStream(args);
       // Errors known at subscribe time (validation of variables, a resolver refusing) are one result.
       if (!isAsyncIterable(source)) return source;
-      return resultStream(args, key, source[Symbol.asyncIterator]());
+      return new SharedResultStream(source[Symbol.asyncIterator](), (payload) => sharedResult(args, key, payload));
     },
     stats: () => ({ ...counters, retainedEvents: byEvent.size }),
   };

@@ -7,7 +7,7 @@ import type { EntityCache } from '../cache/entities.js';
 import { ErrorCode, GatewayError } from '../errors.js';
 import type { Call, CallStatus, ExotelApi, SmsMessage } from '../exotel/types.js';
 import type { CallEventRecord, EventLog, EventRecord, EventSource } from '../storage/types.js';
-import type { Topics } from './topics.js';
+import type { Channel, Topics } from './topics.js';
 import { callStatusRank, compareEventIds, isTerminalCall, isTerminalSms, smsStatusRank, topics } from './updates.js';
 
 /** A call event for a subscriber; `call` is set when the stream already knows the call (snapshots). */
@@ -77,6 +77,67 @@ function cancellable<T>(generator: AsyncGenerator<T>, cancel: () => void): Async
   };
 }
 
+/** A callEvents stream's catching up with `after`: the replay while it runs, and the last event it gave. */
+interface CatchUp {
+  replay: AsyncGenerator<FeedCallEvent> | undefined;
+  last: string | undefined;
+}
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
+
+/**
+ * callEvents' stream: the replay first (with `after`), then the topic channel itself. Once caught up,
+ * next() is the channel's own: with thousands of subscribers every event passes here once per subscriber,
+ * and an async step of its own would cost each of them a wake-up and promise hops. A class, so an idle
+ * subscriber holds no closures.
+ */
+class CallEventStream implements AsyncIterableIterator<FeedCallEvent> {
+  constructor(
+    private readonly channel: Channel<FeedCallEvent>,
+    private catchUp: CatchUp | undefined,
+  ) {}
+
+  next(): Promise<IteratorResult<FeedCallEvent>> {
+    return this.catchUp ? this.nextCatchingUp(this.catchUp) : this.channel.next();
+  }
+
+  async return(): Promise<IteratorResult<FeedCallEvent>> {
+    this.channel.close();
+    await this.catchUp?.replay?.return(undefined);
+    return DONE;
+  }
+
+  async throw(err?: unknown): Promise<IteratorResult<FeedCallEvent>> {
+    await this.return();
+    throw err;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private async nextCatchingUp(catchUp: CatchUp): Promise<IteratorResult<FeedCallEvent>> {
+    try {
+      if (catchUp.replay) {
+        const step = await catchUp.replay.next();
+        if (!step.done) return step;
+        catchUp.replay = undefined;
+      }
+      for (;;) {
+        const step = await this.channel.next();
+        if (step.done) return step;
+        if (catchUp.last !== undefined && compareEventIds(step.value.event.id, catchUp.last) <= 0) continue;
+        // Caught up: the channel delivers in log order, so every later event comes after this one.
+        this.catchUp = undefined;
+        return step;
+      }
+    } catch (err) {
+      this.channel.close();
+      throw err;
+    }
+  }
+}
+
 const matches = (filter: CallEventFilter | null | undefined, e: CallEventRecord): boolean =>
   (!filter?.callSids?.length || filter.callSids.includes(e.callSid)) &&
   (!filter?.statuses?.length || filter.statuses.includes(e.status)) &&
@@ -94,6 +155,9 @@ export function createFeed(deps: FeedDeps): LiveFeed {
     if (!payload) wrapped.set(event, (payload = { event }));
     return payload;
   };
+  /** What callEvents delivers: forward changes of this account's calls. */
+  const isLiveCallEvent = (e: EventRecord): e is CallEventRecord => isOurCall(e) && e.forward;
+  const anyCallEvent = (e: EventRecord) => (isLiveCallEvent(e) ? feedEvent(e) : undefined);
 
   /** The state a callStatusChanged subscriber starts from: history (forward-only truth) and the call itself. */
   async function callSnapshot(sid: string, lookup: SnapshotLookup<Call> | undefined): Promise<FeedCallEvent> {
@@ -162,56 +226,25 @@ export function createFeed(deps: FeedDeps): LiveFeed {
     },
 
     callEvents(filter, after) {
-      const channel = deps.topics.subscribe(topics.allCalls);
-      // Where the live part picks up: the last event the replay gave (live events are already buffering in
-      // `channel` while the replay runs to the end of the log).
-      let last: string | undefined;
+      // Picked as they are delivered (topics.ts `select`): every subscriber of callEvents is offered every
+      // call event, and one it does not want must cost no more than this test.
+      const select = filter?.callSids?.length || filter?.statuses?.length || filter?.sources?.length ? (e: EventRecord) => (isLiveCallEvent(e) && matches(filter, e) ? feedEvent(e) : undefined) : anyCallEvent;
+      const channel = deps.topics.subscribe(topics.allCalls, select);
+      if (after === undefined || after === null) return new CallEventStream(channel, undefined);
+      // Live events are already buffering in `channel` while the replay runs to the end of the log; those
+      // the replay gave too are dropped where the live part picks up.
+      const catchUp: CatchUp = { replay: undefined, last: undefined };
       async function* replayFrom(cursor: string): AsyncGenerator<FeedCallEvent> {
         for (;;) {
           const page = await deps.events.readAfter(cursor, deps.replayPageSize);
-          for (const event of page) if (isOurCall(event) && event.forward && matches(filter, event)) yield feedEvent(event);
+          for (const event of page) if (isLiveCallEvent(event) && matches(filter, event)) yield feedEvent(event);
           const tail = page.at(-1);
-          if (tail) last = cursor = tail.id;
+          if (tail) catchUp.last = cursor = tail.id;
           if (page.length < deps.replayPageSize) return;
         }
       }
-      let replay = after !== undefined && after !== null ? replayFrom(after) : undefined;
-      const end = async (): Promise<IteratorResult<FeedCallEvent>> => {
-        channel.close();
-        await replay?.return(undefined);
-        return { value: undefined, done: true };
-      };
-      // The live part is a plain iterator rather than an async generator: with thousands of subscribers
-      // every event goes through it once per subscriber, and a generator's resume/yield costs extra ticks.
-      return {
-        async next(): Promise<IteratorResult<FeedCallEvent>> {
-          try {
-            if (replay) {
-              const step = await replay.next();
-              if (!step.done) return step;
-              replay = undefined;
-            }
-            for (;;) {
-              const step = await channel.next();
-              if (step.done) return step;
-              const event = step.value;
-              if (last !== undefined && compareEventIds(event.id, last) <= 0) continue;
-              if (isOurCall(event) && event.forward && matches(filter, event)) return { value: feedEvent(event), done: false };
-            }
-          } catch (err) {
-            channel.close();
-            throw err;
-          }
-        },
-        return: end,
-        async throw(err?: unknown) {
-          await end();
-          throw err;
-        },
-        [Symbol.asyncIterator]() {
-          return this;
-        },
-      };
+      catchUp.replay = replayFrom(after);
+      return new CallEventStream(channel, catchUp);
     },
 
     async smsStatusChanged(sid, lookup) {

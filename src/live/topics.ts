@@ -3,6 +3,10 @@
  * subscribers. Each event costs one Map lookup per topic and one queue push per subscriber of that topic,
  * so 10,000 subscribers of one call cost 10,000 pushes and no storage traffic. On Redis the log's own
  * subscription already brings every replica's events here.
+ *
+ * A subscriber may pass a `select` that picks (and shapes) its events as they are delivered: an event it
+ * does not want then costs one function call, not a wake-up of its reader, and never counts against its
+ * queue limit.
  */
 import { ErrorCode, GatewayError } from '../errors.js';
 import type { EventLog, EventRecord } from '../storage/types.js';
@@ -15,9 +19,14 @@ export interface Channel<T> extends AsyncIterableIterator<T> {
   close(): void;
 }
 
+/** Picks a subscriber's events as they are delivered: the value to queue, or undefined to skip the event. */
+export type Select<T> = (event: EventRecord) => T | undefined;
+
 export interface Topics {
   /** A new bounded channel receiving every event of `topic` from now on. */
   subscribe(topic: string): Channel<EventRecord>;
+  /** A new bounded channel receiving what `select` makes of each event of `topic` from now on. */
+  subscribe<T>(topic: string, select: Select<T>): Channel<T>;
   /** Local subscribers of `topic` right now. */
   subscriberCount(topic: string): number;
   /** Topics with at least one local subscriber. */
@@ -36,7 +45,7 @@ export interface TopicsOptions {
 
 /** Starts the process's one log subscription and dispatches its events to local channels by topic. */
 export function createTopics(options: TopicsOptions): Topics {
-  const byTopic = new Map<string, Set<LocalChannel>>();
+  const byTopic = new Map<string, Set<LocalChannel<unknown>>>();
   /** Hands `event` to every local subscriber of its topics; answers how many there were. */
   const deliver = (event: EventRecord): number => {
     let subscribers = 0;
@@ -53,19 +62,12 @@ export function createTopics(options: TopicsOptions): Topics {
     traceFanOut(event, deliver);
   });
 
-  const remove = (topic: string, channel: LocalChannel) => {
-    const set = byTopic.get(topic);
-    if (!set) return;
-    set.delete(channel);
-    if (set.size === 0) byTopic.delete(topic);
-  };
-
   return {
-    subscribe(topic) {
-      const channel: LocalChannel = new LocalChannel(options.queueLimit, () => remove(topic, channel));
+    subscribe<T>(topic: string, select?: Select<T>): Channel<T> {
+      const channel = new LocalChannel<T>(options.queueLimit, select ?? (identity as Select<T>), byTopic, topic);
       let set = byTopic.get(topic);
       if (!set) byTopic.set(topic, (set = new Set()));
-      set.add(channel);
+      set.add(channel as LocalChannel<unknown>);
       return channel;
     },
     subscriberCount: (topic) => byTopic.get(topic)?.size ?? 0,
@@ -78,29 +80,43 @@ export function createTopics(options: TopicsOptions): Topics {
   };
 }
 
+const identity: Select<EventRecord> = (event) => event;
+
 /**
  * A bounded queue with at most one waiting reader. The queue is an array read from a moving head, so
- * push and next are O(1); it is compacted when the head has passed half of it.
+ * push and next are O(1); it is compacted when the head has passed half of it. A class rather than
+ * closures: with thousands of idle subscribers, per-subscriber closures are most of their memory.
  */
-class LocalChannel implements Channel<EventRecord> {
-  private queue: EventRecord[] = [];
+class LocalChannel<T> implements Channel<T> {
+  private queue: T[] = [];
   private head = 0;
-  private waiting: ((result: IteratorResult<EventRecord>) => void) | undefined;
+  private waiting: ((result: IteratorResult<T>) => void) | undefined;
   private failWaiting: ((err: Error) => void) | undefined;
   private error: Error | undefined;
   private done = false;
 
   constructor(
     private readonly limit: number,
-    private readonly onClose: () => void,
+    private readonly select: Select<T>,
+    /** The topics' registry this channel leaves when it closes. */
+    private readonly registry: Map<string, Set<LocalChannel<unknown>>>,
+    private readonly topic: string,
   ) {}
 
   push(event: EventRecord): void {
     if (this.done) return;
+    let value: T | undefined;
+    try {
+      value = this.select(event);
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    if (value === undefined) return;
     if (this.waiting) {
       const resolve = this.waiting;
       this.waiting = this.failWaiting = undefined;
-      resolve({ value: event, done: false });
+      resolve({ value, done: false });
       return;
     }
     if (this.queue.length - this.head >= this.limit) {
@@ -108,13 +124,13 @@ class LocalChannel implements Channel<EventRecord> {
       this.fail(new GatewayError(ErrorCode.RATE_LIMITED, `Subscriber fell more than ${this.limit} events behind; subscribe again (with callEvents(after:) to resume)`, { retryAfterSeconds: 1 }));
       return;
     }
-    this.queue.push(event);
+    this.queue.push(value);
   }
 
-  next(): Promise<IteratorResult<EventRecord>> {
+  next(): Promise<IteratorResult<T>> {
     if (this.head < this.queue.length) {
       const value = this.queue[this.head]!;
-      this.queue[this.head++] = undefined as unknown as EventRecord;
+      this.queue[this.head++] = undefined as unknown as T;
       if (this.head > 1024 && this.head * 2 > this.queue.length) {
         this.queue = this.queue.slice(this.head);
         this.head = 0;
@@ -129,7 +145,7 @@ class LocalChannel implements Channel<EventRecord> {
     });
   }
 
-  return(): Promise<IteratorResult<EventRecord>> {
+  return(): Promise<IteratorResult<T>> {
     this.close();
     return Promise.resolve({ value: undefined, done: true });
   }
@@ -139,7 +155,7 @@ class LocalChannel implements Channel<EventRecord> {
     this.done = true;
     this.queue = [];
     this.head = 0;
-    this.onClose();
+    this.leave();
     const resolve = this.waiting;
     this.waiting = this.failWaiting = undefined;
     resolve?.({ value: undefined, done: true });
@@ -148,7 +164,7 @@ class LocalChannel implements Channel<EventRecord> {
   private fail(err: Error): void {
     this.error = err;
     this.done = true;
-    this.onClose();
+    this.leave();
     const reject = this.failWaiting;
     this.waiting = this.failWaiting = undefined;
     reject?.(err);
@@ -156,5 +172,12 @@ class LocalChannel implements Channel<EventRecord> {
 
   [Symbol.asyncIterator](): this {
     return this;
+  }
+
+  private leave(): void {
+    const set = this.registry.get(this.topic);
+    if (!set) return;
+    set.delete(this as LocalChannel<unknown>);
+    if (set.size === 0) this.registry.delete(this.topic);
   }
 }

@@ -56,4 +56,31 @@ describe('topics', () => {
     expect(await pending).toEqual({ value: undefined, done: true });
     topics.close();
   });
+
+  it('queues what a subscriber selects, as it shaped it, and skips the rest', async () => {
+    const storage = createMemoryStorage();
+    const topics = createTopics({ events: storage.events, accountSid: 'a', queueLimit: 1 });
+    const completed = topics.subscribe('calls', (e) => (e.kind === 'call' && e.status === 'COMPLETED' ? e.callSid : undefined));
+    // More skipped events than the queue limit: skipped events are never queued.
+    for (let i = 0; i < 3; i++) await storage.events.append(event(`c${i}`, 'RINGING'));
+    await storage.events.append(event('c9', 'COMPLETED'));
+    expect(await completed.next()).toEqual({ value: 'c9', done: false });
+    completed.close();
+    topics.close();
+  });
+
+  it('fails only the subscriber whose select throws; the others get the event', async () => {
+    const storage = createMemoryStorage();
+    const topics = createTopics({ events: storage.events, accountSid: 'a', queueLimit: 10 });
+    const broken = topics.subscribe('calls', () => {
+      throw new Error('select broke');
+    });
+    const fine = topics.subscribe('calls');
+    await storage.events.append(event('c1', 'RINGING'));
+    await expect(broken.next()).rejects.toThrow('select broke');
+    expect((await fine.next()).value).toMatchObject({ callSid: 'c1' });
+    expect(topics.subscriberCount('calls')).toBe(1);
+    fine.close();
+    topics.close();
+  });
 });

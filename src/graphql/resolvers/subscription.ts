@@ -26,31 +26,29 @@ function resolveCallEvent(payload: FeedCallEvent, ctx: GraphQLContext) {
   return payload.event;
 }
 
-/** An AsyncIterable for graphql-js, over an iterator the feed made. */
-const iterable = <T>(iterator: AsyncIterableIterator<T>): AsyncIterable<T> => ({ [Symbol.asyncIterator]: () => iterator });
-
 /** The Subscription resolvers over one live feed; passed to createSchema() by server.ts. */
 export function createSubscriptionResolvers(feed: LiveFeed): SubscriptionResolvers {
   return {
     callStatusChanged: {
       // The snapshot goes through the subscriber's loader: the same batching, budget share and "no such call" memory as a query.
-      subscribe: async (_root, { sid }, ctx: GraphQLContext) => iterable(await feed.callStatusChanged(checkSid(sid, 'sid'), (s) => ctx.loaders.call.load(s))),
+      subscribe: async (_root, { sid }, ctx: GraphQLContext) => await feed.callStatusChanged(checkSid(sid, 'sid'), (s) => ctx.loaders.call.load(s)),
       resolve: (payload: FeedCallEvent, _args: unknown, ctx: GraphQLContext) => resolveCallEvent(payload, ctx),
     },
     callEvents: {
       subscribe: (_root, { filter, after }) => {
         if (after !== undefined && after !== null && !EVENT_ID.test(after)) throw badInput('after', 'not an event id (use the `id` of a CallEvent)');
         filter?.callSids?.forEach((sid, i) => checkSid(sid, `filter.callSids[${i}]`));
-        return iterable(feed.callEvents(filter, after));
+        // The feed's iterator is itself the AsyncIterable graphql-js asks for (no wrapper per subscriber).
+        return feed.callEvents(filter, after);
       },
       resolve: (payload: FeedCallEvent, _args: unknown, ctx: GraphQLContext) => resolveCallEvent(payload, ctx),
     },
     smsStatusChanged: {
-      subscribe: async (_root, { sid }, ctx: GraphQLContext) => iterable(await feed.smsStatusChanged(checkSid(sid, 'sid'), (s) => ctx.loaders.sms.load(s))),
+      subscribe: async (_root, { sid }, ctx: GraphQLContext) => await feed.smsStatusChanged(checkSid(sid, 'sid'), (s) => ctx.loaders.sms.load(s)),
       resolve: (sms: SmsMessage) => sms,
     },
     incomingCalls: {
-      subscribe: () => iterable(feed.incomingCalls()),
+      subscribe: () => feed.incomingCalls(),
       resolve: (call: Call) => call,
     },
   };

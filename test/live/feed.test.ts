@@ -1,0 +1,100 @@
+/** The callEvents stream of the live feed on the real topics and the real in-memory event log. */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { EntityCache } from '../../src/cache/entities.js';
+import type { ExotelApi } from '../../src/exotel/types.js';
+import { createFeed, type FeedCallEvent } from '../../src/live/feed.js';
+import { createTopics, type Topics } from '../../src/live/topics.js';
+import { createMemoryStorage } from '../../src/storage/memory.js';
+import type { NewEvent, Storage } from '../../src/storage/types.js';
+
+const ACCOUNT = 'acct';
+const event = (callSid: string, status: 'RINGING' | 'COMPLETED' = 'RINGING'): NewEvent => ({
+  kind: 'call', accountSid: ACCOUNT, callSid, status, at: '2026-11-20T10:00:00+05:30', source: 'WEBHOOK', forward: true,
+});
+
+let open: Array<{ storage: Storage; topics: Topics }> = [];
+afterEach(async () => {
+  for (const { storage, topics } of open) {
+    topics.close();
+    await storage.close();
+  }
+  open = [];
+});
+
+function setup(options: { queueLimit?: number; replayPageSize?: number } = {}) {
+  const storage = createMemoryStorage();
+  const topics = createTopics({ events: storage.events, accountSid: ACCOUNT, queueLimit: options.queueLimit ?? 100 });
+  open.push({ storage, topics });
+  // callEvents reads neither the entity cache nor Exotel.
+  const unused = new Proxy({}, { get: () => () => Promise.reject(new Error('not used by callEvents')) });
+  const feed = createFeed({
+    accountSid: ACCOUNT, events: storage.events, topics, entities: unused as EntityCache, exotel: unused as ExotelApi, onWatch: () => undefined, replayPageSize: options.replayPageSize ?? 50,
+  });
+  return { storage, topics, feed, append: (e: NewEvent) => storage.events.append(e) };
+}
+
+const take = async (stream: AsyncIterator<FeedCallEvent>, count: number) => {
+  const got: FeedCallEvent[] = [];
+  for (let i = 0; i < count; i++) {
+    const step = await stream.next();
+    if (step.done) break;
+    got.push(step.value);
+  }
+  return got;
+};
+
+describe('callEvents', () => {
+  it('gives a filtered subscriber only its calls, and the other calls never fill its queue', async () => {
+    const { feed, append } = setup({ queueLimit: 2 });
+    const mine = feed.callEvents({ callSids: ['CA-MINE'] });
+    // Five events of another call, none read by anyone: only what the subscriber wants is queued.
+    for (let i = 0; i < 5; i++) await append(event(`CA-OTHER-${i}`));
+    await append(event('CA-MINE'));
+    await append(event('CA-MINE', 'COMPLETED'));
+    const got = await take(mine, 2);
+    expect(got.map((e) => [e.event.callSid, e.event.status])).toEqual([
+      ['CA-MINE', 'RINGING'],
+      ['CA-MINE', 'COMPLETED'],
+    ]);
+    await mine.return!();
+  });
+
+  it('hands every subscriber of an event the same payload object (what shared execution keys on)', async () => {
+    const { feed, append } = setup();
+    const a = feed.callEvents();
+    const b = feed.callEvents({ statuses: ['RINGING'] });
+    await append(event('CA1'));
+    const [[fromA], [fromB]] = await Promise.all([take(a, 1), take(b, 1)]);
+    expect(fromA).toBe(fromB);
+    await Promise.all([a.return!(), b.return!()]);
+  });
+
+  it('replays from `after`, then goes live, with no event twice where the replay and the live events overlap', async () => {
+    const { feed, append } = setup({ replayPageSize: 2 });
+    const [first, ...rest] = await Promise.all([append(event('CA1')), append(event('CA2')), append(event('CA3'))]);
+    const stream = feed.callEvents(null, first!.id);
+    const got = await take(stream, 1);
+    // Appended while the replay runs: delivered live (queued in the channel) and read by the replay too.
+    const during = [await append(event('CA4')), await append(event('CA5'))];
+    got.push(...(await take(stream, 3)));
+    // The replay's last page; then the first event only the channel has.
+    const late = await append(event('CA6'));
+    got.push(...(await take(stream, 1)));
+    const live = await append(event('CA7'));
+    got.push(...(await take(stream, 1)));
+    expect(got.map((e) => e.event.id)).toEqual([...rest, ...during, late, live].map((e) => e.id));
+    await stream.return!();
+  });
+
+  it('ends on return(): a waiting next() resolves done and the topic channel is freed', async () => {
+    const { feed, topics, append } = setup();
+    const stream = feed.callEvents();
+    expect(topics.subscriberCount('calls')).toBe(1);
+    const waiting = stream.next();
+    await stream.return!();
+    expect(await waiting).toEqual({ value: undefined, done: true });
+    expect(topics.subscriberCount('calls')).toBe(0);
+    await append(event('CA1'));
+    expect(await stream.next()).toEqual({ value: undefined, done: true });
+  });
+});
