@@ -1,6 +1,6 @@
 /** The in-process fan-out on the real in-memory event log. */
 import { describe, expect, it } from 'vitest';
-import { createTopics } from '../../src/live/topics.js';
+import { createTopics, DELIVERY_SLICE } from '../../src/live/topics.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import type { EventRecord, NewEvent } from '../../src/storage/types.js';
 
@@ -81,6 +81,39 @@ describe('topics', () => {
     expect((await fine.next()).value).toMatchObject({ callSid: 'c1' });
     expect(topics.subscriberCount('calls')).toBe(1);
     fine.close();
+    topics.close();
+  });
+
+  it('hands an event to a large topic in slices, yielding to the event loop between them, in publish order', async () => {
+    const storage = createMemoryStorage();
+    const topics = createTopics({ events: storage.events, accountSid: 'a', queueLimit: 10 });
+    const channels = Array.from({ length: 2 * DELIVERY_SLICE + 1 }, () => topics.subscribe('calls'));
+    const received = channels.map(() => [] as string[]);
+    const reading = channels.map(async (ch, i) => {
+      for (let n = 0; n < 2; n++) {
+        const step = await ch.next();
+        if (step.done) return;
+        received[i]!.push((step.value as EventRecord & { status: string }).status);
+      }
+    });
+    // The last subscriber leaves before its slice comes: it never gets the event.
+    const leaving = channels.at(-1)!;
+    await storage.events.append(event('c1', 'RINGING'));
+    await storage.events.append(event('c1', 'COMPLETED'));
+    // The publisher is back before the later slices went out: the first slice has the first event (the
+    // second waits behind the first's delivery), the last slice has nothing yet.
+    expect(received[0]).toEqual(['RINGING']);
+    expect(received.at(-2)).toEqual([]);
+    leaving.close();
+    let turns = 0;
+    while (received.at(-2)!.length < 2) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (++turns > 100) throw new Error('the fan-out never finished');
+    }
+    await Promise.all(reading);
+    expect(turns).toBeGreaterThan(1);
+    for (const got of received.slice(0, -1)) expect(got).toEqual(['RINGING', 'COMPLETED']);
+    expect(received.at(-1)).toEqual([]);
     topics.close();
   });
 });
