@@ -235,7 +235,7 @@ export function clientErrorKind(error: GraphQLFormattedError): string | undefine
   if (code === ErrorCode.UNAUTHENTICATED || code === ErrorCode.FORBIDDEN) return 'auth';
   if (code !== ErrorCode.BAD_USER_INPUT) return undefined;
   if (reason === 'GRAPHQL_PARSE_FAILED') return 'syntax';
-  if (reason === 'GRAPHQL_VALIDATION_FAILED' || reason === 'OPERATION_RESOLUTION_FAILURE' || reason === 'BAD_REQUEST' || reason === 'PERSISTED_QUERY_NOT_FOUND' || reason === 'INTROSPECTION') return 'validation';
+  if (reason === 'GRAPHQL_VALIDATION_FAILED' || reason === 'OPERATION_RESOLUTION_FAILURE' || reason === 'BAD_REQUEST' || reason === 'PERSISTED_QUERY_NOT_FOUND' || reason === 'PERSISTED_QUERY_NOT_SUPPORTED' || reason === 'INTROSPECTION') return 'validation';
   if (reason === 'BAD_USER_INPUT') return 'variables';
   if (reason.startsWith('MAX_')) return 'limit';
   return 'input';
@@ -248,7 +248,7 @@ function formatErrorUnmasked(formatted: GraphQLFormattedError, error: unknown, o
   }
   const code = String(formatted.extensions?.code ?? '');
   // Apollo's own codes for malformed or invalid operations are the client's fault.
-  if (code === 'GRAPHQL_PARSE_FAILED' || code === 'GRAPHQL_VALIDATION_FAILED' || code === 'BAD_USER_INPUT' || code === 'BAD_REQUEST' || code === 'PERSISTED_QUERY_NOT_FOUND' || code === 'OPERATION_RESOLUTION_FAILURE') {
+  if (code === 'GRAPHQL_PARSE_FAILED' || code === 'GRAPHQL_VALIDATION_FAILED' || code === 'BAD_USER_INPUT' || code === 'BAD_REQUEST' || code === 'PERSISTED_QUERY_NOT_FOUND' || code === 'PERSISTED_QUERY_NOT_SUPPORTED' || code === 'OPERATION_RESOLUTION_FAILURE') {
     return { message: formatted.message, locations: formatted.locations, path: formatted.path, extensions: { code: ErrorCode.BAD_USER_INPUT, reason: code } };
   }
   if (CODES.has(code) && code !== ErrorCode.INTERNAL_SERVER_ERROR) {

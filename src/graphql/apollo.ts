@@ -83,6 +83,9 @@ export async function createApollo(options: ApolloOptions): Promise<Apollo> {
     schema: options.schema,
     csrfPrevention: { requestHeaders: CSRF_PREFLIGHT_HEADERS },
     allowBatchedHttpRequests: options.allowBatchedHttpRequests ?? false,
+    // No automatic persisted queries: a hash-only request would run a stored document the HTTP guard never
+    // read, with new variables, past MAX_COST, the list caps and the mutation exception of MAX_RESPONSE_BYTES.
+    persistedQueries: false,
     // Who may introspect is decided by the INTROSPECTION policy (introspectionPlugin), whose refusal names
     // the variable; Apollo's own rule would tell the client to "pass introspection: true to ApolloServer".
     introspection: true,

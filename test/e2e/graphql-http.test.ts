@@ -4,6 +4,7 @@
  * (CSRF prevention, plugins); bodies that never become a request are refused with a GraphQL-shaped body
  * and counted as client errors; every answer carries its request id, `no-store`, and one access-log line.
  */
+import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
@@ -79,6 +80,31 @@ describe("every request runs Apollo's pipeline", () => {
     expect(res.status).toBe(405);
     expect(res.headers.get('allow')).toBe('GET, POST');
     expect((await res.json()).errors[0].extensions.code).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('a persisted-query hash', () => {
+  it('is refused, so no document runs unseen by the limits (MAX_COST, list caps, the mutation exception)', async () => {
+    let upstream = 0;
+    const small = await startGateway({ LIVE_POLL_INTERVAL_MS: '60000', MAX_COST: '100' }, {}, { onUpstreamRequest: () => void upstream++ });
+    const query = 'query Many($sids: [ID!]!) { callsBySid(sids: $sids) { sid status direction } }';
+    const persistedQuery = { version: 1, sha256Hash: createHash('sha256').update(query).digest('hex') };
+    const post = (body: unknown) => fetch(`${small.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const sids = Array.from({ length: 60 }, (_, i) => `CA${i}`);
+    // The document itself is over MAX_COST with these variables.
+    expect((await (await post({ query, variables: { sids } })).json()).errors[0].extensions.reason).toBe('MAX_COST');
+
+    const before = { upstream, refused: await clientErrors(small, 'validation'), logged: small.logs.length };
+    const register = await post({ query, variables: { sids: ['CA0'] }, extensions: { persistedQuery } });
+    const replay = await post({ variables: { sids }, extensions: { persistedQuery } });
+    for (const res of [register, replay]) {
+      const body = await res.json();
+      expect(body.data).toBeUndefined();
+      expect(body.errors).toEqual([{ message: 'PersistedQueryNotSupported', extensions: { code: 'BAD_USER_INPUT', reason: 'PERSISTED_QUERY_NOT_SUPPORTED' } }]);
+    }
+    expect(upstream).toBe(before.upstream);
+    expect(await clientErrors(small, 'validation')).toBe(before.refused + 2);
+    expect(small.logs.slice(before.logged).filter((l) => l.level !== 'info')).toEqual([]);
   });
 });
 
