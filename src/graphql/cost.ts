@@ -137,8 +137,10 @@ function checkInput(schema: GraphQLSchema, type: GraphQLInputType, value: unknow
   if (isListType(nullable)) {
     const items = Array.isArray(value) ? value : [value];
     if (cap !== null) {
-      // Repeated scalars are answered in place and cost one lookup, so they count once.
-      const count = isLeafType(getNamedType(nullable)) ? new Set(items.map((v) => (typeof v === 'object' ? JSON.stringify(v) : v))).size : items.length;
+      // Repeated scalars are answered in place and cost one lookup, so they count once. An object or list
+      // in a scalar's slot is no scalar (coercion refuses it) and counts as itself: never serialised, as
+      // one nested deeper than the stack would throw.
+      const count = isLeafType(getNamedType(nullable)) ? new Set(items).size : items.length;
       if (count > cap) {
         throw new GatewayError(ErrorCode.BAD_USER_INPUT, `${path}: at most ${cap} ${isLeafType(getNamedType(nullable)) ? 'distinct values' : 'items'} (got ${count})`, {
           field: path,

@@ -33,6 +33,18 @@ export const WARM_ANSWERS = Object.freeze({
 });
 
 /**
+ * The variables as key text; undefined for variables nested deeper than the stack can serialise, which are
+ * never warm (execution refuses them as bad input).
+ */
+function variablesKey(variables: Record<string, unknown> | undefined): string | undefined {
+  try {
+    return JSON.stringify(variables ?? {});
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The fields below the root that are plain properties: no resolver of their own. Read when the plugin is
  * made, before Apollo wraps the schema's resolvers for plugins that observe fields.
  */
@@ -117,7 +129,9 @@ export function createWarmAnswers(options: { schema: GraphQLSchema; near: NearEn
         async responseForOperation({ operation, document, source, operationName, request, contextValue, response }) {
           // No operation (a wrong or missing operationName): Apollo answers OPERATION_RESOLUTION_FAILURE itself.
           if (operation?.operation !== 'query' || !pure(document)) return null;
-          key = `${operationName ?? ''}\u0000${source}\u0000${JSON.stringify(request.variables ?? {})}`;
+          const variables = variablesKey(request.variables);
+          if (variables === undefined) return null;
+          key = `${operationName ?? ''}\u0000${source}\u0000${variables}`;
           const kept = answers.get(key);
           if (kept && near.current(kept.versions)) {
             counts.warm++;

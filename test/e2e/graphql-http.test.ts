@@ -168,6 +168,21 @@ describe('bodies that never become a GraphQL request', () => {
   });
 });
 
+describe('variables nested deeper than the stack', () => {
+  it('are bad input (400, counted, logged at info), not a server error', async () => {
+    const wide = await startGateway({ LIVE_POLL_INTERVAL_MS: '60000' });
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+    const body = `{"query":"query Many($sids: [ID!]!) { callsBySid(sids: $sids) { sid } }","variables":{"sids":[${deep}]}}`;
+    const logged = wide.logs.length;
+    const res = await postRaw(wide, body);
+    const answer = await res.json();
+    expect(res.status).toBe(400);
+    expect(answer.errors[0].extensions.code).toBe('BAD_USER_INPUT');
+    expect(await clientErrors(wide, 'variables')).toBe(1);
+    expect(wide.logs.slice(logged).filter((l) => l.level !== 'info')).toEqual([]);
+  });
+});
+
 describe('every answer', () => {
   it('carries the request id and no-store, and writes one access-log line with the route label', async () => {
     const logged = gw.logs.length;
