@@ -333,22 +333,26 @@ export async function ingestIncomingCall(request: IncomingCallRequest, deps: Ing
   const logged = callFromHistory(history);
   let base = cached ?? logged ?? newCall(request, deps.accountSid);
   if (logged && base !== logged) base = { ...base, flow: mergeFlow(logged.flow, base.flow) };
-  const call = mergeCall(base, request.fields);
+  // The request's status too (forward-only, as in the log), since this call is what the cache keeps.
+  const call = mergeCall(base, { ...request.fields, status: request.status });
+
+  // The call is read and merged here once, so ingest() neither reads nor writes the cache: this request
+  // writes the merged call once, after its event is stored, forward or not (a repeat may still tell more).
+  const eventType = call.flow?.eventType;
+  const result = await ingest(
+    { kind: 'call', callSid, status: request.status, at: request.at, source: 'WEBHOOK', fields: call, ...(eventType ? { eventType: eventType.slice(0, 32) } : {}) },
+    deps,
+    { updateCache: false },
+  );
   try {
     await deps.entities.putCall(call);
   } catch (err) {
     deps.logger.warn({ err, callSid }, 'could not cache the incoming call');
   }
-
-  const eventType = call.flow?.eventType;
-  const result = await ingest(
-    { kind: 'call', callSid, status: request.status, at: request.at, source: 'WEBHOOK', fields: call, ...(eventType ? { eventType: eventType.slice(0, 32) } : {}) },
-    deps,
-  );
   if (request.announce) {
-    // After the call event, so a screen pop that subscribes to the call at once finds its status.
+    // After the call event and the cache write, so a screen pop that subscribes to the call at once finds its status.
     try {
-      await ingest({ kind: 'incoming', callSid, at: request.at, source: 'WEBHOOK', call, extra: {} }, deps);
+      await ingest({ kind: 'incoming', callSid, at: request.at, source: 'WEBHOOK', call, extra: {} }, deps, { updateCache: false });
     } catch (err) {
       if (!(err instanceof IngestStorageError)) throw err;
       deps.logger.warn({ err, callSid }, 'incoming call not announced: the event could not be stored');

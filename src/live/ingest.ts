@@ -49,10 +49,20 @@ export class IngestStorageError extends Error {
   }
 }
 
+export interface IngestOptions {
+  /**
+   * False when the caller has already merged the cached object with the update and writes it itself
+   * (the incoming-call flow): then ingest neither reads nor writes the cache, so no object is read or
+   * written twice for one request.
+   */
+  updateCache?: boolean;
+}
+
 /** Ingests one update; throws IngestStorageError when it could not be stored. */
-export async function ingest(update: LiveUpdate, deps: IngestDeps): Promise<IngestResult> {
+export async function ingest(update: LiveUpdate, deps: IngestDeps, options: IngestOptions = {}): Promise<IngestResult> {
+  const updateCache = options.updateCache ?? true;
   // The cached object is read while the step runs (another connection on Redis): one round trip less.
-  const cached = prefetchCached(update, deps);
+  const cached = updateCache ? prefetchCached(update, deps) : undefined;
   let result: StatusAppendResult;
   try {
     result = await deps.events.appendStatus(statusAppend(update, deps));
@@ -63,7 +73,7 @@ export async function ingest(update: LiveUpdate, deps: IngestDeps): Promise<Inge
     // Repeats the gateway made itself (poller, API) carry no news; repeats from Exotel are history.
     return result.event ? { outcome: 'recorded', event: result.event, reason: result.reason } : { outcome: 'ignored', reason: result.reason };
   }
-  await applyToCache(update, await cached, deps);
+  if (cached) await applyToCache(update, await cached, deps);
   return { outcome: 'published', event: result.event };
 }
 

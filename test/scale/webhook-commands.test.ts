@@ -134,4 +134,47 @@ describe.skipIf(!haveRedisServer)('Redis commands per stored callback', () => {
     }
     expect(await gw.storage.events.requestRef(gw.exotel.accountSid, 'reference-0000000000')).toBe(sids[0]);
   });
+
+  /** One Passthru request of an incoming-call flow (GET, as Exotel sends it by default). */
+  const passthru = async (sid: string, extra: Record<string, string>) => {
+    const query = new URLSearchParams({
+      CallSid: sid, CallFrom: '09876543210', CallTo: '08039591111', Direction: 'incoming', Created: 'Wed, 23 Feb 2022 12:31:59',
+      StartTime: '2022-02-23 12:32:02', CurrentTime: '2022-02-23 12:32:03', flow_id: '228866', tenant_id: '67890', ...extra,
+    });
+    const res = await fetch(`${callbackUrlsOf(gw).incomingCall}?${query}`);
+    expect({ status: res.status, body: await res.text() }).toEqual({ status: 200, body: '' });
+  };
+
+  it('reads the cached call and the call history once, and writes the merged call once, per Passthru request', async () => {
+    await passthru(newCallSid(), { CallType: 'call-attempt' });
+    const calls = 10;
+    const sids = Array.from({ length: calls }, newCallSid);
+    await probe.config('RESETSTAT');
+    const watch = await monitor();
+
+    for (const sid of sids) {
+      // The flow's start (announced), a Connect applet that reached nobody (not forward), the end.
+      await passthru(sid, { CallType: 'call-attempt' });
+      await passthru(sid, { CallType: 'call-attempt', DialCallStatus: 'no-answer', DialWhomNumber: '09800000011' });
+      await passthru(sid, { CallType: 'completed', DialCallStatus: 'completed', DialCallDuration: '42', CurrentTime: '2022-02-23 12:33:00' });
+    }
+    const seen = await watch.stop();
+    const stats = await commandStats(probe);
+    expect(seen.length).toBe(total(stats) - (stats.get('echo') ?? 0));
+    const sent = seen.filter((s) => !s.fromScript);
+    // Three requests per call, each: at most one cache read (mget; the replica's near-cache may answer it),
+    // one history read (lrange), the call event's script, the announcement's script (stored once, a
+    // repeat is a duplicate) and one cache write.
+    const { mget = 0, ...others } = countBy(sent.map((s) => s.command));
+    expect(others).toEqual({ lrange: calls * 3, evalsha: calls * 6, set: calls * 3 });
+    expect(mget).toBeLessThanOrEqual(calls * 3);
+    // Nothing said along the way is lost: the cache and the log both hold the merged call.
+    const entities = createEntityCache(gw.storage.cache, gw.exotel.accountSid);
+    const [cached] = await entities.getCalls([sids[0]!]);
+    expect(cached).toMatchObject({ status: 'COMPLETED', from: '09876543210', flow: { flowId: '228866', dialWhomNumber: '09800000011', dialCallDurationSeconds: 42 } });
+    for (const sid of sids) {
+      const history = await gw.storage.events.callHistory(gw.exotel.accountSid, sid);
+      expect(history.map((e) => `${e.status}:${e.forward}`)).toEqual(['IN_PROGRESS:true', 'IN_PROGRESS:false', 'COMPLETED:true']);
+    }
+  });
 });
