@@ -2,6 +2,9 @@
  * The physical baselines, one per process, chosen by argv[2]:
  * - `http-json`: bare node:http answering every request with the gateway's own warm response bytes;
  * - `express-200`: a bare express app whose one route only answers 200 "OK" (as the webhook route does);
+ * - `express-redis`: the same route, but it reads the form body and answers 200 only once one EVALSHA has
+ *   appended it to a stream on Redis (BENCH_REDIS_URL): the floor of a webhook that stores before it
+ *   answers, with one round trip and nothing else;
  * - `ws-broadcast`: raw `ws` on /graphql; POST /broadcast?callSid=… builds the frame a graphql-ws
  *   subscriber of callEvents receives, serialises it once and sends it to every socket;
  * - `apollo-dataloader`: what a team writes in a day — plain Apollo Server 5 on express 5, a DataLoader per
@@ -14,6 +17,7 @@ import { ApolloServer } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import DataLoader from 'dataloader';
 import express from 'express';
+import { Redis } from 'ioredis';
 import { Keyv } from 'keyv';
 import { WebSocketServer } from 'ws';
 import { serveIpc } from './ipc.js';
@@ -62,6 +66,22 @@ switch (role) {
     app.disable('x-powered-by');
     app.use((_req, res) => {
       res.status(200).type('text/plain').send('OK');
+    });
+    handler = app;
+    break;
+  }
+  case 'express-redis': {
+    const redis = new Redis(process.env.BENCH_REDIS_URL ?? '', { maxRetriesPerRequest: 0 });
+    // One script, one round trip: the event is stored when the reply comes.
+    redis.defineCommand('floorAppend', { numberOfKeys: 1, lua: `return redis.call('XADD', KEYS[1], 'MAXLEN', '~', 100000, '*', 'e', ARGV[1])` });
+    const append = (body: string) => (redis as Redis & { floorAppend(key: string, json: string): Promise<string> }).floorAppend('egg-bench-floor:events', body);
+    const app = express();
+    app.disable('x-powered-by');
+    app.use(express.urlencoded({ extended: false }), (req, res) => {
+      append(JSON.stringify(req.body)).then(
+        () => res.status(200).type('text/plain').send('OK'),
+        () => res.status(503).type('text/plain').send('Service Unavailable'),
+      );
     });
     handler = app;
     break;
