@@ -64,8 +64,9 @@ export function readJsonBody(req: IncomingMessage, headers: { contentType: strin
   });
 }
 
-/** Strict, as body-parser's json is: the text must be a JSON object or array. */
-function parseJson(text: string): JsonBody {
+/** Strict, as body-parser's json is: the text must be a JSON object or array. A byte order mark is ignored, as RFC 8259 lets a parser do. */
+function parseJson(decoded: string): JsonBody {
+  const text = decoded.charCodeAt(0) === 0xfeff ? decoded.slice(1) : decoded;
   const first = /\S/.exec(text)?.[0];
   if (first === undefined) return { ok: true, value: {} };
   if (first !== '{' && first !== '[') return refuse(MALFORMED);

@@ -166,6 +166,12 @@ describe('bodies that never become a GraphQL request', () => {
     expect(res.status).toBe(200);
     expect((await res.json()).data.gateway.mode).toBe('SIMULATOR');
   });
+
+  it('UTF-8 JSON behind a byte order mark is read, as a JSON parser may (and body-parser did)', async () => {
+    const res = await postRaw(gw, '\ufeff{"query":"{ gateway { mode } }"}');
+    expect(res.status).toBe(200);
+    expect((await res.json()).data.gateway.mode).toBe('SIMULATOR');
+  });
 });
 
 describe('variables nested deeper than the stack', () => {
