@@ -3,10 +3,18 @@
  * GET or POST, one operation or a batch, executed or answered warm — goes through Apollo's pipeline
  * (CSRF prevention, plugins); bodies that never become a request are refused with a GraphQL-shaped body
  * and counted as client errors; every answer carries its request id, `no-store`, and one access-log line.
+ * A fault of the route's own code is a GraphQL-shaped 500, and stop() answers the requests in flight.
  */
 import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
+import { Writable } from 'node:stream';
+import type { ApolloServer } from '@apollo/server';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { GraphQLContext } from '../../src/graphql/context.js';
+import { graphqlHttpHandler } from '../../src/http/graphql-http.js';
+import { createLogger } from '../../src/logger.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 
 const CALL = 'query Held($sid: ID!) { call(sid: $sid) { sid status } }';
@@ -204,5 +212,76 @@ describe('every answer', () => {
   it('other paths stay with express', async () => {
     expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
     expect((await fetch(`${gw.url}/graphql/elsewhere`, { method: 'POST' })).status).toBe(404);
+  });
+});
+
+describe('a fault in the route itself', () => {
+  it('is a 500 in GraphQL shape, logged once at error, with one access-log line; the server keeps answering', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', destination: new Writable({ write: (chunk, _enc, cb) => void (lines.push(String(chunk)), cb()) }) });
+    let calls = 0;
+    // Apollo answers every request itself, errors included: only a fault of the route's own code rejects.
+    const apollo = {
+      executeHTTPGraphQLRequest: async () => {
+        calls++;
+        throw new Error('route fault');
+      },
+    } as unknown as ApolloServer<GraphQLContext>;
+    const route = graphqlHttpHandler({
+      apollo,
+      contextFactory: () => {
+        throw new Error('not reached');
+      },
+      maxBodyBytes: 1024,
+      guard: () => undefined,
+      responseSize: () => undefined,
+      accessLogger: logger,
+      logger,
+      onClientError: () => undefined,
+      tracing: false,
+    });
+    const server = createServer(route);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
+      for (let i = 1; i <= 2; i++) {
+        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': `fault-${i}` }, body: '{"query":"{ __typename }"}' });
+        expect(res.status).toBe(500);
+        expect(res.headers.get('x-request-id')).toBe(`fault-${i}`);
+        expect(await res.json()).toEqual({ errors: [{ message: 'Internal server error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+      }
+      expect(calls).toBe(2);
+      const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.requestId === 'fault-1');
+      expect(logged).toEqual([
+        expect.objectContaining({ level: 'error', msg: 'GraphQL over HTTP request failed', err: expect.objectContaining({ message: 'route fault' }) }),
+        expect.objectContaining({ level: 'info', msg: 'http request', route: '/graphql', status: 500 }),
+      ]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe('stop()', () => {
+  it('answers a /graphql request in flight and accepts no new connection', async () => {
+    const stopping = await startGateway({ LIVE_POLL_INTERVAL_MS: '60000' }, {}, {}, { autoStop: false });
+    const body = '{"query":"{ gateway { mode } }"}';
+    const socket = connect(Number(new URL(stopping.url).port), '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    let answer = '';
+    socket.on('data', (chunk) => (answer += chunk));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    // Half the body: the request is in flight when stop() begins.
+    const received = new Promise((resolve) => stopping.httpServer.once('request', resolve));
+    socket.write(`POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`);
+    await received;
+    const stopped = stopping.stop();
+    await expect.poll(() => stopping.httpServer.listening).toBe(false);
+    await expect(fetch(`${stopping.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).rejects.toThrow();
+    socket.write(body.slice(10));
+    await closed;
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer.slice(answer.indexOf('\r\n\r\n') + 4)).toBe('{"data":{"gateway":{"mode":"SIMULATOR"}}}\n');
+    await stopped;
   });
 });
