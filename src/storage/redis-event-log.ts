@@ -41,8 +41,10 @@ const APPEND = `
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3])
 redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])
 if ARGV[6] == '1' then
-  redis.call('RPUSH', KEYS[2], id .. ' ' .. ARGV[3])
-  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
+  local cap = tonumber(ARGV[5])
+  if redis.call('RPUSH', KEYS[2], id .. ' ' .. ARGV[3]) > cap then
+    redis.call('LTRIM', KEYS[2], -cap, -1)
+  end
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 return id

@@ -78,9 +78,10 @@ export function withForward(head: string, forward: boolean): string {
 export const APPEND_STATUS_LUA = `
 local rank = tonumber(ARGV[8])
 local field = 's:' .. ARGV[7]
-local prev = tonumber(redis.call('HGET', KEYS[3], 'r') or '-1')
+local state = redis.call('HMGET', KEYS[3], 'r', field)
+local prev = tonumber(state[1] or '-1')
 local outcome = 'backwards'
-if redis.call('HEXISTS', KEYS[3], field) == 1 then
+if state[2] then
   outcome = 'duplicate'
 elseif rank > prev then
   outcome = 'forward'
@@ -101,8 +102,10 @@ local json = ARGV[3] .. ',"forward":' .. (outcome == 'forward' and 'true' or 'fa
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', json)
 redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])
 if ARGV[6] == '1' then
-  redis.call('RPUSH', KEYS[2], id .. ' ' .. json)
-  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
+  local cap = tonumber(ARGV[5])
+  if redis.call('RPUSH', KEYS[2], id .. ' ' .. json) > cap then
+    redis.call('LTRIM', KEYS[2], -cap, -1)
+  end
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 if outcome == 'forward' then
