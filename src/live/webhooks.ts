@@ -76,7 +76,8 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
     express.raw({ type: 'multipart/form-data', limit }),
     async (req: Request, res: Response) => {
       const kind = req.params.kind as CallbackKind;
-      const logger = requestLogger(options.logger, res);
+      // The request's child logger only when a line is written: a stored callback writes none here.
+      const logger = () => requestLogger(options.logger, res);
       const answer = (status: number, outcome: WebhookOutcome, body: string) => {
         options.onWebhook?.(kind, outcome, status);
         res.status(status).type('text/plain').send(body);
@@ -84,13 +85,13 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
 
       const fields = bodyFields(req);
       if (!fields) {
-        logger.warn({ kind }, 'webhook body is not well-formed multipart');
+        logger().warn({ kind }, 'webhook body is not well-formed multipart');
         answer(400, 'rejected', 'Bad Request: malformed multipart body');
         return;
       }
       const parsed = parse(kind, kind === 'incoming-call' ? { ...flatten(req.query), ...fields } : fields);
       if (!parsed.ok) {
-        logger.warn({ kind, reason: parsed.reason }, 'malformed webhook rejected');
+        logger().warn({ kind, reason: parsed.reason }, 'malformed webhook rejected');
         answer(400, 'rejected', `Bad Request: ${parsed.reason}`);
         return;
       }
@@ -103,12 +104,12 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
           if ('event' in ingested) span.setAttribute('gateway.event.id', ingested.event.id);
           return ingested;
         });
-        logger.debug({ kind, outcome: result.outcome, eventId: 'event' in result ? result.event.id : undefined }, 'webhook ingested');
+        if (options.logger.isLevelEnabled('debug')) logger().debug({ kind, outcome: result.outcome, eventId: 'event' in result ? result.event.id : undefined }, 'webhook ingested');
         const outcome: WebhookOutcome = result.outcome === 'published' ? 'accepted' : result.reason === 'backwards' ? 'backward' : 'duplicate';
         answer(200, outcome, kind === 'incoming-call' ? '' : 'OK');
       } catch (err) {
         if (!(err instanceof IngestStorageError)) throw err;
-        logger.error({ err, kind }, 'webhook could not be stored; answering 503 so Exotel retries');
+        logger().error({ err, kind }, 'webhook could not be stored; answering 503 so Exotel retries');
         // A Passthru is not retried and a non-200 would send the caller down the flow's error branch.
         if (kind === 'incoming-call') answer(200, 'unavailable', '');
         else answer(503, 'unavailable', 'Service Unavailable: try again');
