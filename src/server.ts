@@ -51,6 +51,20 @@ export const SHUTDOWN = Object.freeze({
   httpDrainGraceMs: 10_000,
 });
 
+/**
+ * How long a client may take to send its request, declared once. Node's defaults (a whole request in 300 s)
+ * let a slow client hold a socket for minutes; no caller of this gateway needs more than a few seconds.
+ */
+export const HTTP_RECEIVE_TIMEOUTS = Object.freeze({
+  /** Request line and headers, ms. */
+  headersTimeout: 10_000,
+  /** The whole request, body included (not the answer), ms. */
+  requestTimeout: 30_000,
+  /** How often Node looks for requests past those limits, ms. */
+  connectionsCheckingInterval: 5_000,
+});
+export type HttpReceiveTimeouts = { -readonly [K in keyof typeof HTTP_RECEIVE_TIMEOUTS]: number };
+
 export interface GatewayDeps {
   logger?: Logger;
   /** Use this Exotel instead of building a client (tests with a fake). */
@@ -60,6 +74,8 @@ export interface GatewayDeps {
   onUpstreamRequest?: (event: UpstreamRequestEvent) => void;
   /** Use this metrics registry (default: a fresh one per gateway, with Node process metrics). */
   metrics?: Metrics;
+  /** Shorter receive timeouts than HTTP_RECEIVE_TIMEOUTS (tests of a slow client). */
+  httpReceiveTimeouts?: HttpReceiveTimeouts;
 }
 
 export interface Gateway {
@@ -221,7 +237,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     // GraphQL over HTTP is answered on node:http in front of express (src/http/graphql-http.ts), once Apollo
     // has started; every other path is express's. graphql-ws upgrades on the same server.
     let graphqlRoute: GraphqlHttpHandler | undefined;
-    const httpServer = createHttpServer((req, res) => {
+    const httpServer = createHttpServer(deps.httpReceiveTimeouts ?? { ...HTTP_RECEIVE_TIMEOUTS }, (req, res) => {
       if (graphqlRoute && isGraphqlRequest(req.url, GRAPHQL_PATH)) graphqlRoute(req, res);
       else app(req, res);
     });

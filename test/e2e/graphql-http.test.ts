@@ -285,3 +285,22 @@ describe('stop()', () => {
     await stopped;
   });
 });
+
+describe('a client that sends its request too slowly', () => {
+  it('gets 408 and its socket closed once the whole request has taken longer than the receive timeout', async () => {
+    const slow = await startGateway({ LIVE_POLL_INTERVAL_MS: '60000' }, {}, { httpReceiveTimeouts: { headersTimeout: 300, requestTimeout: 400, connectionsCheckingInterval: 50 } });
+    const socket = connect(Number(new URL(slow.url).port), '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    let answer = '';
+    socket.on('data', (chunk) => (answer += chunk));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    // A byte of body now and then, never the whole of it.
+    socket.write('POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{');
+    const drip = setInterval(() => socket.write(' '), 50);
+    await closed;
+    clearInterval(drip);
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    // The gateway goes on answering everyone else.
+    expect((await slow.gql('{ gateway { mode } }')).body.data.gateway.mode).toBe('SIMULATOR');
+  });
+});
