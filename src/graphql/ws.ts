@@ -87,11 +87,18 @@ type Extra = {
   socketId?: string;
   operationCount?: number;
   /**
-   * This socket's operations counted against its key (WS_MAX_SUBSCRIPTIONS_PER_KEY) and not yet ended, by id
-   * (a count: a client may reuse an id before the previous operation's end has been seen).
+   * Ids of this socket's operations counted against its key (WS_MAX_SUBSCRIPTIONS_PER_KEY) and not yet
+   * ended, once per count: a client may reuse an id before the previous operation's end has been seen. An
+   * array: a socket has few operations, and a Map is many times the size of an array of one id.
    */
-  keyOperations?: Map<string, number>;
+  keyOperations?: string[];
 };
+
+/** Lets the upgrade request of an open socket go: graphql-ws keeps it in `extra` for the socket's life. */
+function releaseRequest(extra: { request?: IncomingMessage }): void {
+  // Not `delete`: that would turn `extra` into a slower, larger dictionary-mode object.
+  extra.request = undefined;
+}
 
 /** Close code for a key that already has its allowed number of sockets (like HTTP 429). */
 export const CLOSE_TOO_MANY_SOCKETS = 4429;
@@ -106,10 +113,9 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   const keyOf = (principal: Principal | null | undefined) => principal?.name ?? 'anonymous';
   /** Gives an operation's place back to its key, once (onComplete and a socket's close may both see it). */
   const releaseKeyOperation = (extra: Extra, id: string) => {
-    const count = extra.keyOperations?.get(id);
-    if (!count) return;
-    if (count > 1) extra.keyOperations!.set(id, count - 1);
-    else extra.keyOperations!.delete(id);
+    const at = extra.keyOperations?.indexOf(id) ?? -1;
+    if (at < 0) return;
+    extra.keyOperations!.splice(at, 1);
     const key = keyOf(extra.principal);
     const left = (operationsPerKey.get(key) ?? 1) - 1;
     if (left > 0) operationsPerKey.set(key, left);
@@ -178,6 +184,9 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
       connectionInitWaitTimeout: limits.wsConnectionInitTimeoutMs,
       onConnect: (ctx) => {
         const socketId = requestIdFrom(ctx.extra.request.headers['x-request-id']);
+        // Everything this transport reads from the upgrade request is read by now (the request id above; the
+        // trace context, src/tracing/graphql.ts, before this hook); its headers and streams need not stay.
+        releaseRequest(ctx.extra);
         const log = logger.child({ requestId: socketId });
         let principal: Principal | null = null;
         if (options.authenticate) {
@@ -209,7 +218,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
       },
       onClose: (ctx) => {
         // Operations that never reached onComplete (their execution threw) give their places back here.
-        for (const [id, count] of [...(ctx.extra.keyOperations ?? [])]) for (let i = 0; i < count; i++) releaseKeyOperation(ctx.extra, id);
+        for (const id of [...(ctx.extra.keyOperations ?? [])]) releaseKeyOperation(ctx.extra, id);
         // Only sockets that were counted (acknowledged) are uncounted.
         if (ctx.extra.principal === undefined) return;
         const key = ctx.extra.principal?.name ?? 'anonymous';
@@ -284,8 +293,9 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         if (tooCostly) return refuse([tooCostly.toGraphQLError()]);
         operations++;
         operationsPerKey.set(key, keyOperations + 1);
-        const counted = (ctx.extra.keyOperations ??= new Map());
-        counted.set(id, (counted.get(id) ?? 0) + 1);
+        // Sized to its one id (`[]` then push would reserve room for 16).
+        if (ctx.extra.keyOperations) ctx.extra.keyOperations.push(id);
+        else ctx.extra.keyOperations = [id];
         const operationCount = (ctx.extra.operationCount ?? 0) + 1;
         ctx.extra.operationCount = operationCount;
         const type = document.definitions.find((d) => d.kind === 'OperationDefinition' && (!payload.operationName || d.name?.value === payload.operationName));

@@ -137,9 +137,12 @@ export function traceWsOperations<T extends AnyServerOptions>(options: T): T {
   // The active context each operation's execution runs in, by the ExecutionArgs onSubscribe returned.
   const contexts = new WeakMap<ExecutionArgs, Context>();
 
+  // The trace context of each socket's upgrade request, read when the socket connects: the transport does
+  // not keep the request of an open socket.
+  const upgrades = new WeakMap<WsContext, Context>();
+
   const parentOf = (ctx: WsContext, extensions: unknown): Context => {
-    const request = (ctx.extra as { request?: IncomingMessage } | undefined)?.request;
-    const fromUpgrade = extractTraceContext(request?.headers as Record<string, unknown> | undefined, ROOT_CONTEXT);
+    const fromUpgrade = upgrades.get(ctx) ?? ROOT_CONTEXT;
     const fromConnection = extractTraceContext(ctx.connectionParams as Record<string, unknown> | undefined, fromUpgrade);
     return extractTraceContext(extensions && typeof extensions === 'object' ? (extensions as Record<string, unknown>) : undefined, fromConnection);
   };
@@ -158,6 +161,12 @@ export function traceWsOperations<T extends AnyServerOptions>(options: T): T {
 
   return {
     ...options,
+    onConnect: (ctx: WsContext) => {
+      const request = (ctx.extra as { request?: IncomingMessage } | undefined)?.request;
+      const fromUpgrade = extractTraceContext(request?.headers as Record<string, unknown> | undefined, ROOT_CONTEXT);
+      if (fromUpgrade !== ROOT_CONTEXT) upgrades.set(ctx, fromUpgrade);
+      return options.onConnect?.(ctx);
+    },
     onSubscribe: async (ctx: WsContext, id: string, payload: { operationName?: string | null; extensions?: unknown }) => {
       const parent = parentOf(ctx, payload.extensions);
       // Started first, so its duration includes the checks onSubscribe runs (limits, parse, validation).

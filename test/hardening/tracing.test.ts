@@ -256,6 +256,24 @@ describe('OpenTelemetry tracing', () => {
     expect(exotel.parentSpanId).toBe(operation.spanId);
   });
 
+  it("continues the traceparent of a graphql-ws socket's upgrade request when nothing nearer names a parent", async () => {
+    const upgradeTrace = clientTrace();
+    // A proxy in front of the gateway that traces puts its traceparent on the upgrade request.
+    class TracedWebSocket extends WebSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols, { headers: { traceparent: upgradeTrace.traceparent } });
+      }
+    }
+    const ws = createClient({ url: gw.wsUrl, webSocketImpl: TracedWebSocket, retryAttempts: 0, connectionParams: { authorization: `Bearer ${CLIENT_KEY}` } });
+    const result = await new Promise<any>((resolve, reject) => {
+      ws.subscribe({ query: NUMBER, variables: { n: '09812345603' } }, { next: resolve, error: reject, complete: () => undefined });
+    });
+    expect(result.data.numberMetadata.phoneNumber).toMatch(/\d+/);
+    await ws.dispose();
+    const operation = await spanWhere('the ws query span', (s) => s.traceId === upgradeTrace.traceId && s.name === 'query Number');
+    expect(operation.parentSpanId).toBe(upgradeTrace.parentId);
+  });
+
   it('traces graphql-ws operations from connectionParams, and a webhook ingest with its event fan-out', async () => {
     const sid = await dial('+919812345671');
 
