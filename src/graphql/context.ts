@@ -96,11 +96,15 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 interface LazyParts {
   logger?: Logger;
   loaders?: Loaders;
-  makeLogger(): Logger;
-  makeLoaders(): Loaders;
 }
 const LAZY = Symbol('lazy context parts');
-type WithLazy = { [LAZY]: LazyParts };
+/** How a factory's contexts make their lazy parts; one per factory, on the contexts' prototype. */
+const MAKE = Symbol('context part makers');
+interface Makers {
+  logger(context: GraphQLContext): Logger;
+  loaders(context: GraphQLContext, lazy: LazyParts): Loaders;
+}
+type WithLazy = GraphQLContext & { [LAZY]: LazyParts; [MAKE]: Makers };
 
 /**
  * The prototype of every context: `logger` and `loaders` are made on first use. They are getters here and
@@ -113,19 +117,23 @@ const LAZY_CONTEXT: object = Object.defineProperties(
     logger: {
       get(this: WithLazy) {
         const parts = this[LAZY];
-        return (parts.logger ??= parts.makeLogger());
+        return (parts.logger ??= this[MAKE].logger(this));
       },
     },
     loaders: {
       get(this: WithLazy) {
         const parts = this[LAZY];
-        return (parts.loaders ??= parts.makeLoaders());
+        return (parts.loaders ??= this[MAKE].loaders(this, parts));
       },
     },
   },
 );
 
-/** Builds contexts: shared deps plus fresh loaders and a request-scoped logger each time. */
+/**
+ * Builds contexts: shared deps plus fresh loaders and a request-scoped logger each time. What every context
+ * of the factory shares sits on one prototype (Apollo's copies keep it): a context holds only what is its
+ * own, since thousands of idle subscriptions each hold one.
+ */
 export function createContextFactory(deps: ContextDeps): ContextFactory {
   // One per factory, so one per process and account: cold lookups of a key's concurrent requests share upstream requests.
   const lookups = createLookups({
@@ -138,39 +146,39 @@ export function createContextFactory(deps: ContextDeps): ContextFactory {
     holdOpenMs: deps.config.batchHoldMs,
     queueDeadlineMs: deps.config.rateQueueDeadlineMs,
   });
+  const makers: Makers = {
+    // Most requests log nothing themselves, and a child logger costs a redaction pass.
+    logger: (context) => deps.logger.child({ requestId: context.requestId }),
+    // A subscription that never loads anything (most) and a warm answer keep no loaders.
+    loaders: (context, lazy) =>
+      createLoaders({
+        cache: deps.cache.recording(context.reads),
+        get logger() {
+          return (lazy.logger ??= makers.logger(context));
+        },
+        lookups: lookups.forClient(context.client),
+      }),
+  };
+  const shared = Object.assign(Object.create(LAZY_CONTEXT) as object, {
+    config: deps.config,
+    exotel: deps.exotel,
+    storage: deps.storage,
+    cache: deps.cache,
+    idempotency: deps.idempotency,
+    mode: deps.mode,
+    version: deps.version,
+    ...(deps.callbackUrls ? { callbackUrls: deps.callbackUrls } : {}),
+    ...(deps.live ? { live: deps.live } : {}),
+    [MAKE]: makers,
+  });
   return (input = {}) => {
     const requestId = input.requestId && REQUEST_ID.test(input.requestId) ? input.requestId : randomUUID();
-    const reads: ReadsSlot = { current: undefined, used: false };
-    const client = input.auth?.name ?? ANONYMOUS.name;
-    const lazy: LazyParts = {
-      // Most requests log nothing themselves, and a child logger costs a redaction pass.
-      makeLogger: () => deps.logger.child({ requestId }),
-      // A subscription that never loads anything (most) and a warm answer keep no loaders.
-      makeLoaders: () =>
-        createLoaders({
-          cache: deps.cache.recording(reads),
-          get logger() {
-            return lazy.logger ?? (lazy.logger = lazy.makeLogger());
-          },
-          lookups: lookups.forClient(client),
-        }),
-    };
-    const context = Object.assign(Object.create(LAZY_CONTEXT) as GraphQLContext, {
-      config: deps.config,
-      exotel: deps.exotel,
-      storage: deps.storage,
-      cache: deps.cache,
-      idempotency: deps.idempotency,
-      mode: deps.mode,
-      version: deps.version,
+    return Object.assign(Object.create(shared) as GraphQLContext, {
       requestId,
       auth: input.auth ?? null,
-      reads,
-      client,
-      [LAZY]: lazy,
+      reads: { current: undefined, used: false } satisfies ReadsSlot,
+      client: input.auth?.name ?? ANONYMOUS.name,
+      [LAZY]: {},
     });
-    if (deps.callbackUrls) context.callbackUrls = deps.callbackUrls;
-    if (deps.live) context.live = deps.live;
-    return context;
   };
 }
