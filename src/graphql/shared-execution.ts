@@ -15,6 +15,7 @@
  * the event and load through the per-operation loaders (the same data for everyone); authorisation is
  * decided when the operation is subscribed.
  */
+import { LRUCache } from 'lru-cache';
 import { createSourceEventStream, execute, subscribe as graphqlSubscribe, type ExecutionArgs, type ExecutionResult, type FormattedExecutionResult } from 'graphql';
 
 export interface SharedSubscriptionsOptions {
@@ -48,6 +49,8 @@ type Shared = ExecutionResult | Promise<ExecutionResult>;
 
 /** Events whose shared results are kept (see the top of the file). */
 export const RECENT_EVENTS = 256;
+/** Distinct operation keys held once for all their subscribers. */
+const INTERNED_KEYS = 1_000;
 
 const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => typeof (value as Promise<T> | undefined)?.then === 'function';
 const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> => typeof Object(value)[Symbol.asyncIterator] === 'function';
@@ -56,18 +59,21 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, 
 /**
  * The source stream, each event replaced by its shared result; return() and throw() reach the source. One
  * step per event (no async function of its own): graphql-ws awaits each next() of thousands of these per
- * event, and every extra promise hop is paid once per subscriber. A class, so an idle one holds two
- * functions rather than a closure per method.
+ * event, and every extra promise hop is paid once per subscriber. A class, so an idle one holds one
+ * function (`toStep`) rather than a closure per method.
  */
 class SharedResultStream implements AsyncIterableIterator<ExecutionResult> {
   constructor(
     private readonly source: AsyncIterator<unknown>,
-    private readonly resultOf: (payload: unknown) => Shared,
+    private readonly args: ExecutionArgs,
+    private readonly key: string,
+    /** The executor's one function for every stream. */
+    private readonly resultOf: (args: ExecutionArgs, key: string, payload: unknown) => Shared,
   ) {}
 
   private readonly toStep = (step: IteratorResult<unknown>): IteratorResult<ExecutionResult> | Promise<IteratorResult<ExecutionResult>> => {
     if (step.done) return DONE;
-    const result = this.resultOf(step.value);
+    const result = this.resultOf(this.args, this.key, step.value);
     return isPromise(result) ? result.then((value) => ({ value, done: false })) : { value: result, done: false };
   };
 
@@ -93,6 +99,15 @@ class SharedResultStream implements AsyncIterableIterator<ExecutionResult> {
 /** Creates the shared subscription executor; one per graphql-ws server. */
 export function createSharedSubscriptions(options: SharedSubscriptionsOptions): SharedSubscriptions {
   const keys = new WeakMap<ExecutionArgs, string>();
+  // One string per operation key in use, not one per subscriber: a key holds the whole query text, and its
+  // lookups below compare equal strings by identity first. Bounded; a key that fell out only costs memory.
+  const interned = new LRUCache<string, string>({ max: INTERNED_KEYS });
+  const intern = (key: string) => {
+    const known = interned.get(key);
+    if (known !== undefined) return known;
+    interned.set(key, key);
+    return key;
+  };
   // Event → operation key → result, for the most recent events (insertion order: the oldest goes first).
   const byEvent = new Map<object, Map<string, Shared>>();
   const counters = { executions: 0 };
@@ -123,7 +138,7 @@ export function createSharedSubscriptions(options: SharedSubscriptionsOptions): 
   };
 
   return {
-    share: (args, operationKey) => void keys.set(args, operationKey),
+    share: (args, operationKey) => void keys.set(args, intern(operationKey)),
     isShared: (args) => keys.has(args),
     async subscribe(args) {
       const key = keys.get(args);
@@ -131,7 +146,7 @@ export function createSharedSubscriptions(options: SharedSubscriptionsOptions): 
       const source = await createSourceEventStream(args);
       // Errors known at subscribe time (validation of variables, a resolver refusing) are one result.
       if (!isAsyncIterable(source)) return source;
-      return new SharedResultStream(source[Symbol.asyncIterator](), (payload) => sharedResult(args, key, payload));
+      return new SharedResultStream(source[Symbol.asyncIterator](), args, key, sharedResult);
     },
     stats: () => ({ ...counters, retainedEvents: byEvent.size }),
   };
