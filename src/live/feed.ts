@@ -226,10 +226,11 @@ export function createFeed(deps: FeedDeps): LiveFeed {
     },
 
     callEvents(filter, after) {
-      // Picked as they are delivered (topics.ts `select`): every subscriber of callEvents is offered every
-      // call event, and one it does not want must cost no more than this test.
+      // Picked as they are delivered (topics.ts `select`): an event a subscriber does not want costs no
+      // more than this test.
       const select = filter?.callSids?.length || filter?.statuses?.length || filter?.sources?.length ? (e: EventRecord) => (isLiveCallEvent(e) && matches(filter, e) ? feedEvent(e) : undefined) : anyCallEvent;
-      const channel = deps.topics.subscribe(topics.allCalls, select);
+      // Filtered by call, it is offered only the events of its calls (an index lookup per event, not a test).
+      const channel = deps.topics.subscribe(filter?.callSids?.length ? [...new Set(filter.callSids)].map(topics.callEvents) : topics.allCalls, select);
       if (after === undefined || after === null) return new CallEventStream(channel, undefined);
       // Live events are already buffering in `channel` while the replay runs to the end of the log; those
       // the replay gave too are dropped where the live part picks up.

@@ -33,8 +33,11 @@ export type Select<T> = (event: EventRecord) => T | undefined;
 export interface Topics {
   /** A new bounded channel receiving every event of `topic` from now on. */
   subscribe(topic: string): Channel<EventRecord>;
-  /** A new bounded channel receiving what `select` makes of each event of `topic` from now on. */
-  subscribe<T>(topic: string, select: Select<T>): Channel<T>;
+  /**
+   * A new bounded channel receiving what `select` makes of each event of `topic` (or of any of `topics`,
+   * which no event should share) from now on.
+   */
+  subscribe<T>(topic: string | readonly string[], select: Select<T>): Channel<T>;
   /** Local subscribers of `topic` right now. */
   subscriberCount(topic: string): number;
   /** Topics with at least one local subscriber. */
@@ -95,11 +98,13 @@ export function createTopics(options: TopicsOptions): Topics {
   });
 
   return {
-    subscribe<T>(topic: string, select?: Select<T>): Channel<T> {
-      const channel = new LocalChannel<T>(options.queueLimit, select ?? (identity as Select<T>), byTopic, topic);
-      let set = byTopic.get(topic);
-      if (!set) byTopic.set(topic, (set = new Set()));
-      set.add(channel as LocalChannel<unknown>);
+    subscribe<T>(topicOrTopics: string | readonly string[], select?: Select<T>): Channel<T> {
+      const channel = new LocalChannel<T>(options.queueLimit, select ?? (identity as Select<T>), byTopic, topicOrTopics);
+      for (const topic of typeof topicOrTopics === 'string' ? [topicOrTopics] : topicOrTopics) {
+        let set = byTopic.get(topic);
+        if (!set) byTopic.set(topic, (set = new Set()));
+        set.add(channel as LocalChannel<unknown>);
+      }
       return channel;
     },
     subscriberCount: (topic) => byTopic.get(topic)?.size ?? 0,
@@ -135,7 +140,7 @@ class LocalChannel<T> implements Channel<T> {
     private readonly select: Select<T>,
     /** The topics' registry this channel leaves when it closes. */
     private readonly registry: Map<string, Set<LocalChannel<unknown>>>,
-    private readonly topic: string,
+    private readonly topics: string | readonly string[],
   ) {}
 
   push(event: EventRecord): void {
@@ -210,9 +215,11 @@ class LocalChannel<T> implements Channel<T> {
   }
 
   private leave(): void {
-    const set = this.registry.get(this.topic);
-    if (!set) return;
-    set.delete(this as LocalChannel<unknown>);
-    if (set.size === 0) this.registry.delete(this.topic);
+    for (const topic of typeof this.topics === 'string' ? [this.topics] : this.topics) {
+      const set = this.registry.get(topic);
+      if (!set) continue;
+      set.delete(this as LocalChannel<unknown>);
+      if (set.size === 0) this.registry.delete(topic);
+    }
   }
 }

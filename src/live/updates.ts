@@ -76,6 +76,11 @@ export function compareEventIds(a: string, b: string): number {
 export const topics = {
   call: (sid: string) => `call:${sid}`,
   allCalls: 'calls',
+  /**
+   * The same events as `allCalls`, by call: how callEvents filtered by call Sids finds its events without
+   * being offered everyone's. Not `call:` (the poller watches the calls that topic names).
+   */
+  callEvents: (sid: string) => `call-events:${sid}`,
   sms: (sid: string) => `sms:${sid}`,
   incoming: 'incoming',
 };
@@ -84,7 +89,7 @@ export const topics = {
 export function topicsOf(event: EventRecord): string[] {
   switch (event.kind) {
     case 'call':
-      return [topics.call(event.callSid), topics.allCalls];
+      return [topics.call(event.callSid), topics.allCalls, topics.callEvents(event.callSid)];
     case 'sms':
       return [topics.sms(event.smsSid)];
     case 'incoming':

@@ -59,6 +59,21 @@ describe('callEvents', () => {
     await mine.return!();
   });
 
+  it('finds the events of a subscriber filtered by call Sids by its calls: it is not offered the other calls', async () => {
+    const { feed, topics, append } = setup();
+    const mine = feed.callEvents({ callSids: ['CA-A', 'CA-B', 'CA-A'] });
+    const everyone = feed.callEvents({ statuses: ['RINGING'] });
+    expect(topics.subscriberCount('calls')).toBe(1);
+    expect([topics.subscriberCount('call-events:CA-A'), topics.subscriberCount('call-events:CA-B')]).toEqual([1, 1]);
+    // Not the callStatusChanged topic of those calls: that one makes the poller watch them.
+    expect(topics.subscriberCount('call:CA-A')).toBe(0);
+    for (const sid of ['CA-A', 'CA-OTHER', 'CA-B']) await append(event(sid));
+    expect((await take(mine, 2)).map((e) => e.event.callSid)).toEqual(['CA-A', 'CA-B']);
+    expect((await take(everyone, 3)).map((e) => e.event.callSid)).toEqual(['CA-A', 'CA-OTHER', 'CA-B']);
+    await Promise.all([mine.return!(), everyone.return!()]);
+    expect(topics.activeTopics()).toEqual([]);
+  });
+
   it('hands every subscriber of an event the same payload object (what shared execution keys on)', async () => {
     const { feed, append } = setup();
     const a = feed.callEvents();
