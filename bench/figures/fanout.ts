@@ -3,7 +3,9 @@
  *
  * For each fleet size: N sockets each with one `callEvents` subscription on the gateway (graphql-ws
  * protocol), then N raw `ws` sockets on a baseline that serialises the same `next` frame once and sends it
- * to all. Latency: one callback at a time (callback POST → each subscriber's frame), all N frames awaited
+ * to all, and N subscriptions on graphql-ws's own server with nothing in front of it (one result object
+ * per event handed to every subscriber; graphql-ws serialises and writes each frame): the floor of any
+ * server that lets graphql-ws send its frames. Latency: one callback at a time (callback POST → each subscriber's frame), all N frames awaited
  * before the next. Rate: a burst of callbacks posted at once, frames received per second until the last.
  * Memory: heap and RSS of the server process after full GCs, before the fleet and with it subscribed.
  */
@@ -101,6 +103,13 @@ interface SideResult {
   memory: MemoryGrowth;
 }
 
+interface Row {
+  size: number;
+  gw: SideResult;
+  raw: SideResult;
+  floor: SideResult;
+}
+
 async function side(ctx: BenchContext, what: string, server: Worker<{ wsUrl: string }>, protocol: 'graphql-ws' | 'raw', size: number, trigger: Trigger, events: number, burst: number): Promise<SideResult> {
   const before = await server.call<MemorySample>('memory');
   const t = performance.now();
@@ -122,25 +131,29 @@ export async function fanOut(ctx: BenchContext): Promise<FigureResult> {
   const sim = await startSimulator();
   const gateway = await startGateway('gateway-fanout', gatewayEnv(sim), ['--expose-gc']);
   const raw = await startBaseline('ws-broadcast', {}, ['--expose-gc']);
-  const rows: Array<{ size: number; gw: SideResult; raw: SideResult }> = [];
+  const floor = await startBaseline('graphql-ws-floor', {}, ['--expose-gc']);
+  const rows: Row[] = [];
   try {
     const gwTrigger = gatewayTrigger(gateway.info.url, gateway.info.accountSid);
     const rawTrig = rawTrigger(raw.info.url);
+    const floorTrig = rawTrigger(floor.info.url);
     for (const size of sizes) {
       const events = ctx.quick ? 3 : size >= 10_000 ? 15 : 30;
       const burst = ctx.quick ? 3 : 10;
       const r = await side(ctx, `raw ws × ${size}`, raw, 'raw', size, rawTrig, events, burst);
       const g = await side(ctx, `gateway × ${size}`, gateway, 'graphql-ws', size, gwTrigger, events, burst);
-      rows.push({ size, gw: g, raw: r });
+      const f = await side(ctx, `graphql-ws floor × ${size}`, floor, 'graphql-ws', size, floorTrig, events, burst);
+      rows.push({ size, gw: g, raw: r, floor: f });
     }
   } finally {
-    await Promise.all([gateway.stop(), raw.stop()]);
+    await Promise.all([gateway.stop(), raw.stop(), floor.stop()]);
     await sim.stop();
   }
 
   const big = rows.at(-1)!;
   const rateRatio = round(big.gw.run.framesPerSecond / big.raw.run.framesPerSecond, 3);
   const p99VsRaw = round(big.gw.run.latencyMs.p99 / big.raw.run.latencyMs.p99, 3);
+  const floorP99VsRaw = round(big.floor.run.latencyMs.p99 / big.raw.run.latencyMs.p99, 3);
   const bytesPerSub = big.gw.memory.rssBytesPerSubscriber;
   const heapPerSub = big.gw.memory.heapBytesPerSubscriber;
   const label = ctx.quick ? `${big.size}` : '10k';
@@ -154,6 +167,9 @@ export async function fanOut(ctx: BenchContext): Promise<FigureResult> {
       fanoutP99Ms1k: rows[0]!.gw.run.latencyMs.p99,
       fanoutRawP99Ms10k: big.raw.run.latencyMs.p99,
       fanoutP99VsRaw: p99VsRaw,
+      fanoutFloorP99Ms10k: big.floor.run.latencyMs.p99,
+      fanoutFloorP99VsRaw: floorP99VsRaw,
+      fanoutP99VsFloor: round(big.gw.run.latencyMs.p99 / big.floor.run.latencyMs.p99, 3),
       fanoutFramesPerSecond10k: big.gw.run.framesPerSecond,
       fanoutRawFramesPerSecond10k: big.raw.run.framesPerSecond,
       fanoutRateRatio: rateRatio,
@@ -171,15 +187,16 @@ export async function fanOut(ctx: BenchContext): Promise<FigureResult> {
     markdown: [
       ...table(
         ['subscribers', 'server', 'p50', 'p90', 'p99', 'max', 'frames/s (burst)', 'missed', 'heap / subscriber', 'RSS / subscriber'],
-        rows.flatMap(({ size, gw, raw }) => [
+        rows.flatMap(({ size, gw, raw, floor }) => [
           [n(size), 'raw `ws`, frame serialised once', ms(raw.run.latencyMs.p50), ms(raw.run.latencyMs.p90), ms(raw.run.latencyMs.p99), ms(raw.run.latencyMs.max), n(raw.run.framesPerSecond), raw.run.missing, `${n(raw.memory.heapBytesPerSubscriber)} B`, `${n(raw.memory.rssBytesPerSubscriber)} B`],
+          [n(size), 'graphql-ws floor (one result object per event, graphql-ws writes each frame)', ms(floor.run.latencyMs.p50), ms(floor.run.latencyMs.p90), ms(floor.run.latencyMs.p99), ms(floor.run.latencyMs.max), n(floor.run.framesPerSecond), floor.run.missing, `${n(floor.memory.heapBytesPerSubscriber)} B`, `${n(floor.memory.rssBytesPerSubscriber)} B`],
           [n(size), 'gateway `callEvents` (graphql-ws)', ms(gw.run.latencyMs.p50), ms(gw.run.latencyMs.p90), ms(gw.run.latencyMs.p99), ms(gw.run.latencyMs.max), n(gw.run.framesPerSecond), gw.run.missing, `${n(gw.memory.heapBytesPerSubscriber)} B`, `${n(gw.memory.rssBytesPerSubscriber)} B`],
         ]),
       ),
       '',
       `One socket per subscriber (no multiplexing), all sockets in the bench process, each server in its own process. ` +
         `Latency: ${rows.map((r) => `${r.gw.run.events} events at ${n(r.size)}`).join(', ')}, one at a time, from the callback POST to each frame's arrival. ` +
-        `p99 vs raw ws at ${n(big.size)}: **${p99VsRaw}×**. Rate: ${big.gw.run.burst} callbacks posted at once; frames/s ratio at ${n(big.size)}: **${pct(rateRatio)}**, at ${n(rows[0]!.size)}: ${pct(rows[0]!.gw.run.framesPerSecond / rows[0]!.raw.run.framesPerSecond)}. ` +
+        `p99 vs raw ws at ${n(big.size)}: **${p99VsRaw}×**; the graphql-ws floor's own p99 vs raw ws: ${floorP99VsRaw}×. Rate: ${big.gw.run.burst} callbacks posted at once; frames/s ratio at ${n(big.size)}: **${pct(rateRatio)}**, at ${n(rows[0]!.size)}: ${pct(rows[0]!.gw.run.framesPerSecond / rows[0]!.raw.run.framesPerSecond)}. ` +
         'Memory: server process after two full GCs, before the fleet connected and with it connected, subscribed and past the events (socket included, as a subscriber costs one).',
     ],
     details: { rows },

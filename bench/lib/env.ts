@@ -62,7 +62,7 @@ export function startGateway(name: string, env: Record<string, string>, nodeFlag
 }
 
 /** Starts a baseline worker of `role` (see workers/baseline.ts). */
-export function startBaseline(role: 'http-json' | 'express-200' | 'express-redis' | 'ws-broadcast' | 'apollo-dataloader', env: Record<string, string> = {}, nodeFlags: string[] = []): Promise<Worker<BaselineInfo>> {
+export function startBaseline(role: 'http-json' | 'express-200' | 'express-redis' | 'ws-broadcast' | 'graphql-ws-floor' | 'apollo-dataloader', env: Record<string, string> = {}, nodeFlags: string[] = []): Promise<Worker<BaselineInfo>> {
   return spawnWorker<BaselineInfo>(`baseline-${role}`, 'baseline.ts', { args: [role], env, nodeFlags });
 }
 

@@ -7,6 +7,10 @@
  *   answers, with one round trip and nothing else;
  * - `ws-broadcast`: raw `ws` on /graphql; POST /broadcast?callSid=… builds the frame a graphql-ws
  *   subscriber of callEvents receives, serialises it once and sends it to every socket;
+ * - `graphql-ws-floor`: graphql-ws's own server (useServer on `ws`) on /graphql, a subscription whose
+ *   stream is a bare iterator; POST /broadcast?callSid=… builds the callEvents result once and hands that
+ *   one object to every subscriber's iterator, so graphql-ws writes each `next` frame with no execution,
+ *   topic or feed in front of it: the least a server that lets graphql-ws send its frames can do;
  * - `apollo-dataloader`: what a team writes in a day — plain Apollo Server 5 on express 5, a DataLoader per
  *   request, keyv (its in-memory store) as the cache, and Exotel's call details fetched over HTTP from the
  *   simulator (BENCH_EXOTEL_BASE_URL, BENCH_EXOTEL_ACCOUNT_SID, BENCH_EXOTEL_AUTH) on a miss.
@@ -19,6 +23,8 @@ import DataLoader from 'dataloader';
 import express from 'express';
 import { Redis } from 'ioredis';
 import { Keyv } from 'keyv';
+import { buildSchema, parse, type DocumentNode, type ExecutionResult } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { serveIpc } from './ipc.js';
 
@@ -47,6 +53,36 @@ async function listen(server: ReturnType<typeof createServer>): Promise<string> 
 
 let handler: (req: IncomingMessage, res: ServerResponse) => void;
 let wss: WebSocketServer | undefined;
+let graphqlWs: { schema: ReturnType<typeof buildSchema>; subscribers: Set<FloorStream> } | undefined;
+
+/** Subscribers handed an event per turn of the event loop (the gateway's DELIVERY_SLICE). */
+const FLOOR_SLICE = 500;
+
+/** A subscription's stream on the graphql-ws floor: next() waits for the next pushed result. */
+class FloorStream implements AsyncIterableIterator<ExecutionResult> {
+  private waiting: ((step: IteratorResult<ExecutionResult>) => void) | undefined;
+  constructor(private readonly all: Set<FloorStream>) {
+    all.add(this);
+  }
+  push(value: ExecutionResult): void {
+    const resolve = this.waiting;
+    this.waiting = undefined;
+    resolve?.({ value, done: false });
+  }
+  next(): Promise<IteratorResult<ExecutionResult>> {
+    return new Promise((resolve) => (this.waiting = resolve));
+  }
+  return(): Promise<IteratorResult<ExecutionResult>> {
+    this.all.delete(this);
+    const resolve = this.waiting;
+    this.waiting = undefined;
+    resolve?.({ value: undefined, done: true });
+    return Promise.resolve({ value: undefined, done: true });
+  }
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}
 let served = 0;
 
 switch (role) {
@@ -101,6 +137,32 @@ switch (role) {
         const frame = JSON.stringify({ id: '1', type: 'next', payload: { data: { callEvents: event } } });
         res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
         for (const socket of wss!.clients) socket.send(frame);
+      });
+    };
+    break;
+  }
+  case 'graphql-ws-floor': {
+    const subscribers = new Set<FloorStream>();
+    graphqlWs = { schema: buildSchema('type Query { ok: Boolean } type CallEvent { id: ID callSid: ID status: String at: String source: String } type Subscription { callEvents: CallEvent }'), subscribers };
+    handler = (req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      if (url.pathname !== '/broadcast') {
+        res.writeHead(404).end();
+        return;
+      }
+      void readBody(req).then(() => {
+        const callSid = url.searchParams.get('callSid') ?? '';
+        served++;
+        const result = { data: { callEvents: { id: `${Date.now()}-${served}`, callSid, status: 'COMPLETED', at: new Date().toISOString(), source: 'WEBHOOK' } } };
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
+        // In slices with a turn of the event loop between them, as the gateway's topics deliver (src/live/topics.ts).
+        const all = [...subscribers];
+        let done = 0;
+        const slice = () => {
+          for (const end = Math.min(all.length, done + FLOOR_SLICE); done < end; done++) all[done]!.push(result);
+          if (done < all.length) setImmediate(slice);
+        };
+        slice();
       });
     };
     break;
@@ -160,7 +222,24 @@ async function apolloDataLoader(): Promise<express.Express> {
 }
 
 const server = createServer(handler);
-if (role === 'ws-broadcast') wss = new WebSocketServer({ server, path: '/graphql' });
+if (role === 'ws-broadcast' || role === 'graphql-ws-floor') wss = new WebSocketServer({ server, path: '/graphql' });
+if (graphqlWs && wss) {
+  const { schema, subscribers } = graphqlWs;
+  // One parsed document per query text, as the gateway keeps (graphql-ws alone parses every subscribe).
+  const documents = new Map<string, DocumentNode>();
+  useServer(
+    {
+      schema,
+      onSubscribe: (_ctx, _id, payload) => {
+        let document = documents.get(payload.query);
+        if (!document) documents.set(payload.query, (document = parse(payload.query)));
+        return { schema, document, operationName: payload.operationName ?? null, variableValues: payload.variables ?? null };
+      },
+      subscribe: () => new FloorStream(subscribers),
+    },
+    wss,
+  );
+}
 const url = await listen(server);
 serveIpc({ url, wsUrl: `${url.replace(/^http/, 'ws')}/graphql` } satisfies BaselineInfo, { sockets: () => wss?.clients.size ?? 0 }, async () => {
   for (const socket of wss?.clients ?? []) socket.terminate();
