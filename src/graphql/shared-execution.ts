@@ -47,6 +47,13 @@ export interface SharedSubscriptions {
 
 type Shared = ExecutionResult | Promise<ExecutionResult>;
 
+/**
+ * Where share() puts an operation's key: on the args object itself, not in a WeakMap, since graphql-ws's
+ * onNext asks isShared() once per subscriber and event. (Spread into execute()'s args, it is ignored.)
+ */
+const OPERATION_KEY = Symbol('shared operation key');
+type Marked = ExecutionArgs & { [OPERATION_KEY]?: string };
+
 /** Events whose shared results are kept (see the top of the file). */
 export const RECENT_EVENTS = 256;
 /** Distinct operation keys held once for all their subscribers. */
@@ -98,7 +105,6 @@ class SharedResultStream implements AsyncIterableIterator<ExecutionResult> {
 
 /** Creates the shared subscription executor; one per graphql-ws server. */
 export function createSharedSubscriptions(options: SharedSubscriptionsOptions): SharedSubscriptions {
-  const keys = new WeakMap<ExecutionArgs, string>();
   // One string per operation key in use, not one per subscriber: a key holds the whole query text, and its
   // lookups below compare equal strings by identity first. Bounded; a key that fell out only costs memory.
   const interned = new LRUCache<string, string>({ max: INTERNED_KEYS });
@@ -138,10 +144,10 @@ export function createSharedSubscriptions(options: SharedSubscriptionsOptions): 
   };
 
   return {
-    share: (args, operationKey) => void keys.set(args, intern(operationKey)),
-    isShared: (args) => keys.has(args),
+    share: (args, operationKey) => void ((args as Marked)[OPERATION_KEY] = intern(operationKey)),
+    isShared: (args) => (args as Marked)[OPERATION_KEY] !== undefined,
     async subscribe(args) {
-      const key = keys.get(args);
+      const key = (args as Marked)[OPERATION_KEY];
       if (key === undefined) return graphqlSubscribe(args);
       const source = await createSourceEventStream(args);
       // Errors known at subscribe time (validation of variables, a resolver refusing) are one result.
