@@ -16,6 +16,8 @@ export const REDIS_DEFAULTS = {
   commandTimeoutMs: 2000,
   /** A cache command Redis has not answered within this is given up, ms: a read then counts as a miss (REDIS_CACHE_TIMEOUT_MS). */
   cacheTimeoutMs: 250,
+  /** Cache commands queued on the cache connection at most; more fail at once (a stalled Redis must not grow the queue without bound). */
+  cacheQueueMax: 2000,
   /** The budget script falls back to the per-replica budget after this, ms. */
   budgetTimeoutMs: 500,
   /** ping() answers false when Redis takes longer than this, ms. */
@@ -99,13 +101,17 @@ export async function closeIoRedis(redis: Redis): Promise<void> {
   redis.disconnect();
 }
 
-/** The node-redis client @keyv/redis needs, with the same fail-fast settings. */
-export function createNodeRedis(url: string, role: string, logger: StorageLogger, options: { commandTimeoutMs?: number } = {}) {
+/**
+ * The node-redis client @keyv/redis needs, with the same fail-fast settings. The caller bounds how long it
+ * waits for each operation (createKeyvCache's opTimeoutMs): node-redis's own per-command timeout would
+ * only cover a command not yet written, and costs an AbortSignal timer that fires for every command.
+ * Its queue is bounded instead, so a stalled Redis cannot make it grow without limit.
+ */
+export function createNodeRedis(url: string, role: string, logger: StorageLogger, options: { queueMax?: number } = {}) {
   const client = createClient({
     url,
     disableOfflineQueue: true,
-    // node-redis has no timeout by default: a stalled Redis would hang every cache read for as long as it stalls.
-    commandOptions: { timeout: options.commandTimeoutMs ?? REDIS_DEFAULTS.cacheTimeoutMs },
+    commandsQueueMaxLength: options.queueMax ?? REDIS_DEFAULTS.cacheQueueMax,
     socket: { connectTimeout: REDIS_DEFAULTS.connectTimeoutMs, reconnectStrategy: (retries: number) => reconnectDelayMs(retries + 1) },
   });
   watch(client as unknown as Parameters<typeof watch>[0], role, url, logger);

@@ -106,7 +106,7 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
   const cacheTimeoutMs = options.cacheTimeoutMs ?? REDIS_DEFAULTS.cacheTimeoutMs;
   const command = withScripts(createIoRedis(options.redisUrl, 'command', logger, { commandTimeoutMs }));
   const blocking = createIoRedis(options.redisUrl, 'events', logger, { commandTimeoutMs: EVENT_LOG_DEFAULTS.blockMs + commandTimeoutMs });
-  const cacheClient = createNodeRedis(options.redisUrl, 'cache', logger, { commandTimeoutMs: cacheTimeoutMs });
+  const cacheClient = createNodeRedis(options.redisUrl, 'cache', logger);
   await Promise.all([connectIoRedis(command), connectIoRedis(blocking), connectNodeRedis(cacheClient)]);
 
   const keyvStore = new KeyvRedis(cacheClient, { namespace: `${keyPrefix}cache`, keyPrefixSeparator: ':', throwOnErrors: true });

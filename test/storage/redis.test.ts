@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { createRedisStorage } from '../../src/storage/redis.js';
+import { REDIS_DEFAULTS } from '../../src/storage/redis-connection.js';
 import { createStorage } from '../../src/storage/index.js';
 import type { StorageLogger } from '../../src/storage/options.js';
 import type { EventRecord, NewEvent, Storage } from '../../src/storage/types.js';
@@ -164,6 +165,26 @@ describe.skipIf(!runOutage)('redis storage across a Redis outage', () => {
     await done;
     expect(got).toEqual(ids);
     await admin.quit();
+  });
+
+  it('while Redis stalls, cache reads are misses and the cache connection queues a bounded number of commands', async () => {
+    const logger = recordingLogger();
+    const storage = await createRedisStorage({ redisUrl: url(), keyPrefix: 'stall:', logger, cacheTimeoutMs: 100 });
+    open.push(storage);
+    await storage.cache.set('k', 'v', 60_000);
+    expect(await storage.cache.get('k')).toBe('v');
+    // Up, but not answering: commands are written and wait for replies that do not come.
+    server!.kill('SIGSTOP');
+    try {
+      const reads = await Promise.all(Array.from({ length: REDIS_DEFAULTS.cacheQueueMax + 50 }, () => storage.cache.get('k')));
+      expect(reads.every((r) => r === undefined)).toBe(true);
+      // Past the bound a read fails at once rather than joining the queue.
+      expect(logger.lines.some((l) => l.includes('The queue is full'))).toBe(true);
+    } finally {
+      server!.kill('SIGCONT');
+    }
+    await untilTrue(async () => (await storage.cache.get('k')) === 'v');
+    expect(unhandled).toEqual([]);
   });
 
   it('fails fast while Redis is down and recovers by itself when it is back', async () => {
