@@ -130,6 +130,9 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
     noServer: true,
     path: options.path,
     maxPayload: limits.wsMaxPayloadBytes,
+    // ws's default, stated: frames differ per subscriber (their operation ids), so compression would
+    // deflate every frame once per subscriber, and hold a zlib context per socket.
+    perMessageDeflate: false,
     // Browsers always send Origin; refusing foreign ones stops other sites riding a user's session.
     verifyClient: ({ origin }, done) => {
       if (allowedOrigins.size === 0 || !origin || allowedOrigins.has(origin)) done(true);

@@ -153,6 +153,13 @@ describe('graphql-ws limits', () => {
     expect((await s.closed).code).toBe(4408);
   });
 
+  it('declines permessage-deflate when the client offers it (as ws clients do by default)', async () => {
+    const s = track(rawSocket(gw.wsUrl));
+    await s.opened;
+    // Frames differ per subscriber (their ids), so each would be compressed on its own, per subscriber.
+    expect(s.ws.extensions).toBe('');
+  });
+
   it('a frame over WS_MAX_PAYLOAD_BYTES → 1009, nothing run', async () => {
     const s = track(await ackedSocket(gw.wsUrl, `Bearer ${READER}`));
     const before = upstream();
