@@ -26,6 +26,7 @@ import { createSubscriptionResolvers } from './graphql/resolvers/subscription.js
 import { createGraphqlWs } from './graphql/ws.js';
 import { WEBHOOK_BASE_PATH } from './live/callback-urls.js';
 import { createLive } from './live/index.js';
+import { isWebhookRequest, type WebhookRoute } from './live/webhooks.js';
 import { graphiqlRouter } from './graphiql/route.js';
 import { createArmor } from './graphql/armor.js';
 import { createIntrospectionPolicy } from './graphql/introspection.js';
@@ -237,8 +238,11 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     // GraphQL over HTTP is answered on node:http in front of express (src/http/graphql-http.ts), once Apollo
     // has started; every other path is express's. graphql-ws upgrades on the same server.
     let graphqlRoute: GraphqlHttpHandler | undefined;
+    // Webhooks too (src/live/webhooks.ts): Exotel's callbacks are the gateway's steadiest traffic.
+    let webhookRoute: WebhookRoute | undefined;
     const httpServer = createHttpServer(deps.httpReceiveTimeouts ?? { ...HTTP_RECEIVE_TIMEOUTS }, (req, res) => {
       if (graphqlRoute && isGraphqlRequest(req.url, GRAPHQL_PATH)) graphqlRoute(req, res);
+      else if (webhookRoute && isWebhookRequest(req.url, WEBHOOK_BASE_PATH)) webhookRoute(req, res);
       else app(req, res);
     });
     // First: every request gets its id and one access-log line, whatever answers it (the GraphQL route too).
@@ -283,6 +287,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       storage,
       exotel,
       logger,
+      accessLogger,
       entities: entityCache,
       durationScale: simulator ? config.simulatorTimeScale : 1,
       publicUrl: () => (boundUrl && /:0$/.test(config.publicUrl) ? boundUrl : config.publicUrl),
@@ -291,7 +296,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     });
     onStop('live poller and reconciler stopped, subscriptions ended', () => live.stop());
     incomingCallUrl = () => live.callbackUrls.incomingCall;
-    app.use(WEBHOOK_BASE_PATH, live.router);
+    webhookRoute = live.webhookRoute;
 
     // GraphQL over HTTP. One schema and one context factory, shared with graphql-ws.
     const graphqlSchema = createSchema({ Subscription: createSubscriptionResolvers(live.feed) });

@@ -1,10 +1,9 @@
 /**
  * createLive(): the live pipeline of one gateway — webhook routes, ingest, the in-process fan-out, the
  * subscription feeds, the live poller and the reconciler — built from storage and the Exotel client.
- * server.ts mounts `router`, hands `hooks` and `callbackUrls` to the GraphQL context and `feed` to the
+ * server.ts hands the webhook requests to `webhookRoute`, hands `hooks` and `callbackUrls` to the GraphQL context and `feed` to the
  * Subscription resolvers, and calls stop() on shutdown.
  */
-import type { Router } from 'express';
 import { createEntityCache, type EntityCache } from '../cache/entities.js';
 import type { Config } from '../config.js';
 import { epochMsToIso } from '../exotel/dates.js';
@@ -19,7 +18,8 @@ import { createPoller, type Poller } from './poller.js';
 import { createReconciler, unknownCallItem } from './reconciler.js';
 import { createTopics, type Topics } from './topics.js';
 import { isTerminalCall, openSets } from './updates.js';
-import { createWebhookRouter, type WebhookObserver } from './webhooks.js';
+import { createWebhookRoute, type WebhookObserver, type WebhookRoute } from './webhooks.js';
+import { WEBHOOK_BASE_PATH } from './callback-urls.js';
 
 export type { CallbackUrls } from './callback-urls.js';
 export type { LiveFeed } from './feed.js';
@@ -69,6 +69,8 @@ export interface LiveOptions {
   storage: Storage;
   exotel: ExotelApi;
   logger: Logger;
+  /** Where the webhook routes' access-log lines go; default: `logger`. */
+  accessLogger?: Logger;
   /** The entity cache GraphQL reads (so this replica's near-cache sees its own writes at once); default: the shared one. */
   entities?: EntityCache;
   /**
@@ -86,7 +88,8 @@ export interface LiveOptions {
 }
 
 export interface Live {
-  router: Router;
+  /** Every request under WEBHOOK_BASE_PATH (node:http; see webhooks.ts). */
+  webhookRoute: WebhookRoute;
   callbackUrls: CallbackUrls;
   hooks: LiveHooks;
   feed: LiveFeed;
@@ -184,7 +187,9 @@ export function createLive(options: LiveOptions): Live {
     },
   };
 
-  const router = createWebhookRouter({
+  const webhookRoute = createWebhookRoute({
+    basePath: WEBHOOK_BASE_PATH,
+    accessLogger: options.accessLogger ?? logger,
     checkToken: createTokenCheck(config.webhookSecret, accountSid),
     accountSid,
     ingestDeps,
@@ -215,7 +220,7 @@ export function createLive(options: LiveOptions): Live {
 
   let stopping: Promise<void> | undefined;
   return {
-    router,
+    webhookRoute,
     callbackUrls,
     hooks,
     feed,

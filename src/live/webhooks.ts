@@ -4,10 +4,18 @@
  * typed update and hand it to ingest(). The answer is 200 only once the event is stored, 503 when it
  * could not be (so Exotel retries), 400 for what cannot be understood, 413 for an oversized body, and
  * 404 — the same as for any unknown path — for a missing or wrong token.
+ *
+ * Answered on node:http in front of the express app (server.ts), as GraphQL is: express gives every request
+ * it handles new prototypes (req and res), which makes a share of each request's objects outlive the
+ * young generation, and at hundreds of callbacks a second that is what sets the pace of full garbage
+ * collections. The body parsers are express's own (body-parser), run here in the same order.
  */
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parse as parseQueryString } from 'node:querystring';
+import express from 'express';
 import type { IsoDateTime } from '../exotel/types.js';
-import { requestLogger } from '../http/request-id.js';
+import { logAccess, routeOf } from '../http/access-log.js';
+import { REQUEST_ID_HEADER, requestIdFrom } from '../http/request-id.js';
 import { assertNever } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { parseCallStatusCallback, parseSmsStatusCallback, type ParseResult } from './callback-parse.js';
@@ -18,12 +26,16 @@ import { multipartBoundary, parseMultipartFields } from './multipart.js';
 import type { LiveUpdate } from './updates.js';
 import { traceIngest } from '../tracing/spans.js';
 
-export interface WebhookRouterOptions {
+export interface WebhookRouteOptions {
+  /** The path the routes live under (WEBHOOK_BASE_PATH). */
+  basePath: string;
   /** Constant-time token check (createTokenCheck). */
   checkToken(kind: CallbackKind, presented: string): boolean;
   accountSid: string;
   ingestDeps: IngestDeps;
   logger: Logger;
+  /** Where the access-log line of each request goes. */
+  accessLogger: Logger;
   /** Largest accepted body, bytes; callbacks are a few hundred bytes. */
   maxBodyBytes: number;
   nowIso: () => IsoDateTime;
@@ -35,6 +47,12 @@ export interface WebhookRouterOptions {
 export type WebhookOutcome = 'accepted' | 'duplicate' | 'backward' | 'rejected' | 'unavailable';
 export type WebhookObserver = (kind: CallbackKind | 'unknown', outcome: WebhookOutcome, httpStatus: number) => void;
 
+export type WebhookRoute = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** A request with the fields the body parsers set. */
+type ParsedRequest = IncomingMessage & { body?: unknown };
+type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+
 const isKind = (value: string): value is CallbackKind => (CALLBACK_KINDS as readonly string[]).includes(value);
 
 /** Query or body values as plain strings: a repeated key keeps its first value. */
@@ -43,91 +61,113 @@ function flatten(input: unknown): Record<string, unknown> {
   return Object.fromEntries(Object.entries(input as Record<string, unknown>).map(([k, v]) => [k, Array.isArray(v) && typeof v[0] === 'string' ? v[0] : v]));
 }
 
-/** The express Router to mount at WEBHOOK_BASE_PATH. */
-export function createWebhookRouter(options: WebhookRouterOptions): Router {
-  const router = express.Router();
-  const { logger } = options;
-  const limit = options.maxBodyBytes;
-  const notFound = (res: Response) => res.status(404).type('text/plain').send('Not Found');
+/** True for a request under `basePath` (the webhook routes answer everything there, unknown paths with 404). */
+export function isWebhookRequest(url: string | undefined, basePath: string): boolean {
+  if (url === undefined || !url.startsWith(basePath)) return false;
+  const next = url.charCodeAt(basePath.length);
+  return Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */;
+}
 
-  const guard = (req: Request, res: Response, next: NextFunction) => {
-    const kind = String(req.params.kind);
-    if (!isKind(kind) || !options.checkToken(kind, String(req.params.token))) {
+/** The node:http handler for every request under `options.basePath`. */
+export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
+  const limit = options.maxBodyBytes;
+  // Parsers run only after the token check, so strangers cannot make the gateway read bodies.
+  const parsers: Middleware[] = [
+    express.urlencoded({ extended: false, limit, parameterLimit: 200 }) as unknown as Middleware,
+    express.json({ limit, strict: true }) as unknown as Middleware,
+    express.raw({ type: 'multipart/form-data', limit }) as unknown as Middleware,
+  ];
+  const readBody = (req: IncomingMessage, res: ServerResponse) =>
+    new Promise<void>((resolve, reject) => {
+      let i = 0;
+      const next = (err?: unknown) => {
+        if (err) reject(err);
+        else if (i === parsers.length) resolve();
+        else parsers[i++]!(req, res, next);
+      };
+      next();
+    });
+
+  const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) => {
+    res.writeHead(status, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  };
+  const notFound = (res: ServerResponse) => send(res, 404, 'Not Found');
+
+  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const match = /^\/([^/]+)\/([^/]+)\/?$/.exec(path.slice(options.basePath.length));
+    if (!match) {
+      notFound(res);
+      return;
+    }
+    // The request's child logger only when a line is written: a stored callback writes none here.
+    const logger = () => options.logger.child({ requestId });
+    const kind = safeDecode(match[2]!);
+    if (kind === undefined || !isKind(kind) || !options.checkToken(kind, safeDecode(match[1]!) ?? '')) {
       // The token is never logged: it is as good as a password for this URL.
-      requestLogger(logger, res).warn({ kind: isKind(kind) ? kind : 'unknown', ip: req.ip }, 'webhook with a wrong or missing token rejected');
+      logger().warn({ kind: kind !== undefined && isKind(kind) ? kind : 'unknown', ip: req.socket.remoteAddress }, 'webhook with a wrong or missing token rejected');
       options.onWebhook?.('unknown', 'rejected', 404);
       notFound(res);
       return;
     }
     const allowed = kind === 'incoming-call' ? ['GET', 'POST'] : ['POST'];
-    if (!allowed.includes(req.method)) {
-      res.status(405).set('Allow', allowed.join(', ')).type('text/plain').send('Method Not Allowed');
+    if (!allowed.includes(req.method ?? '')) {
+      send(res, 405, 'Method Not Allowed', { allow: allowed.join(', ') });
       return;
     }
-    next();
-  };
+    try {
+      await readBody(req, res);
+    } catch (err) {
+      // Body parser failures: too large → 413, unreadable → 400. Nothing was stored.
+      const e = err as { status?: number; type?: string };
+      const status = e.type === 'entity.too.large' ? 413 : e.status && e.status >= 400 && e.status < 500 ? e.status : 500;
+      if (status === 500) logger().error({ err }, 'webhook failed');
+      else logger().warn({ status, type: e.type }, 'webhook body rejected');
+      options.onWebhook?.('unknown', status === 500 ? 'unavailable' : 'rejected', status);
+      send(res, status, status === 413 ? 'Payload Too Large' : status === 500 ? 'Internal Server Error' : 'Bad Request');
+      return;
+    }
+    const answer = (status: number, outcome: WebhookOutcome, body: string) => {
+      options.onWebhook?.(kind, outcome, status);
+      send(res, status, body);
+    };
 
-  router.all(
-    '/:token/:kind',
-    guard,
-    // Parsers run only after the token check, so strangers cannot make the gateway read bodies.
-    express.urlencoded({ extended: false, limit, parameterLimit: 200 }),
-    express.json({ limit, strict: true }),
-    express.raw({ type: 'multipart/form-data', limit }),
-    async (req: Request, res: Response) => {
-      const kind = req.params.kind as CallbackKind;
-      // The request's child logger only when a line is written: a stored callback writes none here.
-      const logger = () => requestLogger(options.logger, res);
-      const answer = (status: number, outcome: WebhookOutcome, body: string) => {
-        options.onWebhook?.(kind, outcome, status);
-        res.status(status).type('text/plain').send(body);
-      };
-
-      const fields = bodyFields(req);
-      if (!fields) {
-        logger().warn({ kind }, 'webhook body is not well-formed multipart');
-        answer(400, 'rejected', 'Bad Request: malformed multipart body');
-        return;
-      }
-      const parsed = parse(kind, kind === 'incoming-call' ? { ...flatten(req.query), ...fields } : fields);
-      if (!parsed.ok) {
-        logger().warn({ kind, reason: parsed.reason }, 'malformed webhook rejected');
-        answer(400, 'rejected', `Bad Request: ${parsed.reason}`);
-        return;
-      }
-      try {
-        const update = parsed.update;
-        const result = await traceIngest({ kind, sid: 'smsSid' in update ? update.smsSid : update.callSid, headers: req.headers }, async (span) => {
-          const ingested = update.kind === 'incoming-request' ? await ingestIncomingCall(update, options.ingestDeps) : await ingest(withRequestRef(req, update), options.ingestDeps);
-          span.setAttribute('webhook.outcome', ingested.outcome === 'published' ? 'published' : ingested.reason);
-          // On Redis each replica's fan-out starts a trace of its own: the event id ties them to this one.
-          if ('event' in ingested) span.setAttribute('gateway.event.id', ingested.event.id);
-          return ingested;
-        });
-        if (options.logger.isLevelEnabled('debug')) logger().debug({ kind, outcome: result.outcome, eventId: 'event' in result ? result.event.id : undefined }, 'webhook ingested');
-        const outcome: WebhookOutcome = result.outcome === 'published' ? 'accepted' : result.reason === 'backwards' ? 'backward' : 'duplicate';
-        answer(200, outcome, kind === 'incoming-call' ? '' : 'OK');
-      } catch (err) {
-        if (!(err instanceof IngestStorageError)) throw err;
-        logger().error({ err, kind }, 'webhook could not be stored; answering 503 so Exotel retries');
-        // A Passthru is not retried and a non-200 would send the caller down the flow's error branch.
-        if (kind === 'incoming-call') answer(200, 'unavailable', '');
-        else answer(503, 'unavailable', 'Service Unavailable: try again');
-      }
-    },
-  );
-
-  router.use((_req: Request, res: Response) => notFound(res));
-  // Body parser failures: too large → 413, unreadable → 400. Nothing was stored.
-  router.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const e = err as { status?: number; type?: string };
-    const logger = requestLogger(options.logger, res);
-    const status = e.type === 'entity.too.large' ? 413 : e.status && e.status >= 400 && e.status < 500 ? e.status : 500;
-    if (status === 500) logger.error({ err }, 'webhook failed');
-    else logger.warn({ status, type: e.type }, 'webhook body rejected');
-    options.onWebhook?.('unknown', status === 500 ? 'unavailable' : 'rejected', status);
-    res.status(status).type('text/plain').send(status === 413 ? 'Payload Too Large' : status === 500 ? 'Internal Server Error' : 'Bad Request');
-  });
+    const fields = bodyFields(req as ParsedRequest);
+    if (!fields) {
+      logger().warn({ kind }, 'webhook body is not well-formed multipart');
+      answer(400, 'rejected', 'Bad Request: malformed multipart body');
+      return;
+    }
+    const query = q === -1 ? {} : parseQueryString(url.slice(q + 1));
+    const parsed = parse(kind, kind === 'incoming-call' ? { ...flatten(query), ...fields } : fields);
+    if (!parsed.ok) {
+      logger().warn({ kind, reason: parsed.reason }, 'malformed webhook rejected');
+      answer(400, 'rejected', `Bad Request: ${parsed.reason}`);
+      return;
+    }
+    try {
+      const update = parsed.update;
+      const result = await traceIngest({ kind, sid: 'smsSid' in update ? update.smsSid : update.callSid, headers: req.headers }, async (span) => {
+        const ingested = update.kind === 'incoming-request' ? await ingestIncomingCall(update, options.ingestDeps) : await ingest(withRequestRef(query, update), options.ingestDeps);
+        span.setAttribute('webhook.outcome', ingested.outcome === 'published' ? 'published' : ingested.reason);
+        // On Redis each replica's fan-out starts a trace of its own: the event id ties them to this one.
+        if ('event' in ingested) span.setAttribute('gateway.event.id', ingested.event.id);
+        return ingested;
+      });
+      if (options.logger.isLevelEnabled('debug')) logger().debug({ kind, outcome: result.outcome, eventId: 'event' in result ? result.event.id : undefined }, 'webhook ingested');
+      const outcome: WebhookOutcome = result.outcome === 'published' ? 'accepted' : result.reason === 'backwards' ? 'backward' : 'duplicate';
+      answer(200, outcome, kind === 'incoming-call' ? '' : 'OK');
+    } catch (err) {
+      if (!(err instanceof IngestStorageError)) throw err;
+      logger().error({ err, kind }, 'webhook could not be stored; answering 503 so Exotel retries');
+      // A Passthru is not retried and a non-200 would send the caller down the flow's error branch.
+      if (kind === 'incoming-call') answer(200, 'unavailable', '');
+      else answer(503, 'unavailable', 'Service Unavailable: try again');
+    }
+  }
 
   function parse(kind: CallbackKind, fields: Record<string, unknown>): ParseResult<LiveUpdate | IncomingCallRequest> {
     const now = options.nowIso();
@@ -143,21 +183,43 @@ export function createWebhookRouter(options: WebhookRouterOptions): Router {
     }
   }
 
-  return router;
+  return (req, res) => {
+    const started = process.hrtime.bigint();
+    const requestId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+    res.setHeader('X-Request-Id', requestId);
+    handle(req, res, requestId)
+      .catch((err: unknown) => {
+        options.logger.error({ err, requestId }, 'webhook failed');
+        if (!res.headersSent) {
+          options.onWebhook?.('unknown', 'unavailable', 500);
+          send(res, 500, 'Internal Server Error');
+        } else res.destroy();
+      })
+      .finally(() => logAccess(options.accessLogger, { requestId, method: req.method ?? '', route: routeOf({ originalUrl: req.url ?? '' }), status: res.statusCode, started }));
+  };
+}
+
+/** A path segment as the router would read it; undefined when it is not valid percent-encoding. */
+function safeDecode(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
  * The update with the reference of the request that created its call or SMS, when the callback URL
  * carries one (callback-urls.ts): stored with the status, it resolves that request's unknown outcome.
  */
-function withRequestRef(req: Request, update: LiveUpdate): LiveUpdate {
-  const ref = req.query[REQUEST_REF_PARAM];
+function withRequestRef(query: Record<string, unknown>, update: LiveUpdate): LiveUpdate {
+  const ref = query[REQUEST_REF_PARAM];
   if (update.kind === 'incoming' || typeof ref !== 'string' || !REQUEST_REF.test(ref)) return update;
   return { ...update, requestRef: ref };
 }
 
 /** The body as a flat field record, whatever its encoding; undefined for broken multipart. */
-function bodyFields(req: Request): Record<string, unknown> | undefined {
+function bodyFields(req: ParsedRequest): Record<string, unknown> | undefined {
   if (Buffer.isBuffer(req.body)) {
     const boundary = multipartBoundary(req.headers['content-type']);
     return boundary ? parseMultipartFields(req.body, boundary) : undefined;
