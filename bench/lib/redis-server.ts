@@ -34,6 +34,8 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
   const failed = new Promise<never>((_, reject) => child.once('error', reject));
   const url = `redis://127.0.0.1:${port}`;
   const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  // Refusals while the server starts are expected and read from connect()'s rejection below.
+  probe.on('error', () => {});
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
