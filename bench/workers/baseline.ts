@@ -51,6 +51,26 @@ async function listen(server: ReturnType<typeof createServer>): Promise<string> 
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
+/**
+ * POST /broadcast?callSid=…: answers 200, then hands the callEvents event a webhook would publish to
+ * `send`; any other path is a 404.
+ */
+function broadcastRoute(send: (event: Record<string, string>) => void): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname !== '/broadcast') {
+      res.writeHead(404).end();
+      return;
+    }
+    void readBody(req).then(() => {
+      served++;
+      const event = { id: `${Date.now()}-${served}`, callSid: url.searchParams.get('callSid') ?? '', status: 'COMPLETED', at: new Date().toISOString(), source: 'WEBHOOK' };
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
+      send(event);
+    });
+  };
+}
+
 let handler: (req: IncomingMessage, res: ServerResponse) => void;
 let wss: WebSocketServer | undefined;
 let graphqlWs: { schema: ReturnType<typeof buildSchema>; subscribers: Set<FloorStream> } | undefined;
@@ -123,48 +143,27 @@ switch (role) {
     break;
   }
   case 'ws-broadcast': {
-    handler = (req, res) => {
-      const url = new URL(req.url ?? '/', 'http://x');
-      if (url.pathname !== '/broadcast') {
-        res.writeHead(404).end();
-        return;
-      }
-      void readBody(req).then(() => {
-        const callSid = url.searchParams.get('callSid') ?? '';
-        served++;
-        const event = { id: `${Date.now()}-${served}`, callSid, status: 'COMPLETED', at: new Date().toISOString(), source: 'WEBHOOK' };
-        // Serialised once, sent to every socket: the physical floor of a broadcast.
-        const frame = JSON.stringify({ id: '1', type: 'next', payload: { data: { callEvents: event } } });
-        res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
-        for (const socket of wss!.clients) socket.send(frame);
-      });
-    };
+    handler = broadcastRoute((event) => {
+      // Serialised once, sent to every socket: the physical floor of a broadcast.
+      const frame = JSON.stringify({ id: '1', type: 'next', payload: { data: { callEvents: event } } });
+      for (const socket of wss!.clients) socket.send(frame);
+    });
     break;
   }
   case 'graphql-ws-floor': {
     const subscribers = new Set<FloorStream>();
     graphqlWs = { schema: buildSchema('type Query { ok: Boolean } type CallEvent { id: ID callSid: ID status: String at: String source: String } type Subscription { callEvents: CallEvent }'), subscribers };
-    handler = (req, res) => {
-      const url = new URL(req.url ?? '/', 'http://x');
-      if (url.pathname !== '/broadcast') {
-        res.writeHead(404).end();
-        return;
-      }
-      void readBody(req).then(() => {
-        const callSid = url.searchParams.get('callSid') ?? '';
-        served++;
-        const result = { data: { callEvents: { id: `${Date.now()}-${served}`, callSid, status: 'COMPLETED', at: new Date().toISOString(), source: 'WEBHOOK' } } };
-        res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
-        // In slices with a turn of the event loop between them, as the gateway's topics deliver (src/live/topics.ts).
-        const all = [...subscribers];
-        let done = 0;
-        const slice = () => {
-          for (const end = Math.min(all.length, done + FLOOR_SLICE); done < end; done++) all[done]!.push(result);
-          if (done < all.length) setImmediate(slice);
-        };
-        slice();
-      });
-    };
+    handler = broadcastRoute((event) => {
+      const result = { data: { callEvents: event } };
+      // In slices with a turn of the event loop between them, as the gateway's topics deliver (src/live/topics.ts).
+      const all = [...subscribers];
+      let done = 0;
+      const slice = () => {
+        for (const end = Math.min(all.length, done + FLOOR_SLICE); done < end; done++) all[done]!.push(result);
+        if (done < all.length) setImmediate(slice);
+      };
+      slice();
+    });
     break;
   }
   case 'apollo-dataloader': {

@@ -3,9 +3,10 @@
  * fixed label, never the raw URL: webhook paths carry their secret token and query strings can carry
  * phone numbers, so neither is logged.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, RequestHandler } from 'express';
 import type { Logger } from '../logger.js';
-import { requestIdOf } from './request-id.js';
+import { REQUEST_ID_HEADER, requestIdFrom, requestIdOf } from './request-id.js';
 
 const QUIET = new Set(['/healthz', '/readyz', '/metrics']);
 const KNOWN = ['/graphql', '/graphiql', '/healthz', '/readyz', '/metrics'];
@@ -46,5 +47,37 @@ export function accessLog(logger: Logger): RequestHandler {
       logAccess(logger, { requestId: requestIdOf(res), method: req.method, route: routeOf(req), status: res.statusCode, started });
     });
     next();
+  };
+}
+
+export interface NodeRouteOptions {
+  accessLogger: Logger;
+  /** The access log's fixed label for a request (routeOf for paths that carry secrets). */
+  route: (req: IncomingMessage) => string;
+  /** Logs a fault of the route's own code. */
+  logFault: (err: unknown, requestId: string) => void;
+  /** Answers such a fault when no answer has started yet (else the socket is cut). */
+  answerFault: (res: ServerResponse) => void;
+}
+
+/**
+ * The frame of a route answered on node:http in front of express: its request id (kept when sane,
+ * echoed), one access-log line when it is done, and a fault of its own answered rather than left hanging.
+ */
+export function nodeRoute(
+  handle: (req: IncomingMessage, res: ServerResponse, requestId: string) => Promise<void>,
+  options: NodeRouteOptions,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const started = process.hrtime.bigint();
+    const requestId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+    res.setHeader('X-Request-Id', requestId);
+    handle(req, res, requestId)
+      .catch((err: unknown) => {
+        options.logFault(err, requestId);
+        if (!res.headersSent) options.answerFault(res);
+        else res.destroy();
+      })
+      .finally(() => logAccess(options.accessLogger, { requestId, method: req.method ?? '', route: options.route(req), status: res.statusCode, started }));
   };
 }

@@ -18,10 +18,10 @@ import { ErrorCode, isGatewayError, type GatewayError } from '../errors.js';
 import type { ContextFactory, GraphQLContext } from '../graphql/context.js';
 import type { Logger } from '../logger.js';
 import { httpOperationSpan } from '../tracing/graphql.js';
-import { logAccess } from './access-log.js';
+import { nodeRoute } from './access-log.js';
 import type { GraphqlGuard } from './graphql-guard.js';
 import { readJsonBody } from './json-body.js';
-import { REQUEST_ID_HEADER, requestIdFrom } from './request-id.js';
+import { REQUEST_ID_HEADER } from './request-id.js';
 import type { ResponseSizeGuard } from './response-size.js';
 
 export interface GraphqlHttpOptions {
@@ -149,18 +149,12 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
     res.end();
   }
 
-  return (req, res) => {
-    const started = process.hrtime.bigint();
-    const requestId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
-    res.setHeader('X-Request-Id', requestId);
-    answer(req, res, requestId)
-      .catch((err: unknown) => {
-        options.logger.error({ err, requestId }, 'GraphQL over HTTP request failed');
-        if (!res.headersSent) refuse(res, 500, errorBody('Internal server error.', { code: ErrorCode.INTERNAL_SERVER_ERROR }));
-        else res.destroy();
-      })
-      .finally(() => logAccess(options.accessLogger, { requestId, method: req.method ?? '', route: '/graphql', status: res.statusCode, started }));
-  };
+  return nodeRoute(answer, {
+    accessLogger: options.accessLogger,
+    route: () => '/graphql',
+    logFault: (err, requestId) => options.logger.error({ err, requestId }, 'GraphQL over HTTP request failed'),
+    answerFault: (res) => refuse(res, 500, errorBody('Internal server error.', { code: ErrorCode.INTERNAL_SERVER_ERROR })),
+  });
 }
 
 /** True for a request this route answers: GRAPHQL_PATH exactly, with or without a query string. */

@@ -14,8 +14,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseQueryString } from 'node:querystring';
 import express from 'express';
 import type { IsoDateTime } from '../exotel/types.js';
-import { logAccess, routeOf } from '../http/access-log.js';
-import { REQUEST_ID_HEADER, requestIdFrom } from '../http/request-id.js';
+import { nodeRoute, routeOf } from '../http/access-log.js';
 import { assertNever } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { parseCallStatusCallback, parseSmsStatusCallback, type ParseResult } from './callback-parse.js';
@@ -183,20 +182,15 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
     }
   }
 
-  return (req, res) => {
-    const started = process.hrtime.bigint();
-    const requestId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
-    res.setHeader('X-Request-Id', requestId);
-    handle(req, res, requestId)
-      .catch((err: unknown) => {
-        options.logger.error({ err, requestId }, 'webhook failed');
-        if (!res.headersSent) {
-          options.onWebhook?.('unknown', 'unavailable', 500);
-          send(res, 500, 'Internal Server Error');
-        } else res.destroy();
-      })
-      .finally(() => logAccess(options.accessLogger, { requestId, method: req.method ?? '', route: routeOf({ originalUrl: req.url ?? '' }), status: res.statusCode, started }));
-  };
+  return nodeRoute(handle, {
+    accessLogger: options.accessLogger,
+    route: (req) => routeOf({ originalUrl: req.url ?? '' }),
+    logFault: (err, requestId) => options.logger.error({ err, requestId }, 'webhook failed'),
+    answerFault: (res) => {
+      options.onWebhook?.('unknown', 'unavailable', 500);
+      send(res, 500, 'Internal Server Error');
+    },
+  });
 }
 
 /** A path segment as the router would read it; undefined when it is not valid percent-encoding. */
