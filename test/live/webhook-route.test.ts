@@ -1,7 +1,13 @@
-/** Which requests the node:http webhook route takes from the server (the rest go to express). */
+/** Which requests the node:http webhook route takes from the server (the rest go to express), and a fault of its own. */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import type { IsoDateTime } from '../../src/exotel/types.js';
 import { WEBHOOK_BASE_PATH } from '../../src/live/callback-urls.js';
-import { isWebhookRequest } from '../../src/live/webhooks.js';
+import type { IngestDeps } from '../../src/live/ingest.js';
+import { createWebhookRoute, isWebhookRequest } from '../../src/live/webhooks.js';
+import { createLogger } from '../../src/logger.js';
 
 describe('isWebhookRequest', () => {
   it('takes every path under the webhook base, with or without a query string, and nothing else', () => {
@@ -10,6 +16,46 @@ describe('isWebhookRequest', () => {
     }
     for (const url of [`${WEBHOOK_BASE_PATH}x/tok/call-status`, '/webhooks', '/graphql', '/', undefined]) {
       expect(isWebhookRequest(url, WEBHOOK_BASE_PATH), String(url)).toBe(false);
+    }
+  });
+});
+
+describe('a fault in the webhook route itself', () => {
+  it('is a 500 logged once at error, counted as unavailable, with one access-log line that hides the token', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', destination: new Writable({ write: (chunk, _enc, cb) => void (lines.push(String(chunk)), cb()) }) });
+    const observed: unknown[][] = [];
+    const route = createWebhookRoute({
+      basePath: WEBHOOK_BASE_PATH,
+      // Nothing the route calls should throw: a throw here stands for a fault of the route's own code.
+      checkToken: () => {
+        throw new Error('route fault');
+      },
+      accountSid: 'acct',
+      ingestDeps: {} as IngestDeps,
+      logger,
+      accessLogger: logger,
+      maxBodyBytes: 1024,
+      nowIso: () => '2026-12-01T00:00:00.000Z' as IsoDateTime,
+      onWebhook: (...args) => void observed.push(args),
+    });
+    const server = createServer(route);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}${WEBHOOK_BASE_PATH}/secret-token/call-status`;
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': 'fault-1' }, body: 'CallSid=abc&Status=completed' });
+      expect(res.status).toBe(500);
+      expect(res.headers.get('x-request-id')).toBe('fault-1');
+      expect(await res.text()).toBe('Internal Server Error');
+      expect(observed).toEqual([['unknown', 'unavailable', 500]]);
+      const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.requestId === 'fault-1');
+      expect(logged).toEqual([
+        expect.objectContaining({ level: 'error', msg: 'webhook failed', err: expect.objectContaining({ message: 'route fault' }) }),
+        expect.objectContaining({ level: 'info', msg: 'http request', route: '/webhooks/exotel/:token/call-status', status: 500 }),
+      ]);
+      expect(lines.join('')).not.toContain('secret-token');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });
