@@ -23,6 +23,7 @@ export const LimitReason = {
   MAX_BATCH_SIZE: 'MAX_BATCH_SIZE',
   MAX_LIST_SIZE: 'MAX_LIST_SIZE',
   MAX_RESPONSE_BYTES: 'MAX_RESPONSE_BYTES',
+  MAX_BODY_BYTES: 'MAX_BODY_BYTES',
 } as const;
 export type LimitReason = (typeof LimitReason)[keyof typeof LimitReason];
 

@@ -87,7 +87,10 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
         auth = options.authenticate(authorization);
       } catch (err) {
         if (!isGatewayError(err)) throw err;
-        throw new GraphQLError(err.message, { originalError: err, extensions: { ...err.extensions, http: { status: httpStatusOf(err.code) } } });
+        const status = httpStatusOf(err.code);
+        // RFC 6750: a 401 names the scheme the client should authenticate with.
+        const headers = status === 401 ? new Map([['www-authenticate', 'Bearer realm="exotel-graphql-gateway"']]) : undefined;
+        throw new GraphQLError(err.message, { originalError: err, extensions: { ...err.extensions, http: { status, ...(headers ? { headers } : {}) } } });
       }
     }
     return Promise.resolve(options.contextFactory({ requestId, auth }));
@@ -113,7 +116,8 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
       const read = await readJsonBody(req, { contentType: headers.get('content-type'), contentEncoding: headers.get('content-encoding'), contentLength: headers.get('content-length') }, options.maxBodyBytes);
       if (!read.ok) {
         options.onClientError(read.refusal.kind);
-        refuse(res, read.refusal.status, errorBody(read.refusal.message));
+        const { status, message, reason } = read.refusal;
+        refuse(res, status, errorBody(message, { code: ErrorCode.BAD_USER_INPUT, ...(reason ? { reason } : {}) }));
         return;
       }
       body = read.value;

@@ -12,13 +12,15 @@ export interface BodyRefusal {
   message: string;
   /** errors.ts clientErrorKind vocabulary: `syntax` for bad JSON, `limit` for size, `input` otherwise. */
   kind: 'syntax' | 'limit' | 'input';
+  /** The limit's name (`extensions.reason`), for a refusal by size. */
+  reason?: 'MAX_BODY_BYTES';
 }
 
 export type JsonBody = { ok: true; value: unknown } | { ok: false; refusal: BodyRefusal };
 
 const NOT_JSON: BodyRefusal = { status: 415, message: 'POST /graphql needs "Content-Type: application/json" and a JSON body.', kind: 'input' };
 const NOT_UTF8: BodyRefusal = { status: 415, message: 'Unsupported body encoding or charset; send UTF-8 JSON.', kind: 'input' };
-const TOO_LARGE: BodyRefusal = { status: 413, message: 'The request body is too large.', kind: 'limit' };
+const TOO_LARGE: BodyRefusal = { status: 413, message: 'The request body is too large (MAX_BODY_BYTES).', kind: 'limit', reason: 'MAX_BODY_BYTES' };
 const MALFORMED: BodyRefusal = { status: 400, message: 'The request body is not valid JSON.', kind: 'syntax' };
 const UNREAD: BodyRefusal = { status: 400, message: 'The request body could not be read.', kind: 'input' };
 

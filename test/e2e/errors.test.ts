@@ -310,6 +310,18 @@ describe('client keys', () => {
     expect(firstError(wrong.body)?.extensions?.code).toBe('UNAUTHENTICATED');
   });
 
+  it('names the Bearer scheme in WWW-Authenticate on a 401, and only there', async () => {
+    const post = (headers: Record<string, string>) => fetch(`${authed.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"query":"{ gateway { mode } }"}' });
+    const refused = await post({});
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('www-authenticate')).toBe('Bearer realm="exotel-graphql-gateway"');
+    expect((await refused.json()).errors[0].extensions).not.toHaveProperty('http');
+    const allowed = await post({ authorization: `Bearer ${reader}` });
+    expect(allowed.status).toBe(200);
+    expect(allowed.headers.get('www-authenticate')).toBeNull();
+    await allowed.text();
+  });
+
   it('lets a read key query but not mutate (FORBIDDEN, no upstream request)', async () => {
     const q = await authed.gql('{ gateway { mode } }', {}, { authorization: `Bearer ${reader}` });
     expect(q.body.data.gateway.mode).toBe('SIMULATOR');

@@ -117,10 +117,10 @@ describe('a persisted-query hash', () => {
 });
 
 describe('bodies that never become a GraphQL request', () => {
-  const cases: Array<{ what: string; send: () => Promise<Response>; status: number; kind: string; message: RegExp }> = [
+  const cases: Array<{ what: string; send: () => Promise<Response>; status: number; kind: string; message: RegExp; reason?: string }> = [
     { what: 'malformed JSON', send: () => postRaw(gw, '{"query": "{ gateway { mode } }"'), status: 400, kind: 'syntax', message: /not valid JSON/ },
     { what: 'a JSON string, not an object or array', send: () => postRaw(gw, '"{ gateway { mode } }"'), status: 400, kind: 'syntax', message: /not valid JSON/ },
-    { what: 'a body over MAX_BODY_BYTES', send: () => postRaw(gw, JSON.stringify({ query: `{ gateway { mode } } # ${'x'.repeat(5000)}` })), status: 413, kind: 'limit', message: /too large/ },
+    { what: 'a body over MAX_BODY_BYTES', send: () => postRaw(gw, JSON.stringify({ query: `{ gateway { mode } } # ${'x'.repeat(5000)}` })), status: 413, kind: 'limit', message: /too large/, reason: 'MAX_BODY_BYTES' },
     {
       what: 'a body over MAX_BODY_BYTES sent without a Content-Length',
       send: () => {
@@ -137,6 +137,7 @@ describe('bodies that never become a GraphQL request', () => {
       status: 413,
       kind: 'limit',
       message: /too large/,
+      reason: 'MAX_BODY_BYTES',
     },
     { what: 'text/plain', send: () => postRaw(gw, '{"query":"{ gateway { mode } }"}', { 'content-type': 'text/plain' }), status: 415, kind: 'input', message: /application\/json/ },
     { what: 'no Content-Type', send: () => postRaw(gw, '{"query":"{ gateway { mode } }"}', {}), status: 415, kind: 'input', message: /application\/json/ },
@@ -150,7 +151,7 @@ describe('bodies that never become a GraphQL request', () => {
       const res = await c.send();
       expect(res.status).toBe(c.status);
       expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
-      expect(await res.json()).toEqual({ errors: [{ message: expect.stringMatching(c.message), extensions: { code: 'BAD_USER_INPUT' } }] });
+      expect(await res.json()).toEqual({ errors: [{ message: expect.stringMatching(c.message), extensions: { code: 'BAD_USER_INPUT', ...(c.reason ? { reason: c.reason } : {}) } }] });
       expect(await clientErrors(gw, c.kind)).toBe(before + 1);
       const lines = gw.logs.slice(logged);
       expect(lines.filter((l) => l.level !== 'info')).toEqual([]);

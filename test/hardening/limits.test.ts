@@ -65,7 +65,7 @@ describe('GraphQL over HTTP limits', () => {
     expect(res.body.data.a.length).toBeGreaterThan(0);
   });
 
-  it('a body over MAX_BODY_BYTES → 413 BAD_USER_INPUT, no upstream request', async () => {
+  it('a body over MAX_BODY_BYTES → 413 BAD_USER_INPUT naming the limit, no upstream request', async () => {
     const before = upstream();
     const res = await fetch(`${gw.url}/graphql`, {
       method: 'POST',
@@ -73,7 +73,7 @@ describe('GraphQL over HTTP limits', () => {
       body: JSON.stringify({ query: '{ exophones { sid } }', variables: { pad: 'x'.repeat(3000) } }),
     });
     expect(res.status).toBe(413);
-    expect(await res.json()).toEqual({ errors: [{ message: expect.any(String), extensions: { code: 'BAD_USER_INPUT' } }] });
+    expect(await res.json()).toEqual({ errors: [{ message: expect.stringContaining('MAX_BODY_BYTES'), extensions: { code: 'BAD_USER_INPUT', reason: 'MAX_BODY_BYTES' } }] });
     expect(upstream()).toBe(before);
   });
 
