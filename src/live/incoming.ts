@@ -10,7 +10,8 @@
  * - becomes a call event: while the caller is in the flow the call is IN_PROGRESS (Exotel has picked up
  *   and the flow is playing); `DialCallStatus` with `CallType` gives the outcome. Ingest keeps it
  *   forward-only and publishes each status once, so the outcome is published once however often it comes;
- * - announces the call on `incomingCalls` the first time (ingest deduplicates that too).
+ * - announces the call on `incomingCalls` the first time, in the same atomic step as its call event
+ *   (deduplicated there too).
  *
  * `Status` in these requests is the agent's state (`busy`/`free`), never the call's: it goes to
  * `Call.flow.agentStatus`. Dates carry no zone and are IST whatever the server's TZ.
@@ -20,7 +21,7 @@ import { int, toCallDirection, toCallStatus } from '../exotel/parse.js';
 import type { Call, CallFlow, CallLeg, CallStatus, IsoDateTime } from '../exotel/types.js';
 import { SID_PATTERN, UNSET_CALL_FIELDS, callStatusRank } from '../exotel/types.js';
 import type { CallEventRecord } from '../storage/types.js';
-import { ingest, IngestStorageError, type IngestDeps, type IngestResult } from './ingest.js';
+import { ingestStep, type IngestDeps, type IngestResult } from './ingest.js';
 import { isTerminalCall } from './updates.js';
 
 /** One Passthru / Connect-applet request, understood. */
@@ -179,9 +180,9 @@ function parseFlowLegs(fields: Record<string, unknown>): CallLeg[] | null {
   return legs.length > 0 ? legs : null;
 }
 
-/** Drops unset values, so merging never erases what is already known. */
+/** Drops unset values (and a new call's empty From/To), so merging never erases what is already known. */
 function known<T extends object>(record: T): { [K in keyof T]?: NonNullable<T[K]> } {
-  return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== null && v !== undefined)) as { [K in keyof T]?: NonNullable<T[K]> };
+  return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== null && v !== undefined && v !== '')) as { [K in keyof T]?: NonNullable<T[K]> };
 }
 
 /** The parameters of one Passthru / Connect-applet request (query string and body, already flattened). */
@@ -282,13 +283,18 @@ export function mergeCall(call: Call, patch: Partial<Call>): Call {
   return next;
 }
 
-/** The call as the last event that carried one knew it (the log outlives the short cache of live calls). */
+/**
+ * The call as the flow's requests told it: the call of every event that carried one, merged in log order
+ * (a known value is never erased by a later one). The log outlives the short cache of live calls, and
+ * merging every event (not taking the last) keeps what two requests stored at once both said.
+ */
 export function callFromHistory(history: readonly CallEventRecord[]): Call | undefined {
-  for (let i = history.length - 1; i >= 0; i--) {
-    const call = history[i]!.data?.call as Call | undefined;
-    if (call && typeof call === 'object' && call.flow) return call;
+  let merged: Call | undefined;
+  for (const event of history) {
+    const call = event.data?.call as Call | undefined;
+    if (call && typeof call === 'object' && call.flow) merged = merged ? mergeCall(merged, call) : call;
   }
-  return undefined;
+  return merged;
 }
 
 /** A new Call for a request of a call the gateway has not seen. */
@@ -309,54 +315,46 @@ function newCall(request: IncomingCallRequest, accountSid: string): Call {
 }
 
 /**
- * Takes in one flow request: merges it into the call (cache and event log), records the call event
- * (forward-only, each status published once) and announces a new incoming call. Throws
- * IngestStorageError when the event could not be stored.
+ * Takes in one flow request in three Redis commands at most: it reads the cached call, then one atomic
+ * step records the call event (forward-only, each status published once), announces a new incoming call
+ * (once) and answers the call's history, then the merged call is cached. Throws IngestStorageError when
+ * the events could not be stored (then nothing of the request was).
  */
 export async function ingestIncomingCall(request: IncomingCallRequest, deps: IngestDeps): Promise<IngestResult> {
   const { callSid } = request;
   if (request.unreadable.length > 0) deps.logger.debug({ callSid, fields: request.unreadable }, 'flow request fields not understood; left empty');
-  const [cached, history] = await Promise.all([
-    deps.entities.getCalls([callSid]).then(
-      ([call]) => call,
-      (err: unknown) => {
-        deps.logger.warn({ err, callSid }, 'could not read the cached call');
-        return undefined;
-      },
-    ),
-    deps.events.callHistory(deps.accountSid, callSid).catch((err: unknown) => {
-      throw new IngestStorageError(err);
-    }),
-  ]);
-  // The cache of a live call lasts seconds and a call fetched from Exotel knows no flow: what earlier
-  // requests said is taken from the log, so nothing they said is lost.
-  const logged = callFromHistory(history);
-  let base = cached ?? logged ?? newCall(request, deps.accountSid);
-  if (logged && base !== logged) base = { ...base, flow: mergeFlow(logged.flow, base.flow) };
-  // The request's status too (forward-only, as in the log), since this call is what the cache keeps.
-  const call = mergeCall(base, { ...request.fields, status: request.status });
-
-  // The call is read and merged here once, so ingest() neither reads nor writes the cache: this request
-  // writes the merged call once, after its event is stored, forward or not (a repeat may still tell more).
-  const eventType = call.flow?.eventType;
-  const result = await ingest(
-    { kind: 'call', callSid, status: request.status, at: request.at, source: 'WEBHOOK', fields: call, ...(eventType ? { eventType: eventType.slice(0, 32) } : {}) },
-    deps,
-    { updateCache: false },
+  const cached = await deps.entities.getCalls([callSid]).then(
+    ([call]) => call,
+    (err: unknown) => {
+      deps.logger.warn({ err, callSid }, 'could not read the cached call');
+      return undefined;
+    },
   );
+  const patch: Partial<Call> = { ...request.fields, status: request.status };
+  // What this request knows: the cached call (a call fetched from Exotel knows no flow) with the request
+  // merged in. What earlier requests said is merged in from the log (callFromHistory), so nothing is lost.
+  const told = mergeCall(cached ?? newCall(request, deps.accountSid), patch);
+  const eventType = told.flow?.eventType;
+  // The call is read and merged here once, so ingest() neither reads nor writes the cache. The
+  // announcement rides in the same step, after the call event: whoever hears of the call finds its status
+  // in the log; the step answers the history too, so the log costs no read of its own.
+  const { result, history = [] } = await ingestStep(
+    { kind: 'call', callSid, status: request.status, at: request.at, source: 'WEBHOOK', fields: told, ...(eventType ? { eventType: eventType.slice(0, 32) } : {}) },
+    deps,
+    {
+      updateCache: false,
+      withHistory: true,
+      ...(request.announce ? { also: { kind: 'incoming', callSid, at: request.at, source: 'WEBHOOK', call: told, extra: {} } } : {}),
+    },
+  );
+  // Every request so far, this one included; over the cached call when there is one (it may know more
+  // from call details). Written once, after the events are stored, forward or not (a repeat may tell more).
+  const logged = callFromHistory(history) ?? told;
+  const call = cached ? mergeCall({ ...cached, flow: mergeFlow(logged.flow, cached.flow) }, patch) : logged;
   try {
     await deps.entities.putCall(call);
   } catch (err) {
     deps.logger.warn({ err, callSid }, 'could not cache the incoming call');
-  }
-  if (request.announce) {
-    // After the call event and the cache write, so a screen pop that subscribes to the call at once finds its status.
-    try {
-      await ingest({ kind: 'incoming', callSid, at: request.at, source: 'WEBHOOK', call, extra: {} }, deps, { updateCache: false });
-    } catch (err) {
-      if (!(err instanceof IngestStorageError)) throw err;
-      deps.logger.warn({ err, callSid }, 'incoming call not announced: the event could not be stored');
-    }
   }
   return result;
 }

@@ -15,7 +15,7 @@
 import type { EntityCache } from '../cache/entities.js';
 import { assertNever } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { EventLog, EventRecord, NotForwardReason, StatusAppend, StatusAppendResult } from '../storage/types.js';
+import type { CallEventRecord, EventLog, EventRecord, NotForwardReason, StatusAppend, StatusAppendResult, StatusStepResult } from '../storage/types.js';
 import { applyToCache, prefetchCached } from './cache-updates.js';
 import { callStatusRank, isTerminalCall, isTerminalSms, openSets, smsStatusRank, type LiveUpdate } from './updates.js';
 
@@ -56,25 +56,50 @@ export interface IngestOptions {
    * written twice for one request.
    */
   updateCache?: boolean;
+  /** A second update stored in the same atomic step, right after this one (an incoming call's announcement). */
+  also?: LiveUpdate;
+  /** Also answer the call's history as it is after the step, read in the same step (a call update). */
+  withHistory?: boolean;
+}
+
+/** ingest()'s answer when the step carried a second update or read the history. */
+export interface IngestStepResult {
+  result: IngestResult;
+  also?: IngestResult;
+  history?: CallEventRecord[];
 }
 
 /** Ingests one update; throws IngestStorageError when it could not be stored. */
 export async function ingest(update: LiveUpdate, deps: IngestDeps, options: IngestOptions = {}): Promise<IngestResult> {
+  return (await ingestStep(update, deps, options)).result;
+}
+
+/** ingest() with what the step also stored and read (IngestOptions.also, withHistory). */
+export async function ingestStep(update: LiveUpdate, deps: IngestDeps, options: IngestOptions = {}): Promise<IngestStepResult> {
   const updateCache = options.updateCache ?? true;
   // The cached object is read while the step runs (another connection on Redis): one round trip less.
   const cached = updateCache ? prefetchCached(update, deps) : undefined;
-  let result: StatusAppendResult;
+  let stored: StatusAppendResult;
   try {
-    result = await deps.events.appendStatus(statusAppend(update, deps));
+    stored = await deps.events.appendStatus({
+      ...statusAppend(update, deps),
+      ...(options.also ? { also: statusAppend(options.also, deps) } : {}),
+      ...(options.withHistory ? { withHistory: true } : {}),
+    });
   } catch (err) {
     throw new IngestStorageError(err);
   }
-  if (!result.forward) {
-    // Repeats the gateway made itself (poller, API) carry no news; repeats from Exotel are history.
-    return result.event ? { outcome: 'recorded', event: result.event, reason: result.reason } : { outcome: 'ignored', reason: result.reason };
-  }
-  if (cached) await applyToCache(update, await cached, deps);
-  return { outcome: 'published', event: result.event };
+  // The second update's cache needs no update of its own: the caller that joins two updates writes the cache.
+  const also = stored.also ? outcomeOf(stored.also) : undefined;
+  const extra = { ...(also ? { also } : {}), ...(stored.history ? { history: stored.history } : {}) };
+  if (stored.forward && cached) await applyToCache(update, await cached, deps);
+  return { result: outcomeOf(stored), ...extra };
+}
+
+function outcomeOf(step: StatusStepResult): IngestResult {
+  if (step.forward) return { outcome: 'published', event: step.event };
+  // Repeats the gateway made itself (poller, API) carry no news; repeats from Exotel are history.
+  return step.event ? { outcome: 'recorded', event: step.event, reason: step.reason } : { outcome: 'ignored', reason: step.reason };
 }
 
 /** What the atomic step stores for an update: the event, its rank, and the bookkeeping that goes with it. */

@@ -3,7 +3,7 @@
  * for callHistory, and synchronous fan-out to subscribers. Ids have the Redis stream shape so cursors mean
  * the same thing on both backends.
  */
-import type { CallEventRecord, EventLog, EventRecord, NewEvent, StatusAppendResult } from './types.js';
+import type { CallEventRecord, EventLog, EventRecord, NewEvent, StatusAppend, StatusAppendResult, StatusStepResult } from './types.js';
 import { checkLimit, type ResolvedStorageOptions } from './options.js';
 import { createExpiringMap } from './expiring-map.js';
 import { checkStatusAppend, decideStatus, eventJsonHead, subjectOf, withForward, type SubjectState } from './status-step.js';
@@ -94,6 +94,25 @@ export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?
     return record;
   };
 
+  /** One subject's status step (EventLog.appendStatus): decide, then store, synchronously. */
+  const step = (append: StatusAppend): StatusStepResult => {
+    const { kind, sid, status } = subjectOf(append.event);
+    const key = subjectKey(kind, append.event.accountSid, sid);
+    const state = subjects.get(key);
+    const previousRank = state?.rank ?? -1;
+    const decision = decideStatus(state, status, append.rank);
+    if (append.requestRef) refs.set(subjectKey('ref', append.event.accountSid, append.requestRef.ref), sid, { ttl: append.requestRef.ttlMs });
+    if (!decision.forward && !append.keepNotForward) return { ...decision, event: undefined, previousRank };
+    const next: SubjectState = { rank: decision.forward ? append.rank : previousRank, statuses: new Set(state?.statuses).add(status) };
+    subjects.set(key, next, { ttl: append.stateTtlMs });
+    const event = store(withForward(eventJsonHead(append.event), decision.forward));
+    if (decision.forward && append.open) {
+      if (append.open.add) openItems?.putNow(append.open.add.set, sid, append.open.add.atMs, { onlyIfAbsent: true });
+      for (const set of append.open.remove ?? []) openItems?.removeNow(set, sid);
+    }
+    return decision.forward ? { forward: true, event, previousRank } : { ...decision, event, previousRank };
+  };
+
   return {
     async append(event: NewEvent): Promise<EventRecord> {
       return store(JSON.stringify(event));
@@ -103,21 +122,13 @@ export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?
       if (closed) throw new Error('event log is closed');
       checkStatusAppend(append);
       // One synchronous run, like the Redis script: nothing else can interleave between decide and store.
-      const { kind, sid, status } = subjectOf(append.event);
-      const key = subjectKey(kind, append.event.accountSid, sid);
-      const state = subjects.get(key);
-      const previousRank = state?.rank ?? -1;
-      const decision = decideStatus(state, status, append.rank);
-      if (append.requestRef) refs.set(subjectKey('ref', append.event.accountSid, append.requestRef.ref), sid, { ttl: append.requestRef.ttlMs });
-      if (!decision.forward && !append.keepNotForward) return { ...decision, event: undefined, previousRank };
-      const next: SubjectState = { rank: decision.forward ? append.rank : previousRank, statuses: new Set(state?.statuses).add(status) };
-      subjects.set(key, next, { ttl: append.stateTtlMs });
-      const event = store(withForward(eventJsonHead(append.event), decision.forward));
-      if (decision.forward && append.open) {
-        if (append.open.add) openItems?.putNow(append.open.add.set, sid, append.open.add.atMs, { onlyIfAbsent: true });
-        for (const set of append.open.remove ?? []) openItems?.removeNow(set, sid);
+      const result: StatusAppendResult = step(append);
+      if (append.also) result.also = step(append.also);
+      if (append.withHistory && append.event.kind === 'call') {
+        trim();
+        result.history = [...(byCall.get(callKey(append.event.accountSid, append.event.callSid)) ?? [])];
       }
-      return decision.forward ? { forward: true, event, previousRank } : { ...decision, event, previousRank };
+      return result;
     },
 
     async statusRank(kind, accountSid, sid) {

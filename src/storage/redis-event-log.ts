@@ -10,7 +10,7 @@
  *   Reads apply the age limit exactly, so both backends replay the same window.
  */
 import type { Redis } from 'ioredis';
-import type { CallEventRecord, EventLog, EventRecord, NewEvent, NotForwardReason, StatusAppendResult } from './types.js';
+import type { CallEventRecord, EventLog, EventRecord, NewEvent, NotForwardReason, StatusAppend, StatusAppendResult, StatusStepResult } from './types.js';
 import { checkLimit, type ResolvedStorageOptions } from './options.js';
 import { APPEND_STATUS_LUA, checkStatusAppend, eventJsonHead, subjectOf, withForward } from './status-step.js';
 import { redisOpenItemsKey } from './open-items.js';
@@ -53,10 +53,12 @@ return id
 interface RedisWithAppend extends Redis {
   eggAppendEvent(stream: string, history: string, maxlen: number, minid: string, json: string, ttlMs: number, cap: number, isCall: string): Promise<string>;
   /** APPEND_STATUS_LUA (status-step.ts); keys and arguments as listed there. */
-  eggAppendStatus(numberOfKeys: number, ...keysAndArgs: Array<string | number>): Promise<[string, string, number]>;
+  eggAppendStatus(numberOfKeys: number, ...keysAndArgs: Array<string | number>): Promise<[StepReply, StepReply | null, string[] | null]>;
 }
 
 type StreamEntry = [id: string, fields: string[]];
+/** One step's answer from APPEND_STATUS_LUA: id or "", outcome, previous rank. */
+type StepReply = [id: string, outcome: string, previous: number];
 
 export interface RedisEventLogDeps {
   /** The shared command connection. */
@@ -153,6 +155,62 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
     }
   };
 
+  /** One step's keys and arguments, in the order APPEND_STATUS_LUA reads them (status-step.ts). */
+  const stepInput = (append: StatusAppend) => {
+    const { event } = append;
+    const { kind, sid, status } = subjectOf(event);
+    const isCall = event.kind === 'call';
+    const remove = append.open?.remove ?? [];
+    const keys = [
+      streamKey,
+      isCall ? historyKey(event.accountSid, event.callSid) : placeholder,
+      stateKey(kind, event.accountSid, sid),
+      append.requestRef ? refKey(event.accountSid, append.requestRef.ref) : placeholder,
+      append.open?.add ? redisOpenItemsKey(keyPrefix, append.open.add.set) : placeholder,
+      ...remove.map((set) => redisOpenItemsKey(keyPrefix, set)),
+    ];
+    const head = eventJsonHead(event);
+    const args = [
+      eventRetentionCount,
+      formatEventId(minParts()),
+      head,
+      Math.ceil(eventRetentionMs),
+      EVENT_LOG_DEFAULTS.callHistoryCap,
+      isCall ? '1' : '0',
+      status,
+      append.rank,
+      append.keepNotForward ? '1' : '0',
+      Math.ceil(append.stateTtlMs),
+      append.requestRef ? sid : '',
+      append.requestRef ? Math.ceil(append.requestRef.ttlMs) : 0,
+      sid,
+      append.open?.add ? Math.round(append.open.add.atMs) : '',
+    ];
+    return { keys, args, head };
+  };
+
+  const stepResult = (head: string, [id, outcome, previous]: StepReply): StatusStepResult => {
+    const previousRank = Number(previous);
+    const forward = outcome === 'forward';
+    // The same JSON the script stored, so the appender and every reader see equal records.
+    const record = id === '' ? undefined : decode(id, withForward(head, forward));
+    if (forward) return { forward: true, event: record!, previousRank };
+    return { forward: false, reason: outcome as NotForwardReason, event: record, previousRank };
+  };
+
+  /** A call's history from its list's entries ("<id> <json>"), inside the retention window. */
+  const historyOf = (lines: string[]): CallEventRecord[] => {
+    const out: CallEventRecord[] = [];
+    for (const line of lines) {
+      const space = line.indexOf(' ');
+      const id = line.slice(0, space);
+      if (space < 0 || !isFresh(id)) continue;
+      const record = decode(id, line.slice(space + 1));
+      if (record?.kind === 'call') out.push(record);
+    }
+    return out;
+  };
+
   return {
     async start() {
       if (loop) return;
@@ -188,43 +246,21 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
     async appendStatus(append): Promise<StatusAppendResult> {
       if (stopped) throw new Error('event log is closed');
       checkStatusAppend(append);
-      const { event } = append;
-      const { kind, sid, status } = subjectOf(event);
-      const head = eventJsonHead(event);
-      const isCall = event.kind === 'call';
-      const remove = append.open?.remove ?? [];
-      const keys = [
-        streamKey,
-        isCall ? historyKey(event.accountSid, event.callSid) : placeholder,
-        stateKey(kind, event.accountSid, sid),
-        append.requestRef ? refKey(event.accountSid, append.requestRef.ref) : placeholder,
-        append.open?.add ? redisOpenItemsKey(keyPrefix, append.open.add.set) : placeholder,
-        ...remove.map((set) => redisOpenItemsKey(keyPrefix, set)),
-      ];
-      const [id, outcome, previous] = await r.eggAppendStatus(
-        keys.length,
-        ...keys,
-        eventRetentionCount,
-        formatEventId(minParts()),
-        head,
-        Math.ceil(eventRetentionMs),
-        EVENT_LOG_DEFAULTS.callHistoryCap,
-        isCall ? '1' : '0',
-        status,
-        append.rank,
-        append.keepNotForward ? '1' : '0',
-        Math.ceil(append.stateTtlMs),
-        append.requestRef ? sid : '',
-        append.requestRef ? Math.ceil(append.requestRef.ttlMs) : 0,
-        sid,
-        append.open?.add ? Math.round(append.open.add.atMs) : '',
+      const first = stepInput(append);
+      const second = append.also ? stepInput(append.also) : undefined;
+      const [one, two, lines] = await r.eggAppendStatus(
+        first.keys.length + (second?.keys.length ?? 0),
+        ...first.keys,
+        ...(second?.keys ?? []),
+        first.keys.length,
+        append.withHistory ? '1' : '0',
+        ...first.args,
+        ...(second?.args ?? []),
       );
-      const previousRank = Number(previous);
-      const forward = outcome === 'forward';
-      // The same JSON the script stored, so the appender and every reader see equal records.
-      const record = id === '' ? undefined : decode(id, withForward(head, forward));
-      if (forward) return { forward: true, event: record!, previousRank };
-      return { forward: false, reason: outcome as NotForwardReason, event: record, previousRank };
+      const result: StatusAppendResult = stepResult(first.head, one);
+      if (second && two) result.also = stepResult(second.head, two);
+      if (append.withHistory) result.history = lines ? historyOf(lines) : [];
+      return result;
     },
 
     async statusRank(kind, accountSid, sid) {
@@ -251,16 +287,7 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
     },
 
     async callHistory(accountSid: string, callSid: string): Promise<CallEventRecord[]> {
-      const lines = await redis.lrange(historyKey(accountSid, callSid), 0, -1);
-      const out: CallEventRecord[] = [];
-      for (const line of lines) {
-        const space = line.indexOf(' ');
-        const id = line.slice(0, space);
-        if (space < 0 || !isFresh(id)) continue;
-        const record = decode(id, line.slice(space + 1));
-        if (record?.kind === 'call') out.push(record);
-      }
-      return out;
+      return historyOf(await redis.lrange(historyKey(accountSid, callSid), 0, -1));
     },
 
     async lastId(): Promise<string | undefined> {

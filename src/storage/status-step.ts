@@ -7,6 +7,10 @@
  * and the statuses stored. A status already stored is a duplicate; a rank strictly above the highest is
  * forward; anything else — a late status, or another status of the same rank (two final call statuses
  * posted to two replicas at once) — is not forward: the first one stored wins.
+ *
+ * One step may carry a second subject's step (`also`: an incoming call's announcement with the call event
+ * of the flow request that announces it) and return the call's history: an incoming-call request is then
+ * decided, stored and announced in one command, and learns what earlier requests said from the same reply.
  */
 import type { NotForwardReason, StatusAppend, StatusEvent, StatusSubject } from './types.js';
 import { checkRank, checkTtl } from './options.js';
@@ -46,6 +50,8 @@ export function subjectOf(event: StatusEvent): { kind: StatusSubject; sid: strin
 
 /** Throws a RangeError on a malformed request (a bug in the caller, never bad input from Exotel). */
 export function checkStatusAppend(append: StatusAppend): void {
+  if (append.also?.also || append.also?.withHistory) throw new RangeError('a second step carries no step or history of its own');
+  if (append.also) checkStatusAppend(append.also);
   checkRank(append.rank);
   checkTtl(append.stateTtlMs, 'stateTtlMs');
   if (append.requestRef) checkTtl(append.requestRef.ttlMs, 'requestRef.ttlMs');
@@ -64,57 +70,75 @@ export function withForward(head: string, forward: boolean): string {
 }
 
 /*
- * KEYS[1] stream, KEYS[2] call history list (or a placeholder), KEYS[3] subject state hash,
- * KEYS[4] request-reference key (or a placeholder), KEYS[5] open set to add to (or a placeholder),
- * KEYS[6..] open sets to remove from.
- * ARGV[1] maxlen, ARGV[2] minid, ARGV[3] JSON head, ARGV[4] history ttl ms, ARGV[5] history cap,
- * ARGV[6] "1" for a call event, ARGV[7] status, ARGV[8] rank, ARGV[9] "1" to keep a status that is not
- * forward, ARGV[10] state ttl ms, ARGV[11] Sid for the request reference ("" for none), ARGV[12] its ttl ms,
- * ARGV[13] the Sid (open-set member), ARGV[14] the open-set score ("" for none).
- * Returns {id or "", "forward" | "duplicate" | "backwards", previous rank}.
+ * One step's keys, from its first key k: k stream, k+1 call history list (or a placeholder), k+2 subject
+ * state hash, k+3 request-reference key (or a placeholder), k+4 open set to add to (or a placeholder),
+ * k+5.. open sets to remove from.
+ * One step's arguments, from its first argument a: a maxlen, a+1 minid, a+2 JSON head, a+3 history ttl ms,
+ * a+4 history cap, a+5 "1" for a call event, a+6 status, a+7 rank, a+8 "1" to keep a status that is not
+ * forward, a+9 state ttl ms, a+10 Sid for the request reference ("" for none), a+11 its ttl ms, a+12 the
+ * Sid (open-set member), a+13 the open-set score ("" for none).
+ *
+ * ARGV[1] the number of keys of the first step, ARGV[2] "1" to return the first step's call history,
+ * ARGV[3..16] the first step's arguments; a second step (`also`), when given, has the keys after the
+ * first's and ARGV[17..30].
+ * Returns {{id or "", "forward" | "duplicate" | "backwards", previous rank}, the second step's the same
+ * or false, the history list's entries or false}.
  *
  * The state hash holds "r" (highest forward rank) and "s:<status>" per stored status.
  */
+export const STEP_ARGS = 14;
+
 export const APPEND_STATUS_LUA = `
-local rank = tonumber(ARGV[8])
-local field = 's:' .. ARGV[7]
-local state = redis.call('HMGET', KEYS[3], 'r', field)
-local prev = tonumber(state[1] or '-1')
-local outcome = 'backwards'
-if state[2] then
-  outcome = 'duplicate'
-elseif rank > prev then
-  outcome = 'forward'
-end
-if ARGV[11] ~= '' then
-  redis.call('SET', KEYS[4], ARGV[11], 'PX', ARGV[12])
-end
-if outcome ~= 'forward' and ARGV[9] ~= '1' then
-  return {'', outcome, prev}
-end
-if outcome == 'forward' then
-  redis.call('HSET', KEYS[3], 'r', rank, field, '1')
-else
-  redis.call('HSET', KEYS[3], field, '1')
-end
-redis.call('PEXPIRE', KEYS[3], ARGV[10])
-local json = ARGV[3] .. ',"forward":' .. (outcome == 'forward' and 'true' or 'false') .. '}'
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', json)
-redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])
-if ARGV[6] == '1' then
-  local cap = tonumber(ARGV[5])
-  if redis.call('RPUSH', KEYS[2], id .. ' ' .. json) > cap then
-    redis.call('LTRIM', KEYS[2], -cap, -1)
+local function step(k, last, a)
+  local rank = tonumber(ARGV[a + 7])
+  local field = 's:' .. ARGV[a + 6]
+  local state = redis.call('HMGET', KEYS[k + 2], 'r', field)
+  local prev = tonumber(state[1] or '-1')
+  local outcome = 'backwards'
+  if state[2] then
+    outcome = 'duplicate'
+  elseif rank > prev then
+    outcome = 'forward'
   end
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-end
-if outcome == 'forward' then
-  if ARGV[14] ~= '' then
-    redis.call('ZADD', KEYS[5], 'NX', ARGV[14], ARGV[13])
+  if ARGV[a + 10] ~= '' then
+    redis.call('SET', KEYS[k + 3], ARGV[a + 10], 'PX', ARGV[a + 11])
   end
-  for i = 6, #KEYS do
-    redis.call('ZREM', KEYS[i], ARGV[13])
+  if outcome ~= 'forward' and ARGV[a + 8] ~= '1' then
+    return {'', outcome, prev}
   end
+  if outcome == 'forward' then
+    redis.call('HSET', KEYS[k + 2], 'r', rank, field, '1')
+  else
+    redis.call('HSET', KEYS[k + 2], field, '1')
+  end
+  redis.call('PEXPIRE', KEYS[k + 2], ARGV[a + 9])
+  local json = ARGV[a + 2] .. ',"forward":' .. (outcome == 'forward' and 'true' or 'false') .. '}'
+  local id = redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[a], '*', 'e', json)
+  redis.call('XTRIM', KEYS[k], 'MINID', '~', ARGV[a + 1])
+  if ARGV[a + 5] == '1' then
+    local cap = tonumber(ARGV[a + 4])
+    if redis.call('RPUSH', KEYS[k + 1], id .. ' ' .. json) > cap then
+      redis.call('LTRIM', KEYS[k + 1], -cap, -1)
+    end
+    redis.call('PEXPIRE', KEYS[k + 1], ARGV[a + 3])
+  end
+  if outcome == 'forward' then
+    if ARGV[a + 13] ~= '' then
+      redis.call('ZADD', KEYS[k + 4], 'NX', ARGV[a + 13], ARGV[a + 12])
+    end
+    for i = k + 5, last do
+      redis.call('ZREM', KEYS[i], ARGV[a + 12])
+    end
+  end
+  return {id, outcome, prev}
 end
-return {id, outcome, prev}
+local first = tonumber(ARGV[1])
+local results = {step(1, first, 3), false, false}
+if #ARGV > 16 then
+  results[2] = step(first + 1, #KEYS, 17)
+end
+if ARGV[2] == '1' then
+  results[3] = redis.call('LRANGE', KEYS[2], 0, -1)
+end
+return results
 `;

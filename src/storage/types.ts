@@ -81,16 +81,27 @@ export interface StatusAppend {
     /** Remove the Sid from these sets (a final status). */
     remove?: string[];
   };
+  /**
+   * A second subject's step, decided and stored in the same atomic step right after this one (an incoming
+   * call's announcement with the call event of the request that announces it). It carries no `also` or
+   * `withHistory` of its own.
+   */
+  also?: StatusAppend;
+  /** Also answer the call's history as it is after the step (a call event's subject), read in the same step. */
+  withHistory?: boolean;
 }
 
 /** Why a status was not forward. */
 export type NotForwardReason = 'duplicate' | 'backwards';
 
-/** What {@link EventLog.appendStatus} decided and stored. */
-export type StatusAppendResult =
+/** What {@link EventLog.appendStatus} decided and stored for one subject. */
+export type StatusStepResult =
   | { forward: true; event: EventRecord; previousRank: number }
   /** `event` is set when it was kept (keepNotForward), undefined when nothing was stored. */
   | { forward: false; reason: NotForwardReason; event: EventRecord | undefined; previousRank: number };
+
+/** What {@link EventLog.appendStatus} decided and stored, with the second step's result and the history when asked. */
+export type StatusAppendResult = StatusStepResult & { also?: StatusStepResult; history?: CallEventRecord[] };
 
 /** Append-only log of events with replay and live fan-in from every replica. */
 export interface EventLog {

@@ -331,6 +331,66 @@ export function describeStorageContract(name: string, make: (options?: HarnessOp
         expect(await ev.statusRank('sms', 'acc1', 'SM1')).toBe(4);
       });
 
+      it('stores a second subject in the same step (an announcement with its call event) and answers the call history', async () => {
+        const { storage } = await harness();
+        const ev = storage.events;
+        const announce = (callSid: string): StatusAppend => ({
+          event: { kind: 'incoming', accountSid: 'acc1', callSid, at: '2026-11-20T10:00:00+05:30', source: 'WEBHOOK', data: { call: callSid } },
+          rank: 0,
+          keepNotForward: true,
+          stateTtlMs: 60_000,
+          open: { add: { set: 'calls:acc1', atMs: 7 } },
+        });
+        const first = await ev.appendStatus(status('CA5', 'IN_PROGRESS', 2, { also: announce('CA5'), withHistory: true }));
+        expect(first).toMatchObject({ forward: true, event: { kind: 'call', status: 'IN_PROGRESS' }, also: { forward: true, previousRank: -1, event: { kind: 'incoming', callSid: 'CA5', forward: true } } });
+        // Stored right after the call event, and the history is the call's as it is after the step.
+        expect(first.also!.event!.id > first.event!.id).toBe(true);
+        expect(first.history).toEqual([first.event]);
+        expect(await storage.openItems.dueBy('calls:acc1', 7, 10)).toEqual(['CA5']);
+        // Every later request: the call's own step as usual, the announcement a duplicate, kept as history.
+        const repeat = await ev.appendStatus(status('CA5', 'IN_PROGRESS', 2, { also: announce('CA5'), withHistory: true }));
+        expect(repeat).toMatchObject({ forward: false, reason: 'duplicate', also: { forward: false, reason: 'duplicate', event: { kind: 'incoming', forward: false } } });
+        const last = await ev.appendStatus(status('CA5', 'COMPLETED', 3, { also: { ...announce('CA5'), keepNotForward: false }, withHistory: true }));
+        expect(last).toMatchObject({ forward: true, also: { forward: false, reason: 'duplicate', event: undefined } });
+        expect(last.history!.map((e) => `${e.status}:${e.forward}`)).toEqual(['IN_PROGRESS:true', 'IN_PROGRESS:false', 'COMPLETED:true']);
+        expect(last.history).toEqual(await ev.callHistory('acc1', 'CA5'));
+        const logged = await ev.readAfter(undefined, 100);
+        expect(logged.filter((e) => e.kind === 'incoming').map((e) => e.forward)).toEqual([true, false]);
+        // Without withHistory or also, nothing more is answered.
+        const plain = await ev.appendStatus(status('CA6', 'RINGING', 1));
+        expect(plain.also).toBeUndefined();
+        expect(plain.history).toBeUndefined();
+        await expect(ev.appendStatus(status('CA6', 'RINGING', 1, { also: { ...announce('CA6'), also: announce('CA6') } }))).rejects.toThrow(RangeError);
+      });
+
+      it('announces an incoming call once across replicas, whichever request of its flow is stored first', async () => {
+        const { storage, replica } = await harness();
+        const other = replica ? await replica() : storage;
+        const sids = Array.from({ length: 30 }, (_, i) => `CA-flow-${i}`);
+        const announce = (callSid: string): StatusAppend => ({
+          event: { kind: 'incoming', accountSid: 'acc1', callSid, at: '2026-11-20T10:00:00+05:30', source: 'WEBHOOK' },
+          rank: 0,
+          keepNotForward: true,
+          stateTtlMs: 60_000,
+        });
+        const results = await Promise.all(
+          sids.flatMap((sid) => [
+            storage.events.appendStatus(status(sid, 'IN_PROGRESS', 2, { also: announce(sid), withHistory: true })),
+            other.events.appendStatus(status(sid, 'IN_PROGRESS', 2, { also: announce(sid), withHistory: true })),
+            other.events.appendStatus(status(sid, 'COMPLETED', 3, { also: announce(sid), withHistory: true })),
+          ]),
+        );
+        for (let i = 0; i < sids.length; i += 1) {
+          const three = results.slice(i * 3, i * 3 + 3);
+          expect(three.filter((r) => r.also?.forward)).toHaveLength(1);
+          // The announcement went with whichever call event was stored first.
+          const history = await storage.events.callHistory('acc1', sids[i]!);
+          const winner = three.find((r) => r.also?.forward)!;
+          expect(winner.event!.id).toBe(history[0]!.id);
+          expect(winner.history![0]).toEqual(history[0]);
+        }
+      });
+
       it('forgets a subject after its state TTL, and a request reference after its own', async () => {
         const { storage, elapse } = await harness();
         await storage.events.appendStatus(status('CA-ttl', 'COMPLETED', 3, { stateTtlMs: 50, requestRef: { ref: 'ref-ttl-0123456789ab', ttlMs: 50 } }));

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Call } from '../../src/exotel/types.js';
-import { EMPTY_FLOW, flowDateToIso, incomingOutcome, mergeCall, parseIncomingCall } from '../../src/live/incoming.js';
+import type { CallEventRecord } from '../../src/storage/types.js';
+import { callFromHistory, EMPTY_FLOW, flowDateToIso, incomingOutcome, mergeCall, parseIncomingCall } from '../../src/live/incoming.js';
 
 const NOW = '2026-11-20T12:00:00+05:30';
 const parse = (fields: Record<string, unknown>) => {
@@ -110,5 +111,21 @@ describe('merging a request into the call', () => {
     expect(merged.flow?.legs).toEqual([{ id: 1, status: null, onCallDurationSeconds: 4, number: '+919800000011', causeCode: 'NORMAL_CLEARING' }]);
     // The call details' legs are not the flow's.
     expect(merged.legs).toEqual(call.legs);
+  });
+
+  it('reads the call from the log as every request told it, in log order: two requests stored at once both count', () => {
+    const event = (id: string, c: Partial<Call>): CallEventRecord => ({
+      kind: 'call', id, accountSid: 'a', callSid: 's1', status: c.status ?? 'IN_PROGRESS', at: call.dateCreated, source: 'WEBHOOK', forward: true, data: { call: c },
+    });
+    const start = { ...call, status: 'IN_PROGRESS' as const, flow: { ...EMPTY_FLOW, flowId: '1', dialWhomNumber: '+919800000011' } };
+    // Two requests on two replicas, each merged over what it knew then (a new call: From/To still empty).
+    const connect = { ...start, from: '', to: '', flow: { ...EMPTY_FLOW, agentEmail: 'a@example.com' } };
+    const end = { ...start, status: 'COMPLETED' as const, flow: { ...EMPTY_FLOW, flowId: '1', dialCallDurationSeconds: 42 } };
+    // A status callback's event carries no flow: not a request of the flow.
+    const callback = event('2-0', { status: 'RINGING', from: '+910000000000' });
+    const merged = callFromHistory([event('1-0', start), callback, event('3-0', end), event('4-0', connect)]);
+    expect(merged).toMatchObject({ status: 'COMPLETED', from: '09876543210', to: '08039591111' });
+    expect(merged?.flow).toMatchObject({ flowId: '1', dialWhomNumber: '+919800000011', agentEmail: 'a@example.com', dialCallDurationSeconds: 42 });
+    expect(callFromHistory([callback])).toBeUndefined();
   });
 });
