@@ -99,6 +99,7 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
     const path = q === -1 ? url : url.slice(0, q);
     const match = /^\/([^/]+)\/([^/]+)\/?$/.exec(path.slice(options.basePath.length));
     if (!match) {
+      options.onWebhook?.('unknown', 'rejected', 404);
       notFound(res);
       return;
     }
@@ -114,7 +115,16 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
     }
     const allowed = kind === 'incoming-call' ? ['GET', 'POST'] : ['POST'];
     if (!allowed.includes(req.method ?? '')) {
+      options.onWebhook?.(kind, 'rejected', 405);
       send(res, 405, 'Method Not Allowed', { allow: allowed.join(', ') });
+      return;
+    }
+    // A declared body over the limit is refused before a byte of it is read (the parsers would read it all
+    // to throw it away); the connection is closed, as the unread body still follows on it.
+    if (Number(req.headers['content-length']) > limit && !req.headers['content-encoding']) {
+      logger().warn({ status: 413, type: 'entity.too.large' }, 'webhook body rejected');
+      options.onWebhook?.(kind, 'rejected', 413);
+      send(res, 413, 'Payload Too Large', { connection: 'close' });
       return;
     }
     try {
@@ -125,7 +135,7 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
       const status = e.type === 'entity.too.large' ? 413 : e.status && e.status >= 400 && e.status < 500 ? e.status : 500;
       if (status === 500) logger().error({ err }, 'webhook failed');
       else logger().warn({ status, type: e.type }, 'webhook body rejected');
-      options.onWebhook?.('unknown', status === 500 ? 'unavailable' : 'rejected', status);
+      options.onWebhook?.(kind, status === 500 ? 'unavailable' : 'rejected', status);
       send(res, status, status === 413 ? 'Payload Too Large' : status === 500 ? 'Internal Server Error' : 'Bad Request');
       return;
     }

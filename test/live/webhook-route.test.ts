@@ -1,6 +1,6 @@
 /** Which requests the node:http webhook route takes from the server (the rest go to express), and a fault of its own. */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { IsoDateTime } from '../../src/exotel/types.js';
@@ -57,5 +57,79 @@ describe('a fault in the webhook route itself', () => {
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+});
+
+describe('what the route counts and when it stops reading', () => {
+  /** A route whose only good token is `good`, on a real server; every answer it counts is kept. */
+  async function withRoute(run: (base: string, port: number, observed: unknown[][]) => Promise<void>) {
+    const observed: unknown[][] = [];
+    const logger = createLogger({ level: 'silent' });
+    const route = createWebhookRoute({
+      basePath: WEBHOOK_BASE_PATH,
+      checkToken: (_kind, presented) => presented === 'good',
+      accountSid: 'acct',
+      ingestDeps: {} as IngestDeps,
+      logger,
+      accessLogger: logger,
+      maxBodyBytes: 1024,
+      nowIso: () => '2026-12-01T00:00:00.000Z' as IsoDateTime,
+      onWebhook: (...args) => void observed.push(args),
+    });
+    const server = createServer(route);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      await run(`http://127.0.0.1:${port}${WEBHOOK_BASE_PATH}`, port, observed);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  }
+  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+
+  it('counts every answer once: a body refused under a good token by its kind, a wrong method and a path without a token as rejected', async () => {
+    await withRoute(async (base, _port, observed) => {
+      const answers = [
+        await fetch(`${base}/good/call-status`, { method: 'POST', headers: form, body: `CallSid=${'x'.repeat(2048)}` }),
+        await fetch(`${base}/good/sms-status`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"SmsSid":' }),
+        await fetch(`${base}/good/call-status`, { method: 'PUT', headers: form, body: 'CallSid=a' }),
+        await fetch(`${base}/good/incoming-call`, { method: 'OPTIONS' }),
+        await fetch(`${base}/good`, { method: 'POST', headers: form, body: 'CallSid=a' }),
+        await fetch(`${base}/bad/call-status`, { method: 'POST', headers: form, body: 'CallSid=a' }),
+      ];
+      expect(await Promise.all(answers.map(async (r) => [r.status, await r.text()]))).toEqual([
+        [413, 'Payload Too Large'],
+        [400, 'Bad Request'],
+        [405, 'Method Not Allowed'],
+        [405, 'Method Not Allowed'],
+        [404, 'Not Found'],
+        [404, 'Not Found'],
+      ]);
+      expect(observed).toEqual([
+        ['call-status', 'rejected', 413],
+        ['sms-status', 'rejected', 400],
+        ['call-status', 'rejected', 405],
+        ['incoming-call', 'rejected', 405],
+        ['unknown', 'rejected', 404],
+        ['unknown', 'rejected', 404],
+      ]);
+    });
+  });
+
+  it('answers a declared body over the limit with 413 at once and closes, reading none of it', async () => {
+    await withRoute(async (_base, port, observed) => {
+      const socket = connect(port, '127.0.0.1');
+      let text = '';
+      socket.on('data', (chunk) => (text += String(chunk)));
+      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      // Headers only: the body (10 MB) is never sent, so only an answer that does not wait for it arrives.
+      socket.write(`POST ${WEBHOOK_BASE_PATH}/good/call-status HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 10000000\r\n\r\nCallSid=`);
+      await closed;
+      expect(text).toMatch(/^HTTP\/1\.1 413 /);
+      expect(text.toLowerCase()).toContain('connection: close');
+      expect(text.endsWith('Payload Too Large')).toBe(true);
+      expect(observed).toEqual([['call-status', 'rejected', 413]]);
+    });
   });
 });
