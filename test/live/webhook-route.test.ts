@@ -9,6 +9,35 @@ import type { IngestDeps } from '../../src/live/ingest.js';
 import { createWebhookRoute, isWebhookRequest } from '../../src/live/webhooks.js';
 import { createLogger } from '../../src/logger.js';
 
+/** A webhook route on a real server; every answer it counts is kept. By default its only good token is `good`. */
+async function withRoute(
+  run: (base: string, port: number, observed: unknown[][]) => Promise<void>,
+  options: { checkToken?: (kind: string, presented: string) => boolean; logger?: ReturnType<typeof createLogger> } = {},
+) {
+  const observed: unknown[][] = [];
+  const logger = options.logger ?? createLogger({ level: 'silent' });
+  const route = createWebhookRoute({
+    basePath: WEBHOOK_BASE_PATH,
+    checkToken: options.checkToken ?? ((_kind, presented) => presented === 'good'),
+    accountSid: 'acct',
+    ingestDeps: {} as IngestDeps,
+    logger,
+    accessLogger: logger,
+    maxBodyBytes: 1024,
+    nowIso: () => '2026-12-01T00:00:00.000Z' as IsoDateTime,
+    onWebhook: (...args) => void observed.push(args),
+  });
+  const server = createServer(route);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    await run(`http://127.0.0.1:${port}${WEBHOOK_BASE_PATH}`, port, observed);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
 describe('isWebhookRequest', () => {
   it('takes every path under the webhook base, with or without a query string, and nothing else', () => {
     for (const url of [`${WEBHOOK_BASE_PATH}/tok/call-status`, `${WEBHOOK_BASE_PATH}/tok/incoming-call?CallSid=x`, `${WEBHOOK_BASE_PATH}`, `${WEBHOOK_BASE_PATH}/`, `${WEBHOOK_BASE_PATH}?x=1`]) {
@@ -24,68 +53,30 @@ describe('a fault in the webhook route itself', () => {
   it('is a 500 logged once at error, counted as unavailable, with one access-log line that hides the token', async () => {
     const lines: string[] = [];
     const logger = createLogger({ level: 'info', destination: new Writable({ write: (chunk, _enc, cb) => void (lines.push(String(chunk)), cb()) }) });
-    const observed: unknown[][] = [];
-    const route = createWebhookRoute({
-      basePath: WEBHOOK_BASE_PATH,
-      // Nothing the route calls should throw: a throw here stands for a fault of the route's own code.
-      checkToken: () => {
-        throw new Error('route fault');
+    // Nothing the route calls should throw: a throw here stands for a fault of the route's own code.
+    const checkToken = () => {
+      throw new Error('route fault');
+    };
+    await withRoute(
+      async (base, _port, observed) => {
+        const res = await fetch(`${base}/secret-token/call-status`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': 'fault-1' }, body: 'CallSid=abc&Status=completed' });
+        expect(res.status).toBe(500);
+        expect(res.headers.get('x-request-id')).toBe('fault-1');
+        expect(await res.text()).toBe('Internal Server Error');
+        expect(observed).toEqual([['unknown', 'unavailable', 500]]);
+        const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.requestId === 'fault-1');
+        expect(logged).toEqual([
+          expect.objectContaining({ level: 'error', msg: 'webhook failed', err: expect.objectContaining({ message: 'route fault' }) }),
+          expect.objectContaining({ level: 'info', msg: 'http request', route: '/webhooks/exotel/:token/call-status', status: 500 }),
+        ]);
+        expect(lines.join('')).not.toContain('secret-token');
       },
-      accountSid: 'acct',
-      ingestDeps: {} as IngestDeps,
-      logger,
-      accessLogger: logger,
-      maxBodyBytes: 1024,
-      nowIso: () => '2026-12-01T00:00:00.000Z' as IsoDateTime,
-      onWebhook: (...args) => void observed.push(args),
-    });
-    const server = createServer(route);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    try {
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}${WEBHOOK_BASE_PATH}/secret-token/call-status`;
-      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': 'fault-1' }, body: 'CallSid=abc&Status=completed' });
-      expect(res.status).toBe(500);
-      expect(res.headers.get('x-request-id')).toBe('fault-1');
-      expect(await res.text()).toBe('Internal Server Error');
-      expect(observed).toEqual([['unknown', 'unavailable', 500]]);
-      const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.requestId === 'fault-1');
-      expect(logged).toEqual([
-        expect.objectContaining({ level: 'error', msg: 'webhook failed', err: expect.objectContaining({ message: 'route fault' }) }),
-        expect.objectContaining({ level: 'info', msg: 'http request', route: '/webhooks/exotel/:token/call-status', status: 500 }),
-      ]);
-      expect(lines.join('')).not.toContain('secret-token');
-    } finally {
-      await new Promise((resolve) => server.close(resolve));
-    }
+      { checkToken, logger },
+    );
   });
 });
 
 describe('what the route counts and when it stops reading', () => {
-  /** A route whose only good token is `good`, on a real server; every answer it counts is kept. */
-  async function withRoute(run: (base: string, port: number, observed: unknown[][]) => Promise<void>) {
-    const observed: unknown[][] = [];
-    const logger = createLogger({ level: 'silent' });
-    const route = createWebhookRoute({
-      basePath: WEBHOOK_BASE_PATH,
-      checkToken: (_kind, presented) => presented === 'good',
-      accountSid: 'acct',
-      ingestDeps: {} as IngestDeps,
-      logger,
-      accessLogger: logger,
-      maxBodyBytes: 1024,
-      nowIso: () => '2026-12-01T00:00:00.000Z' as IsoDateTime,
-      onWebhook: (...args) => void observed.push(args),
-    });
-    const server = createServer(route);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as AddressInfo).port;
-    try {
-      await run(`http://127.0.0.1:${port}${WEBHOOK_BASE_PATH}`, port, observed);
-    } finally {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
-  }
   const form = { 'content-type': 'application/x-www-form-urlencoded' };
 
   it('counts every answer once: a body refused under a good token by its kind, a wrong method and a path without a token as rejected', async () => {
