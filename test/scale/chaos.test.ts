@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSimulator, type Simulator } from '../../src/simulator/index.js';
 import { deleteKeys, redisOrSkip, TEST_REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { spawnGateway, stopAllProcesses, type GatewayProcess } from '../helpers/processes.js';
-import { countKeys, keyOf, newCallSid, postCallback, replicaEnv, subscribeCallEvents, type CallCallback, type Subscriber } from './harness.js';
+import { countKeys, keyOf, newCallSid, postCallback, replicaEnv, subscriberPool, type CallCallback, type Subscriber } from './harness.js';
 
 const GRAPHQL: Record<string, string> = { 'in-progress': 'IN_PROGRESS', completed: 'COMPLETED', busy: 'BUSY' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -65,7 +65,7 @@ describe.skipIf(!(await redisOrSkip()))('chaos: replicas killed and restarted mi
   let env: Record<string, string>;
   let a: GatewayProcess;
   let b: GatewayProcess;
-  const subscribers: Subscriber[] = [];
+  const { subscribe, disposeAll } = subscriberPool();
   const prefix = testPrefix('chaos');
 
   beforeAll(async () => {
@@ -76,17 +76,11 @@ describe.skipIf(!(await redisOrSkip()))('chaos: replicas killed and restarted mi
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.all(subscribers.map((s) => s.dispose()));
+    await disposeAll();
     await stopAllProcesses();
     await sim?.stop();
     await deleteKeys(prefix);
   });
-
-  const subscribe = async (...args: Parameters<typeof subscribeCallEvents>) => {
-    const s = await subscribeCallEvents(...args);
-    subscribers.push(s);
-    return s;
-  };
 
   it('loses no callback and publishes none twice when a replica is SIGKILLed mid-burst and restarted during it', async () => {
     // The survivor's subscriber replays from the start of this test's (empty) log, then follows it live.

@@ -239,3 +239,16 @@ export function countKeys(keys: string[]): Map<string, number> {
   for (const k of keys) counts.set(k, (counts.get(k) ?? 0) + 1);
   return counts;
 }
+
+/** The subscribers a suite opened, disposed together in its teardown. */
+export function subscriberPool() {
+  const open: Subscriber[] = [];
+  return {
+    async subscribe(...args: Parameters<typeof subscribeCallEvents>): Promise<Subscriber> {
+      const subscriber = await subscribeCallEvents(...args);
+      open.push(subscriber);
+      return subscriber;
+    },
+    disposeAll: () => Promise.all(open.splice(0).map((s) => s.dispose())),
+  };
+}

@@ -19,8 +19,8 @@ import {
   spawnPair,
   subscribeCallEvents,
   subscribeCallStatus,
+  subscriberPool,
   type CallCallback,
-  type Subscriber,
 } from './harness.js';
 
 /** The budget under test: small, with a short window, so a few seconds cover several windows. */
@@ -32,7 +32,7 @@ describe.skipIf(!(await redisOrSkip()))('two replicas on one Redis', () => {
   let sim: Simulator;
   let a: GatewayProcess;
   let b: GatewayProcess;
-  const subscribers: Subscriber[] = [];
+  const { subscribe, disposeAll } = subscriberPool();
   const prefix = testPrefix('scale');
 
   beforeAll(async () => {
@@ -52,17 +52,11 @@ describe.skipIf(!(await redisOrSkip()))('two replicas on one Redis', () => {
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.all(subscribers.map((s) => s.dispose()));
+    await disposeAll();
     await stopAllProcesses();
     await sim?.stop();
     await deleteKeys(prefix);
   });
-
-  const subscribe = async (...args: Parameters<typeof subscribeCallEvents>) => {
-    const s = await subscribeCallEvents(...args);
-    subscribers.push(s);
-    return s;
-  };
 
   it('a callback posted to replica A reaches a subscriber on replica B exactly once', async () => {
     const sid = newCallSid();
