@@ -8,6 +8,10 @@
  * server that lets graphql-ws send its frames. Latency: one callback at a time (callback POST → each subscriber's frame), all N frames awaited
  * before the next. Rate: a burst of callbacks posted at once, frames received per second until the last.
  * Memory: heap and RSS of the server process after full GCs, before the fleet and with it subscribed.
+ * Server CPU per frame: the server process's user + system time over the single events, divided by the
+ * frames they delivered. It is what a frame costs the server whatever else the machine is doing, so it is
+ * far steadier than a latency tail on a shared two-core machine, where the bench's own 10,000 client
+ * sockets compete with the server.
  */
 import { performance } from 'node:perf_hooks';
 import { callStatusUrl, callbackBody, gatewayEnv, newSid, startBaseline, startGateway, startSimulator } from '../lib/env.js';
@@ -30,7 +34,12 @@ export interface FanoutRun {
   missing: number;
   events: number;
   burst: number;
+  /** Server user + system CPU per delivered frame over the single events, µs (when `cpu` was given). */
+  cpuUsPerFrame?: number;
 }
+
+/** The server's CPU time so far (process.cpuUsage() of the server process), µs. */
+export type CpuClock = () => Promise<{ user: number; system: number }>;
 
 export function gatewayTrigger(baseUrl: string, accountSid: string): Trigger {
   const url = callStatusUrl(baseUrl, accountSid);
@@ -49,7 +58,7 @@ export function rawTrigger(baseUrl: string): Trigger {
 }
 
 /** Latency over `events` single events, then frames/s over a burst of `burst` events. */
-export async function measureFanout(fleet: Fleet, trigger: Trigger, events: number, burst: number, timeoutMs = 60_000): Promise<FanoutRun> {
+export async function measureFanout(fleet: Fleet, trigger: Trigger, events: number, burst: number, timeoutMs = 60_000, cpu?: CpuClock): Promise<FanoutRun> {
   // Warm-up event: proves every subscription is live before anything is timed.
   {
     const sid = newSid();
@@ -60,6 +69,7 @@ export async function measureFanout(fleet: Fleet, trigger: Trigger, events: numb
   }
   const latencies: number[] = [];
   let missing = 0;
+  const cpuBefore = await cpu?.();
   for (let e = 0; e < events; e++) {
     const sid = newSid();
     let t0 = 0;
@@ -71,6 +81,8 @@ export async function measureFanout(fleet: Fleet, trigger: Trigger, events: numb
     for (const v of d.latenciesMs) latencies.push(v);
     await new Promise((r) => setTimeout(r, 20));
   }
+  const cpuAfter = await cpu?.();
+  const cpuUsPerFrame = cpuBefore && cpuAfter && latencies.length > 0 ? round((cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) / latencies.length, 1) : undefined;
   const sids = Array.from({ length: burst }, newSid);
   let t0 = 0;
   const wait = awaitFrames(fleet, sids, fleet.size * burst, () => t0, timeoutMs);
@@ -79,7 +91,7 @@ export async function measureFanout(fleet: Fleet, trigger: Trigger, events: numb
   const d = await wait;
   missing += d.missing;
   const received = fleet.size * burst - d.missing;
-  return { subscribers: fleet.size, latencyMs: summarise(latencies), framesPerSecond: Math.round(received / ((d.lastAt - t0) / 1000)), missing, events, burst };
+  return { subscribers: fleet.size, latencyMs: summarise(latencies), framesPerSecond: Math.round(received / ((d.lastAt - t0) / 1000)), missing, events, burst, cpuUsPerFrame };
 }
 
 export interface MemoryGrowth {
@@ -116,15 +128,17 @@ async function side(ctx: BenchContext, what: string, server: Worker<{ wsUrl: str
   const fleet = await openFleet({ urls: [server.info.wsUrl], size, protocol, query: CALL_EVENTS });
   ctx.log(`  ${what}: ${n(size)} sockets open in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   try {
-    const run = await measureFanout(fleet, trigger, events, burst);
+    const run = await measureFanout(fleet, trigger, events, burst, undefined, () => server.call('cpu'));
     // After the warm-up and the measured events: what stays is the subscriptions' own cost.
     const after = await server.call<MemorySample>('memory');
-    ctx.log(`  ${what}: p50 ${run.latencyMs.p50} ms, p99 ${run.latencyMs.p99} ms, ${n(run.framesPerSecond)} frames/s, missing ${run.missing}`);
+    ctx.log(`  ${what}: p50 ${run.latencyMs.p50} ms, p99 ${run.latencyMs.p99} ms, ${n(run.framesPerSecond)} frames/s, server CPU ${run.cpuUsPerFrame} µs/frame, missing ${run.missing}`);
     return { run, memory: growth(size, before, after) };
   } finally {
     await fleet.close();
   }
 }
+
+const cpuCell = (run: FanoutRun) => (run.cpuUsPerFrame === undefined ? '–' : `${run.cpuUsPerFrame} µs`);
 
 export async function fanOut(ctx: BenchContext): Promise<FigureResult> {
   const sizes = ctx.quick ? [100, 300] : [1000, 10_000];
@@ -155,6 +169,7 @@ export async function fanOut(ctx: BenchContext): Promise<FigureResult> {
   const p99VsRaw = round(big.gw.run.latencyMs.p99 / big.raw.run.latencyMs.p99, 3);
   const floorP99VsRaw = round(big.floor.run.latencyMs.p99 / big.raw.run.latencyMs.p99, 3);
   const bytesPerSub = big.gw.memory.rssBytesPerSubscriber;
+  const cpuRatio = (a: SideResult, b: SideResult) => (a.run.cpuUsPerFrame && b.run.cpuUsPerFrame ? round(a.run.cpuUsPerFrame / b.run.cpuUsPerFrame, 3) : null);
   const heapPerSub = big.gw.memory.heapBytesPerSubscriber;
   const label = ctx.quick ? `${big.size}` : '10k';
   return {
@@ -177,6 +192,12 @@ export async function fanOut(ctx: BenchContext): Promise<FigureResult> {
       bytesPerSubscription: bytesPerSub,
       heapBytesPerSubscription: heapPerSub,
       rawWsBytesPerSocket: big.raw.memory.rssBytesPerSubscriber,
+      fanoutCpuUsPerFrame10k: big.gw.run.cpuUsPerFrame ?? null,
+      fanoutRawCpuUsPerFrame10k: big.raw.run.cpuUsPerFrame ?? null,
+      fanoutFloorCpuUsPerFrame10k: big.floor.run.cpuUsPerFrame ?? null,
+      fanoutCpuVsRaw: cpuRatio(big.gw, big.raw),
+      fanoutCpuVsFloor: cpuRatio(big.gw, big.floor),
+      fanoutFloorCpuVsRaw: cpuRatio(big.floor, big.raw),
     },
     targets: [
       { what: `fan-out p99 at ${label} subscribers`, target: '≤ 50 ms', measured: ms(big.gw.run.latencyMs.p99), met: big.gw.run.latencyMs.p99 <= 50 && big.gw.run.missing === 0 },
@@ -186,17 +207,17 @@ export async function fanOut(ctx: BenchContext): Promise<FigureResult> {
     ],
     markdown: [
       ...table(
-        ['subscribers', 'server', 'p50', 'p90', 'p99', 'max', 'frames/s (burst)', 'missed', 'heap / subscriber', 'RSS / subscriber'],
+        ['subscribers', 'server', 'p50', 'p90', 'p99', 'max', 'frames/s (burst)', 'server CPU / frame', 'missed', 'heap / subscriber', 'RSS / subscriber'],
         rows.flatMap(({ size, gw, raw, floor }) => [
-          [n(size), 'raw `ws`, frame serialised once', ms(raw.run.latencyMs.p50), ms(raw.run.latencyMs.p90), ms(raw.run.latencyMs.p99), ms(raw.run.latencyMs.max), n(raw.run.framesPerSecond), raw.run.missing, `${n(raw.memory.heapBytesPerSubscriber)} B`, `${n(raw.memory.rssBytesPerSubscriber)} B`],
-          [n(size), 'graphql-ws floor (one result object per event, graphql-ws writes each frame)', ms(floor.run.latencyMs.p50), ms(floor.run.latencyMs.p90), ms(floor.run.latencyMs.p99), ms(floor.run.latencyMs.max), n(floor.run.framesPerSecond), floor.run.missing, `${n(floor.memory.heapBytesPerSubscriber)} B`, `${n(floor.memory.rssBytesPerSubscriber)} B`],
-          [n(size), 'gateway `callEvents` (graphql-ws)', ms(gw.run.latencyMs.p50), ms(gw.run.latencyMs.p90), ms(gw.run.latencyMs.p99), ms(gw.run.latencyMs.max), n(gw.run.framesPerSecond), gw.run.missing, `${n(gw.memory.heapBytesPerSubscriber)} B`, `${n(gw.memory.rssBytesPerSubscriber)} B`],
+          [n(size), 'raw `ws`, frame serialised once', ms(raw.run.latencyMs.p50), ms(raw.run.latencyMs.p90), ms(raw.run.latencyMs.p99), ms(raw.run.latencyMs.max), n(raw.run.framesPerSecond), cpuCell(raw.run), raw.run.missing, `${n(raw.memory.heapBytesPerSubscriber)} B`, `${n(raw.memory.rssBytesPerSubscriber)} B`],
+          [n(size), 'graphql-ws floor (one result object per event, graphql-ws writes each frame)', ms(floor.run.latencyMs.p50), ms(floor.run.latencyMs.p90), ms(floor.run.latencyMs.p99), ms(floor.run.latencyMs.max), n(floor.run.framesPerSecond), cpuCell(floor.run), floor.run.missing, `${n(floor.memory.heapBytesPerSubscriber)} B`, `${n(floor.memory.rssBytesPerSubscriber)} B`],
+          [n(size), 'gateway `callEvents` (graphql-ws)', ms(gw.run.latencyMs.p50), ms(gw.run.latencyMs.p90), ms(gw.run.latencyMs.p99), ms(gw.run.latencyMs.max), n(gw.run.framesPerSecond), cpuCell(gw.run), gw.run.missing, `${n(gw.memory.heapBytesPerSubscriber)} B`, `${n(gw.memory.rssBytesPerSubscriber)} B`],
         ]),
       ),
       '',
       `One socket per subscriber (no multiplexing), all sockets in the bench process, each server in its own process. ` +
         `Latency: ${rows.map((r) => `${r.gw.run.events} events at ${n(r.size)}`).join(', ')}, one at a time, from the callback POST to each frame's arrival. ` +
-        `p99 vs raw ws at ${n(big.size)}: **${p99VsRaw}×**; the graphql-ws floor's own p99 vs raw ws: ${floorP99VsRaw}×. Rate: ${big.gw.run.burst} callbacks posted at once; frames/s ratio at ${n(big.size)}: **${pct(rateRatio)}**, at ${n(rows[0]!.size)}: ${pct(rows[0]!.gw.run.framesPerSecond / rows[0]!.raw.run.framesPerSecond)}. ` +
+        `p99 vs raw ws at ${n(big.size)}: **${p99VsRaw}×**; the graphql-ws floor's own p99 vs raw ws: ${floorP99VsRaw}×. Server CPU per frame at ${n(big.size)} (user + system over the single events): gateway ${cpuRatio(big.gw, big.raw) ?? '–'}× raw ws and ${cpuRatio(big.gw, big.floor) ?? '–'}× the graphql-ws floor, which is itself ${cpuRatio(big.floor, big.raw) ?? '–'}× raw ws. Rate: ${big.gw.run.burst} callbacks posted at once; frames/s ratio at ${n(big.size)}: **${pct(rateRatio)}**, at ${n(rows[0]!.size)}: ${pct(rows[0]!.gw.run.framesPerSecond / rows[0]!.raw.run.framesPerSecond)}. ` +
         'Memory: server process after two full GCs, before the fleet connected and with it connected, subscribed and past the events (socket included, as a subscriber costs one).',
     ],
     details: { rows },

@@ -1,7 +1,8 @@
 /**
  * The worker side of bench/lib/procs.ts: report ready, answer requests by op name, stop on 'stop'.
- * Every worker answers `memory` (heap and RSS after two full GCs when --expose-gc is on) and
- * `profileStart` / `profileStop` (the V8 CPU profiler over the inspector, written as a .cpuprofile).
+ * Every worker answers `memory` (heap and RSS after two full GCs when --expose-gc is on), `cpu` (its
+ * process.cpuUsage(), µs) and `profileStart` / `profileStop` (the V8 CPU profiler over the inspector,
+ * written as a .cpuprofile).
  */
 
 /** Heap and RSS of this process, bytes. */
@@ -56,7 +57,7 @@ export async function memorySample(): Promise<MemorySample> {
 
 /** Serves `handlers` over IPC; `stop` runs `onStop` and exits 0 (so --cpu-prof is written). */
 export function serveIpc(info: unknown, handlers: Record<string, Handler>, onStop: () => Promise<void>): void {
-  const all: Record<string, Handler> = { memory: () => memorySample(), profileStart, profileStop, ...handlers };
+  const all: Record<string, Handler> = { memory: () => memorySample(), cpu: () => process.cpuUsage(), profileStart, profileStop, ...handlers };
   process.on('message', async (msg: { id: number; op: string; args?: unknown }) => {
     if (msg.op === 'stop') {
       try {

@@ -21,7 +21,7 @@ describe('bench harness (quick mode)', () => {
     expect(report.machine).toMatchObject({ cores: expect.any(Number), node: process.version });
     expect(Number.isNaN(Date.parse(String(report.date)))).toBe(false);
     // Every required key is present; the ones of figures that ran are numbers, the rest null.
-    for (const key of ['upstreamPer1000Cold', 'upstreamPer1000Warm', 'fanoutP50Ms10k', 'fanoutP99Ms10k', 'fanoutRateRatio', 'bytesPerSubscription']) {
+    for (const key of ['upstreamPer1000Cold', 'upstreamPer1000Warm', 'fanoutP50Ms10k', 'fanoutP99Ms10k', 'fanoutRateRatio', 'bytesPerSubscription', 'fanoutCpuUsPerFrame10k', 'fanoutCpuVsRaw', 'fanoutCpuVsFloor']) {
       expect(typeof report[key], key).toBe('number');
     }
     for (const key of ['queryThroughputRatio', 'queryP99Ms', 'baselineP99Ms', 'webhookAckP99Ms', 'overloadUpstreamPerMin', 'overloadUpstream429s']) {
