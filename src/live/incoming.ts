@@ -21,8 +21,8 @@ import { int, toCallDirection, toCallStatus } from '../exotel/parse.js';
 import type { Call, CallFlow, CallLeg, CallStatus, IsoDateTime } from '../exotel/types.js';
 import { SID_PATTERN, UNSET_CALL_FIELDS, callStatusRank } from '../exotel/types.js';
 import type { CallEventRecord } from '../storage/types.js';
-import { ingestStep, type IngestDeps, type IngestResult } from './ingest.js';
-import { isTerminalCall } from './updates.js';
+import { ingest, ingestStep, type IngestDeps, type IngestResult } from './ingest.js';
+import { isTerminalCall, type LiveUpdate } from './updates.js';
 
 /** One Passthru / Connect-applet request, understood. */
 export interface IncomingCallRequest {
@@ -32,10 +32,11 @@ export interface IncomingCallRequest {
   status: CallStatus;
   /** When that status held: the call's start for a live status, the request's time for an outcome. */
   at: IsoDateTime;
-  /** What this request says about the call: only known values (nothing here erases anything). */
+  /**
+   * What this request says about the call: only known values (nothing here erases anything). A missing
+   * `Direction` leaves `direction` out: unknown, not incoming.
+   */
   fields: Partial<Call>;
-  /** False for a call the API placed into a flow (`Direction=outbound-api`): not an incoming call. */
-  announce: boolean;
   /** Parameters that were present but could not be read (made null; logged at debug). */
   unreadable: string[];
 }
@@ -247,7 +248,7 @@ export function parseIncomingCall(fields: Record<string, unknown>, nowIso: IsoDa
   });
   callFields.flow = { ...EMPTY_FLOW, ...flow };
   const at = outcome ? (currentTime ?? endTime ?? nowIso) : (startTime ?? created ?? currentTime ?? nowIso);
-  return { ok: true, update: { kind: 'incoming-request', callSid, status, at, fields: callFields, announce: direction !== 'OUTBOUND_API', unreadable } };
+  return { ok: true, update: { kind: 'incoming-request', callSid, status, at, fields: callFields, unreadable } };
 }
 
 /** The flow of `patch` over `base`: only values `patch` knows replace. */
@@ -297,7 +298,11 @@ export function callFromHistory(history: readonly CallEventRecord[]): Call | und
   return merged;
 }
 
-/** A new Call for a request of a call the gateway has not seen. */
+/**
+ * A new Call for a request of a call the gateway does not hold. Its direction is what the request says,
+ * else unknown (null): a made-up `INBOUND` would be merged over what an earlier request said (an API
+ * call placed into a flow, `outbound-api`) once the live call's short cache entry is gone.
+ */
 function newCall(request: IncomingCallRequest, accountSid: string): Call {
   const at = request.fields.dateCreated ?? request.at;
   return {
@@ -307,7 +312,7 @@ function newCall(request: IncomingCallRequest, accountSid: string): Call {
     from: '',
     to: '',
     status: request.status,
-    direction: 'INBOUND',
+    direction: null,
     dateCreated: at,
     dateUpdated: at,
     flow: { ...EMPTY_FLOW },
@@ -319,6 +324,10 @@ function newCall(request: IncomingCallRequest, accountSid: string): Call {
  * step records the call event (forward-only, each status published once), announces a new incoming call
  * (once) and answers the call's history, then the merged call is cached. Throws IngestStorageError when
  * the events could not be stored (then nothing of the request was).
+ *
+ * A call the API placed into the flow (`outbound-api`) is not announced. When neither the request nor
+ * the cached call says which way the call goes, the history decides: the announcement then takes a step
+ * of its own, after the call event, unless an earlier request said `outbound-api`.
  */
 export async function ingestIncomingCall(request: IncomingCallRequest, deps: IngestDeps): Promise<IngestResult> {
   const { callSid } = request;
@@ -335,6 +344,7 @@ export async function ingestIncomingCall(request: IncomingCallRequest, deps: Ing
   // merged in. What earlier requests said is merged in from the log (callFromHistory), so nothing is lost.
   const told = mergeCall(cached ?? newCall(request, deps.accountSid), patch);
   const eventType = told.flow?.eventType;
+  const announcement = (call: Call): LiveUpdate => ({ kind: 'incoming', callSid, at: request.at, source: 'WEBHOOK', call, extra: {} });
   // The call is read and merged here once, so ingest() neither reads nor writes the cache. The
   // announcement rides in the same step, after the call event: whoever hears of the call finds its status
   // in the log; the step answers the history too, so the log costs no read of its own.
@@ -344,13 +354,21 @@ export async function ingestIncomingCall(request: IncomingCallRequest, deps: Ing
     {
       updateCache: false,
       withHistory: true,
-      ...(request.announce ? { also: { kind: 'incoming', callSid, at: request.at, source: 'WEBHOOK', call: told, extra: {} } } : {}),
+      ...(told.direction !== null && told.direction !== 'OUTBOUND_API' ? { also: announcement(told) } : {}),
     },
   );
   // Every request so far, this one included; over the cached call when there is one (it may know more
   // from call details). Written once, after the events are stored, forward or not (a repeat may tell more).
   const logged = callFromHistory(history) ?? told;
   const call = cached ? mergeCall({ ...cached, flow: mergeFlow(logged.flow, cached.flow) }, patch) : logged;
+  if (told.direction === null && call.direction !== 'OUTBOUND_API') {
+    try {
+      await ingest(announcement(call), deps, { updateCache: false });
+    } catch (err) {
+      // The call event is stored; a later request of the flow announces the call.
+      deps.logger.warn({ err, callSid }, 'could not announce the incoming call');
+    }
+  }
   try {
     await deps.entities.putCall(call);
   } catch (err) {

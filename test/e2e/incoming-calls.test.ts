@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Client } from 'graphql-ws';
 import { Redis } from 'ioredis';
 import { createMemoryStorage } from '../../src/storage/memory.js';
+import type { Storage } from '../../src/storage/types.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { redisOrSkip, testPrefix, TEST_REDIS_URL } from '../helpers/redis.js';
 import { callbackUrlsOf } from '../live/webhook-helpers.js';
@@ -71,13 +72,69 @@ async function flowDone(sim: { url: string }, sid: string): Promise<Array<{ step
 }
 
 /** An incomingCalls subscription proven live: probe calls are announced until the subscriber sees one. */
-async function liveIncoming(client: Client): Promise<Recorded<IncomingItem>> {
+async function liveIncoming(client: Client, url = incomingUrl): Promise<Recorded<IncomingItem>> {
   const sub = record<IncomingItem>(client, INCOMING, {}, 'incomingCalls');
   while (sub.items.length === 0) {
-    expect((await passthru(`CallSid=${probeSid()}&CallFrom=09876543210&CallTo=08039591111&Direction=incoming`)).status).toBe(200);
+    expect((await passthru(`CallSid=${probeSid()}&CallFrom=09876543210&CallTo=08039591111&Direction=incoming`, 'GET', url)).status).toBe(200);
     await sub.until((all) => all.length > 0, 200).catch(() => undefined);
   }
   return sub;
+}
+
+/**
+ * Two replicas on one storage, as in production: `a` with the simulator, `b` calling it. A request that
+ * lands on `b` finds nothing of the call near at hand, only what the shared storage still holds.
+ */
+async function twoReplicas(env: Record<string, string>, storage?: Storage): Promise<{ a: TestGateway; b: TestGateway; stop: () => Promise<void> }> {
+  const shared = { ...env, SIMULATOR_TIME_SCALE: '0.02', LIVE_POLL_INTERVAL_MS: '60000', WEBHOOK_SECRET: 'incoming-test-webhook-secret' };
+  const deps = storage ? { storage } : {};
+  const a = await startGateway(shared, {}, deps, { autoStop: false });
+  const sim = a.simulator!;
+  const b = await startGateway(
+    { ...shared, EXOTEL_ACCOUNT_SID: sim.accountSid, EXOTEL_API_KEY: sim.apiKey, EXOTEL_API_TOKEN: sim.apiToken, EXOTEL_BASE_URL: sim.url, GATEWAY_ALLOW_OPEN: '1' },
+    {},
+    deps,
+    { autoStop: false },
+  );
+  return {
+    a,
+    b,
+    stop: async () => {
+      await b.stop();
+      await a.stop();
+    },
+  };
+}
+
+/**
+ * A call the API placed into a flow (`Direction=outbound-api`) whose later request carries no `Direction`
+ * and reaches a replica after the live call's short cache entry has expired: the missing field is unknown,
+ * so the call stays the API's — read back with its direction and never announced as incoming. A request
+ * without `Direction` of a call nothing knows more about is still announced, its direction unknown.
+ */
+async function apiCallWithoutDirectionLater({ a, b }: { a: TestGateway; b: TestGateway }): Promise<void> {
+  const client = wsClient(b.wsUrl);
+  try {
+    const incoming = await liveIncoming(client, callbackUrlsOf(b).incomingCall);
+    const sid = probeSid();
+    const request = `CallSid=${sid}&CallFrom=09876543210&CallTo=08039591111&flow_id=228866&CallType=call-attempt`;
+    expect(await passthru(`${request}&Direction=outbound-api`, 'GET', callbackUrlsOf(a).incomingCall)).toEqual({ status: 200, text: '' });
+    await b.storage.cache.delete(`${b.exotel.accountSid}:call:${sid}`);
+    expect(await passthru(`${request}&DialWhomNumber=%2B919800000011`, 'GET', callbackUrlsOf(b).incomingCall)).toEqual({ status: 200, text: '' });
+
+    const barrier = probeSid();
+    expect((await passthru(`CallSid=${barrier}&CallFrom=09876543210&CallTo=08039591111`, 'GET', callbackUrlsOf(b).incomingCall)).status).toBe(200);
+    const seen = await incoming.until((all) => all.some((c) => c.sid === barrier));
+    incoming.dispose();
+    expect(seen.filter((c) => c.sid === sid)).toEqual([]);
+    expect(seen.find((c) => c.sid === barrier)).toMatchObject({ direction: null, status: 'IN_PROGRESS' });
+
+    const { body } = await b.gql(CALL, { sid });
+    expect(body.errors).toBeUndefined();
+    expect(body.data.call).toMatchObject({ sid, direction: 'OUTBOUND_API', status: 'IN_PROGRESS', flow: { flowId: '228866', dialWhomNumber: '+919800000011' } });
+  } finally {
+    await client.dispose();
+  }
 }
 
 /** The instant of an IST wall-clock "YYYY-MM-DD HH:mm:ss", computed without the process's zone. */
@@ -220,6 +277,17 @@ describe('Passthru requests straight from Exotel', () => {
   });
 });
 
+describe('a call the API placed into a flow', () => {
+  it('keeps its direction when a later request leaves Direction out, its cached call gone, and is never announced', async () => {
+    const replicas = await twoReplicas({}, createMemoryStorage());
+    try {
+      await apiCallWithoutDirectionLater(replicas);
+    } finally {
+      await replicas.stop();
+    }
+  });
+});
+
 describe('an incoming call whose end request never came', () => {
   it('is finished by the reconciler from call details (source POLL), its flow kept', async () => {
     // Calls run 2000× faster here, so the reconciler's due time for an unknown call comes within seconds.
@@ -336,6 +404,15 @@ describe.skipIf(!redisUp)('incoming calls on Redis storage', () => {
     } finally {
       await client.dispose();
       await g.stop();
+    }
+  });
+
+  it('keeps an API call\'s direction when a later request leaves Direction out, and never announces it', async () => {
+    const replicas = await twoReplicas({ REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix });
+    try {
+      await apiCallWithoutDirectionLater(replicas);
+    } finally {
+      await replicas.stop();
     }
   });
 });

@@ -68,10 +68,11 @@ describe('a flow request', () => {
     expect(r.fields.flow?.dialCallDurationSeconds).toBeNull();
   });
 
-  it('is not an incoming call when the API placed it into the flow', () => {
-    expect(parse({ Direction: 'outbound-api' }).announce).toBe(false);
-    expect(parse({ Direction: 'incoming' }).announce).toBe(true);
-    expect(parse({}).announce).toBe(true);
+  it('takes the direction it says, and leaves it unknown (never incoming) when it says none', () => {
+    expect(parse({ Direction: 'outbound-api' }).fields.direction).toBe('OUTBOUND_API');
+    expect(parse({ Direction: 'incoming' }).fields.direction).toBe('INBOUND');
+    expect(parse({}).fields).not.toHaveProperty('direction');
+    expect(parse({ Direction: 'null' }).fields).not.toHaveProperty('direction');
   });
 });
 
