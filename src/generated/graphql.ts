@@ -331,7 +331,13 @@ export type ExoPhone = {
   friendlyName?: Maybe<Scalars['String']['output']>;
   /** The number in E.164. */
   phoneNumber: Scalars['String']['output'];
-  /** Exotel region or telecom circle the number belongs to, when Exotel says. */
+  /**
+   * The region (telecom circle, e.g. "DL") Exotel gives for the number. Null when the listing carries none,
+   * which is the usual case: the gateway lists ExoPhones from v1 IncomingPhoneNumbers.json, whose items, as
+   * production integrations see them, carry only Sid, PhoneNumber, FriendlyName and Capabilities. Only the v2_beta listing, read when v1 answers 404,
+   * says the region. It is not guessed from the number: a mobile-series number keeps its digits when it
+   * moves circle and a toll-free number has no circle.
+   */
   region?: Maybe<Scalars['String']['output']>;
   /** Exotel's Sid of the ExoPhone. */
   sid: Scalars['ID']['output'];
