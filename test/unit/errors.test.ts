@@ -28,6 +28,16 @@ describe('the error map', () => {
     expect(fromExotelResponse(502, '').message).toContain('HTTP 502');
   });
 
+  it('passes on a numeric Code as exotelCode, and leaves a text Code (seen only in unofficial docs) out', () => {
+    const xml = fromExotelResponse(503, '<TwilioResponse><RestException><Status>503</Status><Message>Service Unavailable</Message><Code>35008</Code></RestException></TwilioResponse>');
+    expect(xml.extensions).toMatchObject({ upstreamStatus: 503, exotelCode: 35008 });
+    const text = fromExotelResponse(429, JSON.stringify({ RestException: { Status: 429, Message: 'Rate limit exceeded. Try again in 30 seconds.', Code: 'RATE_LIMIT_EXCEEDED' } }));
+    // The contract code and Exotel's message already say what the text code says.
+    expect(text.extensions).toMatchObject({ code: 'RATE_LIMITED', upstreamStatus: 429 });
+    expect(text.message).toContain('Rate limit exceeded');
+    expect(text.extensions).not.toHaveProperty('exotelCode');
+  });
+
   it('gives RATE_LIMITED a retryAfterSeconds, from Retry-After when Exotel sent one', () => {
     expect(fromExotelResponse(429, '', 7).extensions).toMatchObject({ code: 'RATE_LIMITED', retryAfterSeconds: 7 });
     expect(fromExotelResponse(429, '').retryAfterSeconds).toBeGreaterThan(0);
