@@ -100,7 +100,8 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
     res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body) });
     res.end(body);
   };
-  const refuse = (res: ServerResponse, status: number, body: string) => send(res, status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }, body);
+  const refuse = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) =>
+    send(res, status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }, body);
 
   async function answer(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const method = req.method ?? 'GET';
@@ -117,7 +118,9 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
       if (!read.ok) {
         options.onClientError(read.refusal.kind);
         const { status, message, reason } = read.refusal;
-        refuse(res, status, errorBody(message, { code: ErrorCode.BAD_USER_INPUT, ...(reason ? { reason } : {}) }));
+        // Too large: the rest of the body is not read, and the connection is closed once the answer is out, so
+        // a sender that goes on streaming (chunked) cannot hold the socket until the receive timeout.
+        refuse(res, status, errorBody(message, { code: ErrorCode.BAD_USER_INPUT, ...(reason ? { reason } : {}) }), status === 413 ? { connection: 'close' } : {});
         return;
       }
       body = read.value;

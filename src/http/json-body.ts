@@ -55,7 +55,7 @@ export function readJsonBody(req: IncomingMessage, headers: { contentType: strin
     };
     const onData = (chunk: Buffer) => {
       bytes += chunk.length;
-      // Node reads and discards the rest once the 413 is sent.
+      // The rest is never read: the route answers 413 and closes the connection (graphql-http.ts).
       if (bytes > maxBytes) done(refuse(TOO_LARGE));
       else chunks.push(chunk);
     };

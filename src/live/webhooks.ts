@@ -128,7 +128,17 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
       return;
     }
     try {
-      await readBody(req, res);
+      const read = readBody(req, res);
+      // A body of no declared length (chunked) is counted as it arrives, beside the parsers: they would go on
+      // reading past the limit until the sender stops, so the 413 is sent here as soon as it is crossed, and
+      // the connection closed, as for a declared one. The parsers' own refusal follows once the socket closes.
+      if (req.headers['content-length'] === undefined && !req.headers['content-encoding'] && (await Promise.race([read.then(() => false), crossesLimit(req, limit)]))) {
+        logger().warn({ status: 413, type: 'entity.too.large' }, 'webhook body rejected');
+        options.onWebhook?.(kind, 'rejected', 413);
+        send(res, 413, 'Payload Too Large', { connection: 'close' });
+        return;
+      }
+      await read;
     } catch (err) {
       // Body parser failures: too large → 413, unreadable → 400. Nothing was stored.
       const e = err as { status?: number; type?: string };
@@ -200,6 +210,21 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
       options.onWebhook?.('unknown', 'unavailable', 500);
       send(res, 500, 'Internal Server Error');
     },
+  });
+}
+
+/** Resolves `true` once more than `limit` bytes of `req`'s body have arrived; never when it ends within it. */
+function crossesLimit(req: IncomingMessage, limit: number): Promise<true> {
+  return new Promise((resolve) => {
+    let bytes = 0;
+    const stop = () => void req.off('data', onData).off('end', stop).off('close', stop);
+    const onData = (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes <= limit) return;
+      stop();
+      resolve(true);
+    };
+    req.on('data', onData).once('end', stop).once('close', stop);
   });
 }
 

@@ -1,10 +1,15 @@
 /**
  * The edges of the gateway's HTTP surface that a client meets by mistake, over real HTTP against the real
  * server: a path nothing is served at gets a GraphQL-shaped JSON 404 naming where GraphQL is (never an HTML
- * page, never the path echoed), counted as a client mistake.
+ * page, never the path echoed), counted as a client mistake; and a body streamed chunked past a route's limit
+ * is answered 413 as soon as it crosses it, with the connection closed, however long the sender keeps the
+ * stream open.
  */
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { callbackUrlsOf } from '../live/webhook-helpers.js';
 
 /** The value of one series of the gateway's /metrics text (0 when absent). */
 async function series(gw: TestGateway, name: string, labels: string): Promise<number> {
@@ -60,5 +65,66 @@ describe('a path nothing is served at', () => {
     expect((await gw.gql('{ gateway { mode } }')).body.data.gateway.mode).toBe('SIMULATOR');
     const health = await fetch(`${gw.url}/healthz`);
     expect([health.status, await health.json()]).toEqual([200, { status: 'ok' }]);
+  });
+});
+
+/**
+ * Sends `path` a chunked body of more than `bytes`, then keeps the stream open without its last chunk.
+ * Returns what came back and how long the server took to close the socket (undefined: it did not, in 5 s).
+ */
+async function streamPast(port: number, path: string, contentType: string, bytes: number): Promise<{ answer: string; closedAfterMs: number | undefined }> {
+  const socket = connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  let answer = '';
+  socket.setEncoding('utf8').on('data', (chunk: string) => (answer += chunk));
+  // The server may reset a socket it closes with bytes still unread; that is a close all the same.
+  socket.on('error', () => undefined);
+  const started = Date.now();
+  const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now() - started)));
+  socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: ${contentType}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+  const chunk = 'x'.repeat(8 * 1024);
+  for (let sent = 0; sent <= bytes; sent += chunk.length) socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
+  // No last chunk: the body never ends, as a sender streaming garbage would have it.
+  const gaveUp = AbortSignal.timeout(5_000);
+  const closedAfterMs = await Promise.race([closed, new Promise<undefined>((resolve) => gaveUp.addEventListener('abort', () => resolve(undefined)))]);
+  socket.destroy();
+  return { answer, closedAfterMs };
+}
+
+const bodyOf = (answer: string) => answer.slice(answer.indexOf('\r\n\r\n') + 4);
+
+describe('a chunked body over the limit, its stream kept open', () => {
+  it('(a chunked callback within the limit is read to its end and stored, as before)', async () => {
+    const body = new URLSearchParams({ CallSid: `chunked${process.pid}x${Date.now()}`, Status: 'completed', DateUpdated: '2026-11-20 10:00:47' }).toString();
+    const stream = new ReadableStream({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(body));
+        controller.close();
+      },
+    });
+    const res = await fetch(callbackUrlsOf(gw).callStatus, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: stream, duplex: 'half' } as RequestInit);
+    expect([res.status, await res.text()]).toEqual([200, 'OK']);
+  });
+
+  it('on a webhook: 413 as soon as it crosses 64 KiB, Connection: close, the socket closed; counted once', async () => {
+    const url = new URL(callbackUrlsOf(gw).callStatus);
+    const labels = 'kind="call-status",outcome="rejected"';
+    const before = await series(gw, 'gateway_webhooks_total', labels);
+    const { answer, closedAfterMs } = await streamPast(Number(url.port), `${url.pathname}${url.search}`, 'application/x-www-form-urlencoded', 64 * 1024);
+    expect(closedAfterMs).toBeDefined();
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer.toLowerCase()).toContain('\r\nconnection: close\r\n');
+    expect(bodyOf(answer)).toBe('Payload Too Large');
+    expect(await series(gw, 'gateway_webhooks_total', labels)).toBe(before + 1);
+  });
+
+  it('on /graphql: 413 BAD_USER_INPUT naming MAX_BODY_BYTES as soon as it crosses the limit, Connection: close, the socket closed', async () => {
+    const before = await series(gw, 'gateway_client_errors_total', 'kind="limit"');
+    const { answer, closedAfterMs } = await streamPast(Number(new URL(gw.url).port), '/graphql', 'application/json', gw.config.limits.maxBodyBytes);
+    expect(closedAfterMs).toBeDefined();
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer.toLowerCase()).toContain('\r\nconnection: close\r\n');
+    expect(JSON.parse(bodyOf(answer))).toEqual({ errors: [{ message: expect.stringMatching(/too large/), extensions: { code: 'BAD_USER_INPUT', reason: 'MAX_BODY_BYTES' } }] });
+    expect(await series(gw, 'gateway_client_errors_total', 'kind="limit"')).toBe(before + 1);
   });
 });
