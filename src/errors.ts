@@ -273,8 +273,3 @@ function unwrap(error: unknown): unknown {
   for (let i = 0; i < 5 && e instanceof GraphQLError && e.originalError; i++) e = e.originalError;
   return e;
 }
-
-/** For exhaustive switches over closed unions: a new member breaks the build, not production. */
-export function assertNever(value: never, what = 'value'): never {
-  throw new Error(`unexpected ${what}: ${String(value)}`);
-}

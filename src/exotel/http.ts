@@ -18,7 +18,8 @@
  *   (connection refused, DNS, connect timeout) are UPSTREAM_UNAVAILABLE, and even those are not retried
  *   here: the caller's idempotency record decides.
  */
-import { assertNever, ErrorCode, fromExotelResponse, GatewayError, parseExotelError } from '../errors.js';
+import { assertNever } from '../assert-never.js';
+import { ErrorCode, fromExotelResponse, GatewayError, parseExotelError } from '../errors.js';
 import { createBudgetQueue, type BudgetQueue } from './budget-queue.js';
 import type { ResolvedExotelClientOptions } from './options.js';
 import { createRetryBudget, fullJitterBackoffMs, parseRetryAfterMs, sleep } from './retry.js';

@@ -7,6 +7,7 @@
  * cannot be read at all becomes null (reported once through `unreadable`, logged at debug by the client);
  * only an object without a Sid or with an unknown status is an upstream error, never a silent guess.
  */
+import { assertNever } from '../assert-never.js';
 import { ErrorCode, GatewayError } from '../errors.js';
 import { epochMsToIso, exotelToIso, isExotelEpochZero, isoToEpochMs } from './dates.js';
 import type {
@@ -176,10 +177,8 @@ export function callStatusToWire(status: CallStatus): string {
       return 'no-answer';
     case 'CANCELED':
       return 'canceled';
-    default: {
-      const never: never = status;
-      throw new Error(`unexpected call status ${String(never)}`);
-    }
+    default:
+      return assertNever(status, 'call status');
   }
 }
 
@@ -209,10 +208,8 @@ export function callDirectionToWire(direction: CallDirection): string {
       return 'outbound-api';
     case 'OUTBOUND_DIAL':
       return 'outbound-dial';
-    default: {
-      const never: never = direction;
-      throw new Error(`unexpected call direction ${String(never)}`);
-    }
+    default:
+      return assertNever(direction, 'call direction');
   }
 }
 

@@ -2,9 +2,10 @@
  * Exotel's wire format (Exotel's API docs; docs/exotel-fidelity.md) and the gateway's typed view of it.
  *
  * Two implementations speak the wire types: the real client (src/exotel/) and the built-in simulator
- * (src/simulator/, which imports nothing else from the gateway). The rest of the gateway sees only the
- * domain types and the ExotelApi interface below.
+ * (src/simulator/, which imports nothing else from the gateway; this file imports only the dependency-free
+ * src/assert-never.ts). The rest of the gateway sees only the domain types and the ExotelApi interface below.
  */
+import { assertNever } from '../assert-never.js';
 
 // ───────────────────────────── wire: what Exotel sends and accepts ─────────────────────────────
 
@@ -518,10 +519,8 @@ export function smsStatusRank(status: SmsStatus): number {
     case 'EXPIRED':
     case 'UNDELIVERED':
       return 4;
-    default: {
-      const never: never = status;
-      throw new Error(`unexpected SMS status ${String(never)}`);
-    }
+    default:
+      return assertNever(status, 'SMS status');
   }
 }
 
@@ -540,10 +539,8 @@ export function callStatusRank(status: CallStatus): number {
     case 'NO_ANSWER':
     case 'CANCELED':
       return 3;
-    default: {
-      const never: never = status;
-      throw new Error(`unexpected call status ${String(never)}`);
-    }
+    default:
+      return assertNever(status, 'call status');
   }
 }
 

@@ -10,6 +10,7 @@
  * - the first failed in a way that certainly did not reach Exotel → the record is dropped, the key is free.
  */
 import { createHash } from 'node:crypto';
+import { assertNever } from '../assert-never.js';
 import { ErrorCode, GatewayError, isGatewayError } from '../errors.js';
 import type { IdempotencyStore } from '../storage/types.js';
 
@@ -166,10 +167,8 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
             }
             await new Promise((resolve) => setTimeout(resolve, o.pollIntervalMs));
             continue;
-          default: {
-            const never: never = record;
-            throw new Error(`unexpected idempotency record ${String(never)}`);
-          }
+          default:
+            return assertNever(record, 'idempotency record');
         }
       }
 

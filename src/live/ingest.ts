@@ -13,7 +13,7 @@
  * most and retries only twice).
  */
 import type { EntityCache } from '../cache/entities.js';
-import { assertNever } from '../errors.js';
+import { assertNever } from '../assert-never.js';
 import type { Logger } from '../logger.js';
 import type { CallEventRecord, EventLog, EventRecord, NotForwardReason, StatusAppend, StatusAppendResult, StatusStepResult } from '../storage/types.js';
 import { applyToCache, prefetchCached } from './cache-updates.js';

@@ -4,7 +4,7 @@
  */
 import type { Call, CallStatus, IsoDateTime, SmsMessage, SmsStatus } from '../exotel/types.js';
 import { TERMINAL_CALL_STATUSES, TERMINAL_SMS_STATUSES, callStatusRank, smsStatusRank } from '../exotel/types.js';
-import { assertNever } from '../errors.js';
+import { assertNever } from '../assert-never.js';
 import type { EventRecord, EventSource } from '../storage/types.js';
 
 /** A call reached `status`; `fields` are whatever else was learned about the call with it. */

@@ -15,7 +15,7 @@ import { parse as parseQueryString } from 'node:querystring';
 import express from 'express';
 import type { IsoDateTime } from '../exotel/types.js';
 import { nodeRoute, routeOf } from '../http/access-log.js';
-import { assertNever } from '../errors.js';
+import { assertNever } from '../assert-never.js';
 import type { Logger } from '../logger.js';
 import { parseCallStatusCallback, parseSmsStatusCallback, type ParseResult } from './callback-parse.js';
 import { CALLBACK_KINDS, REQUEST_REF, REQUEST_REF_PARAM, type CallbackKind } from './callback-urls.js';

@@ -12,6 +12,7 @@
  * of the flow request that announces it) and return the call's history: an incoming-call request is then
  * decided, stored and announced in one command, and learns what earlier requests said from the same reply.
  */
+import { assertNever } from '../assert-never.js';
 import type { NotForwardReason, StatusAppend, StatusEvent, StatusSubject } from './types.js';
 import { checkRank, checkTtl } from './options.js';
 
@@ -41,10 +42,8 @@ export function subjectOf(event: StatusEvent): { kind: StatusSubject; sid: strin
       return { kind: 'sms', sid: event.smsSid, status: event.status };
     case 'incoming':
       return { kind: 'incoming', sid: event.callSid, status: 'incoming' };
-    default: {
-      const never: never = event;
-      throw new Error(`unexpected event ${JSON.stringify(never)}`);
-    }
+    default:
+      return assertNever(event, 'event');
   }
 }
 
