@@ -6,10 +6,12 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type Request, type Response, type Router } from 'express';
+import { isExotelSid } from '../exotel/sid.js';
+import type { GatewayMode } from '../graphql/context.js';
 
 export interface GraphiqlRouterOptions {
   /** Stamped into the page so it can show its simulator banner without a query; else the page asks `{ gateway { mode } }`. */
-  mode?: 'SIMULATOR' | 'LIVE';
+  mode?: GatewayMode;
   /** A call Sid the pre-filled `call(sid:)` example uses (simulator mode: a seeded call), stamped into the page. */
   exampleCallSid?: string;
   /** Where the bundle is; defaults to build/graphiql/ of the package this module belongs to. */
@@ -29,10 +31,10 @@ export function defaultBundleDir(): string {
   return join(process.cwd(), 'build', 'graphiql');
 }
 
-/** Attributes the page reads at start; a Sid goes in only if it is made of Sid characters (no escaping needed). */
+/** Attributes the page reads at start; a Sid goes in only if it is one (Sid characters only: no escaping needed). */
 function pageData(options: GraphiqlRouterOptions): string {
   const mode = options.mode ? ` data-gateway-mode="${options.mode}"` : '';
-  const sid = options.exampleCallSid && /^[A-Za-z0-9_-]{1,128}$/.test(options.exampleCallSid) ? ` data-example-call-sid="${options.exampleCallSid}"` : '';
+  const sid = isExotelSid(options.exampleCallSid) ? ` data-example-call-sid="${options.exampleCallSid}"` : '';
   return mode + sid;
 }
 
