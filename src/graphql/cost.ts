@@ -43,6 +43,7 @@ import {
   type OperationDefinitionNode,
   type SelectionSetNode,
 } from 'graphql';
+import { LRUCache } from 'lru-cache';
 import { ErrorCode, GatewayError } from '../errors.js';
 import { LimitReason } from './armor.js';
 
@@ -254,7 +255,7 @@ export function costError(cost: number, maxCost: number, what = 'the operation')
   );
 }
 
-/** Parsed documents of the HTTP guard, by text (a plain bounded map: the guard runs on every request). */
+/** Parsed documents of the HTTP guard, by text (least recently used dropped first); longer texts are parsed each time. */
 const PARSED_CACHE = Object.freeze({ maxEntries: 500, maxTextChars: 10_000 });
 
 export interface CostCheck {
@@ -266,21 +267,19 @@ export interface CostCheck {
 }
 
 export function createCostCheck(schema: GraphQLSchema, maxCost: number): CostCheck {
-  const parsed = new Map<string, DocumentNode | null>();
+  // `false`: the text does not parse (lru-cache holds no null).
+  const parsed = new LRUCache<string, DocumentNode | false>({ max: PARSED_CACHE.maxEntries });
   const documentOf = (query: string): DocumentNode | null => {
     let document = parsed.get(query);
     if (document === undefined) {
       try {
         document = parse(query);
       } catch {
-        document = null;
+        document = false;
       }
-      if (query.length <= PARSED_CACHE.maxTextChars) {
-        if (parsed.size >= PARSED_CACHE.maxEntries) parsed.clear();
-        parsed.set(query, document);
-      }
+      if (query.length <= PARSED_CACHE.maxTextChars) parsed.set(query, document);
     }
-    return document;
+    return document || null;
   };
   return {
     check(operations) {
