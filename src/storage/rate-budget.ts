@@ -11,7 +11,7 @@
  * WHICH time is logged matters. Exotel counts a request when it ARRIVES; we can only know that it has
  * arrived once its answer (or failure) is back. Logging the time a request was SENT undercounts: a burst of
  * `limit` sent at t = 0 that arrives spread over [0, latency] has not left Exotel's window at t = window, yet
- * it had left ours, so the next burst earned 429s (measured: 202 in one window, 2 × 429). So the client
+ * it had left ours, so the next burst earned 429s (Exotel saw more than `limit` in one window). So the client
  * takes with `tryHold`: the entry is PENDING (in the window, whatever its age) from the take until
  * `settle()`, which re-stamps it with the settle time. Arrival ≤ settle, hence our window over settle times
  * bounds Exotel's over arrival times. Proof sketch: take any window (T − window, T] of arrivals at Exotel
