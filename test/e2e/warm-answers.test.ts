@@ -160,6 +160,36 @@ describe.skipIf(!redisUp)('warm answers on Redis, two replicas', () => {
     expect(stats.hits + stats.misses).toBe(sharedReads);
   });
 
+  it('sends Redis no command for a warm query: no cache read, no budget, nothing naming the call', async () => {
+    const sid = freshCompleted(a, used);
+    for (let i = 0; i < 3; i++) await b.gql(CALL, { sid });
+    // Redis's own view of the commands it gets: the request path's keys, or the call's Sid, in any of them.
+    const redis = new Redis(TEST_REDIS_URL);
+    const monitor = await redis.monitor();
+    const seen: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      const command = args.join(' ');
+      if (command.includes(sid) || command.includes(`${prefix}cache:`) || command.includes(`${prefix}budget:`)) seen.push(command);
+    });
+    try {
+      // The monitor is listening: a cold query of another call shows up in it, down to its last step (the
+      // cache write, after the budget's take and settle).
+      const cold = freshCompleted(a, used);
+      expect((await b.gql(CALL, { sid: cold })).body.data.call.sid).toBe(cold);
+      await expect.poll(() => seen.some((c) => /^set /i.test(c) && c.includes(cold))).toBe(true);
+      const before = b.warmAnswers.stats().warm;
+      seen.length = 0;
+      for (let i = 0; i < 20; i++) expect((await b.gql(CALL, { sid })).body.data.call).toMatchObject({ sid, status: 'COMPLETED' });
+      // Anything sent after an answer (a cache write) has time to show up.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(b.warmAnswers.stats().warm - before).toBe(20);
+      expect(seen).toEqual([]);
+    } finally {
+      monitor.disconnect();
+      await redis.quit();
+    }
+  });
+
   it('never answers with the old state once a callback taken by another replica reached this one', async () => {
     const sid = freshCompleted(a, used);
     for (let i = 0; i < 3; i++) await b.gql(CALL, { sid });
