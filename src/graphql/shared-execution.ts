@@ -130,8 +130,8 @@ export function createSharedSubscriptions(options: SharedSubscriptionsOptions): 
     interned.set(key, key);
     return key;
   };
-  // Event → operation key → result, for the most recent events (insertion order: the oldest goes first).
-  const byEvent = new Map<object, Map<string, Shared>>();
+  // Event → operation key → result, for the most recently used events (the least recent goes first).
+  const byEvent = new LRUCache<object, Map<string, Shared>>({ max: RECENT_EVENTS });
   const counters = { executions: 0 };
 
   const run = (args: ExecutionArgs, payload: unknown): Shared => {
@@ -145,10 +145,7 @@ export function createSharedSubscriptions(options: SharedSubscriptionsOptions): 
   const sharedResult = (args: ExecutionArgs, key: string, payload: unknown): Shared => {
     if (typeof payload !== 'object' || payload === null) return run(args, payload);
     let perKey = byEvent.get(payload);
-    if (!perKey) {
-      byEvent.set(payload, (perKey = new Map()));
-      if (byEvent.size > RECENT_EVENTS) byEvent.delete(byEvent.keys().next().value!);
-    }
+    if (!perKey) byEvent.set(payload, (perKey = new Map()));
     let shared = perKey.get(key);
     if (!shared) {
       shared = run(args, payload);
