@@ -25,7 +25,7 @@ import { gatewayVersion } from './graphql/version.js';
 import { createSubscriptionResolvers } from './graphql/resolvers/subscription.js';
 import { createGraphqlWs } from './graphql/ws.js';
 import { WEBHOOK_BASE_PATH } from './live/callback-urls.js';
-import { createLive } from './live/index.js';
+import { createLive, type LiveTimings } from './live/index.js';
 import { isWebhookRequest, type WebhookRoute } from './live/webhooks.js';
 import { graphiqlRouter } from './graphiql/route.js';
 import { createArmor } from './graphql/armor.js';
@@ -78,6 +78,10 @@ export interface GatewayDeps {
   metrics?: Metrics;
   /** Shorter receive timeouts than HTTP_RECEIVE_TIMEOUTS (tests of a slow client). */
   httpReceiveTimeouts?: HttpReceiveTimeouts;
+  /** A shorter graphql-ws keep-alive than graphql-ws's 12 s, ms (tests of a client that stops reading). */
+  wsKeepAliveMs?: number;
+  /** Other live-pipeline timings and sizes than LIVE_DEFAULTS (tests: a small subscriber queue). */
+  liveTimings?: Partial<LiveTimings>;
 }
 
 export interface Gateway {
@@ -294,6 +298,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       publicUrl: () => (boundUrl && /:0$/.test(config.publicUrl) ? boundUrl : config.publicUrl),
       onWebhook: (kind, outcome) => metrics.webhooks.inc({ kind, outcome }),
       onReconciled: (kind) => metrics.reconcilerRecoveries.inc({ kind }),
+      ...(deps.liveTimings ? { timings: deps.liveTimings } : {}),
     });
     onStop('live poller and reconciler stopped, subscriptions ended', () => live.stop());
     incomingCallUrl = () => live.callbackUrls.incomingCall;
@@ -371,6 +376,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       maskMessage: armor.maskSuggestions,
       onOperation: (operation) => metrics.observeOperation(operation),
       closeGraceMs: SHUTDOWN.wsCloseGraceMs,
+      keepAliveMs: deps.wsKeepAliveMs,
     });
     scrapeSources.push(() => {
       metrics.activeSockets.set(graphqlWs.socketCount());

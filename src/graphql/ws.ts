@@ -9,7 +9,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { getOperationAST, getVariableValues, GraphQLError, Kind, OperationTypeNode, parse, specifiedRules, validate, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { Principal } from '../auth.js';
 import type { Limits } from '../config.js';
 import { clientErrorKind, ErrorCode, formatError, isGatewayError, type GatewayError } from '../errors.js';
@@ -143,8 +143,24 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
     },
   });
 
+  // What may wait in this process for one socket's client to read it: one largest answer, and a frame per
+  // other operation or echoed ping. graphql-ws writes an operation's next frame only once the last one has
+  // left, but answers every message the client sends; a client that keeps sending and never reads (a ping
+  // loop in a frozen tab) would otherwise have its answers pile up here without end. The kernel's socket
+  // buffers come before this, so a client that reads, however slowly, never gets near it.
+  const maxBacklogBytes = (limits.maxResponseBytes ?? 0) + (limits.wsMaxSubscriptionsPerSocket + 1) * limits.wsMaxPayloadBytes;
+  /** Listens to every socket's messages (one function for all of them, not a closure per socket). */
+  function cutOffIfNotReading(this: WebSocket) {
+    if (this.bufferedAmount <= maxBacklogBytes) return;
+    logger.info({ bufferedBytes: this.bufferedAmount, maxBacklogBytes }, 'graphql-ws socket cut off: its client keeps sending but reads nothing');
+    this.terminate();
+  }
+
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('message', cutOffIfNotReading);
+      wss.emit('connection', ws, req);
+    });
   };
   options.httpServer.on('upgrade', onUpgrade);
 
