@@ -217,8 +217,8 @@ const schema = z.object({
   WS_CONNECTION_INIT_TIMEOUT_MS: int(100, 120_000).default(5000),
   WS_MAX_SUBSCRIPTIONS_PER_SOCKET: int(1, 100_000).default(100),
   WS_MAX_SOCKETS_PER_KEY: int(1, 1_000_000).default(1000),
-  // Sized at 20 KB of process memory per subscription (the bench's fan-out figure measures it): 5,000 →
-  // about 100 MB per key at most (docs/security.md).
+  // With the memory a subscription costs (the bench's fan-out figure measures it), 5,000 bound one key to
+  // about 100 MB (docs/security.md).
   WS_MAX_SUBSCRIPTIONS_PER_KEY: int(1, 10_000_000).default(5000),
   WS_ALLOWED_ORIGINS: z.string().optional(),
 });
