@@ -9,7 +9,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { getOperationAST, getVariableValues, GraphQLError, Kind, OperationTypeNode, parse, specifiedRules, validate, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import type { Principal } from '../auth.js';
 import type { Limits } from '../config.js';
 import { clientErrorKind, ErrorCode, formatError, isGatewayError, type GatewayError } from '../errors.js';
@@ -100,6 +100,25 @@ function releaseRequest(extra: { request?: IncomingMessage }): void {
   extra.request = undefined;
 }
 
+type SendCallback = (err?: Error) => void;
+type SendOptions = Exclude<Parameters<WebSocket['send']>[1], SendCallback | undefined>;
+
+/**
+ * ws's socket, but a send that fails because the socket has been cut meanwhile (the keep-alive or the
+ * backlog guard terminated it, or the client went away) counts as done, as graphql-ws already counts a send
+ * made after the close. Otherwise every answer still on its way when a client is cut surfaces from
+ * graphql-ws as "Internal error occurred during message handling" with a stack trace on stderr, for what
+ * is only a client leaving. A failed send on a socket that is still open is still an error.
+ */
+class GatewaySocket extends WebSocket {
+  override send(data: Parameters<WebSocket['send']>[0], optionsOrCallback?: SendOptions | SendCallback, callback?: SendCallback): void {
+    const options = typeof optionsOrCallback === 'function' ? {} : (optionsOrCallback ?? {});
+    const done = typeof optionsOrCallback === 'function' ? optionsOrCallback : callback;
+    if (!done) return super.send(data, options);
+    super.send(data, options, (err) => done(err && this.readyState !== WebSocket.OPEN ? undefined : err));
+  }
+}
+
 /** Close code for a key that already has its allowed number of sockets (like HTTP 429). */
 export const CLOSE_TOO_MANY_SOCKETS = 4429;
 
@@ -128,6 +147,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   // before the real reason reaches main.ts.
   const wss = new WebSocketServer({
     noServer: true,
+    WebSocket: GatewaySocket,
     path: options.path,
     maxPayload: limits.wsMaxPayloadBytes,
     // ws's default, stated: frames differ per subscriber (their operation ids), so compression would
