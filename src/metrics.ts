@@ -107,7 +107,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     activeSubscriptions: new Gauge({ name: 'gateway_ws_subscriptions', help: 'Active GraphQL subscriptions', registers }),
     clientErrors: new Counter({
       name: 'gateway_client_errors_total',
-      help: 'Client mistakes (syntax, validation, variables, limit, auth, input, path) on HTTP and graphql-ws; logged at info or below, never as errors',
+      help: 'Client mistakes (syntax, validation, variables, limit, auth, input, path, protocol) on HTTP and graphql-ws; logged at info or below, never as errors',
       labelNames: ['kind'] as const,
       registers,
     }),

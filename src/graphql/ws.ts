@@ -103,19 +103,40 @@ function releaseRequest(extra: { request?: IncomingMessage }): void {
 type SendCallback = (err?: Error) => void;
 type SendOptions = Exclude<Parameters<WebSocket['send']>[1], SendCallback | undefined>;
 
+/** A frame the client got wrong (too long, bad UTF-8, unmasked…): ws names these errors `WS_ERR_…`. */
+const isClientFrameError = (err: unknown): err is Error & { code: string } => {
+  const code: unknown = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('WS_ERR_');
+};
+
 /**
- * ws's socket, but a send that fails because the socket has been cut meanwhile (the keep-alive or the
- * backlog guard terminated it, or the client went away) counts as done, as graphql-ws already counts a send
- * made after the close. Otherwise every answer still on its way when a client is cut surfaces from
- * graphql-ws as "Internal error occurred during message handling" with a stack trace on stderr, for what
- * is only a client leaving. A failed send on a socket that is still open is still an error.
+ * ws's socket with two client events kept from reading as faults of the gateway:
+ * - a send that fails because the socket has been cut meanwhile (the keep-alive or the backlog guard
+ *   terminated it, or the client went away) counts as done, as graphql-ws already counts a send made after
+ *   the close; otherwise every answer still on its way when a client is cut surfaces from graphql-ws as
+ *   "Internal error occurred during message handling" with a stack trace on stderr. A failed send on a
+ *   socket that is still open is still an error.
+ * - a frame the client got wrong goes to `onClientFrameError` instead of the socket's `error` listeners:
+ *   graphql-ws's listener prints it as "Internal error emitted on a WebSocket socket". ws closes the socket
+ *   itself (1009 for a frame over the limit, 1002 or 1007 for a broken one) either way.
  */
 class GatewaySocket extends WebSocket {
+  /** Told of each frame error of a client (set once per server, on a subclass: see createGraphqlWs). */
+  protected onClientFrameError(_err: Error & { code: string }): void {}
+
   override send(data: Parameters<WebSocket['send']>[0], optionsOrCallback?: SendOptions | SendCallback, callback?: SendCallback): void {
     const options = typeof optionsOrCallback === 'function' ? {} : (optionsOrCallback ?? {});
     const done = typeof optionsOrCallback === 'function' ? optionsOrCallback : callback;
     if (!done) return super.send(data, options);
     super.send(data, options, (err) => done(err && this.readyState !== WebSocket.OPEN ? undefined : err));
+  }
+
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'error' && isClientFrameError(args[0])) {
+      this.onClientFrameError(args[0]);
+      return true;
+    }
+    return super.emit(event, ...args);
   }
 }
 
@@ -147,7 +168,13 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   // before the real reason reaches main.ts.
   const wss = new WebSocketServer({
     noServer: true,
-    WebSocket: GatewaySocket,
+    // This server's sockets report their clients' frame errors here (one class per server, not a closure per socket).
+    WebSocket: class extends GatewaySocket {
+      protected override onClientFrameError(err: Error & { code: string }): void {
+        logger.info({ code: err.code, reason: err.message }, 'graphql-ws frame refused: the client sent a frame it may not');
+        options.onClientError?.(err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'limit' : 'protocol');
+      }
+    },
     path: options.path,
     maxPayload: limits.wsMaxPayloadBytes,
     // ws's default, stated: frames differ per subscriber (their operation ids), so compression would

@@ -2,7 +2,7 @@
  * Abuse limits and client auth over real HTTP and real graphql-ws sockets: every limit is
  * refused with its code before execution, and the simulator (Exotel) sees no request for any of them.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { ackedSocket, rawSocket, type RawSocket } from './ws-raw.js';
 
@@ -160,12 +160,20 @@ describe('graphql-ws limits', () => {
     expect(s.ws.extensions).toBe('');
   });
 
-  it('a frame over WS_MAX_PAYLOAD_BYTES → 1009, nothing run', async () => {
+  it('a frame over WS_MAX_PAYLOAD_BYTES → 1009, nothing run; a client mistake, logged at info and never printed as an internal error', async () => {
     const s = track(await ackedSocket(gw.wsUrl, `Bearer ${READER}`));
     const before = upstream();
-    s.send({ type: 'subscribe', id: '1', payload: { query: `{ exophones { sid } } # ${'x'.repeat(2000)}` } });
-    expect((await s.closed).code).toBe(1009);
-    expect(upstream()).toBe(before);
+    const consoleErrors = vi.spyOn(console, 'error');
+    try {
+      s.send({ type: 'subscribe', id: '1', payload: { query: `{ exophones { sid } } # ${'x'.repeat(2000)}` } });
+      expect((await s.closed).code).toBe(1009);
+      expect(upstream()).toBe(before);
+      expect(consoleErrors.mock.calls.map((args) => String(args[0]))).toEqual([]);
+    } finally {
+      consoleErrors.mockRestore();
+    }
+    const line = gw.logs.find((l) => l.msg === 'graphql-ws frame refused: the client sent a frame it may not');
+    expect(line).toMatchObject({ level: 'info', code: 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' });
   });
 
   it('subscriptions past WS_MAX_SUBSCRIPTIONS_PER_SOCKET → RATE_LIMITED error for that operation; the socket stays', async () => {
