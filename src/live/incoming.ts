@@ -11,7 +11,8 @@
  *   and the flow is playing); `DialCallStatus` with `CallType` gives the outcome. Ingest keeps it
  *   forward-only and publishes each status once, so the outcome is published once however often it comes;
  * - announces the call on `incomingCalls` the first time, in the same atomic step as its call event
- *   (deduplicated there too).
+ *   (deduplicated there too); a request that names no direction, of a call nothing else names one for,
+ *   announces it in a step of its own right after (see ingestIncomingCall).
  *
  * `Status` in these requests is the agent's state (`busy`/`free`), never the call's: it goes to
  * `Call.flow.agentStatus`. Dates carry no zone and are IST whatever the server's TZ.
@@ -320,10 +321,10 @@ function newCall(request: IncomingCallRequest, accountSid: string): Call {
 }
 
 /**
- * Takes in one flow request in three Redis commands at most: it reads the cached call, then one atomic
- * step records the call event (forward-only, each status published once), announces a new incoming call
- * (once) and answers the call's history, then the merged call is cached. Throws IngestStorageError when
- * the events could not be stored (then nothing of the request was).
+ * Takes in one flow request in three Redis commands (four when the direction is unknown, below): it reads
+ * the cached call, then one atomic step records the call event (forward-only, each status published once),
+ * announces a new incoming call (once) and answers the call's history, then the merged call is cached.
+ * Throws IngestStorageError when the events could not be stored (then nothing of the request was).
  *
  * A call the API placed into the flow (`outbound-api`) is not announced. When neither the request nor
  * the cached call says which way the call goes, the history decides: the announcement then takes a step
