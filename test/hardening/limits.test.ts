@@ -42,6 +42,13 @@ beforeAll(async () => {
   gw = await startGateway(LIMITS);
 });
 const upstream = () => gw.simulator!.countRequests();
+/** gateway_client_errors_total{kind} from the gateway's /metrics (0 when absent). */
+async function clientErrors(kind: string): Promise<number> {
+  const res = await fetch(gw.metricsUrl);
+  const text = await res.text();
+  expect(res.status).toBe(200);
+  return Number(new RegExp(`^gateway_client_errors_total\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+}
 const sockets: RawSocket[] = [];
 afterEach(() => {
   for (const s of sockets.splice(0)) s.ws.terminate();
@@ -163,6 +170,7 @@ describe('graphql-ws limits', () => {
   it('a frame over WS_MAX_PAYLOAD_BYTES → 1009, nothing run; a client mistake, logged at info and never printed as an internal error', async () => {
     const s = track(await ackedSocket(gw.wsUrl, `Bearer ${READER}`));
     const before = upstream();
+    const limitErrors = await clientErrors('limit');
     const consoleErrors = vi.spyOn(console, 'error');
     try {
       s.send({ type: 'subscribe', id: '1', payload: { query: `{ exophones { sid } } # ${'x'.repeat(2000)}` } });
@@ -174,6 +182,7 @@ describe('graphql-ws limits', () => {
     }
     const line = gw.logs.find((l) => l.msg === 'graphql-ws frame refused: the client sent a frame it may not');
     expect(line).toMatchObject({ level: 'info', code: 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' });
+    expect(await clientErrors('limit')).toBe(limitErrors + 1);
   });
 
   it('subscriptions past WS_MAX_SUBSCRIPTIONS_PER_SOCKET → RATE_LIMITED error for that operation; the socket stays', async () => {
