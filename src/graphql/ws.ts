@@ -109,26 +109,32 @@ const isClientFrameError = (err: unknown): err is Error & { code: string } => {
   return typeof code === 'string' && code.startsWith('WS_ERR_');
 };
 
+/** Write errors that mean the client's connection is gone, whatever ws's state says yet. */
+const CONNECTION_GONE = new Set(['EPIPE', 'ECONNRESET', 'ERR_STREAM_DESTROYED']);
+
 /**
- * ws's socket with two client events kept from reading as faults of the gateway:
+ * ws's socket with the client's own doings kept from reading as faults of the gateway:
  * - a send that fails because the socket has been cut meanwhile (the keep-alive or the backlog guard
  *   terminated it, or the client went away) counts as done, as graphql-ws already counts a send made after
  *   the close; otherwise every answer still on its way when a client is cut surfaces from graphql-ws as
- *   "Internal error occurred during message handling" with a stack trace on stderr. A failed send on a
- *   socket that is still open is still an error.
+ *   "Internal error occurred during message handling" with a stack trace on stderr. Any other failed send
+ *   is still an error.
  * - a frame the client got wrong goes to `onClientFrameError` instead of the socket's `error` listeners:
  *   graphql-ws's listener prints it as "Internal error emitted on a WebSocket socket". ws closes the socket
  *   itself (1009 for a frame over the limit, 1002 or 1007 for a broken one) either way.
+ * - after each send, `checkBacklog` may cut a client that lets what waits for it grow past its bound.
+ * The hooks are set once per server, on a subclass (createGraphqlWs): no closure per socket.
  */
 class GatewaySocket extends WebSocket {
-  /** Told of each frame error of a client (set once per server, on a subclass: see createGraphqlWs). */
   protected onClientFrameError(_err: Error & { code: string }): void {}
+  protected checkBacklog(): void {}
 
   override send(data: Parameters<WebSocket['send']>[0], optionsOrCallback?: SendOptions | SendCallback, callback?: SendCallback): void {
     const options = typeof optionsOrCallback === 'function' ? {} : (optionsOrCallback ?? {});
     const done = typeof optionsOrCallback === 'function' ? optionsOrCallback : callback;
-    if (!done) return super.send(data, options);
-    super.send(data, options, (err) => done(err && this.readyState !== WebSocket.OPEN ? undefined : err));
+    if (!done) super.send(data, options);
+    else super.send(data, options, (err) => done(err && (this.readyState !== WebSocket.OPEN || CONNECTION_GONE.has((err as Error & { code?: string }).code ?? '')) ? undefined : err));
+    if (this.readyState === WebSocket.OPEN) this.checkBacklog();
   }
 
   override emit(event: string | symbol, ...args: unknown[]): boolean {
@@ -163,16 +169,29 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
   };
   let operations = 0;
 
+  // What may wait in this process for one socket's client to read it: one largest answer, and a frame per
+  // other operation or echoed ping. graphql-ws writes an operation's next frame only once the last one has
+  // left, but answers every message the client sends; a client that keeps sending and never reads (a ping
+  // loop in a frozen tab), or asks for many answers at once and stops reading, would otherwise have them
+  // pile up here without end. The kernel's socket buffers come before this.
+  const maxBacklogBytes = (limits.maxResponseBytes ?? 0) + (limits.wsMaxSubscriptionsPerSocket + 1) * limits.wsMaxPayloadBytes;
+
   // noServer, with the upgrade listener below: attached with `server`, ws would re-emit the HTTP server's
   // own errors (a port in use) as WebSocket server errors, which graphql-ws prints with a stack trace
   // before the real reason reaches main.ts.
   const wss = new WebSocketServer({
     noServer: true,
-    // This server's sockets report their clients' frame errors here (one class per server, not a closure per socket).
     WebSocket: class extends GatewaySocket {
       protected override onClientFrameError(err: Error & { code: string }): void {
         logger.info({ code: err.code, reason: err.message }, 'graphql-ws frame refused: the client sent a frame it may not');
         options.onClientError?.(err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'limit' : 'protocol');
+      }
+
+      protected override checkBacklog(): void {
+        const waiting = this.bufferedAmount;
+        if (waiting <= maxBacklogBytes) return;
+        logger.info({ bufferedBytes: waiting, maxBacklogBytes }, 'graphql-ws socket cut off: what waits for its client to read passed its bound');
+        this.terminate();
       }
     },
     path: options.path,
@@ -190,24 +209,8 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
     },
   });
 
-  // What may wait in this process for one socket's client to read it: one largest answer, and a frame per
-  // other operation or echoed ping. graphql-ws writes an operation's next frame only once the last one has
-  // left, but answers every message the client sends; a client that keeps sending and never reads (a ping
-  // loop in a frozen tab) would otherwise have its answers pile up here without end. The kernel's socket
-  // buffers come before this, so a client that reads, however slowly, never gets near it.
-  const maxBacklogBytes = (limits.maxResponseBytes ?? 0) + (limits.wsMaxSubscriptionsPerSocket + 1) * limits.wsMaxPayloadBytes;
-  /** Listens to every socket's messages (one function for all of them, not a closure per socket). */
-  function cutOffIfNotReading(this: WebSocket) {
-    if (this.bufferedAmount <= maxBacklogBytes) return;
-    logger.info({ bufferedBytes: this.bufferedAmount, maxBacklogBytes }, 'graphql-ws socket cut off: its client keeps sending but reads nothing');
-    this.terminate();
-  }
-
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.on('message', cutOffIfNotReading);
-      wss.emit('connection', ws, req);
-    });
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   };
   options.httpServer.on('upgrade', onUpgrade);
 

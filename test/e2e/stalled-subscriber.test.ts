@@ -174,7 +174,7 @@ describe('a subscriber that stops reading its socket', () => {
     await waitFor('client saw the cut', async () => stalled.output, (lines) => lines.includes('cut off'), 5_000);
     // Checked as each message arrives: past the limit by at most the answers to one read's worth of messages.
     expect(stalled.maxWaitingBytes()).toBeLessThan(4 * 1024 + 128 * 1024);
-    const line = gw.logs.find((l) => l.msg === 'graphql-ws socket cut off: its client keeps sending but reads nothing');
+    const line = gw.logs.find((l) => l.msg === 'graphql-ws socket cut off: what waits for its client to read passed its bound');
     expect(line).toMatchObject({ level: 'info', maxBacklogBytes: 4 * 1024 });
 
     await postEvents(gw, 20, 'after');
