@@ -66,8 +66,9 @@ export type Call = {
   /** Status history the gateway has seen for this call, oldest first. */
   events: Array<CallEvent>;
   /**
-   * What the account's incoming-call flow reported about this call (Exotel's Passthru and Connect-applet
-   * requests), merged over every request of the call; null for a call no flow request mentioned.
+   * What a call flow reported about this call (Exotel's Passthru and Connect-applet requests): the account's
+   * incoming-call flow, or the flow connectCallToFlow placed the call into. Merged over every request of the
+   * call; null for a call no flow request mentioned.
    */
   flow?: Maybe<CallFlow>;
   /** The number called first (the `From` of connectCall). */

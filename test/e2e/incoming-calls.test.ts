@@ -345,6 +345,41 @@ describe('a call known only from call details', () => {
   });
 });
 
+describe('a call the API placed into a flow, known only from call details', () => {
+  it('still shows its flow, from the event log', async () => {
+    // connectCallToFlow on replica A; the flow's request (Direction=outbound-api) reaches A too. Replica B
+    // shares A's storage but has never cached the call: Exotel's call details (A's simulator) say
+    // `outbound-api` and nothing of the flow, which only the log holds.
+    const storage = createMemoryStorage();
+    const a = await startGateway({ SIMULATOR_TIME_SCALE: '0.02', LIVE_POLL_INTERVAL_MS: '60000', WEBHOOK_SECRET: 'incoming-test-webhook-secret' }, {}, { storage });
+    const sim = a.simulator!;
+    const b = await startGateway(
+      { EXOTEL_ACCOUNT_SID: sim.accountSid, EXOTEL_API_KEY: sim.apiKey, EXOTEL_API_TOKEN: sim.apiToken, EXOTEL_BASE_URL: sim.url, WEBHOOK_SECRET: 'incoming-test-webhook-secret', GATEWAY_ALLOW_OPEN: '1', LIVE_POLL_INTERVAL_MS: '60000' },
+      {},
+      { storage },
+    );
+    try {
+      const placed = await a.gql(`mutation($input: ConnectCallToFlowInput!) { connectCallToFlow(input: $input) { call { sid direction } } }`, {
+        input: { from: '+919876543214', callerId: '08039591111', flowId: '223344' },
+      });
+      expect(placed.body.errors).toBeUndefined();
+      const { sid, direction } = placed.body.data.connectCallToFlow.call as { sid: string; direction: string };
+      expect(direction).toBe('OUTBOUND_API');
+      const request = `CallSid=${sid}&CallFrom=09876543214&CallTo=08039591111&Direction=outbound-api&flow_id=223344&CallType=call-attempt&DialWhomNumber=%2B919800000066`;
+      expect(await passthru(request, 'GET', callbackUrlsOf(a).incomingCall)).toEqual({ status: 200, text: '' });
+      await storage.cache.delete(`${sim.accountSid}:call:${sid}`);
+      const before = sim.countRequests({ endpoint: 'calls.get' });
+      const { body } = await b.gql(CALL, { sid });
+      expect(body.errors).toBeUndefined();
+      expect(body.data.call).toMatchObject({ sid, direction: 'OUTBOUND_API', flow: { flowId: '223344', dialWhomNumber: '+919800000066' } });
+      expect(sim.countRequests({ endpoint: 'calls.get' })).toBeGreaterThan(before);
+    } finally {
+      await b.stop();
+      await a.stop();
+    }
+  });
+});
+
 describe('the simulator\'s incoming-call route', () => {
   it('refuses a bad start request with a reason, and a start with nowhere to send requests', async () => {
     const start = (url: string, body: unknown) =>

@@ -17,8 +17,9 @@ export const Call: CallResolvers = {
   async flow(call, _args, ctx) {
     if (call.flow !== undefined) return call.flow;
     // A call fetched from Exotel knows nothing of its flow; what the flow's requests said is in the log.
-    // Only incoming calls (or calls of unknown direction) can have had such requests.
-    if (call.direction !== null && call.direction !== 'INBOUND') return null;
+    // Incoming calls and calls the API placed into a flow (connectCallToFlow) can have had such requests,
+    // and calls of unknown direction; a call a flow dialled out is a leg of another call's flow.
+    if (call.direction === 'OUTBOUND_DIAL') return null;
     const history = await ctx.storage.events.callHistory(call.accountSid || ctx.exotel.accountSid, call.sid);
     return callFromHistory(history)?.flow ?? null;
   },
