@@ -318,65 +318,48 @@ describe('an incoming call whose end request never came', () => {
   });
 });
 
+/**
+ * Replica A takes the flow's requests; replica B shares its storage but has never cached the call, so it
+ * fetches it from Exotel (A's simulator), whose call details know nothing of flows: only the log does.
+ */
 describe('a call known only from call details', () => {
-  it('still shows its flow, from the event log', async () => {
-    // Replica A takes the flow's requests; replica B shares its storage but has never cached the call, so it
-    // fetches it from Exotel (A's simulator), whose call details know nothing of flows.
-    const storage = createMemoryStorage();
-    const a = await startGateway({ SIMULATOR_TIME_SCALE: '0.02', LIVE_POLL_INTERVAL_MS: '60000', WEBHOOK_SECRET: 'incoming-test-webhook-secret' }, {}, { storage });
-    const sim = a.simulator!;
-    const b = await startGateway(
-      { EXOTEL_ACCOUNT_SID: sim.accountSid, EXOTEL_API_KEY: sim.apiKey, EXOTEL_API_TOKEN: sim.apiToken, EXOTEL_BASE_URL: sim.url, WEBHOOK_SECRET: 'incoming-test-webhook-secret', GATEWAY_ALLOW_OPEN: '1', LIVE_POLL_INTERVAL_MS: '60000' },
-      {},
-      { storage },
-    );
-    try {
-      const sid = await simulateIncoming(sim, { outcome: 'answered', agent: '+919800000055' });
-      await flowDone(sim, sid);
-      await storage.cache.delete(`${sim.accountSid}:call:${sid}`);
-      const { body } = await b.gql(CALL, { sid });
-      expect(body.errors).toBeUndefined();
-      expect(body.data.call).toMatchObject({ status: 'COMPLETED', flow: { dialWhomNumber: '+919800000055', dialCallStatus: 'COMPLETED', legs: [{ number: '+919800000055' }] } });
-      expect(sim.countRequests({ endpoint: 'calls.get' })).toBeGreaterThan(0);
-    } finally {
-      await b.stop();
-      await a.stop();
-    }
+  const storage = createMemoryStorage();
+  let replicas: Awaited<ReturnType<typeof twoReplicas>>;
+  beforeAll(async () => {
+    replicas = await twoReplicas({}, storage);
   });
-});
+  afterAll(() => replicas.stop());
 
-describe('a call the API placed into a flow, known only from call details', () => {
   it('still shows its flow, from the event log', async () => {
-    // connectCallToFlow on replica A; the flow's request (Direction=outbound-api) reaches A too. Replica B
-    // shares A's storage but has never cached the call: Exotel's call details (A's simulator) say
-    // `outbound-api` and nothing of the flow, which only the log holds.
-    const storage = createMemoryStorage();
-    const a = await startGateway({ SIMULATOR_TIME_SCALE: '0.02', LIVE_POLL_INTERVAL_MS: '60000', WEBHOOK_SECRET: 'incoming-test-webhook-secret' }, {}, { storage });
+    const { a, b } = replicas;
     const sim = a.simulator!;
-    const b = await startGateway(
-      { EXOTEL_ACCOUNT_SID: sim.accountSid, EXOTEL_API_KEY: sim.apiKey, EXOTEL_API_TOKEN: sim.apiToken, EXOTEL_BASE_URL: sim.url, WEBHOOK_SECRET: 'incoming-test-webhook-secret', GATEWAY_ALLOW_OPEN: '1', LIVE_POLL_INTERVAL_MS: '60000' },
-      {},
-      { storage },
-    );
-    try {
-      const placed = await a.gql(`mutation($input: ConnectCallToFlowInput!) { connectCallToFlow(input: $input) { call { sid direction } } }`, {
-        input: { from: '+919876543214', callerId: '08039591111', flowId: '223344' },
-      });
-      expect(placed.body.errors).toBeUndefined();
-      const { sid, direction } = placed.body.data.connectCallToFlow.call as { sid: string; direction: string };
-      expect(direction).toBe('OUTBOUND_API');
-      const request = `CallSid=${sid}&CallFrom=09876543214&CallTo=08039591111&Direction=outbound-api&flow_id=223344&CallType=call-attempt&DialWhomNumber=%2B919800000066`;
-      expect(await passthru(request, 'GET', callbackUrlsOf(a).incomingCall)).toEqual({ status: 200, text: '' });
-      await storage.cache.delete(`${sim.accountSid}:call:${sid}`);
-      const before = sim.countRequests({ endpoint: 'calls.get' });
-      const { body } = await b.gql(CALL, { sid });
-      expect(body.errors).toBeUndefined();
-      expect(body.data.call).toMatchObject({ sid, direction: 'OUTBOUND_API', flow: { flowId: '223344', dialWhomNumber: '+919800000066' } });
-      expect(sim.countRequests({ endpoint: 'calls.get' })).toBeGreaterThan(before);
-    } finally {
-      await b.stop();
-      await a.stop();
-    }
+    const sid = await simulateIncoming(sim, { outcome: 'answered', agent: '+919800000055' });
+    await flowDone(sim, sid);
+    await storage.cache.delete(`${sim.accountSid}:call:${sid}`);
+    const before = sim.countRequests({ endpoint: 'calls.get' });
+    const { body } = await b.gql(CALL, { sid });
+    expect(body.errors).toBeUndefined();
+    expect(body.data.call).toMatchObject({ status: 'COMPLETED', flow: { dialWhomNumber: '+919800000055', dialCallStatus: 'COMPLETED', legs: [{ number: '+919800000055' }] } });
+    expect(sim.countRequests({ endpoint: 'calls.get' })).toBeGreaterThan(before);
+  });
+
+  it('a call the API placed into a flow (connectCallToFlow, Direction=outbound-api) shows its flow too', async () => {
+    const { a, b } = replicas;
+    const sim = a.simulator!;
+    const placed = await a.gql(`mutation($input: ConnectCallToFlowInput!) { connectCallToFlow(input: $input) { call { sid direction } } }`, {
+      input: { from: '+919876543214', callerId: '08039591111', flowId: '223344' },
+    });
+    expect(placed.body.errors).toBeUndefined();
+    const { sid, direction } = placed.body.data.connectCallToFlow.call as { sid: string; direction: string };
+    expect(direction).toBe('OUTBOUND_API');
+    const request = `CallSid=${sid}&CallFrom=09876543214&CallTo=08039591111&Direction=outbound-api&flow_id=223344&CallType=call-attempt&DialWhomNumber=%2B919800000066`;
+    expect(await passthru(request, 'GET', callbackUrlsOf(a).incomingCall)).toEqual({ status: 200, text: '' });
+    await storage.cache.delete(`${sim.accountSid}:call:${sid}`);
+    const before = sim.countRequests({ endpoint: 'calls.get' });
+    const { body } = await b.gql(CALL, { sid });
+    expect(body.errors).toBeUndefined();
+    expect(body.data.call).toMatchObject({ sid, direction: 'OUTBOUND_API', flow: { flowId: '223344', dialWhomNumber: '+919800000066' } });
+    expect(sim.countRequests({ endpoint: 'calls.get' })).toBeGreaterThan(before);
   });
 });
 
