@@ -38,7 +38,7 @@ import { graphqlHttpHandler, isGraphqlRequest, type GraphqlHttpHandler } from '.
 import { responseSizeGuard } from './http/response-size.js';
 import { graphqlMetricsPlugin } from './http/graphql-metrics.js';
 import { listenMetrics, METRICS_PATH, metricsHandler, type MetricsListener } from './http/metrics-route.js';
-import { notFoundHandler } from './http/not-found.js';
+import { getOnlyHandler, notFoundHandler } from './http/not-found.js';
 import { requestIds } from './http/request-id.js';
 import { createUpstreamHealth } from './http/upstream-health.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -356,6 +356,8 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     });
     // Self-hosted GraphiQL (no CDN); Apollo's own landing page is disabled in src/graphql/apollo.ts.
     app.use('/graphiql', graphiqlRouter({ mode, exampleCallSid: simulator ? latestFinishedCall(simulator) : undefined }));
+    // Another method at a GET-only path is a 405, not a 404 (src/http/not-found.ts).
+    app.all(config.metricsPort === undefined ? ['/healthz', '/readyz', METRICS_PATH] : ['/healthz', '/readyz'], getOnlyHandler(onClientError));
     // Last: a path nothing answered gets a JSON 404 naming where GraphQL is (src/http/not-found.ts).
     app.use(notFoundHandler({ graphqlPath: GRAPHQL_PATH, onClientError }));
     const graphqlWs = createGraphqlWs({

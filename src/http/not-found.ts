@@ -26,3 +26,19 @@ export function notFoundHandler(options: NotFoundOptions): RequestHandler {
     res.end(body);
   };
 }
+
+/**
+ * For a path express serves with GET only (/healthz, /readyz, /metrics): another method gets 405 with
+ * `Allow` rather than the 404 of a path nothing is served at, and OPTIONS gets 204 with `Allow`. A client
+ * mistake like the 404: counted (kind `path`), logged only by its access-log line.
+ */
+export function getOnlyHandler(onClientError: (kind: string) => void): RequestHandler {
+  return (req, res) => {
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, { allow: 'GET, HEAD, OPTIONS' }).end();
+      return;
+    }
+    onClientError('path');
+    res.writeHead(405, { allow: 'GET, HEAD, OPTIONS', 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end('Method Not Allowed');
+  };
+}

@@ -68,6 +68,23 @@ describe('a path nothing is served at', () => {
   });
 });
 
+describe('a GET-only path asked with another method', () => {
+  it('is a 405 naming the methods it takes (not the 404 of a path nothing is served at), counted as a client mistake; OPTIONS is answered 204', async () => {
+    const before = await series(gw, 'gateway_client_errors_total', 'kind="path"');
+    const logged = gw.logs.length;
+    for (const path of ['/healthz', '/readyz', '/metrics']) {
+      const res = await fetch(`${gw.url}${path}`, { method: 'POST', body: '{}' });
+      expect([path, res.status, res.headers.get('allow'), await res.text()]).toEqual([path, 405, 'GET, HEAD, OPTIONS', 'Method Not Allowed']);
+      const options = await fetch(`${gw.url}${path}`, { method: 'OPTIONS' });
+      expect([path, options.status, options.headers.get('allow'), await options.text()]).toEqual([path, 204, 'GET, HEAD, OPTIONS', '']);
+      const head = await fetch(`${gw.url}${path}`, { method: 'HEAD' });
+      expect([path, head.status < 500, await head.text()]).toEqual([path, true, '']);
+    }
+    expect(await series(gw, 'gateway_client_errors_total', 'kind="path"')).toBe(before + 3);
+    expect(gw.logs.slice(logged).filter((l) => l.level === 'warn' || l.level === 'error')).toEqual([]);
+  });
+});
+
 /**
  * Sends `path` a chunked body of more than `bytes`, then keeps the stream open without its last chunk.
  * Returns what came back and how long the server took to close the socket (undefined: it did not, in 5 s).
