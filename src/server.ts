@@ -254,17 +254,23 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     const accessLogger = fixedFieldsLogger(logger, { component: 'http' });
     app.use(requestIds(), accessLog(accessLogger));
     const onScrapeError = (err: unknown) => logger.warn({ err }, 'metrics scrape failed');
+    const onClientError = (kind: string) => metrics.clientErrors.inc({ kind });
+    // The GET-only routes below answer another method 405, not the 404 of a path nothing is served at.
+    const notAllowed = getOnlyHandler(onClientError);
     // With METRICS_PORT, /metrics lives only on its own listener (started below, next to the main one).
     if (config.metricsPort === undefined) {
       const scrape = metricsHandler(metrics, onScrapeError);
-      app.get(METRICS_PATH, (req, res) => void scrape(req, res));
+      app.route(METRICS_PATH).get((req, res) => void scrape(req, res)).all(notAllowed);
     }
 
     let ready = false;
-    app.get('/healthz', (_req, res) => {
-      res.json({ status: 'ok' });
-    });
-    app.get('/readyz', async (_req, res) => {
+    app
+      .route('/healthz')
+      .get((_req, res) => {
+        res.json({ status: 'ok' });
+      })
+      .all(notAllowed);
+    app.route('/readyz').get(async (_req, res) => {
       const storageOk = await storage.ping().catch(() => false);
       const upstreamProblem = upstreamHealth.problem();
       const reasons = [
@@ -277,7 +283,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
         checks: { started: ready, storage: storageOk, upstream: !upstreamProblem },
         ...(reasons.length > 0 ? { reason: reasons.join('; ') } : {}),
       });
-    });
+    }).all(notAllowed);
 
     // Live status: webhooks → ingest → event log → subscriptions, plus the poller and the
     // reconciler. With PORT=0 the default PUBLIC_URL names no real port, so callbacks then go to the
@@ -325,7 +331,6 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     // Cost with list items counted (MAX_COST, list caps): needs the variables, so it runs beside validation.
     const cost = createCostCheck(graphqlSchema, config.limits.maxCost);
     // Client mistakes are counted, never logged as errors (src/http/client-errors.ts).
-    const onClientError = (kind: string) => metrics.clientErrors.inc({ kind });
     const onResponseWithheld = (bytes: number) => {
       onClientError('limit');
       logger.info({ bytes, maxResponseBytes: config.limits.maxResponseBytes }, 'answer over MAX_RESPONSE_BYTES withheld');
@@ -356,8 +361,6 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     });
     // Self-hosted GraphiQL (no CDN); Apollo's own landing page is disabled in src/graphql/apollo.ts.
     app.use('/graphiql', graphiqlRouter({ mode, exampleCallSid: simulator ? latestFinishedCall(simulator) : undefined }));
-    // Another method at a GET-only path is a 405, not a 404 (src/http/not-found.ts).
-    app.all(config.metricsPort === undefined ? ['/healthz', '/readyz', METRICS_PATH] : ['/healthz', '/readyz'], getOnlyHandler(onClientError));
     // Last: a path nothing answered gets a JSON 404 naming where GraphQL is (src/http/not-found.ts).
     app.use(notFoundHandler({ graphqlPath: GRAPHQL_PATH, onClientError }));
     const graphqlWs = createGraphqlWs({

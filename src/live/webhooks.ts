@@ -119,25 +119,20 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
       send(res, 405, 'Method Not Allowed', { allow: allowed.join(', ') });
       return;
     }
-    // A declared body over the limit is refused before a byte of it is read (the parsers would read it all
-    // to throw it away); the connection is closed, as the unread body still follows on it.
-    if (Number(req.headers['content-length']) > limit && !req.headers['content-encoding']) {
+    // A body over the limit: the connection is closed with the 413, as the unread rest still follows on it.
+    const tooLarge = () => {
       logger().warn({ status: 413, type: 'entity.too.large' }, 'webhook body rejected');
       options.onWebhook?.(kind, 'rejected', 413);
       send(res, 413, 'Payload Too Large', { connection: 'close' });
-      return;
-    }
+    };
+    // A declared one is refused before a byte of it is read (the parsers would read it all to throw it away).
+    if (Number(req.headers['content-length']) > limit && !req.headers['content-encoding']) return tooLarge();
     try {
       const read = readBody(req, res);
       // A body of no declared length (chunked) is counted as it arrives, beside the parsers: they would go on
       // reading past the limit until the sender stops, so the 413 is sent here as soon as it is crossed, and
       // the connection closed, as for a declared one. The parsers' own refusal follows once the socket closes.
-      if (req.headers['content-length'] === undefined && !req.headers['content-encoding'] && (await Promise.race([read.then(() => false), crossesLimit(req, limit)]))) {
-        logger().warn({ status: 413, type: 'entity.too.large' }, 'webhook body rejected');
-        options.onWebhook?.(kind, 'rejected', 413);
-        send(res, 413, 'Payload Too Large', { connection: 'close' });
-        return;
-      }
+      if (req.headers['content-length'] === undefined && !req.headers['content-encoding'] && (await Promise.race([read.then(() => false), crossesLimit(req, limit)]))) return tooLarge();
       await read;
     } catch (err) {
       // Body parser failures: too large → 413, unreadable → 400. Nothing was stored.
