@@ -240,6 +240,11 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
 
     const app = express();
     app.disable('x-powered-by');
+    // One exact path per route, as /graphql and the webhooks have on node:http: `/healthz/` or `/HEALTHZ` is
+    // the JSON 404 of a path nothing is served at, not a second name a proxy rule for `/healthz` would miss.
+    // Set before the first route: express builds its router, with these options, on first use.
+    app.set('strict routing', true);
+    app.set('case sensitive routing', true);
     // GraphQL over HTTP is answered on node:http in front of express (src/http/graphql-http.ts), once Apollo
     // has started; every other path is express's. graphql-ws upgrades on the same server.
     let graphqlRoute: GraphqlHttpHandler | undefined;
@@ -360,7 +365,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       tracing: tracingEnabled(),
     });
     // Self-hosted GraphiQL (no CDN); Apollo's own landing page is disabled in src/graphql/apollo.ts.
-    app.use('/graphiql', graphiqlRouter({ mode, exampleCallSid: simulator ? latestFinishedCall(simulator) : undefined }));
+    app.use(graphiqlRouter({ mode, exampleCallSid: simulator ? latestFinishedCall(simulator) : undefined }));
     // Last: a path nothing answered gets a JSON 404 naming where GraphQL is (src/http/not-found.ts).
     app.use(notFoundHandler({ graphqlPath: GRAPHQL_PATH, onClientError }));
     const graphqlWs = createGraphqlWs({

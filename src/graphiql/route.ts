@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import express, { type Request, type Response, type Router } from 'express';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { isExotelSid } from '../exotel/sid.js';
 import type { GatewayMode } from '../graphql/context.js';
 
@@ -64,21 +64,27 @@ function contentSecurityPolicy(req: Request): string {
   ].join('; ');
 }
 
-function securityHeaders(req: Request, res: Response): void {
+function securityHeaders(req: Request, res: Response, next: NextFunction): void {
   res.setHeader('Content-Security-Policy', contentSecurityPolicy(req));
   res.setHeader('X-Content-Type-Options', 'nosniff');
   res.setHeader('Referrer-Policy', 'no-referrer');
   res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+  next();
 }
 
+/** Where the page is served; its assets are under `${GRAPHIQL_PATH}/assets/`, as the bundle names them. */
+export const GRAPHIQL_PATH = '/graphiql';
+
 /**
- * The /graphiql router (mount with `app.use('/graphiql', graphiqlRouter())`): index.html revalidated on
- * every load, content-hashed assets cached for a year. Without a bundle it answers 503 saying how to build one.
+ * The GraphiQL router, mounted at the root (`app.use(graphiqlRouter())`): index.html at exactly
+ * GRAPHIQL_PATH, revalidated on every load; content-hashed assets cached for a year. Its paths are declared
+ * in full, strict and case-sensitive, so `/graphiql/` is not a second name of the page (a router mounted on
+ * `/graphiql` sees `/graphiql` and `/graphiql/` alike). Without a bundle it answers 503 saying how to build one.
  */
 export function graphiqlRouter(options: GraphiqlRouterOptions = {}): Router {
   const bundleDir = options.bundleDir ?? defaultBundleDir();
   const indexFile = join(bundleDir, 'index.html');
-  const router = express.Router({ strict: false });
+  const router = express.Router({ strict: true, caseSensitive: true });
   // The bundle can be rebuilt under a running gateway (npm run build:graphiql); reread index.html when it changes.
   let cached: { mtimeMs: number; html: string } | undefined;
 
@@ -96,12 +102,7 @@ export function graphiqlRouter(options: GraphiqlRouterOptions = {}): Router {
     return cached.html;
   };
 
-  router.use((req, res, next) => {
-    securityHeaders(req, res);
-    next();
-  });
-
-  router.get('/', (_req, res) => {
+  router.get(GRAPHIQL_PATH, securityHeaders, (_req, res) => {
     const html = readIndex();
     if (html === undefined) {
       res
@@ -115,18 +116,18 @@ export function graphiqlRouter(options: GraphiqlRouterOptions = {}): Router {
   });
 
   router.use(
-    '/assets',
+    `${GRAPHIQL_PATH}/assets`,
+    securityHeaders,
     express.static(join(bundleDir, 'assets'), {
       index: false,
       immutable: true,
       maxAge: '365d',
       dotfiles: 'deny',
     }),
+    (_req: Request, res: Response) => {
+      res.status(404).type('text/plain').send('Not found\n');
+    },
   );
-
-  router.use('/assets', (_req, res) => {
-    res.status(404).type('text/plain').send('Not found\n');
-  });
 
   return router;
 }

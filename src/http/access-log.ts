@@ -10,7 +10,7 @@ import { REQUEST_ID_HEADER, requestIdFrom, requestIdOf } from './request-id.js';
 
 const QUIET = new Set(['/healthz', '/readyz', '/metrics']);
 const KNOWN = ['/graphql', '/graphiql', '/healthz', '/readyz', '/metrics'];
-const WEBHOOK = /^\/webhooks\/exotel\/[^/]+\/([a-z-]{1,32})\/?$/;
+const WEBHOOK = /^\/webhooks\/exotel\/[^/]+\/([a-z-]{1,32})$/;
 
 /** A bounded, secret-free name for the request's path. */
 export function routeOf(req: Pick<Request, 'originalUrl'>): string {
@@ -33,10 +33,10 @@ export interface AccessLine {
   started: bigint;
 }
 
-/** Writes one access-log line: at debug for probes and scrapes, at info for the rest. */
+/** Writes one access-log line: at debug for probes and scrapes, at info for the rest and for a client's mistake (4xx) on them. */
 export function logAccess(logger: Logger, { requestId, method, route, status, started }: AccessLine): void {
   const line = { requestId, method, route, status, durationMs: Number((process.hrtime.bigint() - started) / 1000n) / 1000 };
-  if (QUIET.has(route)) logger.debug(line, 'http request');
+  if (QUIET.has(route) && (status < 400 || status >= 500)) logger.debug(line, 'http request');
   else logger.info(line, 'http request');
 }
 

@@ -97,7 +97,7 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
     const url = req.url ?? '';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    const match = /^\/([^/]+)\/([^/]+)\/?$/.exec(path.slice(options.basePath.length));
+    const match = /^\/([^/]+)\/([^/]+)$/.exec(path.slice(options.basePath.length));
     if (!match) {
       options.onWebhook?.('unknown', 'rejected', 404);
       notFound(res);

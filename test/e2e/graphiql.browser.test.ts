@@ -79,7 +79,7 @@ async function startSchemaServer(routerOptions: GraphiqlRouterOptions = {}): Pro
   const apollo = new ApolloServer({ schema });
   await apollo.start();
   const app = express();
-  app.use('/graphiql', graphiqlRouter(routerOptions));
+  app.use(graphiqlRouter(routerOptions));
   app.use('/graphql', express.json(), expressMiddleware(apollo));
   const server: Server = createHttpServer(app);
   const wsServer = new WebSocketServer({ server, path: '/graphql' });

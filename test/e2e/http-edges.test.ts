@@ -39,6 +39,15 @@ describe('a path nothing is served at', () => {
       ['/api/graphql?query=%7B__typename%7D', { method: 'GET' }],
       ['/', { method: 'GET' }],
       ['/webhooks/other', { method: 'POST' }],
+      // Every route has one exact path: a trailing slash or another case is not a second name for it.
+      ['/healthz/', { method: 'GET' }],
+      ['/readyz/', { method: 'GET' }],
+      ['/metrics/', { method: 'GET' }],
+      ['/graphiql/', { method: 'GET' }],
+      ['/HEALTHZ', { method: 'GET' }],
+      ['/Metrics', { method: 'GET' }],
+      ['/GraphiQL', { method: 'GET' }],
+      ['/GRAPHIQL/assets/x.js', { method: 'GET' }],
     ];
     for (const [path, init] of requests) {
       const res = await fetch(`${gw.url}${path}`, init);
@@ -50,7 +59,10 @@ describe('a path nothing is served at', () => {
     expect(await series(gw, 'gateway_client_errors_total', 'kind="path"')).toBe(before + requests.length);
     const lines = gw.logs.slice(logged).filter((l) => l.msg !== 'http request' || l.status === 404);
     expect(lines.filter((l) => l.level !== 'info')).toEqual([]);
-    expect(lines.filter((l) => l.msg === 'http request').map((l) => l.route)).toEqual(['/graphql', '(other)', '/graphql', '(other)', '(other)', '/webhooks/(other)']);
+    expect(lines.filter((l) => l.msg === 'http request').map((l) => l.route)).toEqual([
+      ...['/graphql', '(other)', '/graphql', '(other)', '(other)', '/webhooks/(other)'],
+      ...['/healthz', '/readyz', '/metrics', '/graphiql', '(other)', '(other)', '(other)', '(other)'],
+    ]);
   });
 
   it('never echoes the request back', async () => {
@@ -65,6 +77,9 @@ describe('a path nothing is served at', () => {
     expect((await gw.gql('{ gateway { mode } }')).body.data.gateway.mode).toBe('SIMULATOR');
     const health = await fetch(`${gw.url}/healthz`);
     expect([health.status, await health.json()]).toEqual([200, { status: 'ok' }]);
+    // The page, or where the bundle is not built a 503 naming the build command: served either way.
+    const graphiql = await fetch(`${gw.url}/graphiql?x=1`);
+    expect([graphiql.status === 404, await graphiql.text()]).toEqual([false, expect.stringMatching(/<div id="root">|npm run build:graphiql/)]);
   });
 });
 

@@ -161,6 +161,18 @@ describe('rejected webhooks', () => {
     expect([wrong.status, await wrong.text()]).toEqual([404, 'Not Found']);
     expect([unknown.status, await unknown.text()]).toEqual([404, 'Not Found']);
   });
+
+  it('answers only its exact path: the right token with a trailing slash or another case is an unknown path, and nothing is stored', async () => {
+    const sid = newSid('slash');
+    const before = await fromNow();
+    const { pathname, search } = new URL(urls.callStatus);
+    for (const near of [`${pathname}/`, pathname.replace(/call-status$/, 'Call-Status')]) {
+      const res = await post(`${gw.url}${near}${search}`, callCallback(sid, 'completed'));
+      expect({ near: near.slice(-12), status: res.status, text: res.text }).toEqual({ near: near.slice(-12), status: 404, text: 'Not Found' });
+    }
+    expect(await storedSince(before)).toEqual([]);
+    expect(await history(sid)).toEqual([]);
+  });
 });
 
 describe('SMS status callbacks', () => {
