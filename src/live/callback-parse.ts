@@ -1,7 +1,9 @@
 /**
  * Exotel callback bodies → typed updates. Pure functions over a flat field record, so form-urlencoded,
  * multipart and JSON bodies (Exotel uses all three: docs/exotel-fidelity.md) and Passthru query strings all go through
- * the same checks. Anything that cannot be understood is rejected with a reason, never guessed.
+ * the same checks. A callback without a readable Sid or status is rejected with a reason, never guessed; an
+ * optional field that cannot be read (a date in an odd form) is left empty and named in `unreadable`, so the
+ * status it carries is not refused with it (Exotel would retry the same body twice, then give up).
  */
 import { exotelToIso, isExotelEpochZero, isoToEpochMs, epochMsToIso } from '../exotel/dates.js';
 import { int, text, toCallDirection, toCallStatus, toSmsStatus } from '../exotel/parse.js';
@@ -9,13 +11,16 @@ import type { Call, CallLeg, IsoDateTime } from '../exotel/types.js';
 import { SID_PATTERN } from '../exotel/types.js';
 import type { CallStatusUpdate, SmsStatusUpdate } from './updates.js';
 
-export type ParseResult<T> = { ok: true; update: T } | { ok: false; reason: string };
+export type ParseResult<T> = { ok: true; update: T; unreadable?: string[] } | { ok: false; reason: string };
 
 class Malformed extends Error {}
 
-/** An optional Exotel timestamp: "" / null / epoch-zero → null; ISO with an offset is accepted too. */
-function date(fields: Record<string, unknown>, name: string): IsoDateTime | null {
-  const value = text(fields[name]);
+/**
+ * An optional Exotel timestamp: "" / null / epoch-zero → null; ISO with an offset is accepted too. One that
+ * cannot be read is null as well, and its name goes to `unreadable`.
+ */
+function date(fields: Record<string, unknown>, name: string, unreadable: string[]): IsoDateTime | null {
+  const value = text(fields[name])?.trim() ?? null;
   if (value === null || isExotelEpochZero(value)) return null;
   try {
     return exotelToIso(value);
@@ -23,7 +28,8 @@ function date(fields: Record<string, unknown>, name: string): IsoDateTime | null
     try {
       return epochMsToIso(isoToEpochMs(value));
     } catch {
-      throw new Malformed(`${name} is not a date (expected "YYYY-MM-DD HH:mm:ss")`);
+      unreadable.push(name);
+      return null;
     }
   }
 }
@@ -72,9 +78,12 @@ function known<T extends object>(value: T): { [K in keyof T]?: NonNullable<T[K]>
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null && v !== undefined)) as { [K in keyof T]?: NonNullable<T[K]> };
 }
 
-function attempt<T>(parse: () => T): ParseResult<T> {
+/** Runs a parse with the list its unreadable optional fields go to. */
+function attempt<T>(parse: (unreadable: string[]) => T): ParseResult<T> {
+  const unreadable: string[] = [];
   try {
-    return { ok: true, update: parse() };
+    const update = parse(unreadable);
+    return unreadable.length > 0 ? { ok: true, update, unreadable } : { ok: true, update };
   } catch (err) {
     if (err instanceof Malformed) return { ok: false, reason: err.message };
     throw err;
@@ -83,13 +92,13 @@ function attempt<T>(parse: () => T): ParseResult<T> {
 
 /** A voice StatusCallback body (default four fields, or the rich one with StatusCallbackEvents). */
 export function parseCallStatusCallback(fields: Record<string, unknown>, nowIso: IsoDateTime): ParseResult<CallStatusUpdate> {
-  return attempt(() => {
+  return attempt((unreadable) => {
     const callSid = requiredSid(fields, 'CallSid');
     const rawStatus = text(fields.Status);
     if (rawStatus === null) throw new Malformed('Status is missing');
     const status = toCallStatus(rawStatus);
     if (!status) throw new Malformed(`Status ${JSON.stringify(rawStatus.slice(0, 32))} is not a call status`);
-    const dateUpdated = date(fields, 'DateUpdated');
+    const dateUpdated = date(fields, 'DateUpdated', unreadable);
     const conversation = int(fields.ConversationDuration);
     const callFields: Partial<Call> = known({
       sid: callSid,
@@ -98,9 +107,9 @@ export function parseCallStatusCallback(fields: Record<string, unknown>, nowIso:
       to: text(fields.To),
       phoneNumberSid: text(fields.PhoneNumberSid),
       direction: toCallDirection(fields.Direction),
-      startTime: date(fields, 'StartTime'),
-      endTime: date(fields, 'EndTime'),
-      dateCreated: date(fields, 'DateCreated'),
+      startTime: date(fields, 'StartTime', unreadable),
+      endTime: date(fields, 'EndTime', unreadable),
+      dateCreated: date(fields, 'DateCreated', unreadable),
       dateUpdated,
       recordingUrl: text(fields.RecordingUrl),
       customField: text(fields.CustomField),
@@ -122,13 +131,13 @@ export function parseCallStatusCallback(fields: Record<string, unknown>, nowIso:
 
 /** An SMS StatusCallback body (terminal statuses only, form-urlencoded). */
 export function parseSmsStatusCallback(fields: Record<string, unknown>, nowIso: IsoDateTime): ParseResult<SmsStatusUpdate> {
-  return attempt(() => {
+  return attempt((unreadable) => {
     const smsSid = requiredSid(fields, 'SmsSid');
     const rawStatus = text(fields.Status);
     if (rawStatus === null) throw new Malformed('Status is missing');
     const status = toSmsStatus(rawStatus);
     if (!status) throw new Malformed(`Status ${JSON.stringify(rawStatus.slice(0, 32))} is not an SMS status`);
-    const dateSent = date(fields, 'DateSent');
+    const dateSent = date(fields, 'DateSent', unreadable);
     return {
       kind: 'sms' as const,
       smsSid,

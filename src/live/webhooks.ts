@@ -162,6 +162,7 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
       answer(400, 'rejected', `Bad Request: ${parsed.reason}`);
       return;
     }
+    if (parsed.unreadable) logger().debug({ kind, fields: parsed.unreadable }, 'callback fields not understood; left empty');
     try {
       const update = parsed.update;
       const result = await traceIngest({ kind, sid: 'smsSid' in update ? update.smsSid : update.callSid, headers: req.headers }, async (span) => {

@@ -43,11 +43,24 @@ describe('parseCallStatusCallback', () => {
     });
   });
 
+  it('keeps the status of a callback whose dates cannot be read: those are left empty and named, the receive time stands in', () => {
+    const r = parseCallStatusCallback(
+      { CallSid: 'abc', Status: 'completed', DateUpdated: '2026-11-20 10:00:47.0', EndTime: 'yesterday', StartTime: '2026-02-30 10:00:00', DateCreated: ' 2026-11-20 10:00:00 ' },
+      NOW,
+    );
+    expect(r).toEqual({
+      ok: true,
+      update: { kind: 'call', callSid: 'abc', status: 'COMPLETED', at: NOW, source: 'WEBHOOK', fields: { sid: 'abc', status: 'COMPLETED', dateCreated: '2026-11-20T10:00:00+05:30' } },
+      unreadable: ['DateUpdated', 'StartTime', 'EndTime'],
+    });
+    const sms = parseSmsStatusCallback({ SmsSid: 's1', Status: 'sent', DateSent: '03/03/2017 14:14' }, NOW);
+    expect(sms).toMatchObject({ ok: true, update: { status: 'SENT', at: NOW }, unreadable: ['DateSent'] });
+  });
+
   it.each([
     [{ Status: 'completed' }, 'CallSid is missing'],
     [{ CallSid: 'abc' }, 'Status is missing'],
     [{ CallSid: 'abc', Status: 'answered-ish' }, 'not a call status'],
-    [{ CallSid: 'abc', Status: 'completed', EndTime: 'yesterday' }, 'EndTime is not a date'],
     [{ CallSid: 'x'.repeat(200), Status: 'completed' }, 'not a valid Sid'],
   ])('rejects %j', (fields, reason) => {
     const r = parseCallStatusCallback(fields, NOW);
