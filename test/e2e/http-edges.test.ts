@@ -2,11 +2,13 @@
  * The edges of the gateway's HTTP surface that a client meets by mistake, over real HTTP against the real
  * server: a path nothing is served at gets a GraphQL-shaped JSON 404 naming where GraphQL is (never an HTML
  * page, never the path echoed), counted as a client mistake; and a body streamed chunked past a route's limit
- * is answered 413 as soon as it crosses it, with the connection closed, however long the sender keeps the
- * stream open.
+ * is answered 413 as soon as it crosses it, compressed or not, with the connection closed, however long the
+ * sender keeps the stream open.
  */
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { callbackUrlsOf } from '../live/webhook-helpers.js';
@@ -104,7 +106,7 @@ describe('a GET-only path asked with another method', () => {
  * Sends `path` a chunked body of more than `bytes`, then keeps the stream open without its last chunk.
  * Returns what came back and how long the server took to close the socket (undefined: it did not, in 5 s).
  */
-async function streamPast(port: number, path: string, contentType: string, bytes: number): Promise<{ answer: string; closedAfterMs: number | undefined }> {
+async function streamPast(port: number, path: string, contentType: string, bytes: number, options: { contentEncoding?: string; chunk?: () => Buffer } = {}): Promise<{ answer: string; closedAfterMs: number | undefined }> {
   const socket = connect(port, '127.0.0.1');
   await once(socket, 'connect');
   let answer = '';
@@ -113,9 +115,16 @@ async function streamPast(port: number, path: string, contentType: string, bytes
   socket.on('error', () => undefined);
   const started = Date.now();
   const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now() - started)));
-  socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: ${contentType}\r\nTransfer-Encoding: chunked\r\n\r\n`);
-  const chunk = 'x'.repeat(8 * 1024);
-  for (let sent = 0; sent <= bytes; sent += chunk.length) socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
+  const encoding = options.contentEncoding ? `Content-Encoding: ${options.contentEncoding}\r\n` : '';
+  socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: ${contentType}\r\n${encoding}Transfer-Encoding: chunked\r\n\r\n`);
+  const nextChunk = options.chunk ?? (() => Buffer.from('x'.repeat(8 * 1024)));
+  for (let sent = 0; sent <= bytes; ) {
+    const chunk = nextChunk();
+    socket.write(`${chunk.length.toString(16)}\r\n`);
+    socket.write(chunk);
+    socket.write('\r\n');
+    sent += chunk.length;
+  }
   // No last chunk: the body never ends, as a sender streaming garbage would have it.
   const gaveUp = AbortSignal.timeout(5_000);
   const closedAfterMs = await Promise.race([closed, new Promise<undefined>((resolve) => gaveUp.addEventListener('abort', () => resolve(undefined)))]);
@@ -148,6 +157,49 @@ describe('a chunked body over the limit, its stream kept open', () => {
     expect(answer.toLowerCase()).toContain('\r\nconnection: close\r\n');
     expect(bodyOf(answer)).toBe('Payload Too Large');
     expect(await series(gw, 'gateway_webhooks_total', labels)).toBe(before + 1);
+  });
+
+  it('on a webhook, compressed: 413 as soon as the bytes on the wire cross 64 KiB, whatever they decode to, Connection: close, the socket closed; counted once', async () => {
+    const url = new URL(callbackUrlsOf(gw).callStatus);
+    const labels = 'kind="call-status",outcome="rejected"';
+    const before = await series(gw, 'gateway_webhooks_total', labels);
+    // A well-formed gzip stream (random bytes do not compress), sent in slices and never finished.
+    const gzipped = gzipSync(randomBytes(128 * 1024));
+    let offset = 0;
+    const chunk = () => gzipped.subarray(offset, (offset += 8 * 1024));
+    const { answer, closedAfterMs } = await streamPast(Number(url.port), `${url.pathname}${url.search}`, 'application/x-www-form-urlencoded', 64 * 1024, { contentEncoding: 'gzip', chunk });
+    expect(closedAfterMs).toBeDefined();
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer.toLowerCase()).toContain('\r\nconnection: close\r\n');
+    expect(bodyOf(answer)).toBe('Payload Too Large');
+    expect(await series(gw, 'gateway_webhooks_total', labels)).toBe(before + 1);
+  });
+
+  it('on a webhook, compressed with a declared length over 64 KiB: 413 before the body is read, Connection: close', async () => {
+    const url = new URL(callbackUrlsOf(gw).callStatus);
+    const socket = connect(Number(url.port), '127.0.0.1');
+    await once(socket, 'connect');
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (answer += chunk));
+    socket.on('error', () => undefined);
+    const closed = once(socket, 'close');
+    // Only the headers and a few bytes of the body: the answer cannot wait for the rest.
+    socket.write(`POST ${url.pathname}${url.search} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Encoding: gzip\r\nContent-Length: ${128 * 1024}\r\n\r\n`);
+    socket.write(gzipSync(Buffer.from('CallSid=x')).subarray(0, 8));
+    const gaveUp = AbortSignal.timeout(5_000);
+    await Promise.race([closed, once(gaveUp, 'abort')]);
+    socket.destroy();
+    expect([answer.split('\r\n')[0], answer.toLowerCase().includes('\r\nconnection: close\r\n'), bodyOf(answer)]).toEqual(['HTTP/1.1 413 Payload Too Large', true, 'Payload Too Large']);
+  });
+
+  it('on a webhook, a compressed body that decodes past 64 KiB (a few KiB on the wire): 413, nothing stored', async () => {
+    const sid = `bomb${process.pid}x${Date.now()}`;
+    const form = new URLSearchParams({ CallSid: sid, Status: 'completed', DateUpdated: '2026-11-20 10:00:47', Padding: 'x'.repeat(1024 * 1024) }).toString();
+    const body = gzipSync(form);
+    expect(body.length).toBeLessThan(8 * 1024);
+    const res = await fetch(callbackUrlsOf(gw).callStatus, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip' }, body });
+    expect([res.status, await res.text()]).toEqual([413, 'Payload Too Large']);
+    expect(await gw.storage.events.callHistory(gw.exotel.accountSid, sid)).toEqual([]);
   });
 
   it('on /graphql: 413 BAD_USER_INPUT naming MAX_BODY_BYTES as soon as it crosses the limit, Connection: close, the socket closed', async () => {
