@@ -273,11 +273,14 @@ function mergeLegs(base: CallLeg[] | null | undefined, patch: CallLeg[] | null |
 
 /**
  * `patch` over `call`: known values replace, unknown ones never erase; the flow (and its legs) is merged
- * field by field; the status only moves forward; the creation time never changes once known.
+ * field by field; the status only moves forward; the creation time never changes once known; a flow's
+ * `outbound-dial` never replaces the API's `outbound-api`.
  */
 export function mergeCall(call: Call, patch: Partial<Call>): Call {
   const { flow, status, dateCreated, ...rest } = patch;
   const next: Call = { ...call, ...(known(rest) as Partial<Call>) };
+  // Passthru names every outgoing call `outbound-dial`; a call the API placed stays the API's.
+  if (call.direction === 'OUTBOUND_API' && patch.direction === 'OUTBOUND_DIAL') next.direction = 'OUTBOUND_API';
   const mergedFlow = mergeFlow(call.flow, flow);
   if (mergedFlow) next.flow = mergedFlow;
   if (status && callStatusRank(status) > callStatusRank(call.status)) next.status = status;
@@ -326,9 +329,10 @@ function newCall(request: IncomingCallRequest, accountSid: string): Call {
  * announces a new incoming call (once) and answers the call's history, then the merged call is cached.
  * Throws IngestStorageError when the events could not be stored (then nothing of the request was).
  *
- * A call the API placed into the flow (`outbound-api`) is not announced. When neither the request nor
- * the cached call says which way the call goes, the history decides: the announcement then takes a step
- * of its own, after the call event, unless an earlier request said `outbound-api`.
+ * Only an incoming call is announced: not one the API placed into the flow (`outbound-api`) nor one that
+ * went out (`outbound-dial`, what Passthru says of every outgoing call). When neither the request nor the
+ * cached call says which way the call goes, the history decides: the announcement then takes a step of
+ * its own, after the call event, unless an earlier request said the call is outgoing.
  */
 export async function ingestIncomingCall(request: IncomingCallRequest, deps: IngestDeps): Promise<IngestResult> {
   const { callSid } = request;
@@ -355,14 +359,14 @@ export async function ingestIncomingCall(request: IncomingCallRequest, deps: Ing
     {
       updateCache: false,
       withHistory: true,
-      ...(told.direction !== null && told.direction !== 'OUTBOUND_API' ? { also: announcement(told) } : {}),
+      ...(told.direction === 'INBOUND' ? { also: announcement(told) } : {}),
     },
   );
   // Every request so far, this one included; over the cached call when there is one (it may know more
   // from call details). Written once, after the events are stored, forward or not (a repeat may tell more).
   const logged = callFromHistory(history) ?? told;
   const call = cached ? mergeCall({ ...cached, flow: mergeFlow(logged.flow, cached.flow) }, patch) : logged;
-  if (told.direction === null && call.direction !== 'OUTBOUND_API') {
+  if (told.direction === null && (call.direction === null || call.direction === 'INBOUND')) {
     try {
       await ingest(announcement(call), deps, { updateCache: false });
     } catch (err) {

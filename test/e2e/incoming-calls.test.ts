@@ -286,6 +286,35 @@ describe('a call the API placed into a flow', () => {
       await replicas.stop();
     }
   });
+
+  // Exotel's Passthru documents two directions, `incoming` and `outbound-dial`: an outgoing call that runs
+  // through a flow (one the API placed there, or one a flow dialled) says `outbound-dial`.
+  it('is never announced when its flow says Direction=outbound-dial, nor is a call a flow dialled out, and keeps OUTBOUND_API', async () => {
+    const incoming = await liveIncoming(ws);
+    const placed = await gw.gql(`mutation($input: ConnectCallToFlowInput!) { connectCallToFlow(input: $input) { call { sid direction } } }`, {
+      input: { from: '+919876543215', callerId: '08039591111', flowId: '223377' },
+    });
+    expect(placed.body.errors).toBeUndefined();
+    const sid = placed.body.data.connectCallToFlow.call.sid as string;
+    expect(await passthru(`CallSid=${sid}&CallFrom=08039591111&CallTo=09876543215&Direction=outbound-dial&flow_id=223377&CallType=call-attempt`)).toEqual({ status: 200, text: '' });
+    const dialled = probeSid();
+    expect(await passthru(`CallSid=${dialled}&CallFrom=08039591111&CallTo=09876543216&Direction=outbound-dial&flow_id=223378&CallType=call-attempt`)).toEqual({ status: 200, text: '' });
+    // A later request without Direction, the call's short cache entry gone: still outgoing, not announced.
+    await gw.storage.cache.delete(`${gw.exotel.accountSid}:call:${dialled}`);
+    expect(await passthru(`CallSid=${dialled}&flow_id=223378&CallType=completed&DialCallStatus=completed`)).toEqual({ status: 200, text: '' });
+
+    const barrier = probeSid();
+    expect((await passthru(`CallSid=${barrier}&CallFrom=09876543210&CallTo=08039591111&Direction=incoming`)).status).toBe(200);
+    const seen = await incoming.until((all) => all.some((c) => c.sid === barrier));
+    incoming.dispose();
+    expect(seen.filter((c) => c.sid === sid || c.sid === dialled)).toEqual([]);
+    const api = await gw.gql(CALL, { sid });
+    expect(api.body.data.call).toMatchObject({ sid, direction: 'OUTBOUND_API', flow: { flowId: '223377' } });
+    expect((await gw.storage.events.callHistory(gw.exotel.accountSid, dialled)).map((e) => [e.kind, e.status])).toEqual([
+      ['call', 'IN_PROGRESS'],
+      ['call', 'COMPLETED'],
+    ]);
+  });
 });
 
 describe('an incoming call whose end request never came', () => {
