@@ -129,7 +129,11 @@ export class ConfigError extends Error {
   }
 }
 
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A whole number in [min, max]; one message for every way to miss it ("200/min", "1e9", "-1"). */
+const int = (min: number, max: number) => {
+  const message = `must be a whole number from ${min} to ${max}`;
+  return z.coerce.number({ error: message }).int(message).min(min, message).max(max, message);
+};
 const flag = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
   .transform((v) => v === '1' || v === 'true' || v === 'yes');
@@ -140,8 +144,14 @@ const apiKeys = z.string().transform((raw, ctx) => {
     const [name, secret, scopes, weightText, ...rest] = entry.split(':');
     const weight = weightText === undefined ? 1 : Number(weightText);
     if (!name || !secret || (scopes !== 'read' && scopes !== 'read+write') || rest.length > 0) {
-      // Never echo the entry: it holds a secret.
-      ctx.addIssue({ code: 'custom', message: `entry ${keys.length + 1} is not name:secret:read|read+write[:weight]` });
+      // Never echo the entry, nor its name while its shape is wrong: a missing field shifts the secret into it.
+      const problem =
+        !name || !secret || scopes === undefined
+          ? 'has an empty name or secret, or fewer than 3 fields'
+          : rest.length > 0
+            ? 'has more than 4 fields (a secret cannot contain ":")'
+            : 'has scopes other than read or read+write';
+      ctx.addIssue({ code: 'custom', message: `entry ${keys.length + 1} ${problem}; expected name:secret:scopes[:weight], e.g. backend:<secret>:read+write` });
       return z.NEVER;
     }
     if (!(weightText === undefined || (/^\d+(\.\d+)?$/.test(weightText) && weight > 0 && weight <= 1000))) {
@@ -162,7 +172,37 @@ const apiKeys = z.string().transform((raw, ctx) => {
   return keys;
 });
 
-const url = z.string().url().transform((u) => u.replace(/\/+$/, ''));
+const url = z
+  .string()
+  .url('must be an absolute URL with its scheme, e.g. https://gw.example.com')
+  .transform((u) => u.replace(/\/+$/, ''));
+
+/**
+ * WS_ALLOWED_ORIGINS: browser Origins as a browser sends them (scheme://host[:port], no path), so a
+ * trailing slash or a wildcard cannot silently turn away every browser.
+ */
+const origins = z.string().transform((raw, ctx) => {
+  const list: string[] = [];
+  for (const entry of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (entry === '*') {
+      ctx.addIssue({ code: 'custom', message: '"*" is not an origin; leave WS_ALLOWED_ORIGINS unset to allow every origin' });
+      return z.NEVER;
+    }
+    let origin: string | undefined;
+    try {
+      const parsed = new URL(entry);
+      if (parsed.origin !== 'null' && (parsed.pathname === '/' || parsed.pathname === '') && !parsed.search && !parsed.hash) origin = parsed.origin;
+    } catch {
+      origin = undefined;
+    }
+    if (!origin) {
+      ctx.addIssue({ code: 'custom', message: `"${entry}" is not an origin: use scheme://host[:port], e.g. https://app.example.com` });
+      return z.NEVER;
+    }
+    list.push(origin);
+  }
+  return list;
+});
 
 /** Each variable with its default; the names are the public contract (the README's configuration table). */
 const schema = z.object({
@@ -220,11 +260,13 @@ const schema = z.object({
   // With the memory a subscription costs (the bench's fan-out figure measures it), 5,000 bound one key to
   // about 100 MB (docs/security.md).
   WS_MAX_SUBSCRIPTIONS_PER_KEY: int(1, 10_000_000).default(5000),
-  WS_ALLOWED_ORIGINS: z.string().optional(),
+  WS_ALLOWED_ORIGINS: origins.optional(),
 });
 
 /** Variables whose values are never printed, even when invalid. */
 const SECRET_VARS = new Set(['EXOTEL_API_KEY', 'EXOTEL_API_TOKEN', 'WEBHOOK_SECRET', 'GATEWAY_API_KEYS', 'REDIS_URL']);
+/** Issue codes whose message states the rule broken and never the value. */
+const RULE_ISSUES = new Set<string>(['custom', 'too_small', 'too_big', 'invalid_format']);
 
 /**
  * Reads the environment into a Config. Throws ConfigError listing every bad variable at once;
@@ -238,7 +280,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ? []
     : parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? 'environment');
-        const detail = SECRET_VARS.has(name) && issue.code !== 'custom' ? 'invalid value' : issue.message;
+        // A secret's value is never printed; the messages declared in this file (custom ones, lengths,
+        // formats) name only the rule, so they are shown, and anything else is only "invalid value".
+        const detail = SECRET_VARS.has(name) && !RULE_ISSUES.has(issue.code) ? 'invalid value' : issue.message;
         return `${name}: ${detail}`;
       });
 
@@ -247,6 +291,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const credentialCount = ['EXOTEL_ACCOUNT_SID', 'EXOTEL_API_KEY', 'EXOTEL_API_TOKEN'].filter(has).length;
   if (credentialCount > 0 && credentialCount < 3) {
     problems.push('EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY, EXOTEL_API_TOKEN: set all three for live mode, or none for the simulator');
+  }
+  if (parsed.success && parsed.data.METRICS_PORT !== undefined && parsed.data.METRICS_PORT !== 0 && parsed.data.METRICS_PORT === parsed.data.PORT) {
+    problems.push(`METRICS_PORT: is PORT (${parsed.data.PORT}); give /metrics a port of its own, or leave METRICS_PORT unset to serve it on PORT`);
   }
   if (credentialCount === 3) {
     if (!has('WEBHOOK_SECRET')) problems.push('WEBHOOK_SECRET: required in live mode (callback URLs must survive restarts)');
@@ -311,7 +358,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       wsMaxSubscriptionsPerSocket: e.WS_MAX_SUBSCRIPTIONS_PER_SOCKET,
       wsMaxSocketsPerKey: e.WS_MAX_SOCKETS_PER_KEY,
       wsMaxSubscriptionsPerKey: e.WS_MAX_SUBSCRIPTIONS_PER_KEY,
-      wsAllowedOrigins: (e.WS_ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+      wsAllowedOrigins: e.WS_ALLOWED_ORIGINS ?? [],
     },
   };
 }

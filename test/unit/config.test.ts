@@ -91,6 +91,57 @@ describe('configuration', () => {
     for (const canary of ['client-secret-canary-1', 'short-canary', 'redis-canary', live.EXOTEL_API_TOKEN]) expect(text).not.toContain(canary);
   });
 
+  it('says what each bad value should be: a number range, an absolute URL, the secret rules', () => {
+    const problems = problemsOf({
+      ...live,
+      PORT: 'abc',
+      EXOTEL_RATE_LIMIT_PER_MIN: '200/min',
+      EXOTEL_BULK_BATCH_SIZE: '500',
+      PUBLIC_URL: 'gw.example.com',
+      WEBHOOK_SECRET: 'short-canary',
+      REDIS_URL: 'localhost:6379',
+    });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'PORT: must be a whole number from 0 to 65535',
+        'EXOTEL_RATE_LIMIT_PER_MIN: must be a whole number from 1 to 100000',
+        'EXOTEL_BULK_BATCH_SIZE: must be a whole number from 1 to 100',
+        'PUBLIC_URL: must be an absolute URL with its scheme, e.g. https://gw.example.com',
+        'WEBHOOK_SECRET: must be at least 16 characters',
+        'REDIS_URL: must start with redis:// or rediss://',
+      ]),
+    );
+    expect(problems.join('\n')).not.toMatch(/short-canary|localhost:6379/);
+  });
+
+  it('says which part of a client key entry is wrong, without echoing the entry', () => {
+    const entryProblem = (entry: string) => problemsOf({ ...live, GATEWAY_API_KEYS: entry }).join('\n');
+    // The name left out: the secret stands where the name goes, so nothing of the entry is shown.
+    expect(entryProblem('client-secret-canary-1:read+write')).toBe(
+      'GATEWAY_API_KEYS: entry 1 has an empty name or secret, or fewer than 3 fields; expected name:secret:scopes[:weight], e.g. backend:<secret>:read+write',
+    );
+    expect(entryProblem('backend:client-secret-canary-1:rw')).toMatch(/entry 1 has scopes other than read or read\+write/);
+    expect(entryProblem('dash:client-secret-canary-2:read,backend:client:secret:canary-1:read+write')).toMatch(/entry 2 has more than 4 fields/);
+  });
+
+  it('refuses METRICS_PORT equal to PORT, which would fail at start as "port in use"', () => {
+    expect(problemsOf({ PORT: '4000', METRICS_PORT: '4000' })).toEqual([
+      'METRICS_PORT: is PORT (4000); give /metrics a port of its own, or leave METRICS_PORT unset to serve it on PORT',
+    ]);
+    expect(loadConfig({ PORT: '0', METRICS_PORT: '0' }).metricsPort).toBe(0);
+    expect(loadConfig({ PORT: '4000', METRICS_PORT: '9464' }).metricsPort).toBe(9464);
+  });
+
+  it('reads WS_ALLOWED_ORIGINS as browser origins, and refuses a wildcard or a URL with a path', () => {
+    expect(loadConfig({ WS_ALLOWED_ORIGINS: 'https://app.example.com/, http://localhost:3000' }).limits.wsAllowedOrigins).toEqual([
+      'https://app.example.com',
+      'http://localhost:3000',
+    ]);
+    expect(problemsOf({ WS_ALLOWED_ORIGINS: '*' })).toEqual(['WS_ALLOWED_ORIGINS: "*" is not an origin; leave WS_ALLOWED_ORIGINS unset to allow every origin']);
+    expect(problemsOf({ WS_ALLOWED_ORIGINS: 'https://app.example.com/dashboard' })[0]).toMatch(/^WS_ALLOWED_ORIGINS: "https:\/\/app.example.com\/dashboard" is not an origin/);
+    expect(problemsOf({ WS_ALLOWED_ORIGINS: 'app.example.com' })[0]).toMatch(/^WS_ALLOWED_ORIGINS: "app.example.com" is not an origin/);
+  });
+
   it('refuses two client keys with the same name, without echoing either secret', () => {
     const problems = problemsOf({ ...live, GATEWAY_API_KEYS: 'backend:client-secret-canary-1:read,backend:client-secret-canary-2:read+write' });
     expect(problems.join('\n')).toMatch(/GATEWAY_API_KEYS.*"backend" is used twice/);
@@ -105,7 +156,7 @@ describe('configuration', () => {
     });
     expect(result.status).toBe(1);
     const lines = result.stderr.trim().split('\n');
-    expect(lines).toContain('config error: PORT: Too small: expected number to be >=0');
+    expect(lines).toContain('config error: PORT: must be a whole number from 0 to 65535');
     expect(lines.some((l) => l.startsWith('config error: EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY, EXOTEL_API_TOKEN'))).toBe(true);
     expect(result.stderr + result.stdout).not.toContain('token-canary-xyz-123');
   });
