@@ -26,6 +26,7 @@ import { createSubscriptionResolvers } from './graphql/resolvers/subscription.js
 import { createGraphqlWs } from './graphql/ws.js';
 import { WEBHOOK_BASE_PATH } from './live/callback-urls.js';
 import { createLive, type LiveTimings } from './live/index.js';
+import { unreachablePublicUrl } from './live/public-url.js';
 import { isWebhookRequest, type WebhookRoute } from './live/webhooks.js';
 import { graphiqlRouter } from './graphiql/route.js';
 import { createArmor } from './graphql/armor.js';
@@ -422,6 +423,8 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     };
 
     logger.info({ url, mode, storage: storage.kind, exotelBaseUrl: exotelBaseUrl ?? 'injected' }, 'gateway listening');
+    const unreachable = config.exotel && exotelBaseUrl ? unreachablePublicUrl(config.publicUrl, exotelBaseUrl) : undefined;
+    if (unreachable) logger.warn(unreachable);
     let stopping: Promise<void> | undefined;
     return {
       url,

@@ -6,6 +6,8 @@
  */
 import { loadConfigOrExit } from './config.js';
 import { createCallbackUrls } from './live/callback-urls.js';
+import { EXOTEL_REGION_BASE_URLS } from './exotel/options.js';
+import { unreachablePublicUrl } from './live/public-url.js';
 import { SIMULATOR_DEFAULTS } from './simulator/index.js';
 
 function main(): void {
@@ -22,6 +24,10 @@ function main(): void {
     'Calls and SMS created through the gateway carry these URLs already.',
   ];
   if (!config.exotel) lines.push('Simulator mode: no Exotel credentials are set; the simulator\'s account is shown.');
+  const unreachable = config.exotel
+    ? unreachablePublicUrl(config.publicUrl, config.exotelBaseUrl ?? EXOTEL_REGION_BASE_URLS[config.exotelRegion])
+    : undefined;
+  if (unreachable) lines.push(`WARNING: ${unreachable}`);
   if (config.webhookSecretGenerated) {
     lines.push(
       'WARNING: WEBHOOK_SECRET is not set, so a random secret was made for this command only. These URLs will',

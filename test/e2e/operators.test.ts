@@ -1,7 +1,7 @@
 /**
  * What operators see: Exotel refusing the gateway's own credentials (one error line, /readyz 503 with
- * the reason, ready again once a request succeeds), the Exotel host in the start log, and a port in use
- * reported in one line with exit code 1.
+ * the reason, ready again once a request succeeds), the Exotel host in the start log, a warning when Exotel
+ * cannot reach PUBLIC_URL, and a port in use reported in one line with exit code 1.
  */
 import { spawn } from 'node:child_process';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
@@ -72,6 +72,38 @@ describe('Exotel refusing the gateway\'s credentials', () => {
     expect(health.problem()).toBeDefined();
     health.observe({ status: 200, method: 'GET', endpoint: 'calls.list' });
     expect(health.problem()).toBeUndefined();
+  });
+});
+
+describe('a PUBLIC_URL Exotel cannot reach', () => {
+  const liveEnv = {
+    EXOTEL_ACCOUNT_SID: 'acme1',
+    EXOTEL_API_KEY: 'key',
+    EXOTEL_API_TOKEN: 'token',
+    // A public Exotel host (reserved name, so nothing is ever sent); no request is made at start.
+    EXOTEL_BASE_URL: 'https://exotel.invalid',
+    WEBHOOK_SECRET: 'operators-webhook-secret-0123',
+    GATEWAY_ALLOW_OPEN: '1',
+  };
+
+  it('is said once at start in live mode, naming the variable to set', async () => {
+    const gw = await startGateway(liveEnv);
+    const warnings = gw.logs.filter((l) => l.level === 'warn' && String(l.msg).startsWith('PUBLIC_URL'));
+    expect(warnings.map((l) => l.msg)).toEqual([
+      'PUBLIC_URL is http://localhost:0, which exotel.invalid cannot reach: Exotel\'s status callbacks and Passthru requests will not arrive ' +
+        '(calls still end, late, from call details). Set PUBLIC_URL to the address Exotel reaches this gateway at, e.g. https://gw.example.com',
+    ]);
+  });
+
+  it('is not said for a public PUBLIC_URL, nor when Exotel is on this machine (the simulator)', async () => {
+    const publicGw = await startGateway({ ...liveEnv, PUBLIC_URL: 'https://gw.example.com' });
+    const sim = await createSimulator({ port: 0, timeScale: 0.01, log: () => {} });
+    simulators.push(sim);
+    const localGw = await startGateway({ ...liveEnv, EXOTEL_BASE_URL: sim.url });
+    for (const gw of [publicGw, localGw]) {
+      expect(gw.logs.find((l) => l.msg === 'gateway listening')).toMatchObject({ mode: 'LIVE' });
+      expect(gw.logs.filter((l) => String(l.msg).startsWith('PUBLIC_URL'))).toEqual([]);
+    }
   });
 });
 

@@ -40,4 +40,17 @@ describe('npm run webhook-urls', () => {
     expect(unset.status).toBe(0);
     expect(unset.out).toMatch(/WARNING: WEBHOOK_SECRET is not set/);
   }, 30_000);
+
+  it('warns, before the URLs are pasted into a flow, when real Exotel cannot reach PUBLIC_URL', () => {
+    const liveEnv = { EXOTEL_ACCOUNT_SID: 'acme1', EXOTEL_API_KEY: 'k', EXOTEL_API_TOKEN: 't', GATEWAY_API_KEYS: 'ops:client-secret-0123456789abcdef:read', WEBHOOK_SECRET: 'another-secret-that-is-long' };
+    const unset = run(liveEnv);
+    expect(unset.status).toBe(0);
+    expect(unset.out).toContain('WARNING: PUBLIC_URL is http://localhost:4000, which api.exotel.com cannot reach');
+    expect(run({ ...liveEnv, PUBLIC_URL: 'http://192.168.1.20:4000', EXOTEL_REGION: 'mumbai' }).out).toContain(
+      'WARNING: PUBLIC_URL is http://192.168.1.20:4000, which api.in.exotel.com cannot reach',
+    );
+    // A public address, or an Exotel on this machine (the simulator), reaches it.
+    expect(run({ ...liveEnv, PUBLIC_URL: 'https://gw.example.in' }).out).not.toMatch(/WARNING/);
+    expect(run({ ...liveEnv, EXOTEL_BASE_URL: 'http://127.0.0.1:4010' }).out).not.toMatch(/WARNING/);
+  }, 60_000);
 });
