@@ -6,7 +6,7 @@
 import type { EntityCache } from '../cache/entities.js';
 import { ErrorCode, GatewayError } from '../errors.js';
 import type { Call, CallStatus, ExotelApi, SmsMessage } from '../exotel/types.js';
-import type { CallEventRecord, EventLog, EventRecord, EventSource } from '../storage/types.js';
+import type { CallEventRecord, EventLog, EventRecord, EventSource, SmsEventRecord } from '../storage/types.js';
 import type { Channel, Topics } from './topics.js';
 import { callStatusRank, compareEventIds, isTerminalCall, isTerminalSms, smsStatusRank, topics } from './updates.js';
 
@@ -143,6 +143,31 @@ const matches = (filter: CallEventFilter | null | undefined, e: CallEventRecord)
   (!filter?.statuses?.length || filter.statuses.includes(e.status)) &&
   (!filter?.sources?.length || filter.sources.includes(e.source));
 
+/**
+ * The status a snapshot shows: the last forward status of the history, read after the topic subscription
+ * (so the live events pick up exactly where it ends), over the looked-up object's, which may lag behind the
+ * log (written after it) or carry Exotel's "in-progress" of a call just created. A final status wherever it
+ * is seen is final, though.
+ */
+function snapshotStatus<S, E extends { forward: boolean; status: S }>(history: readonly E[], current: S, isTerminal: (status: S) => boolean): { status: S; lastForward: E | undefined } {
+  const lastForward = history.findLast((e) => e.forward);
+  return { status: lastForward && !isTerminal(current) ? lastForward.status : current, lastForward };
+}
+
+/** The SMS with what a forward event of it says. */
+function withSmsEvent(sms: SmsMessage, event: SmsEventRecord): SmsMessage {
+  const fields = (event.data?.sms ?? {}) as Partial<SmsMessage>;
+  return { ...sms, ...fields, sid: event.smsSid, status: event.status };
+}
+
+/**
+ * True when smsStatusChanged ends after this event: Exotel posts SMS callbacks for final states only, and
+ * delivery may show only as `sent`; the reconciler's look at a due SMS is final in the same way.
+ */
+function endsSms(sms: SmsMessage, event: SmsEventRecord): boolean {
+  return isTerminalSms(sms.status) || event.source === 'WEBHOOK' || (event.source === 'POLL' && sms.status === 'SENT');
+}
+
 /** The subscription streams over one account's event log and topics. */
 export function createFeed(deps: FeedDeps): LiveFeed {
   const { accountSid } = deps;
@@ -163,10 +188,7 @@ export function createFeed(deps: FeedDeps): LiveFeed {
   async function callSnapshot(sid: string, lookup: SnapshotLookup<Call> | undefined): Promise<FeedCallEvent> {
     const [history, call] = await Promise.all([deps.events.callHistory(accountSid, sid), (lookup ?? lookupCall)(sid)]);
     if (!call) throw new GatewayError(ErrorCode.NOT_FOUND, `No call with Sid ${JSON.stringify(sid)}`, { field: 'sid' });
-    const lastForward = history.findLast((e) => e.forward);
-    // History is forward-only; the cached call may carry Exotel's "in-progress" of a call just created.
-    // A terminal status wherever it is seen is final, though.
-    const status = lastForward && !isTerminalCall(call.status) ? lastForward.status : call.status;
+    const { status, lastForward } = snapshotStatus(history, call.status, isTerminalCall);
     const id = lastForward && lastForward.status === status ? lastForward.id : ((await deps.events.lastId()) ?? '0-0');
     return {
       event: { kind: 'call', id, accountSid, callSid: sid, status, at: lastForward?.at ?? call.dateUpdated, source: 'SNAPSHOT', forward: true },
@@ -190,10 +212,19 @@ export function createFeed(deps: FeedDeps): LiveFeed {
     return fetched;
   }
 
-  async function smsSnapshot(sid: string, lookup: SnapshotLookup<SmsMessage> | undefined): Promise<SmsMessage> {
-    const sms = await (lookup ?? lookupSms)(sid);
-    if (!sms) throw new GatewayError(ErrorCode.NOT_FOUND, `No SMS with Sid ${JSON.stringify(sid)}`, { field: 'sid' });
-    return sms;
+  /**
+   * The state a smsStatusChanged subscriber starts from, as callSnapshot's: history (forward-only truth)
+   * and the SMS itself. The cached SMS is written only after its status is stored, so a subscriber that
+   * reads it in between would start from the old status and wait for an event already gone past.
+   * `ended` when the status it shows is one the stream ends after.
+   */
+  async function smsSnapshot(sid: string, lookup: SnapshotLookup<SmsMessage> | undefined): Promise<{ sms: SmsMessage; ended: boolean }> {
+    const [history, found] = await Promise.all([deps.events.smsHistory(accountSid, sid), (lookup ?? lookupSms)(sid)]);
+    if (!found) throw new GatewayError(ErrorCode.NOT_FOUND, `No SMS with Sid ${JSON.stringify(sid)}`, { field: 'sid' });
+    const { status, lastForward } = snapshotStatus(history, found.status, isTerminalSms);
+    if (!lastForward || status !== lastForward.status) return { sms: found, ended: isTerminalSms(found.status) };
+    const sms = status === found.status ? found : withSmsEvent(found, lastForward);
+    return { sms, ended: endsSms(sms, lastForward) };
   }
 
   return {
@@ -250,26 +281,24 @@ export function createFeed(deps: FeedDeps): LiveFeed {
 
     async smsStatusChanged(sid, lookup) {
       const channel = deps.topics.subscribe(topics.sms(sid));
-      let sms: SmsMessage;
+      let snapshot: { sms: SmsMessage; ended: boolean };
       try {
-        sms = await smsSnapshot(sid, lookup);
+        snapshot = await smsSnapshot(sid, lookup);
       } catch (err) {
         channel.close();
         throw err;
       }
       async function* stream(): AsyncGenerator<SmsMessage> {
         try {
+          let { sms } = snapshot;
           yield sms;
-          if (isTerminalSms(sms.status)) return;
+          if (snapshot.ended) return;
           for await (const event of channel) {
             if (event.kind !== 'sms' || event.accountSid !== accountSid || !event.forward) continue;
             if (smsStatusRank(event.status) <= smsStatusRank(sms.status)) continue;
-            const fields = (event.data?.sms ?? {}) as Partial<SmsMessage>;
-            sms = { ...sms, ...fields, sid, status: event.status };
+            sms = withSmsEvent(sms, event);
             yield sms;
-            // Exotel posts SMS callbacks for final states only, and delivery may show only as `sent`;
-            // the reconciler's look at a due SMS is final in the same way.
-            if (isTerminalSms(sms.status) || event.source === 'WEBHOOK' || (event.source === 'POLL' && sms.status === 'SENT')) return;
+            if (endsSms(sms, event)) return;
           }
         } finally {
           channel.close();

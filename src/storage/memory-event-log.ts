@@ -1,9 +1,9 @@
 /**
- * The event log of one process: an array in id order with retention by age and count, a per-call index
- * for callHistory, and synchronous fan-out to subscribers. Ids have the Redis stream shape so cursors mean
+ * The event log of one process: an array in id order with retention by age and count, a per-call and
+ * per-SMS index for their histories, and synchronous fan-out to subscribers. Ids have the Redis stream shape so cursors mean
  * the same thing on both backends.
  */
-import type { CallEventRecord, EventLog, EventRecord, NewEvent, StatusAppend, StatusAppendResult, StatusStepResult } from './types.js';
+import type { CallEventRecord, EventLog, EventRecord, HistorySubject, NewEvent, SmsEventRecord, StatusAppend, StatusAppendResult, StatusStepResult } from './types.js';
 import { checkLimit, type ResolvedStorageOptions } from './options.js';
 import { createExpiringMap } from './expiring-map.js';
 import { checkStatusAppend, decideStatus, eventJsonHead, subjectOf, withForward, type SubjectState } from './status-step.js';
@@ -16,8 +16,16 @@ interface Stored {
   parts: EventIdParts;
 }
 
-export function callKey(accountSid: string, callSid: string): string {
-  return `${accountSid}\u0000${callSid}`;
+/** The key of a call's or an SMS's history. */
+function historyKey(kind: string, accountSid: string, sid: string): string {
+  return `${kind}\u0000${accountSid}\u0000${sid}`;
+}
+
+/** The history an event is kept in; undefined for none (an incoming-call announcement). */
+function historyKeyOf(record: EventRecord): string | undefined {
+  if (record.kind === 'call') return historyKey('call', record.accountSid, record.callSid);
+  if (record.kind === 'sms') return historyKey('sms', record.accountSid, record.smsSid);
+  return undefined;
 }
 
 /** Builds an in-memory EventLog; `openItems` is the set store appendStatus keeps up to date in the same step. */
@@ -29,7 +37,7 @@ export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?
   // Kept in id order; `head` skips trimmed entries so trimming is O(1) and compaction is occasional.
   let log: Stored[] = [];
   let head = 0;
-  const byCall = new Map<string, CallEventRecord[]>();
+  const histories = new Map<string, EventRecord[]>();
   const fanOut = createFanOut(logger);
   let last: EventIdParts = { ms: 0, seq: -1 };
   let closed = false;
@@ -45,12 +53,12 @@ export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?
     const gone = log[head];
     if (!gone) return;
     head += 1;
-    if (gone.record.kind === 'call') {
-      const key = callKey(gone.record.accountSid, gone.record.callSid);
-      const history = byCall.get(key);
-      // A call's history is in log order too, so the dropped event is its first.
+    const key = historyKeyOf(gone.record);
+    if (key !== undefined) {
+      const history = histories.get(key);
+      // A history is in log order too, so the dropped event is its first.
       history?.shift();
-      if (history?.length === 0) byCall.delete(key);
+      if (history?.length === 0) histories.delete(key);
     }
   };
 
@@ -83,15 +91,20 @@ export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?
     // Values read back are the same shapes the Redis log gives (no Dates, no undefined fields).
     const record = { ...(JSON.parse(json) as NewEvent), id: formatEventId(parts) } as EventRecord;
     log.push({ record, parts });
-    if (record.kind === 'call') {
-      const key = callKey(record.accountSid, record.callSid);
-      const history = byCall.get(key);
+    const key = historyKeyOf(record);
+    if (key !== undefined) {
+      const history = histories.get(key);
       if (history) history.push(record);
-      else byCall.set(key, [record]);
+      else histories.set(key, [record]);
     }
     trim();
     fanOut.publish(record);
     return record;
+  };
+
+  const historyOf = <K extends HistorySubject>(kind: K, accountSid: string, sid: string) => {
+    trim();
+    return [...(histories.get(historyKey(kind, accountSid, sid)) ?? [])] as Array<Extract<EventRecord, { kind: K }>>;
   };
 
   /** One subject's status step (EventLog.appendStatus): decide, then store, synchronously. */
@@ -124,10 +137,7 @@ export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?
       // One synchronous run, like the Redis script: nothing else can interleave between decide and store.
       const result: StatusAppendResult = step(append);
       if (append.also) result.also = step(append.also);
-      if (append.withHistory && append.event.kind === 'call') {
-        trim();
-        result.history = [...(byCall.get(callKey(append.event.accountSid, append.event.callSid)) ?? [])];
-      }
+      if (append.withHistory && append.event.kind === 'call') result.history = historyOf('call', append.event.accountSid, append.event.callSid);
       return result;
     },
 
@@ -153,8 +163,11 @@ export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?
     },
 
     async callHistory(accountSid: string, callSid: string): Promise<CallEventRecord[]> {
-      trim();
-      return [...(byCall.get(callKey(accountSid, callSid)) ?? [])];
+      return historyOf('call', accountSid, callSid);
+    },
+
+    async smsHistory(accountSid: string, smsSid: string): Promise<SmsEventRecord[]> {
+      return historyOf('sms', accountSid, smsSid);
     },
 
     async lastId(): Promise<string | undefined> {

@@ -1,8 +1,8 @@
 /**
  * The event log on Redis Streams, shared by every replica.
  *
- * - append: one Lua script does XADD (MAXLEN ~ count), XTRIM MINID ~ (age) and, for call events, RPUSH to
- *   the call's history list, so the stream and the history never disagree. It resolves only once Redis
+ * - append: one Lua script does XADD (MAXLEN ~ count), XTRIM MINID ~ (age) and, for call and SMS events,
+ *   RPUSH to the call's or SMS's history list, so the stream and the history never disagree. It resolves only once Redis
  *   has stored the event and rejects otherwise (the webhook answers 503 and Exotel retries).
  * - subscribe: one dedicated connection per storage runs XREAD BLOCK from the last id it delivered, so
  *   every replica sees every event once, in stream order, and an outage only delays delivery.
@@ -10,7 +10,7 @@
  *   Reads apply the age limit exactly, so both backends replay the same window.
  */
 import type { Redis } from 'ioredis';
-import type { CallEventRecord, EventLog, EventRecord, NewEvent, NotForwardReason, StatusAppend, StatusAppendResult, StatusStepResult } from './types.js';
+import type { CallEventRecord, EventLog, EventRecord, HistorySubject, NewEvent, NotForwardReason, SmsEventRecord, StatusAppend, StatusAppendResult, StatusStepResult } from './types.js';
 import { checkLimit, type ResolvedStorageOptions } from './options.js';
 import { APPEND_STATUS_LUA, checkStatusAppend, eventJsonHead, subjectOf, withForward } from './status-step.js';
 import { redisOpenItemsKey } from './open-items.js';
@@ -23,7 +23,7 @@ export const EVENT_LOG_DEFAULTS = {
   blockMs: 5000,
   /** Most entries one XREAD returns. */
   readBatch: 500,
-  /** Most events kept in one call's history list (a call has a handful; this only bounds a runaway). */
+  /** Most events kept in one call's or SMS's history list (a call has a handful; this only bounds a runaway). */
   callHistoryCap: 1000,
   /**
    * When Redis is down at start, the reader starts this long before the replica's own start time (a
@@ -34,8 +34,8 @@ export const EVENT_LOG_DEFAULTS = {
 } as const;
 
 /*
- * KEYS[1] = stream, KEYS[2] = call history list; ARGV = maxlen, minid, json, history ttl ms, history cap,
- * "1" when the event is a call event. Returns the new id.
+ * KEYS[1] = stream, KEYS[2] = history list; ARGV = maxlen, minid, json, history ttl ms, history cap,
+ * "1" when the event has a history (a call or SMS event). Returns the new id.
  */
 const APPEND = `
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3])
@@ -51,7 +51,7 @@ return id
 `;
 
 interface RedisWithAppend extends Redis {
-  eggAppendEvent(stream: string, history: string, maxlen: number, minid: string, json: string, ttlMs: number, cap: number, isCall: string): Promise<string>;
+  eggAppendEvent(stream: string, history: string, maxlen: number, minid: string, json: string, ttlMs: number, cap: number, hasHistory: string): Promise<string>;
   /** APPEND_STATUS_LUA (status-step.ts); keys and arguments as listed there. */
   eggAppendStatus(numberOfKeys: number, ...keysAndArgs: Array<string | number>): Promise<[StepReply, StepReply | null, string[] | null]>;
 }
@@ -79,8 +79,11 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
   const { redis, blocking, keyPrefix, options } = deps;
   const { clock, logger, eventRetentionMs, eventRetentionCount } = options;
   const streamKey = `${keyPrefix}events`;
-  // Exotel Sids contain no ':', so account and call cannot run into each other.
-  const historyKey = (accountSid: string, callSid: string) => `${keyPrefix}call:${accountSid}:${callSid}`;
+  // Exotel Sids contain no ':', so account and Sid cannot run into each other.
+  const historyKey = (kind: HistorySubject, accountSid: string, sid: string) => `${keyPrefix}${kind}:${accountSid}:${sid}`;
+  /** The history list an event is kept in; undefined for none (an incoming-call announcement). */
+  const historyKeyOf = (event: NewEvent | StatusAppend['event']): string | undefined =>
+    event.kind === 'call' ? historyKey('call', event.accountSid, event.callSid) : event.kind === 'sms' ? historyKey('sms', event.accountSid, event.smsSid) : undefined;
   // A subject's state and a request's reference (status-step.ts); "status:" so no key of an older layout is reused.
   const stateKey = (kind: string, accountSid: string, sid: string) => `${keyPrefix}status:${kind}:${accountSid}:${sid}`;
   const refKey = (accountSid: string, ref: string) => `${keyPrefix}ref:${accountSid}:${ref}`;
@@ -159,11 +162,11 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
   const stepInput = (append: StatusAppend) => {
     const { event } = append;
     const { kind, sid, status } = subjectOf(event);
-    const isCall = event.kind === 'call';
+    const history = historyKeyOf(event);
     const remove = append.open?.remove ?? [];
     const keys = [
       streamKey,
-      isCall ? historyKey(event.accountSid, event.callSid) : placeholder,
+      history ?? placeholder,
       stateKey(kind, event.accountSid, sid),
       append.requestRef ? refKey(event.accountSid, append.requestRef.ref) : placeholder,
       append.open?.add ? redisOpenItemsKey(keyPrefix, append.open.add.set) : placeholder,
@@ -176,7 +179,7 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
       head,
       Math.ceil(eventRetentionMs),
       EVENT_LOG_DEFAULTS.callHistoryCap,
-      isCall ? '1' : '0',
+      history ? '1' : '0',
       status,
       append.rank,
       append.keepNotForward ? '1' : '0',
@@ -198,15 +201,15 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
     return { forward: false, reason: outcome as NotForwardReason, event: record, previousRank };
   };
 
-  /** A call's history from its list's entries ("<id> <json>"), inside the retention window. */
-  const historyOf = (lines: string[]): CallEventRecord[] => {
-    const out: CallEventRecord[] = [];
+  /** A call's or SMS's history from its list's entries ("<id> <json>"), inside the retention window. */
+  const historyOf = <K extends HistorySubject>(kind: K, lines: string[]) => {
+    const out: Array<Extract<EventRecord, { kind: K }>> = [];
     for (const line of lines) {
       const space = line.indexOf(' ');
       const id = line.slice(0, space);
       if (space < 0 || !isFresh(id)) continue;
       const record = decode(id, line.slice(space + 1));
-      if (record?.kind === 'call') out.push(record);
+      if (record?.kind === kind) out.push(record as Extract<EventRecord, { kind: K }>);
     }
     return out;
   };
@@ -228,16 +231,16 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
     async append(event: NewEvent): Promise<EventRecord> {
       if (stopped) throw new Error('event log is closed');
       const json = JSON.stringify(event);
-      const isCall = event.kind === 'call';
+      const history = historyKeyOf(event);
       const id = await r.eggAppendEvent(
         streamKey,
-        isCall ? historyKey(event.accountSid, event.callSid) : `${keyPrefix}call:-`,
+        history ?? placeholder,
         eventRetentionCount,
         formatEventId(minParts()),
         json,
         Math.ceil(eventRetentionMs),
         EVENT_LOG_DEFAULTS.callHistoryCap,
-        isCall ? '1' : '0',
+        history ? '1' : '0',
       );
       // The same JSON round trip a reader gets, so the appender and every reader see equal records.
       return decode(id, json)!;
@@ -259,7 +262,7 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
       );
       const result: StatusAppendResult = stepResult(first.head, one);
       if (second && two) result.also = stepResult(second.head, two);
-      if (append.withHistory) result.history = lines ? historyOf(lines) : [];
+      if (append.withHistory) result.history = lines ? historyOf('call', lines) : [];
       return result;
     },
 
@@ -287,7 +290,11 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
     },
 
     async callHistory(accountSid: string, callSid: string): Promise<CallEventRecord[]> {
-      return historyOf(await redis.lrange(historyKey(accountSid, callSid), 0, -1));
+      return historyOf('call', await redis.lrange(historyKey('call', accountSid, callSid), 0, -1));
+    },
+
+    async smsHistory(accountSid: string, smsSid: string): Promise<SmsEventRecord[]> {
+      return historyOf('sms', await redis.lrange(historyKey('sms', accountSid, smsSid), 0, -1));
     },
 
     async lastId(): Promise<string | undefined> {

@@ -69,15 +69,15 @@ export function withForward(head: string, forward: boolean): string {
 }
 
 /*
- * One step's keys, from its first key k: k stream, k+1 call history list (or a placeholder), k+2 subject
- * state hash, k+3 request-reference key (or a placeholder), k+4 open set to add to (or a placeholder),
- * k+5.. open sets to remove from.
+ * One step's keys, from its first key k: k stream, k+1 the call's or SMS's history list (or a
+ * placeholder), k+2 subject state hash, k+3 request-reference key (or a placeholder), k+4 open set to add
+ * to (or a placeholder), k+5.. open sets to remove from.
  * One step's arguments, from its first argument a: a maxlen, a+1 minid, a+2 JSON head, a+3 history ttl ms,
- * a+4 history cap, a+5 "1" for a call event, a+6 status, a+7 rank, a+8 "1" to keep a status that is not
- * forward, a+9 state ttl ms, a+10 Sid for the request reference ("" for none), a+11 its ttl ms, a+12 the
- * Sid (open-set member), a+13 the open-set score ("" for none).
+ * a+4 history cap, a+5 "1" for an event kept in a history (a call or SMS event), a+6 status, a+7 rank,
+ * a+8 "1" to keep a status that is not forward, a+9 state ttl ms, a+10 Sid for the request reference
+ * ("" for none), a+11 its ttl ms, a+12 the Sid (open-set member), a+13 the open-set score ("" for none).
  *
- * ARGV[1] the number of keys of the first step, ARGV[2] "1" to return the first step's call history,
+ * ARGV[1] the number of keys of the first step, ARGV[2] "1" to return the first step's history,
  * ARGV[3..16] the first step's arguments; a second step (`also`), when given, has the keys after the
  * first's and ARGV[17..30].
  * Returns {{id or "", "forward" | "duplicate" | "backwards", previous rank}, the second step's the same

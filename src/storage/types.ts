@@ -54,6 +54,9 @@ export type NewEvent = DistributiveOmit<EventRecord, 'id'>;
 export type StatusEvent = DistributiveOmit<EventRecord, 'id' | 'forward'>;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
+/** The subjects whose events are kept in a history of their own, by Sid. */
+export type HistorySubject = 'call' | 'sms';
+
 /** The kind of thing a status belongs to: a call, an SMS, or the announcement of an incoming call. */
 export type StatusSubject = EventRecord['kind'];
 
@@ -126,6 +129,8 @@ export interface EventLog {
   subscribe(listener: (event: EventRecord) => void): () => void;
   /** History of one call, oldest first. */
   callHistory(accountSid: string, callSid: string): Promise<CallEventRecord[]>;
+  /** History of one SMS, oldest first (what a smsStatusChanged snapshot starts from). */
+  smsHistory(accountSid: string, smsSid: string): Promise<SmsEventRecord[]>;
   /** The id of the newest event, or undefined when the log is empty. */
   lastId(): Promise<string | undefined>;
   close(): Promise<void>;

@@ -166,10 +166,12 @@ export function describeStorageContract(name: string, make: (options?: HarnessOp
       it('stops replaying events older than eventRetentionMs', async () => {
         const { storage, elapse } = await harness({ eventRetentionMs: 300 });
         await storage.events.append(callEvent('CA-old'));
+        await storage.events.append({ kind: 'sms', accountSid: 'acc1', smsSid: 'SM-old', status: 'SENT', at: new Date().toISOString(), source: 'API', forward: true });
         await elapse(450);
         const fresh = await storage.events.append(callEvent('CA-new'));
         expect((await storage.events.readAfter(undefined)).map((e) => e.id)).toEqual([fresh.id]);
         expect(await storage.events.callHistory('acc1', 'CA-old')).toEqual([]);
+        expect(await storage.events.smsHistory('acc1', 'SM-old')).toEqual([]);
         expect(await storage.events.lastId()).toBe(fresh.id);
       });
 
@@ -183,6 +185,25 @@ export function describeStorageContract(name: string, make: (options?: HarnessOp
         const history = await storage.events.callHistory('acc1', 'CA-a');
         expect(history).toEqual([a1, a2]);
         expect(await storage.events.callHistory('acc1', 'CA-none')).toEqual([]);
+      });
+
+      it('keeps the history of each SMS in order, apart from calls of the same Sid and other accounts', async () => {
+        const { storage } = await harness();
+        const sms = (smsSid: string, status: 'SUBMITTED' | 'DELIVERED', accountSid = 'acc1'): NewEvent => ({
+          kind: 'sms', accountSid, smsSid, status, at: new Date().toISOString(), source: 'API', forward: true, data: { sms: { status } },
+        });
+        const s1 = await storage.events.append(sms('SM-a', 'SUBMITTED'));
+        await storage.events.append(callEvent('SM-a', 'RINGING', 1));
+        await storage.events.append(sms('SM-b', 'SUBMITTED'));
+        await storage.events.append(sms('SM-a', 'DELIVERED', 'acc2'));
+        // The atomic status step keeps the SMS's history too (what smsStatusChanged's snapshot reads).
+        const s2 = await storage.events.appendStatus({
+          event: { kind: 'sms', accountSid: 'acc1', smsSid: 'SM-a', status: 'DELIVERED', at: new Date().toISOString(), source: 'WEBHOOK', data: { sms: { price: 0.2 } } },
+          rank: 4, keepNotForward: true, stateTtlMs: 60_000,
+        });
+        expect(await storage.events.smsHistory('acc1', 'SM-a')).toEqual([s1, s2.event]);
+        expect(await storage.events.smsHistory('acc1', 'SM-none')).toEqual([]);
+        expect((await storage.events.callHistory('acc1', 'SM-a')).map((e) => e.kind)).toEqual(['call']);
       });
 
       it('delivers every event appended after subscribe, once each, in log order', async () => {
