@@ -57,6 +57,10 @@ const CLOSE_REASONS: Record<number, string> = {
 
 /** The error GraphiQL shows when the gateway closed the socket (or it could not be opened). */
 export function socketClosedMessage(code: number | undefined, reason: string | undefined): string {
-  const why = (code !== undefined ? CLOSE_REASONS[code] : undefined) ?? (reason || 'the connection failed');
-  return `The gateway closed the WebSocket${code !== undefined ? ` (${code}${reason ? ` ${reason}` : ''})` : ''}: ${why}`;
+  const known = code !== undefined ? CLOSE_REASONS[code] : undefined;
+  // Where GraphiQL has its own words, the server's reason is cut to its name ("Forbidden: send connectionParams
+  // …" speaks to code that opens sockets itself, not to someone typing in the key field).
+  const shown = known ? reason?.split(':')[0] : reason;
+  const why = known ?? (reason || 'the connection failed');
+  return `The gateway closed the WebSocket${code !== undefined ? ` (${code}${shown ? ` ${shown}` : ''})` : ''}: ${why}`;
 }

@@ -8,6 +8,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { getOperationAST, getVariableValues, GraphQLError, Kind, OperationTypeNode, parse, specifiedRules, validate, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Principal } from '../auth.js';
@@ -148,6 +149,8 @@ class GatewaySocket extends WebSocket {
 
 /** Close code for a key that already has its allowed number of sockets (like HTTP 429). */
 export const CLOSE_TOO_MANY_SOCKETS = 4429;
+/** The 4403 reason when connection_init carried no key at all. */
+const FORBIDDEN_NO_KEY = 'Forbidden: send connectionParams { authorization: "Bearer <api key>" } in connection_init';
 
 /** Attaches graphql-ws to `httpServer` at `path`. */
 export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
@@ -266,6 +269,9 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
             if (!isGatewayError(err)) throw err;
             log.info({ reason: err.message }, 'graphql-ws connection refused: not authenticated');
             options.onClientError?.('auth');
+            // graphql-ws's own 4403 says only "Forbidden"; the reason says what to send (a close reason holds
+            // at most 123 bytes; these are fixed texts). Its close after this is a no-op.
+            ctx.extra.socket.close(CloseCode.Forbidden, typeof raw !== 'string' ? FORBIDDEN_NO_KEY : `Forbidden: ${err.message}`);
             return false;
           }
         }

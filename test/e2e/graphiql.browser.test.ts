@@ -183,6 +183,9 @@ describe('GraphiQL route', () => {
     expect(withApiKey({ authorization: 'Bearer other' }, 's3cret-0123456789abcdef')).toEqual({ authorization: 'Bearer other' });
     expect(withApiKey({ 'x-trace': 'a' }, '')).toEqual({ 'x-trace': 'a' });
     expect(socketClosedMessage(4403, 'Forbidden')).toBe('The gateway closed the WebSocket (4403 Forbidden): the API key is missing or wrong: put the secret part of name:secret:scopes in the API key field');
+    expect(socketClosedMessage(4403, 'Forbidden: send connectionParams { authorization: "Bearer <api key>" } in connection_init')).toBe(
+      'The gateway closed the WebSocket (4403 Forbidden): the API key is missing or wrong: put the secret part of name:secret:scopes in the API key field',
+    );
   });
 });
 

@@ -224,13 +224,19 @@ describe('fan-out', () => {
 describe('graphql-ws transport', () => {
   const KEYS = { GATEWAY_API_KEYS: 'ops:ops-secret-0123456789:read,bot:bot-secret-0123456789:read+write', WS_MAX_SUBSCRIPTIONS_PER_SOCKET: '2', LIVE_POLL_INTERVAL_MS: '60000' };
 
-  it('authenticates in connection_init: a wrong or missing key closes the socket with 4403', async () => {
+  it('authenticates in connection_init: a wrong or missing key closes the socket with 4403 and a reason saying what to send', async () => {
     const gw = await startGateway(KEYS);
-    for (const authorization of [undefined, 'Bearer wrong-secret-0123456789']) {
+    const cases = [
+      [undefined, 'Forbidden: send connectionParams { authorization: "Bearer <api key>" } in connection_init'],
+      ['ops-secret-0123456789', 'Forbidden: Missing or malformed Authorization header: expected "Bearer <api key>"'],
+      ['Bearer wrong-secret-0123456789', 'Forbidden: Invalid API key'],
+      ['Bearer ops:ops-secret-0123456789:read', 'Forbidden: Invalid API key: send only the secret part of name:secret:scopes after "Bearer"'],
+    ] as const;
+    for (const [authorization, reason] of cases) {
       const c = wsClient(gw.wsUrl, authorization ? { authorization } : {});
       clients.push(c);
       const sub = record(c, CALL_EVENTS, {}, 'callEvents');
-      await expect(sub.done).rejects.toMatchObject({ code: 4403 });
+      await expect(sub.done).rejects.toMatchObject({ code: 4403, reason });
     }
     const ok = wsClient(gw.wsUrl, { authorization: 'Bearer ops-secret-0123456789' });
     clients.push(ok);
