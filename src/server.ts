@@ -24,7 +24,7 @@ import { createSchema } from './graphql/schema.js';
 import { gatewayVersion } from './graphql/version.js';
 import { createSubscriptionResolvers } from './graphql/resolvers/subscription.js';
 import { createGraphqlWs } from './graphql/ws.js';
-import { WEBHOOK_BASE_PATH } from './live/callback-urls.js';
+import { createWebhookScrub, WEBHOOK_BASE_PATH } from './live/callback-urls.js';
 import { createLive, type LiveTimings } from './live/index.js';
 import { unreachablePublicUrl } from './live/public-url.js';
 import { isWebhookRequest, type WebhookRoute } from './live/webhooks.js';
@@ -212,6 +212,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
         clientWeights: Object.fromEntries(config.apiKeys.map((k) => [k.name, k.weight ?? 1])),
         reserveShare: config.reserveShare,
         logger: logger.child({ component: 'exotel' }),
+        scrub: createWebhookScrub(config.webhookSecret, credentials.accountSid),
         onRequest: (event) => {
           upstreamHealth.observe(event);
           metrics.observeUpstream(event);

@@ -91,8 +91,8 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
   // Spans name the host only: the base URL could carry credentials, its paths carry the account Sid.
   const host = URL.canParse(options.baseUrl) ? new URL(options.baseUrl).hostname : 'unknown';
 
-  /** Exotel's own words, minus anything that could be a credential echoed back. */
-  const redact = (text: string) => secrets.reduce((t, s) => t.split(s).join('[redacted]'), text);
+  /** Exotel's own words, minus anything that could be a credential or a webhook token echoed back. */
+  const redact = (text: string) => options.scrub(secrets.reduce((t, s) => t.split(s).join('[redacted]'), text));
 
   async function attempt(call: UpstreamCall, signal: AbortSignal | undefined): Promise<Outcome> {
     const url = new URL(options.baseUrl + call.path);

@@ -60,6 +60,11 @@ export interface ExotelClientOptions {
   /** Randomness of the backoff jitter, [0, 1). */
   random?: () => number;
   logger?: ExotelLogger;
+  /**
+   * Scrubs the gateway's own secrets from Exotel's words before they reach an error (a client, a log),
+   * after the key and token: an error that echoes a StatusCallback URL would carry its webhook token.
+   */
+  scrub?: (text: string) => string;
 }
 
 /** The defaults, in one place. */
@@ -98,6 +103,7 @@ export function resolveExotelClientOptions(options: ExotelClientOptions): Resolv
     clock: { now: () => Date.now() },
     random: Math.random,
     logger: silentLogger,
+    scrub: (text: string) => text,
     ...(definedOnly(options) as ExotelClientOptions),
     region,
     baseUrl,

@@ -6,6 +6,7 @@
  * WEBHOOK_SECRET with HMAC, so the URLs survive restarts and no secret ever travels in a URL.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { scrub } from '../logger.js';
 
 /** The kinds of callback the gateway accepts; also the last path segment of each URL. */
 export const CALLBACK_KINDS = ['call-status', 'sms-status', 'incoming-call'] as const;
@@ -79,6 +80,20 @@ export function createCallbackUrls(options: CallbackUrlOptions): CallbackUrls {
   const base = `${options.publicUrl.replace(/\/+$/, '')}${WEBHOOK_BASE_PATH}`;
   const url = (kind: CallbackKind) => `${base}/${callbackToken(options.webhookSecret, options.accountSid, kind)}/${kind}`;
   return { callStatus: url('call-status'), smsStatus: url('sms-status'), incomingCall: url('incoming-call') };
+}
+
+/** The path segment after WEBHOOK_BASE_PATH (the token), its slashes plain, JSON-escaped or URL-encoded. */
+const SLASH = String.raw`(?:\\?/|%2F)`;
+const WEBHOOK_TOKEN_SEGMENT = new RegExp(`(${WEBHOOK_BASE_PATH.split('/').join(SLASH)}${SLASH})[^/\\\\%?#&\\s"'<>]+`, 'gi');
+
+/**
+ * Scrubs from text that came back from Exotel (an error that echoes a StatusCallback URL) what would let
+ * anyone post to the webhook routes: any token segment of a webhook path, the account's tokens wherever
+ * they stand, and WEBHOOK_SECRET itself, plain or URL-encoded.
+ */
+export function createWebhookScrub(webhookSecret: string, accountSid: string): (text: string) => string {
+  const values = [webhookSecret, ...CALLBACK_KINDS.map((kind) => callbackToken(webhookSecret, accountSid, kind))];
+  return (text) => scrub(text.replace(WEBHOOK_TOKEN_SEGMENT, '$1[redacted]'), values);
 }
 
 /**

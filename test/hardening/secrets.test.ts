@@ -67,6 +67,30 @@ afterAll(async () => {
 });
 
 describe('canary secrets never leave the gateway', () => {
+  it("scrubs the webhook tokens and WEBHOOK_SECRET from Exotel's error text, however Exotel echoes a callback URL", async () => {
+    const urls = callbackUrlsOf(gw);
+    const tokens = [urls.callStatus, urls.smsStatus, urls.incomingCall].map((u) => u.split('/').at(-2)!);
+    const forged = `${gw.url}/webhooks/exotel/someoneElsesToken_x9/sms-status`;
+    const echoes = [
+      `Invalid StatusCallback ${urls.smsStatus}`,
+      `StatusCallback=${encodeURIComponent(urls.callStatus)}&Url=${encodeURIComponent(urls.incomingCall)}`,
+      `bad token ${tokens[1]} or ${CANARY.webhookSecret}; also ${forged}`,
+    ];
+    const seen: string[] = [];
+    for (const [i, message] of echoes.entries()) {
+      sim.faults.inject({ kind: 'exotel-error', status: 400, code: 40210, message, format: i === 2 ? 'xml' : 'json', endpoint: 'sms.send' });
+      const res = await gql(gw, 'mutation($i: SendSmsInput!) { sendSms(input: $i) { sms { sid } } }', { i: { from: '08039591111', to: '9812345670', body: 'hello' } });
+      const error = (JSON.parse(res.text.slice(res.text.indexOf('{'))) as { errors: Array<{ message: string; extensions: Record<string, unknown> }> }).errors[0]!;
+      // Exotel's words still come through, with its code: only the secrets are gone.
+      expect(error.extensions).toMatchObject({ code: 'BAD_USER_INPUT', upstreamStatus: 400, exotelCode: 40210 });
+      expect(error.message).toContain('[redacted]');
+      seen.push(error.message);
+    }
+    expect(seen[0]).toContain(`${gw.url}/webhooks/exotel/[redacted]/sms-status`);
+    const everything = `${seen.join('\n')}\n${responses.join('\n')}\n${gw.logText()}`;
+    for (const secret of [...tokens, CANARY.webhookSecret, 'someoneElsesToken_x9']) expect({ secret, leaked: everything.includes(secret) }).toEqual({ secret, leaked: false });
+  });
+
   it('every error class keeps its code and the canaries out of responses, logs and /metrics', async () => {
     const SMS = 'mutation($i: SendSmsInput!) { sendSms(input: $i) { sms { sid } } }';
     const sms = { i: { from: '08039591111', to: '9812345670', body: 'hello' } };
