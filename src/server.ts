@@ -199,6 +199,8 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
         baseUrl = simulator.url;
         exotelBaseUrl = simulator.url;
         logger.warn({ simulatorUrl: simulator.url }, 'SIMULATOR MODE: no Exotel credentials set; calls and SMS go to the built-in Exotel simulator');
+        // Nothing else makes an incoming call in simulator mode: say how, for GraphiQL's IncomingCalls example.
+        logger.info({ simulatorUrl: simulator.url }, `play an incoming call through a flow: curl -XPOST ${simulator.url}/__sim/incoming-calls (docs/simulator.md)`);
       }
       exotel = createExotelClient({
         ...credentials,

@@ -93,6 +93,7 @@ mutation ConnectCall {
   }
 }
 
+# Runs until stopped: every call's status changes (run ConnectCall to see some).
 subscription CallEvents {
   callEvents {
     id
@@ -103,6 +104,8 @@ subscription CallEvents {
   }
 }
 
+# Calls ringing in through a flow's Passthru applet.
+# ${simulatorPage ? 'Simulator: play one with the curl line of the start log ("play an incoming call").' : 'Point the applet at the incoming-call URL of npm run webhook-urls.'}
 subscription IncomingCalls {
   incomingCalls {
     sid

@@ -251,7 +251,7 @@ describe.skipIf(!haveChromium)('GraphiQL in chromium', () => {
     expect(seededSid).toBeDefined();
     expect(server.gateway.simulator!.calls.get(seededSid!)?.Status).toBe('completed');
     expect(operation?.value).toContain('mutation ConnectCall');
-    expect(operation?.value).toContain('subscription IncomingCalls {\n  incomingCalls {\n    sid\n    from\n    to\n    status');
+    expect(operation?.value).toContain('# Simulator: play one with the curl line of the start log ("play an incoming call").\nsubscription IncomingCalls {\n  incomingCalls {\n    sid\n    from\n    to\n    status');
     expect(await editorText(page, '.graphiql-query-editor')).toContain('query Gateway');
   });
 
@@ -290,24 +290,29 @@ describe.skipIf(!haveChromium)('GraphiQL in chromium', () => {
     expect(problems).toEqual([]);
   });
 
-  it('watches incoming calls with the pre-filled subscription', async () => {
+  it('watches incoming calls with the pre-filled subscription, played with the command of the start log', async () => {
     await page.locator('.graphiql-execute-button').click();
     await page.getByRole('menuitem', { name: 'IncomingCalls' }).click();
-    const urls = callbackUrlsOf(server.gateway);
-    let n = 0;
+    // What the page's comment points at: the start log's line with the simulator's incoming-call command.
+    const hint = server.gateway.logs.find((l) => String(l.msg).startsWith('play an incoming call'));
+    const playUrl = /curl -XPOST (\S+)/.exec(String(hint?.msg))?.[1];
+    expect(playUrl).toBe(`${server.gateway.simulator!.url}/__sim/incoming-calls`);
+    const played: string[] = [];
     await expect
       .poll(
         async () => {
-          // Announce fresh incoming calls (Exotel's Passthru) until the page's subscription is live and shows one.
+          // Play fresh incoming calls until the page's subscription is live and shows one.
           if ((await editorText(page, '.result-window')).includes('"incomingCalls"')) return true;
-          const res = await fetch(`${urls.incomingCall}?CallSid=graphiqlincoming${n++}&From=09876543210&To=08039591111&Direction=incoming`);
-          await res.text();
+          const res = await fetch(playUrl!, { method: 'POST' });
+          played.push(((await res.json()) as { incomingCall: { sid: string } }).incomingCall.sid);
           return (await editorText(page, '.result-window')).includes('"incomingCalls"');
         },
         { timeout: 15_000, interval: 500 },
       )
       .toBe(true);
-    expect(await editorText(page, '.result-window')).toContain('"sid": "graphiqlincoming');
+    // The result pane wraps long lines, so the Sid may start a line of its own.
+    const shown = /"sid":\s*"([^"]+)"/.exec(await editorText(page, '.result-window'))?.[1];
+    expect(played).toContain(shown);
     // Stop the watch so the next test starts from an idle run button.
     await page.locator('.graphiql-execute-button').click();
     await expect.poll(() => page.locator('.graphiql-execute-button').getAttribute('aria-label')).toMatch(/^Execute/);
