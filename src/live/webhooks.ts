@@ -8,7 +8,8 @@
  * Answered on node:http in front of the express app (server.ts), as GraphQL is: express gives every request
  * it handles new prototypes (req and res), which makes a share of each request's objects outlive the
  * young generation, and at hundreds of callbacks a second that is what sets the pace of full garbage
- * collections. The body parsers are express's own (body-parser), run here in the same order.
+ * collections. The body parsers are express's own (body-parser), run here in the same order; a form is
+ * read by body-parser as text and parsed with node's querystring (parseForm).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseQueryString } from 'node:querystring';
@@ -54,6 +55,15 @@ type Middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unkno
 
 const isKind = (value: string): value is CallbackKind => (CALLBACK_KINDS as readonly string[]).includes(value);
 
+/**
+ * A form-urlencoded query or body, with no cap on its parameters: node's parser takes time in proportion
+ * to the text, which the body limit (or, for a query string, the header limit) already bounds, so any body
+ * the limit lets in is read whole.
+ */
+function parseForm(text: string): Record<string, unknown> {
+  return parseQueryString(text, undefined, undefined, { maxKeys: 0 });
+}
+
 /** Query or body values as plain strings: a repeated key keeps its first value. */
 function flatten(input: unknown): Record<string, unknown> {
   if (!input || typeof input !== 'object') return {};
@@ -72,7 +82,9 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
   const limit = options.maxBodyBytes;
   // Parsers run only after the token check, so strangers cannot make the gateway read bodies.
   const parsers: Middleware[] = [
-    express.urlencoded({ extended: false, limit, parameterLimit: 200 }) as unknown as Middleware,
+    // Read as text and parsed by parseForm (below), not by express.urlencoded: its parser (qs) needs a cap
+    // on parameters, and a cap under what 64 KiB can hold refuses a long Passthru (a flow's Legs[…]).
+    express.text({ type: 'application/x-www-form-urlencoded', limit }) as unknown as Middleware,
     express.json({ limit, strict: true }) as unknown as Middleware,
     express.raw({ type: 'multipart/form-data', limit }) as unknown as Middleware,
   ];
@@ -157,7 +169,7 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
       answer(400, 'rejected', 'Bad Request: malformed multipart body');
       return;
     }
-    const query = q === -1 ? {} : parseQueryString(url.slice(q + 1));
+    const query = q === -1 ? {} : parseForm(url.slice(q + 1));
     const parsed = parse(kind, kind === 'incoming-call' ? { ...flatten(query), ...fields } : fields);
     if (!parsed.ok) {
       logger().warn({ kind, reason: parsed.reason }, 'malformed webhook rejected');
@@ -251,6 +263,7 @@ function bodyFields(req: ParsedRequest): Record<string, unknown> | undefined {
     const boundary = multipartBoundary(req.headers['content-type']);
     return boundary ? parseMultipartFields(req.body, boundary) : undefined;
   }
+  if (typeof req.body === 'string') return flatten(parseForm(req.body));
   if (req.body && typeof req.body === 'object' && !Array.isArray(req.body)) return flatten(req.body);
   return {};
 }

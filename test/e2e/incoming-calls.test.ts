@@ -266,6 +266,38 @@ describe('Passthru requests straight from Exotel', () => {
     expect((await gw.storage.events.callHistory(gw.exotel.accountSid, sid)).map((e) => e.status)).toEqual(['IN_PROGRESS']);
   });
 
+  it('reads a POSTed form with hundreds of parameters (every leg of a long Connect applet), up to the 64 KiB body limit', async () => {
+    const form = (sid: string, padding = 0) => {
+      const legs = Array.from({ length: 10 }, (_, i) => {
+        const known = { Id: i + 1, Number: `+9198000000${10 + i}`, Type: 'single', OnCallDuration: i, CallerId: '08039591111', CauseCode: 'NORMAL_CLEARING', Cause: 16, Status: 'completed' };
+        // Parameters a leg may carry that the gateway does not read.
+        const more = Object.fromEntries(Array.from({ length: 24 }, (_, k) => [`Extra${k}`, `v${k}`]));
+        return Object.entries({ ...known, ...more }).map(([k, v]) => `Legs[${i}][${k}]=${encodeURIComponent(String(v))}`);
+      }).flat();
+      // Empty parameters fill the body up to the limit: as many parameters as it can hold.
+      return `${base(sid)}&CallType=completed&DialCallStatus=completed&${legs.join('&')}${'&'.repeat(padding)}`;
+    };
+    const post = async (body: string) => {
+      const res = await fetch(incomingUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+      return { status: res.status, text: await res.text() };
+    };
+    const sids = ['2a2b3c4d5e6f708192a3b4c5d6e7f1au', '3a2b3c4d5e6f708192a3b4c5d6e7f1au'];
+    const small = form(sids[0]!);
+    expect(small.split('&').length).toBeGreaterThan(300);
+    const full = form(sids[1]!, 64 * 1024 - form(sids[1]!).length);
+    expect(Buffer.byteLength(full)).toBe(64 * 1024);
+    for (const [sid, body] of [[sids[0]!, small], [sids[1]!, full]] as const) {
+      expect(await post(body)).toEqual({ status: 200, text: '' });
+      const { body: read } = await gw.gql(CALL, { sid });
+      expect(read.errors).toBeUndefined();
+      expect(read.data.call.status).toBe('COMPLETED');
+      expect(read.data.call.flow.legs).toHaveLength(10);
+      expect(read.data.call.flow.legs[9]).toEqual({ id: 10, number: '+919800000019', causeCode: 'NORMAL_CLEARING', cause: '16', onCallDurationSeconds: 9 });
+    }
+    // One byte over the limit is still refused.
+    expect((await post(`${full}&`)).status).toBe(413);
+  });
+
   it('answers 400 to a malformed CallSid and stores nothing', async () => {
     const before = await gw.storage.events.lastId();
     for (const sid of ['-1', 'ab%20cd', 'a.b', '', 'null']) {
