@@ -1,10 +1,12 @@
 /**
  * `npm run simulator` as its own process (src/simulator/main.ts): it says it is a simulator, serves the
  * Exotel wire format with seeded history on the port it prints, keeps env credentials out of its output,
- * refuses a bad setting with one line, and stops cleanly on SIGTERM.
+ * refuses a bad setting or a port in use with one line, prints what points a gateway at it, and stops
+ * cleanly on SIGTERM.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startGateway } from '../helpers/gateway.js';
 import { REPO_ROOT } from '../helpers/processes.js';
 
 const children: ChildProcess[] = [];
@@ -78,6 +80,38 @@ describe('npm run simulator', () => {
       timeout: 20_000,
     });
     expect(result.status).toBe(1);
-    expect(result.stderr.trim()).toBe('Exotel SIMULATOR: SIMULATOR_TIME_SCALE="fast" is not valid');
+    expect(result.stderr.trim()).toBe('Exotel SIMULATOR: SIMULATOR_TIME_SCALE="fast" is not valid: a number above 0 (0.01 = 100× faster)');
+  }, 30_000);
+
+  it('reports a port in use in one line, with no stack trace', async () => {
+    const first = await startSimulatorProcess({});
+    const port = new URL(first.url).port;
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/simulator/main.ts'], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '', SIMULATOR_PORT: port },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr.trim()).toBe(`Exotel SIMULATOR: port ${port} on 127.0.0.1 is already in use; stop what listens there or set SIMULATOR_PORT`);
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+  }, 30_000);
+
+  it('prints the environment that points a gateway at it, and that gateway answers from it', async () => {
+    const sim = await startSimulatorProcess({ SIMULATOR_TIME_SCALE: '0.01' });
+    // Printed just after the base URL the start waits for.
+    await expect.poll(() => /gateway:\s+(.*) npm start/.test(sim.output())).toBe(true);
+    const line = /gateway:\s+(.*) npm start/.exec(sim.output())?.[1];
+    const env = Object.fromEntries(line!.split(' ').map((pair) => pair.split('=') as [string, string]));
+    expect(env).toMatchObject({ EXOTEL_BASE_URL: sim.url, EXOTEL_ACCOUNT_SID: 'sim-account' });
+    const gw = await startGateway(env);
+    expect(gw.mode).toBe('LIVE');
+    const { body } = await gw.gql('{ calls(first: 2) { nodes { sid } } }');
+    expect(body.errors).toBeUndefined();
+    expect(body.data.calls.nodes).toHaveLength(2);
+    await gw.stop();
+    sim.child.kill('SIGTERM');
+    expect(await sim.exited).toBe(0);
   }, 30_000);
 });
