@@ -28,7 +28,7 @@ import { createWebhookScrub, WEBHOOK_BASE_PATH } from './live/callback-urls.js';
 import { createLive, type LiveTimings } from './live/index.js';
 import { unreachablePublicUrl } from './live/public-url.js';
 import { isWebhookRequest, type WebhookRoute } from './live/webhooks.js';
-import { graphiqlRouter } from './graphiql/route.js';
+import { GRAPHIQL_PATH, graphiqlRouter } from './graphiql/route.js';
 import { createArmor } from './graphql/armor.js';
 import { createIntrospectionPolicy } from './graphql/introspection.js';
 import { createCostCheck } from './graphql/cost.js';
@@ -371,7 +371,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     // Self-hosted GraphiQL (no CDN); Apollo's own landing page is disabled in src/graphql/apollo.ts.
     app.use(graphiqlRouter({ mode, exampleCallSid: simulator ? latestFinishedCall(simulator) : undefined }));
     // Last: a path nothing answered gets a JSON 404 naming where GraphQL is (src/http/not-found.ts).
-    app.use(notFoundHandler({ graphqlPath: GRAPHQL_PATH, onClientError }));
+    app.use(notFoundHandler({ graphqlPath: GRAPHQL_PATH, graphiqlPath: GRAPHIQL_PATH, onClientError }));
     const graphqlWs = createGraphqlWs({
       httpServer,
       path: GRAPHQL_PATH,

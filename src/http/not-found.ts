@@ -12,13 +12,15 @@ import { ErrorCode } from '../errors.js';
 export interface NotFoundOptions {
   /** Where GraphQL is served (GRAPHQL_PATH), named in the answer. */
   graphqlPath: string;
+  /** Where GraphiQL is served (GRAPHIQL_PATH), named for whoever opened the server's root in a browser. */
+  graphiqlPath: string;
   /** Counts one client mistake of `kind`. */
   onClientError(kind: string): void;
 }
 
 /** Express's last handler: whatever no route answered. */
 export function notFoundHandler(options: NotFoundOptions): RequestHandler {
-  const message = `Nothing is served at this path. GraphQL is served at ${options.graphqlPath} (POST or GET over HTTP, graphql-ws on the same path).`;
+  const message = `Nothing is served at this path. GraphQL is served at ${options.graphqlPath} (POST or GET over HTTP, graphql-ws on the same path), GraphiQL at ${options.graphiqlPath}.`;
   const body = JSON.stringify({ errors: [{ message, extensions: { code: ErrorCode.NOT_FOUND } }] });
   return (_req, res) => {
     options.onClientError('path');
