@@ -331,9 +331,6 @@ describe('a call the API placed into a flow', () => {
     expect(await passthru(`CallSid=${sid}&CallFrom=08039591111&CallTo=09876543215&Direction=outbound-dial&flow_id=223377&CallType=call-attempt`)).toEqual({ status: 200, text: '' });
     const dialled = probeSid();
     expect(await passthru(`CallSid=${dialled}&CallFrom=08039591111&CallTo=09876543216&Direction=outbound-dial&flow_id=223378&CallType=call-attempt`)).toEqual({ status: 200, text: '' });
-    // A later request without Direction, the call's short cache entry gone: still outgoing, not announced.
-    await gw.storage.cache.delete(`${gw.exotel.accountSid}:call:${dialled}`);
-    expect(await passthru(`CallSid=${dialled}&flow_id=223378&CallType=completed&DialCallStatus=completed`)).toEqual({ status: 200, text: '' });
 
     const barrier = probeSid();
     expect((await passthru(`CallSid=${barrier}&CallFrom=09876543210&CallTo=08039591111&Direction=incoming`)).status).toBe(200);
@@ -342,10 +339,33 @@ describe('a call the API placed into a flow', () => {
     expect(seen.filter((c) => c.sid === sid || c.sid === dialled)).toEqual([]);
     const api = await gw.gql(CALL, { sid });
     expect(api.body.data.call).toMatchObject({ sid, direction: 'OUTBOUND_API', flow: { flowId: '223377' } });
-    expect((await gw.storage.events.callHistory(gw.exotel.accountSid, dialled)).map((e) => [e.kind, e.status])).toEqual([
-      ['call', 'IN_PROGRESS'],
-      ['call', 'COMPLETED'],
-    ]);
+    expect((await gw.storage.events.callHistory(gw.exotel.accountSid, dialled)).map((e) => [e.kind, e.status])).toEqual([['call', 'IN_PROGRESS']]);
+  });
+
+  it('a call a flow dialled out stays outgoing when a later request, on a replica that holds nothing of it, leaves Direction out', async () => {
+    const { a, b, stop } = await twoReplicas({}, createMemoryStorage());
+    const client = wsClient(b.wsUrl);
+    try {
+      const incoming = await liveIncoming(client, callbackUrlsOf(b).incomingCall);
+      const dialled = probeSid();
+      const request = `CallSid=${dialled}&CallFrom=08039591111&CallTo=09876543216&flow_id=223378`;
+      expect(await passthru(`${request}&Direction=outbound-dial&CallType=call-attempt`, 'GET', callbackUrlsOf(a).incomingCall)).toEqual({ status: 200, text: '' });
+      // The live call's short cache entry gone: only the event log still says which way the call went.
+      await b.storage.cache.delete(`${b.exotel.accountSid}:call:${dialled}`);
+      expect(await passthru(`${request}&CallType=completed&DialCallStatus=completed`, 'GET', callbackUrlsOf(b).incomingCall)).toEqual({ status: 200, text: '' });
+
+      const barrier = probeSid();
+      expect((await passthru(`CallSid=${barrier}&CallFrom=09876543210&CallTo=08039591111`, 'GET', callbackUrlsOf(b).incomingCall)).status).toBe(200);
+      const seen = await incoming.until((all) => all.some((c) => c.sid === barrier));
+      incoming.dispose();
+      expect(seen.filter((c) => c.sid === dialled)).toEqual([]);
+      const { body } = await b.gql(CALL, { sid: dialled });
+      expect(body.errors).toBeUndefined();
+      expect(body.data.call).toMatchObject({ sid: dialled, direction: 'OUTBOUND_DIAL', status: 'COMPLETED' });
+    } finally {
+      await client.dispose();
+      await stop();
+    }
   });
 });
 
