@@ -154,12 +154,13 @@ const apiKeys = z.string().transform((raw, ctx) => {
       ctx.addIssue({ code: 'custom', message: `entry ${keys.length + 1} ${problem}; expected name:secret:scopes[:weight], e.g. backend:<secret>:read+write` });
       return z.NEVER;
     }
-    if (!(weightText === undefined || (/^\d+(\.\d+)?$/.test(weightText) && weight > 0 && weight <= 1000))) {
-      ctx.addIssue({ code: 'custom', message: `key "${name}" has a weight that is not a number above 0 and at most 1000` });
+    // First, and by number: a short secret is most often a name, the entry's name and secret swapped.
+    if (secret.length < 16) {
+      ctx.addIssue({ code: 'custom', message: `entry ${keys.length + 1} has a secret shorter than 16 characters (name:secret:scopes, in that order)` });
       return z.NEVER;
     }
-    if (secret.length < 16) {
-      ctx.addIssue({ code: 'custom', message: `key "${name}" has a secret shorter than 16 characters` });
+    if (!(weightText === undefined || (/^\d+(\.\d+)?$/.test(weightText) && weight > 0 && weight <= 1000))) {
+      ctx.addIssue({ code: 'custom', message: `key "${name}" has a weight that is not a number above 0 and at most 1000` });
       return z.NEVER;
     }
     // The name tells clients apart (socket caps, logs, shared results): one key per name.

@@ -91,6 +91,14 @@ describe('configuration', () => {
     for (const canary of ['client-secret-canary-1', 'short-canary', 'redis-canary', live.EXOTEL_API_TOKEN]) expect(text).not.toContain(canary);
   });
 
+  it('never echoes a secret written where the name goes (name and secret swapped), whatever else is wrong with the entry', () => {
+    for (const entry of ['client-secret-canary-3:crm:read', 'client-secret-canary-3:crm:read:heavy']) {
+      const text = problemsOf({ ...live, GATEWAY_API_KEYS: entry }).join('\n');
+      expect(text).toMatch(/^GATEWAY_API_KEYS: entry 1 has a secret shorter than 16 characters/);
+      expect(text).not.toContain('client-secret-canary-3');
+    }
+  });
+
   it('says what each bad value should be: a number range, an absolute URL, the secret rules', () => {
     const problems = problemsOf({
       ...live,
