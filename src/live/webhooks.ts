@@ -60,9 +60,13 @@ const isKind = (value: string): value is CallbackKind => (CALLBACK_KINDS as read
  * to the text, which the body limit (or, for a query string, the header limit) already bounds, so any body
  * the limit lets in is read whole.
  */
-function parseForm(text: string): Record<string, unknown> {
-  return parseQueryString(text, undefined, undefined, { maxKeys: 0 });
+function parseForm(text: string, latin1 = false): Record<string, unknown> {
+  return parseQueryString(text, undefined, undefined, { maxKeys: 0, ...(latin1 ? { decodeURIComponent: decodeLatin1 } : {}) });
 }
+
+/** A form declared `charset=iso-8859-1` (as body-parser's urlencoded read it): each percent-escape is one Latin-1 byte. */
+const LATIN1_FORM = /;\s*charset\s*=\s*"?(?:iso-8859-1|latin1)"?\s*(?:;|$)/i;
+const decodeLatin1 = (text: string) => text.replace(/%([0-9a-f]{2})/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 
 /** Query or body values as plain strings: a repeated key keeps its first value. */
 function flatten(input: unknown): Record<string, unknown> {
@@ -263,7 +267,7 @@ function bodyFields(req: ParsedRequest): Record<string, unknown> | undefined {
     const boundary = multipartBoundary(req.headers['content-type']);
     return boundary ? parseMultipartFields(req.body, boundary) : undefined;
   }
-  if (typeof req.body === 'string') return flatten(parseForm(req.body));
+  if (typeof req.body === 'string') return flatten(parseForm(req.body, LATIN1_FORM.test(req.headers['content-type'] ?? '')));
   if (req.body && typeof req.body === 'object' && !Array.isArray(req.body)) return flatten(req.body);
   return {};
 }

@@ -57,6 +57,22 @@ describe('call status callbacks', () => {
     });
   });
 
+  it('reads a form by the charset it declares: percent-escapes are UTF-8 bytes, or Latin-1 ones with charset=iso-8859-1', async () => {
+    for (const [charset, customField] of [['utf-8', 'Jos%C3%A9+M'], ['ISO-8859-1', 'Jos%E9+M'], ['"iso-8859-1"', 'Jos%E9+M']] as const) {
+      const sid = newSid('cs');
+      const { CustomField: _, ...callback } = callCallback(sid, 'completed');
+      const fields = new URLSearchParams(callback as Record<string, string>).toString();
+      const res = await fetch(urls.callStatus, {
+        method: 'POST',
+        headers: { 'content-type': `application/x-www-form-urlencoded; charset=${charset}` },
+        body: `${fields}&CustomField=${customField}`,
+      });
+      expect({ charset, status: res.status, text: await res.text() }).toEqual({ charset, status: 200, text: 'OK' });
+      const [event] = await history(sid);
+      expect({ charset, customField: (event!.data?.call as { customField?: string }).customField }).toEqual({ charset, customField: 'José M' });
+    }
+  });
+
   it('turns the same callbacks posted 3 times and in reverse order into exactly one event per forward transition', async () => {
     const sid = newSid('rev');
     const barrier = newSid('bar');
