@@ -79,6 +79,34 @@ export function int(value: unknown): number | null {
   return n !== null && Number.isInteger(n) ? n : null;
 }
 
+/** Most legs kept of one request or callback (a 64 KiB body can carry hundreds): those of the lowest indices. */
+export const MAX_LEGS = 100;
+
+/** `Legs[i][Name]`: any index of up to nine digits (so `i + 1`, a leg's id, is a GraphQL Int). */
+const FLAT_LEG_KEY = /^Legs\[(\d{1,9})\]\[(\w{1,32})\]$/;
+
+/**
+ * The `Legs` of a callback or flow request as [index, parameters], in index order: a JSON array, or the
+ * flat form keys `Legs[i][Name]` (any order, gaps allowed). At most MAX_LEGS, the lowest indices.
+ */
+export function legItems(fields: Record<string, unknown>): Array<[number, Record<string, unknown>]> {
+  if (Array.isArray(fields.Legs)) {
+    return fields.Legs.slice(0, MAX_LEGS).flatMap((item: unknown, i): Array<[number, Record<string, unknown>]> =>
+      item && typeof item === 'object' ? [[i, item as Record<string, unknown>]] : [],
+    );
+  }
+  const byIndex = new Map<number, Record<string, unknown>>();
+  for (const [key, value] of Object.entries(fields)) {
+    const m = FLAT_LEG_KEY.exec(key);
+    if (!m) continue;
+    const index = Number(m[1]);
+    let leg = byIndex.get(index);
+    if (!leg) byIndex.set(index, (leg = Object.create(null) as Record<string, unknown>));
+    leg[m[2]!] = value;
+  }
+  return [...byIndex].sort(([a], [b]) => a - b).slice(0, MAX_LEGS);
+}
+
 /** An Exotel timestamp (or ISO with an offset) → ISO; undefined when it is there but not a date. */
 function readDate(s: string): string | undefined {
   try {

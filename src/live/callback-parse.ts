@@ -6,7 +6,7 @@
  * status it carries is not refused with it (Exotel would retry the same body twice, then give up).
  */
 import { exotelToIso, isExotelEpochZero, isoToEpochMs, epochMsToIso } from '../exotel/dates.js';
-import { int, text, toCallDirection, toCallStatus, toSmsStatus } from '../exotel/parse.js';
+import { int, legItems, text, toCallDirection, toCallStatus, toSmsStatus } from '../exotel/parse.js';
 import type { Call, CallLeg, IsoDateTime } from '../exotel/types.js';
 import { SID_PATTERN } from '../exotel/types.js';
 import type { CallStatusUpdate, SmsStatusUpdate } from './updates.js';
@@ -51,26 +51,14 @@ function requiredSid(fields: Record<string, unknown>, name: string): string {
 }
 
 /**
- * Legs: JSON gives an array of {OnCallDuration, Status}; a form gives flat keys `Legs[0][Status]`.
- * Unknown shapes yield null (legs are optional) rather than failing the whole callback.
+ * Legs: JSON gives an array of {OnCallDuration, Status}; a form gives flat keys `Legs[0][Status]` (any
+ * index; at most MAX_LEGS kept, in index order). Unknown shapes yield null (legs are optional) rather than
+ * failing the whole callback.
  */
 export function parseCallbackLegs(fields: Record<string, unknown>): CallLeg[] | null {
-  let items: unknown[] | null = null;
-  if (Array.isArray(fields.Legs)) items = fields.Legs;
-  else {
-    const flat: Array<Record<string, unknown>> = [];
-    for (const [key, value] of Object.entries(fields)) {
-      const m = /^Legs\[(\d{1,2})\]\[(\w+)\]$/.exec(key);
-      if (m) (flat[Number(m[1])] ??= {})[m[2]!] = value;
-    }
-    if (flat.length > 0) items = flat;
-  }
-  if (!items) return null;
-  return items.flatMap((item, index) => {
-    if (!item || typeof item !== 'object') return [];
-    const leg = item as Record<string, unknown>;
-    return [{ id: int(leg.Id) ?? index + 1, status: toCallStatus(leg.Status) ?? null, onCallDurationSeconds: int(leg.OnCallDuration) }];
-  });
+  const items = legItems(fields);
+  if (items.length === 0) return Array.isArray(fields.Legs) ? [] : null;
+  return items.map(([index, leg]) => ({ id: int(leg.Id) ?? index + 1, status: toCallStatus(leg.Status) ?? null, onCallDurationSeconds: int(leg.OnCallDuration) }));
 }
 
 /** Drops keys whose value is null so merging never erases what is already known. */

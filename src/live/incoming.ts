@@ -18,7 +18,7 @@
  * `Call.flow.agentStatus`. Dates carry no zone and are IST whatever the server's TZ.
  */
 import { exotelToEpochMs, exotelToIso, epochMsToIso, isExotelEpochZero, isoToEpochMs, IST_OFFSET_MINUTES } from '../exotel/dates.js';
-import { int, toCallDirection, toCallStatus } from '../exotel/parse.js';
+import { int, legItems, MAX_LEGS, toCallDirection, toCallStatus } from '../exotel/parse.js';
 import type { Call, CallFlow, CallLeg, CallStatus, IsoDateTime } from '../exotel/types.js';
 import { SID_PATTERN, UNSET_CALL_FIELDS, callStatusRank } from '../exotel/types.js';
 import type { CallEventRecord } from '../storage/types.js';
@@ -150,35 +150,18 @@ export function incomingOutcome(dialCallStatus: string | null, callType: string 
   }
 }
 
-/** `Legs[i][Number|Type|OnCallDuration|CallerId|CauseCode|Cause]` (or a JSON array of the same). */
+/** `Legs[i][Number|Type|OnCallDuration|CallerId|CauseCode|Cause]` (or a JSON array of the same); at most MAX_LEGS. */
 function parseFlowLegs(fields: Record<string, unknown>): CallLeg[] | null {
-  const items: Array<Record<string, unknown>> = [];
-  if (Array.isArray(fields.Legs)) {
-    fields.Legs.forEach((item, i) => {
-      if (item && typeof item === 'object' && i < 10) items[i] = item as Record<string, unknown>;
-    });
-  } else {
-    for (const [key, v] of Object.entries(fields)) {
-      const m = /^Legs\[(\d)\]\[(\w{1,32})\]$/.exec(key);
-      if (m) (items[Number(m[1])] ??= {})[m[2]!] = v;
-    }
-  }
-  const legs = items.flatMap((leg, index): CallLeg[] =>
-    leg
-      ? [
-          {
-            id: int(leg.Id) ?? index + 1,
-            status: toCallStatus(leg.Status) ?? null,
-            onCallDurationSeconds: int(leg.OnCallDuration),
-            number: phone(leg, 'Number'),
-            type: value(leg, 'Type'),
-            callerId: phone(leg, 'CallerId'),
-            causeCode: value(leg, 'CauseCode'),
-            cause: value(leg, 'Cause'),
-          },
-        ]
-      : [],
-  );
+  const legs = legItems(fields).map(([index, leg]): CallLeg => ({
+    id: int(leg.Id) ?? index + 1,
+    status: toCallStatus(leg.Status) ?? null,
+    onCallDurationSeconds: int(leg.OnCallDuration),
+    number: phone(leg, 'Number'),
+    type: value(leg, 'Type'),
+    callerId: phone(leg, 'CallerId'),
+    causeCode: value(leg, 'CauseCode'),
+    cause: value(leg, 'Cause'),
+  }));
   return legs.length > 0 ? legs : null;
 }
 
@@ -258,7 +241,7 @@ export function mergeFlow(base: CallFlow | null | undefined, patch: CallFlow | n
   return { ...EMPTY_FLOW, ...base, ...known(patch), legs: mergeLegs(base?.legs, patch.legs) };
 }
 
-/** Legs merged by id: a leg `patch` knows gets its known values, new legs are added. */
+/** Legs merged by id: a leg `patch` knows gets its known values, new legs are added (at most MAX_LEGS, the lowest ids). */
 function mergeLegs(base: CallLeg[] | null | undefined, patch: CallLeg[] | null | undefined): CallLeg[] | null {
   if (!patch?.length) return base ?? null;
   if (!base?.length) return patch;
@@ -268,7 +251,7 @@ function mergeLegs(base: CallLeg[] | null | undefined, patch: CallLeg[] | null |
     if (i >= 0) merged[i] = { ...merged[i]!, ...known(leg) };
     else merged.push(leg);
   }
-  return merged.sort((a, b) => a.id - b.id);
+  return merged.sort((a, b) => a.id - b.id).slice(0, MAX_LEGS);
 }
 
 /**

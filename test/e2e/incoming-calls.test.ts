@@ -298,6 +298,20 @@ describe('Passthru requests straight from Exotel', () => {
     expect((await post(`${full}&`)).status).toBe(413);
   });
 
+  it('reads every leg of a Connect applet that dialled twelve agents, in index order whatever the order of the parameters', async () => {
+    const sid = '4a2b3c4d5e6f708192a3b4c5d6e7f1au';
+    // No Id: a leg's id is its index + 1. Legs 10 and 11 come first, as nothing promises the order.
+    const legs = [10, 11, ...Array.from({ length: 10 }, (_, i) => i)]
+      .map((i) => `&Legs[${i}][Number]=%2B91980000${1000 + i}&Legs[${i}][Type]=single&Legs[${i}][OnCallDuration]=${i}&Legs[${i}][CauseCode]=NO_ANSWER&Legs[${i}][Cause]=19`)
+      .join('');
+    expect(await passthru(`${base(sid)}&CallType=completed&DialCallStatus=no-answer${legs}`)).toEqual({ status: 200, text: '' });
+    const { body } = await gw.gql(CALL, { sid });
+    expect(body.errors).toBeUndefined();
+    expect(body.data.call.flow.legs).toEqual(
+      Array.from({ length: 12 }, (_, i) => ({ id: i + 1, number: `+91980000${1000 + i}`, causeCode: 'NO_ANSWER', cause: '19', onCallDurationSeconds: i })),
+    );
+  });
+
   it('answers 400 to a malformed CallSid and stores nothing', async () => {
     const before = await gw.storage.events.lastId();
     for (const sid of ['-1', 'ab%20cd', 'a.b', '', 'null']) {

@@ -127,6 +127,17 @@ describe('call status callbacks', () => {
     expect(sms).toEqual({ status: 200, text: 'OK' });
   });
 
+  it('reads a form with legs past index 9 and 99, in index order whatever the order of the parameters', async () => {
+    const sid = newSid('legs');
+    const indices = [150, 11, 10, ...Array.from({ length: 10 }, (_, i) => i)];
+    const legs = Object.fromEntries(indices.flatMap((i) => [[`Legs[${i}][Status]`, i % 2 ? 'no-answer' : 'completed'], [`Legs[${i}][OnCallDuration]`, String(i)]]));
+    expect(await post(urls.callStatus, { ...callCallback(sid, 'completed'), ...legs })).toEqual({ status: 200, text: 'OK' });
+    const [event] = await history(sid);
+    expect((event!.data?.call as { legs?: unknown }).legs).toEqual(
+      [...indices].sort((a, b) => a - b).map((i) => ({ id: i + 1, status: i % 2 ? 'NO_ANSWER' : 'COMPLETED', onCallDurationSeconds: i })),
+    );
+  });
+
   it('updates the cached call so a query right after the callback sees the new status', async () => {
     const { body } = await gw.gql(`mutation($input: ConnectCallInput!) { connectCall(input: $input) { call { sid } } }`, {
       input: { from: '09876543210', to: '+919812345670', callerId: '08039591111', timeLimit: 600 },

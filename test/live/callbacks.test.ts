@@ -1,6 +1,7 @@
 /** Callback tokens, callback bodies and multipart parsing. */
 import { describe, expect, it } from 'vitest';
 import { parseCallStatusCallback, parseSmsStatusCallback } from '../../src/live/callback-parse.js';
+import { MAX_LEGS } from '../../src/exotel/parse.js';
 import { parseIncomingCall } from '../../src/live/incoming.js';
 import { callbackToken, createCallbackUrls, createTokenCheck } from '../../src/live/callback-urls.js';
 import { multipartBoundary, parseMultipartFields } from '../../src/live/multipart.js';
@@ -41,6 +42,19 @@ describe('parseCallStatusCallback', () => {
       startTime: '2026-11-20T10:00:00+05:30',
       legs: [{ id: 1, status: 'COMPLETED', onCallDurationSeconds: 12 }, { id: 2, status: 'NO_ANSWER', onCallDurationSeconds: null }],
     });
+  });
+
+  it('keeps at most MAX_LEGS legs, those of the lowest indices, of a form or a JSON array', () => {
+    const count = MAX_LEGS + 50;
+    // Highest index first: the bound keeps the lowest indices, not the first parameters.
+    const flat = Object.fromEntries(Array.from({ length: count }, (_, k) => [`Legs[${count - 1 - k}][Status]`, 'busy']));
+    const json = { Legs: Array.from({ length: count }, () => ({ Status: 'busy' })) };
+    for (const fields of [flat, json]) {
+      const r = parseCallStatusCallback({ CallSid: 'abc', Status: 'busy', ...fields }, NOW);
+      const legs = r.ok ? r.update.fields.legs : null;
+      expect(legs).toHaveLength(MAX_LEGS);
+      expect(legs!.map((l) => l.id)).toEqual(Array.from({ length: MAX_LEGS }, (_, i) => i + 1));
+    }
   });
 
   it('keeps the status of a callback whose dates cannot be read: those are left empty and named, the receive time stands in', () => {

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Call } from '../../src/exotel/types.js';
+import { MAX_LEGS } from '../../src/exotel/parse.js';
 import type { CallEventRecord } from '../../src/storage/types.js';
 import { callFromHistory, EMPTY_FLOW, flowDateToIso, incomingOutcome, mergeCall, parseIncomingCall } from '../../src/live/incoming.js';
 
@@ -112,6 +113,14 @@ describe('merging a request into the call', () => {
     expect(merged.flow?.legs).toEqual([{ id: 1, status: null, onCallDurationSeconds: 4, number: '+919800000011', causeCode: 'NORMAL_CLEARING' }]);
     // The call details' legs are not the flow's.
     expect(merged.legs).toEqual(call.legs);
+  });
+
+  it('keeps at most MAX_LEGS flow legs, however many requests bring new ones', () => {
+    const request = (from: number) => parse(Object.fromEntries(Array.from({ length: MAX_LEGS }, (_, k) => [`Legs[${from + k}][Number]`, `+9198${String(from + k).padStart(8, '0')}`])));
+    const first = request(0);
+    expect(first.fields.flow?.legs).toHaveLength(MAX_LEGS);
+    const merged = mergeCall(mergeCall(call, first.fields), request(MAX_LEGS / 2).fields);
+    expect(merged.flow?.legs?.map((l) => l.id)).toEqual(Array.from({ length: MAX_LEGS }, (_, i) => i + 1));
   });
 
   it('reads the call from the log as every request told it, in log order: two requests stored at once both count', () => {
