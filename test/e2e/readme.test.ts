@@ -1,6 +1,7 @@
 /**
  * The README's backend snippet, as a newcomer would copy it: run with GATEWAY_URL and GATEWAY_KEY it
- * answers from the real gateway; without them it stops with a message naming both.
+ * answers from the real gateway, and with GATEWAY_URL alone from a simulator-mode gateway without keys;
+ * without GATEWAY_URL it stops with a message naming both.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { REPO_ROOT } from '../helpers/processes.js';
 
 const SECRET = 'readme-secret-0123456789';
 let gw: TestGateway;
+let open: TestGateway;
 let dir: string;
 let script: string;
 
@@ -35,6 +37,8 @@ function run(env: Record<string, string>): Promise<{ code: number | null; stdout
 
 beforeAll(async () => {
   gw = await startGateway({ GATEWAY_API_KEYS: `backend:${SECRET}:read+write` });
+  // As `npm start` runs with no settings: the simulator, no client keys.
+  open = await startGateway({});
   dir = mkdtempSync(join(tmpdir(), 'readme-snippet-'));
   script = join(dir, 'backend.mts');
   writeFileSync(script, `${backendSnippet()}\nconsole.log(JSON.stringify(calls));\n`);
@@ -51,10 +55,27 @@ describe('the README backend snippet', () => {
     expect(calls.nodes[0]!.sid).toEqual(expect.any(String));
   });
 
-  it('stops with a message naming GATEWAY_URL and GATEWAY_KEY when they are unset', async () => {
-    const { code, stderr } = await run({});
+  it('answers from a simulator-mode gateway without keys with GATEWAY_URL alone, sending no Authorization header', async () => {
+    expect(open.config.apiKeys).toEqual([]);
+    const { code, stdout, stderr } = await run({ GATEWAY_URL: open.url });
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const calls = JSON.parse(stdout) as { nodes: Array<{ sid: string; status: string }> };
+    expect(calls.nodes).toHaveLength(5);
+    expect(calls.nodes[0]!.sid).toEqual(expect.any(String));
+  });
+
+  it('throws the gateway\'s UNAUTHENTICATED error when the gateway has keys and GATEWAY_KEY is unset', async () => {
+    const { code, stderr } = await run({ GATEWAY_URL: gw.url });
     expect(code).not.toBe(0);
-    expect(stderr).toContain('Set GATEWAY_URL (e.g. http://localhost:4000) and GATEWAY_KEY');
+    expect(stderr).toContain('UNAUTHENTICATED');
+    expect(stderr).toContain('Missing or malformed Authorization header');
+  });
+
+  it('stops with a message naming GATEWAY_URL and GATEWAY_KEY when GATEWAY_URL is unset', async () => {
+    const { code, stderr } = await run({ GATEWAY_KEY: SECRET });
+    expect(code).not.toBe(0);
+    expect(stderr).toContain('Set GATEWAY_URL (e.g. http://localhost:4000), and GATEWAY_KEY');
     expect(stderr).not.toContain('Failed to parse URL');
   });
 
