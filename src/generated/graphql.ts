@@ -155,7 +155,8 @@ export type CallEventFilter = {
 export type CallFilter = {
   /**
    * Calls created at or after this instant. Exotel keeps 6 months of call records, and one query may span at
-   * most 31 days; without either date the last 31 days are searched. A range beyond these is BAD_USER_INPUT.
+   * most 31 days; without either date the last 31 days are searched, with only this one the 31 days from it
+   * (up to now), with only dateCreatedTo the 31 days up to it. A range beyond these is BAD_USER_INPUT.
    */
   dateCreatedFrom?: InputMaybe<Scalars['DateTime']['input']>;
   /** Calls created at or before this instant (see dateCreatedFrom for the limits). */

@@ -264,6 +264,32 @@ describe('calls', () => {
   });
 });
 
+describe('calls with one date only', () => {
+  it('searches the 31 days from dateCreatedFrom alone, and the 31 days up to dateCreatedTo alone', async () => {
+    const day = 86_400_000;
+    const at = (daysAgo: number) => Date.now() - daysAgo * day;
+    const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    // Numbers no seeded call uses, so the lists hold only these three.
+    const to = '+919000000071';
+    const old = sim.calls.create({ from: '09876543210', to, status: 'completed', createdAt: at(40) });
+    const mid = sim.calls.create({ from: '09876543210', to, status: 'busy', createdAt: at(10) });
+    const recent = sim.calls.create({ from: '09876543210', to, status: 'no-answer', createdAt: at(2) });
+    const sids = async (filter: Record<string, unknown>) => {
+      const { body } = await gw.gql('query($filter: CallFilter) { calls(first: 50, filter: $filter) { nodes { sid } } }', { filter: { ...filter, to: [to] } });
+      expect(body.errors).toBeUndefined();
+      return (body.data.calls.nodes as Array<{ sid: string }>).map((n) => n.sid).sort();
+    };
+    // From 45 days ago: the 31 days after it, which end before the two later calls.
+    expect(await sids({ dateCreatedFrom: iso(at(45)) })).toEqual([old.Sid]);
+    // From 12 days ago: up to now.
+    expect(await sids({ dateCreatedFrom: iso(at(12)) })).toEqual([mid.Sid, recent.Sid].sort());
+    // Up to 5 days ago: the 31 days before it.
+    expect(await sids({ dateCreatedTo: iso(at(5)) })).toEqual([mid.Sid]);
+    // Neither: the last 31 days.
+    expect(await sids({})).toEqual([mid.Sid, recent.Sid].sort());
+  });
+});
+
 describe('sms and smsBySid', () => {
   it('answers seeded messages in order, null for unknown, and caches finished ones', async () => {
     const [a, b] = sim.sms.list().slice(0, 2);
