@@ -73,10 +73,11 @@ export function num(value: unknown): number | null {
   return Number.isFinite(n) ? n : null;
 }
 
-/** Like num(), but only whole numbers (durations, status codes). */
+/** Like num(), but only whole numbers GraphQL's Int can carry (durations, status codes, leg ids). */
 export function int(value: unknown): number | null {
   const n = num(value);
-  return n !== null && Number.isInteger(n) ? n : null;
+  // What GraphQL's Int can carry (32-bit signed): a larger count or id from Exotel is as unreadable as text.
+  return n !== null && Number.isInteger(n) && n >= -0x80000000 && n <= 0x7fffffff ? n : null;
 }
 
 /** Most legs kept of one request or callback (a 64 KiB body can carry hundreds): those of the lowest indices. */

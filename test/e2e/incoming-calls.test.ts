@@ -312,6 +312,20 @@ describe('Passthru requests straight from Exotel', () => {
     );
   });
 
+  it("leaves a number beyond GraphQL's Int empty (a leg's id its index + 1) rather than failing the query", async () => {
+    const sid = '5a2b3c4d5e6f708192a3b4c5d6e7f1au';
+    const huge = '99999999999';
+    const query = `${base(sid)}&CallType=completed&DialCallStatus=completed&DialCallDuration=${huge}&Legs[0][Id]=${huge}&Legs[0][Number]=%2B919800000031&Legs[0][OnCallDuration]=${huge}&Legs[1][Id]=-${huge}&Legs[1][OnCallDuration]=7`;
+    expect(await passthru(query)).toEqual({ status: 200, text: '' });
+    const { body } = await gw.gql(CALL, { sid });
+    expect(body.errors).toBeUndefined();
+    expect(body.data.call.flow.dialCallDurationSeconds).toBeNull();
+    expect(body.data.call.flow.legs).toEqual([
+      { id: 1, number: '+919800000031', causeCode: null, cause: null, onCallDurationSeconds: null },
+      { id: 2, number: null, causeCode: null, cause: null, onCallDurationSeconds: 7 },
+    ]);
+  });
+
   it('answers 400 to a malformed CallSid and stores nothing', async () => {
     const before = await gw.storage.events.lastId();
     for (const sid of ['-1', 'ab%20cd', 'a.b', '', 'null']) {
