@@ -3,6 +3,7 @@
  * Exotel token, client key or webhook token ever reaches a log line, whoever logs what.
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { scrub } from './scrub.js';
 
 export type { Logger };
 
@@ -67,15 +68,6 @@ function scrubHooks(secrets: string[]): NonNullable<LoggerOptions_['hooks']> {
 }
 type LoggerOptions_ = NonNullable<Parameters<typeof pino>[0]>;
 
-/** Replaces every occurrence of each secret (and its URL-encoded and Basic-auth forms) in `text`. */
-export function scrub(text: string, secrets: string[]): string {
-  let out = text;
-  for (const s of secrets) {
-    // includes() first: nearly every message holds no secret, and split/join always copies.
-    for (const form of [s, encodeURIComponent(s)]) if (form && out.includes(form)) out = out.split(form).join('[redacted]');
-  }
-  return out;
-}
 
 /**
  * A child for lines whose fields are fixed and secret-free by construction (the access log: request id,

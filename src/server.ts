@@ -9,7 +9,7 @@ import type { Config } from './config.js';
 import { createLogger, fixedFieldsLogger, type Logger } from './logger.js';
 import type { ExotelApi, UpstreamRequestEvent } from './exotel/types.js';
 import { createExotelClient } from './exotel/client.js';
-import { EXOTEL_REGION_BASE_URLS } from './exotel/options.js';
+import { exotelBaseUrlFor } from './exotel/options.js';
 import { createSimulator, type Simulator } from './simulator/index.js';
 import { createStorage } from './storage/index.js';
 import type { Storage } from './storage/types.js';
@@ -178,7 +178,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
 
     let simulator: Simulator | undefined;
     // Which Exotel this gateway talks to, named in the start log and in a credentials refusal.
-    let exotelBaseUrl: string | undefined = deps.exotel ? undefined : (config.exotelBaseUrl ?? EXOTEL_REGION_BASE_URLS[config.exotelRegion]);
+    let exotelBaseUrl: string | undefined = deps.exotel ? undefined : exotelBaseUrlFor(config.exotelRegion, config.exotelBaseUrl);
     const upstreamHealth = createUpstreamHealth({ logger: logger.child({ component: 'exotel' }), baseUrl: exotelBaseUrl });
     // The simulator plays incoming calls into the gateway's own Passthru URL, known once live is built.
     let incomingCallUrl: (() => string) | undefined;

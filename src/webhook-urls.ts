@@ -6,7 +6,7 @@
  */
 import { loadConfigOrExit } from './config.js';
 import { createCallbackUrls } from './live/callback-urls.js';
-import { EXOTEL_REGION_BASE_URLS } from './exotel/options.js';
+import { exotelBaseUrlFor } from './exotel/options.js';
 import { unreachablePublicUrl } from './live/public-url.js';
 import { SIMULATOR_DEFAULTS } from './simulator/index.js';
 
@@ -25,7 +25,7 @@ function main(): void {
   ];
   if (!config.exotel) lines.push('Simulator mode: no Exotel credentials are set; the simulator\'s account is shown.');
   const unreachable = config.exotel
-    ? unreachablePublicUrl(config.publicUrl, config.exotelBaseUrl ?? EXOTEL_REGION_BASE_URLS[config.exotelRegion])
+    ? unreachablePublicUrl(config.publicUrl, exotelBaseUrlFor(config.exotelRegion, config.exotelBaseUrl))
     : undefined;
   if (unreachable) lines.push(`WARNING: ${unreachable}`);
   if (config.webhookSecretGenerated) {

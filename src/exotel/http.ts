@@ -20,6 +20,7 @@
  */
 import { assertNever } from '../assert-never.js';
 import { ErrorCode, fromExotelResponse, GatewayError, parseExotelError } from '../errors.js';
+import { scrub } from '../scrub.js';
 import { createBudgetQueue, type BudgetQueue } from './budget-queue.js';
 import type { ResolvedExotelClientOptions } from './options.js';
 import { createRetryBudget, fullJitterBackoffMs, parseRetryAfterMs, sleep } from './retry.js';
@@ -92,7 +93,7 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
   const host = URL.canParse(options.baseUrl) ? new URL(options.baseUrl).hostname : 'unknown';
 
   /** Exotel's own words, minus anything that could be a credential or a webhook token echoed back. */
-  const redact = (text: string) => options.scrub(secrets.reduce((t, s) => t.split(s).join('[redacted]'), text));
+  const redact = (text: string) => options.scrub(scrub(text, secrets));
 
   async function attempt(call: UpstreamCall, signal: AbortSignal | undefined): Promise<Outcome> {
     const url = new URL(options.baseUrl + call.path);

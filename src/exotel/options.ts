@@ -15,6 +15,11 @@ export const EXOTEL_REGION_BASE_URLS = {
 } as const;
 export type ExotelRegion = keyof typeof EXOTEL_REGION_BASE_URLS;
 
+/** The Exotel a client talks to: `baseUrl` when set, else its region's cluster. */
+export function exotelBaseUrlFor(region: ExotelRegion, baseUrl?: string): string {
+  return baseUrl ?? EXOTEL_REGION_BASE_URLS[region];
+}
+
 export interface ExotelClientOptions {
   accountSid: string;
   /** Basic-auth user. Sent only in the Authorization header. */
@@ -97,7 +102,7 @@ export function resolveExotelClientOptions(options: ExotelClientOptions): Resolv
   }
   const region = options.region ?? EXOTEL_CLIENT_DEFAULTS.region;
   if (!(region in EXOTEL_REGION_BASE_URLS)) throw new TypeError(`Exotel client: unknown region ${JSON.stringify(region)} (singapore or mumbai)`);
-  const baseUrl = checkBaseUrl(options.baseUrl ?? EXOTEL_REGION_BASE_URLS[region]);
+  const baseUrl = checkBaseUrl(exotelBaseUrlFor(region, options.baseUrl));
   const resolved: ResolvedExotelClientOptions = {
     ...EXOTEL_CLIENT_DEFAULTS,
     clock: { now: () => Date.now() },

@@ -6,7 +6,7 @@
  * WEBHOOK_SECRET with HMAC, so the URLs survive restarts and no secret ever travels in a URL.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { scrub } from '../logger.js';
+import { scrub } from '../scrub.js';
 
 /** The kinds of callback the gateway accepts; also the last path segment of each URL. */
 export const CALLBACK_KINDS = ['call-status', 'sms-status', 'incoming-call'] as const;

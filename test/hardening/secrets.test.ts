@@ -67,7 +67,7 @@ afterAll(async () => {
 });
 
 describe('canary secrets never leave the gateway', () => {
-  it("scrubs the webhook tokens and WEBHOOK_SECRET from Exotel's error text, however Exotel echoes a callback URL", async () => {
+  it("scrubs the Exotel key and token, the webhook tokens and WEBHOOK_SECRET from Exotel's error text, however Exotel echoes them", async () => {
     const urls = callbackUrlsOf(gw);
     const tokens = [urls.callStatus, urls.smsStatus, urls.incomingCall].map((u) => u.split('/').at(-2)!);
     const forged = `${gw.url}/webhooks/exotel/someoneElsesToken_x9/sms-status`;
@@ -75,6 +75,7 @@ describe('canary secrets never leave the gateway', () => {
       `Invalid StatusCallback ${urls.smsStatus}`,
       `StatusCallback=${encodeURIComponent(urls.callStatus)}&Url=${encodeURIComponent(urls.incomingCall)}`,
       `bad token ${tokens[1]} or ${CANARY.webhookSecret}; also ${forged}`,
+      `Authentication failed for ${CANARY.apiKey}:${CANARY.apiToken} (Basic ${basic(CANARY.apiKey, CANARY.apiToken)})`,
     ];
     const seen: string[] = [];
     for (const [i, message] of echoes.entries()) {
@@ -88,7 +89,7 @@ describe('canary secrets never leave the gateway', () => {
     }
     expect(seen[0]).toContain(`${gw.url}/webhooks/exotel/[redacted]/sms-status`);
     const everything = `${seen.join('\n')}\n${responses.join('\n')}\n${gw.logText()}`;
-    for (const secret of [...tokens, CANARY.webhookSecret, 'someoneElsesToken_x9']) expect({ secret, leaked: everything.includes(secret) }).toEqual({ secret, leaked: false });
+    for (const secret of [...tokens, CANARY.webhookSecret, 'someoneElsesToken_x9', CANARY.apiKey, CANARY.apiToken, basic(CANARY.apiKey, CANARY.apiToken)]) expect({ secret, leaked: everything.includes(secret) }).toEqual({ secret, leaked: false });
   });
 
   it('every error class keeps its code and the canaries out of responses, logs and /metrics', async () => {
