@@ -31,10 +31,17 @@ const DOCUMENT_CACHE = Object.freeze({ maxEntries: 1_000, maxTotalSize: 100_000 
 import { exceedsBytes, isMutation, responseTooLargeError, type CostCheck } from './cost.js';
 
 /**
- * The only subprotocol spoken: useServer installs graphql-ws's handleProtocols, so a client asking only for
- * another (the legacy `graphql-ws` of subscriptions-transport-ws) fails the handshake.
+ * The only subprotocol spoken. A client asking only for another (the legacy `graphql-ws` of
+ * subscriptions-transport-ws, still the default of some tools) completes the handshake with what it asked
+ * for and is closed at once with 4406 and a reason naming this one: refused in the handshake, as graphql-ws's
+ * own handleProtocols would, a Node client sees only "Server sent no subprotocol" (1006).
  */
 export const WS_PROTOCOL = 'graphql-transport-ws';
+/** The 4406 reason for a client that speaks another subprotocol (at most 123 bytes). */
+const OTHER_PROTOCOL = `Subprotocol not acceptable: this server speaks ${WS_PROTOCOL} (graphql-ws), not subscriptions-transport-ws`;
+
+/** ws's handleProtocols: ours when offered, else the client's first choice, so it can be told why it is closed. */
+const chooseProtocol = (protocols: Set<string>): string | false => (protocols.has(WS_PROTOCOL) ? WS_PROTOCOL : (protocols.values().next().value ?? false));
 
 export interface GraphqlWsOptions {
   httpServer: Server;
@@ -210,6 +217,14 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         done(false, 403, 'Forbidden');
       }
     },
+  });
+
+  // Before graphql-ws's own listener (useServer below): its close after this one is a no-op.
+  wss.on('connection', (socket: WebSocket) => {
+    if (socket.protocol === WS_PROTOCOL) return;
+    logger.info({ protocol: socket.protocol || null }, 'graphql-ws connection refused: the client speaks another subprotocol');
+    options.onClientError?.('protocol');
+    socket.close(CloseCode.SubprotocolNotAcceptable, OTHER_PROTOCOL);
   });
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -419,6 +434,8 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
     wss,
     options.keepAliveMs,
   );
+  // useServer has just set graphql-ws's handleProtocols, which refuses other subprotocols in the handshake.
+  wss.options.handleProtocols = chooseProtocol;
 
   let closing: Promise<void> | undefined;
   return {

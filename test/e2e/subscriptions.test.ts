@@ -260,15 +260,26 @@ describe('graphql-ws transport', () => {
     open.forEach((s) => s.dispose());
   });
 
-  it('speaks graphql-transport-ws only', async () => {
+  it('speaks graphql-transport-ws only, and tells a client that speaks another (or none) why it is closed', async () => {
     const gw = await startGateway({ LIVE_POLL_INTERVAL_MS: '60000' });
     const { default: WebSocket } = await import('ws');
-    const socket = new WebSocket(gw.wsUrl, 'graphql-ws');
-    let opened = false;
-    socket.on('open', () => (opened = true));
-    const error = await new Promise<Error>((resolve) => socket.on('error', resolve));
-    expect(error.message).toMatch(/subprotocol/i);
-    expect(opened).toBe(false);
+    // subscriptions-transport-ws's subprotocol, then no subprotocol at all.
+    for (const protocols of [['graphql-ws'], []]) {
+      const socket = new WebSocket(gw.wsUrl, protocols);
+      const errors: Error[] = [];
+      socket.on('error', (err) => errors.push(err));
+      const [code, reason] = await new Promise<[number, string]>((resolve) => socket.on('close', (c, r) => resolve([c, r.toString()])));
+      expect(errors).toEqual([]);
+      expect(code).toBe(4406);
+      expect(reason).toContain('graphql-transport-ws');
+    }
+    await vi_waitFor(async () => (gw.logText().match(/speaks another subprotocol/g) ?? []).length === 2);
+    expect(gw.logText()).not.toMatch(/"level":(50|40).*subprotocol/);
+    // A client offering both gets the one spoken here.
+    const both = new WebSocket(gw.wsUrl, ['graphql-ws', 'graphql-transport-ws']);
+    await new Promise((resolve, reject) => both.once('open', resolve).once('error', reject));
+    expect(both.protocol).toBe('graphql-transport-ws');
+    both.terminate();
   });
 });
 
