@@ -55,6 +55,8 @@ export interface Limits {
   wsMaxSubscriptionsPerKey: number;
   /** Allowed browser Origins for graphql-ws; empty allows every origin. */
   wsAllowedOrigins: string[];
+  /** Browser Origins whose pages may read GraphQL-over-HTTP answers (CORS); empty sends no CORS headers. */
+  corsAllowedOrigins: string[];
 }
 
 export interface Config {
@@ -179,14 +181,14 @@ const url = z
   .transform((u) => u.replace(/\/+$/, ''));
 
 /**
- * WS_ALLOWED_ORIGINS: browser Origins as a browser sends them (scheme://host[:port], no path), so a
- * trailing slash or a wildcard cannot silently turn away every browser.
+ * WS_ALLOWED_ORIGINS, CORS_ALLOWED_ORIGINS: browser Origins as a browser sends them (scheme://host[:port],
+ * no path), so a trailing slash or a wildcard cannot silently turn away every browser (or let in every site).
  */
-const origins = z.string().transform((raw, ctx) => {
+const origins = (wildcard: string) => z.string().transform((raw, ctx) => {
   const list: string[] = [];
   for (const entry of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
     if (entry === '*') {
-      ctx.addIssue({ code: 'custom', message: '"*" is not an origin; leave WS_ALLOWED_ORIGINS unset to allow every origin' });
+      ctx.addIssue({ code: 'custom', message: `"*" is not an origin; ${wildcard}` });
       return z.NEVER;
     }
     let origin: string | undefined;
@@ -261,7 +263,8 @@ const schema = z.object({
   // With the memory a subscription costs (the bench's fan-out figure measures it), 5,000 bound one key to
   // about 100 MB (docs/security.md).
   WS_MAX_SUBSCRIPTIONS_PER_KEY: int(1, 10_000_000).default(5000),
-  WS_ALLOWED_ORIGINS: origins.optional(),
+  WS_ALLOWED_ORIGINS: origins('leave WS_ALLOWED_ORIGINS unset to allow every origin').optional(),
+  CORS_ALLOWED_ORIGINS: origins('list the origins of the browser apps that call the gateway').optional(),
 });
 
 /** Variables whose values are never printed, even when invalid. */
@@ -360,6 +363,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       wsMaxSocketsPerKey: e.WS_MAX_SOCKETS_PER_KEY,
       wsMaxSubscriptionsPerKey: e.WS_MAX_SUBSCRIPTIONS_PER_KEY,
       wsAllowedOrigins: e.WS_ALLOWED_ORIGINS ?? [],
+      corsAllowedOrigins: e.CORS_ALLOWED_ORIGINS ?? [],
     },
   };
 }

@@ -35,6 +35,7 @@ import { createCostCheck } from './graphql/cost.js';
 import { accessLog } from './http/access-log.js';
 import { graphqlGuard } from './http/graphql-guard.js';
 import { clientErrorsPlugin } from './http/client-errors.js';
+import { corsFor } from './http/cors.js';
 import { graphqlHttpHandler, isGraphqlRequest, type GraphqlHttpHandler } from './http/graphql-http.js';
 import { responseSizeGuard } from './http/response-size.js';
 import { graphqlMetricsPlugin } from './http/graphql-metrics.js';
@@ -362,6 +363,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       maxBodyBytes: config.limits.maxBodyBytes,
       guard: graphqlGuard({ maxBatchSize: config.limits.maxBatchSize, checkTokens: armor.checkTokens, cost, production: config.production, onClientError }),
       responseSize: responseSizeGuard({ maxBytes: config.limits.maxResponseBytes, onWithheld: onResponseWithheld }),
+      cors: corsFor(config.limits.corsAllowedOrigins),
       accessLogger,
       logger,
       onClientError,

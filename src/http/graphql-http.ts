@@ -4,7 +4,8 @@
  * hands every request to Apollo's integration API (`executeHTTPGraphQLRequest`), so Apollo's whole
  * pipeline — CSRF prevention, plugins, limits, error formatting — runs for each:
  *
- *   request id → body (src/http/json-body.ts: 400/413/415) → guard (batch size, tokens, cost: 400)
+ *   request id → CORS (src/http/cors.ts: a preflight ends here) → body (src/http/json-body.ts: 400/413/415)
+ *   → guard (batch size, tokens, cost: 400)
  *   → span (when tracing) → Apollo, its context built from the Authorization header (401/403)
  *   → MAX_RESPONSE_BYTES → the answer, `no-store` → one access-log line.
  *
@@ -19,6 +20,7 @@ import type { ContextFactory, GraphQLContext } from '../graphql/context.js';
 import type { Logger } from '../logger.js';
 import { httpOperationSpan } from '../tracing/graphql.js';
 import { nodeRoute } from './access-log.js';
+import type { CorsStep } from './cors.js';
 import type { GraphqlGuard } from './graphql-guard.js';
 import { readJsonBody } from './json-body.js';
 import { REQUEST_ID_HEADER } from './request-id.js';
@@ -43,6 +45,8 @@ export interface GraphqlHttpOptions {
   onClientError(kind: string): void;
   /** One span per request (src/tracing/graphql.ts) while tracing is on. */
   tracing: boolean;
+  /** CORS for browser apps on other origins (CORS_ALLOWED_ORIGINS); absent → no CORS headers. */
+  cors?: CorsStep;
 }
 
 export type GraphqlHttpHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -104,6 +108,8 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
     send(res, status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }, body);
 
   async function answer(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    // A preflight is answered here (204); other requests get their CORS headers and go on.
+    if (options.cors && !options.cors(req, res)) return;
     const method = req.method ?? 'GET';
     const url = req.url ?? '';
     const q = url.indexOf('?');

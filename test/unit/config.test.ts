@@ -150,6 +150,13 @@ describe('configuration', () => {
     expect(problemsOf({ WS_ALLOWED_ORIGINS: 'app.example.com' })[0]).toMatch(/^WS_ALLOWED_ORIGINS: "app.example.com" is not an origin/);
   });
 
+  it('reads CORS_ALLOWED_ORIGINS as browser origins (none by default), and refuses a wildcard', () => {
+    expect(loadConfig({}).limits.corsAllowedOrigins).toEqual([]);
+    expect(loadConfig({ CORS_ALLOWED_ORIGINS: 'https://dash.example.in/,http://localhost:5173' }).limits.corsAllowedOrigins).toEqual(['https://dash.example.in', 'http://localhost:5173']);
+    expect(problemsOf({ CORS_ALLOWED_ORIGINS: '*' })).toEqual(['CORS_ALLOWED_ORIGINS: "*" is not an origin; list the origins of the browser apps that call the gateway']);
+    expect(problemsOf({ CORS_ALLOWED_ORIGINS: 'https://dash.example.in/app' })[0]).toMatch(/^CORS_ALLOWED_ORIGINS: "https:\/\/dash.example.in\/app" is not an origin/);
+  });
+
   it('refuses two client keys with the same name, without echoing either secret', () => {
     const problems = problemsOf({ ...live, GATEWAY_API_KEYS: 'backend:client-secret-canary-1:read,backend:client-secret-canary-2:read+write' });
     expect(problems.join('\n')).toMatch(/GATEWAY_API_KEYS.*"backend" is used twice/);
