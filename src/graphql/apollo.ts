@@ -91,7 +91,9 @@ export async function createApollo(options: ApolloOptions): Promise<Apollo> {
     introspection: true,
     // Stack traces go to the log (internalErrorLogging), never into a response.
     includeStacktraceInErrorResponses: false,
-    hideSchemaDetailsFromClientErrors: config.production,
+    // Not Apollo's suggestion mask: its pattern takes time quadratic in a long literal that repeats "Did you
+    // mean". formatError takes the hints out in production, of every error (src/errors.ts maskSuggestions).
+    hideSchemaDetailsFromClientErrors: false,
     formatError: (formatted, error) => formatError(formatted, error, { production: config.production }),
     // main.ts owns the signals and the shutdown order.
     stopOnTerminationSignals: false,

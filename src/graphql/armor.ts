@@ -11,7 +11,7 @@
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import { GraphQLError, Lexer, Source, TokenKind, type ValidationContext, type ValidationRule } from 'graphql';
 import type { Limits } from '../config.js';
-import { ErrorCode, GatewayError } from '../errors.js';
+import { ErrorCode, GatewayError, maskSuggestions } from '../errors.js';
 
 /** `extensions.reason` of each limit. */
 export const LimitReason = {
@@ -64,8 +64,6 @@ export function exceedsTokens(source: string, max: number): boolean {
   return false;
 }
 
-const SUGGESTION = /\s*Did you mean[^?]*\?/g;
-
 export function createArmor(options: ArmorOptions): Armor {
   const { limits, production } = options;
   // graphql-armor calls onReject with its own error (which names numbers found in the document); the
@@ -94,6 +92,6 @@ export function createArmor(options: ArmorOptions): Armor {
     wsValidationRules: validationRules,
     checkTokens: (source) =>
       exceedsTokens(source, limits.maxTokens) ? limitError(LimitReason.MAX_TOKENS, 'the document has too many tokens', limits.maxTokens, production) : undefined,
-    maskSuggestions: (message) => (production ? message.replace(SUGGESTION, '') : message),
+    maskSuggestions: (message) => (production ? maskSuggestions(message) : message),
   };
 }
