@@ -213,7 +213,10 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
     verifyClient: ({ origin }, done) => {
       if (allowedOrigins.size === 0 || !origin || allowedOrigins.has(origin)) done(true);
       else {
-        logger.warn({ origin }, 'graphql-ws connection from a disallowed origin refused');
+        // The client's doing (another site's page), as a wrong key is: info and counted, not a warning any
+        // page could write at will.
+        logger.info({ origin }, 'graphql-ws connection from a disallowed origin refused');
+        options.onClientError?.('auth');
         done(false, 403, 'Forbidden');
       }
     },
@@ -293,7 +296,9 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         const key = principal?.name ?? 'anonymous';
         const open = socketsPerKey.get(key) ?? 0;
         if (open >= limits.wsMaxSocketsPerKey) {
-          log.warn({ key }, 'graphql-ws connection refused: too many sockets for this key');
+          // The client's doing, like any limit (a reconnect loop would write a warning per attempt).
+          log.info({ key }, 'graphql-ws connection refused: too many sockets for this key');
+          options.onClientError?.('limit');
           // Not a 4403: the key is good, it is only over its share. graphql-ws's own 4403 after this is a no-op.
           ctx.extra.socket.close(CLOSE_TOO_MANY_SOCKETS, 'Too many sockets for this API key');
           return false;

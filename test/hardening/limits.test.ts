@@ -197,20 +197,29 @@ describe('graphql-ws limits', () => {
     expect(await s.next((m) => m.id === '4')).toMatchObject({ type: 'next', payload: { data: { rateLimit: { limitPerMinute: 200 } } } });
   });
 
-  it('sockets past WS_MAX_SOCKETS_PER_KEY → close 4429 for that key only', async () => {
+  /** Log lines at warn or above written since line `from`: a client's doing writes none. */
+  const warnings = (from: number) => gw.logs.slice(from).filter((l) => Number(l.level) >= 40).map((l) => l.msg);
+
+  it('sockets past WS_MAX_SOCKETS_PER_KEY → close 4429 for that key only, counted as a client limit, no warning', async () => {
     track(await ackedSocket(gw.wsUrl, `Bearer ${READER}`));
     track(await ackedSocket(gw.wsUrl, `Bearer ${READER}`));
+    const [logged, limits] = [gw.logs.length, await clientErrors('limit')];
     const third = track(rawSocket(gw.wsUrl));
     await third.opened;
     third.send({ type: 'connection_init', payload: bearer(READER) });
     expect(await third.closed).toEqual({ code: 4429, reason: 'Too many sockets for this API key' });
+    expect(await clientErrors('limit')).toBe(limits + 1);
+    expect(warnings(logged)).toEqual([]);
     // Another key is not affected.
     track(await ackedSocket(gw.wsUrl, `Bearer ${WRITER}`));
   });
 
-  it('an Origin not in WS_ALLOWED_ORIGINS is refused at the upgrade with 403; an allowed one connects', async () => {
+  it('an Origin not in WS_ALLOWED_ORIGINS is refused at the upgrade with 403, counted, no warning; an allowed one connects', async () => {
+    const [logged, refusals] = [gw.logs.length, await clientErrors('auth')];
     const evil = track(rawSocket(gw.wsUrl, { origin: 'https://evil.example' }));
     expect(await evil.refused).toBe(403);
+    expect(await clientErrors('auth')).toBe(refusals + 1);
+    expect(warnings(logged)).toEqual([]);
     track(await ackedSocket(gw.wsUrl, `Bearer ${WRITER}`, { origin: 'https://ops.example.com' }));
   });
 
