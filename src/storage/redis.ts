@@ -54,6 +54,12 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false en
 return redis.call('GET', KEYS[1])
 `;
 
+/* Takes back a begin that timed out. KEYS[1]; ARGV[1] = the exact pending record that begin would have written. */
+const UNBEGIN = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
 /* Acquire or renew. KEYS[1] = lease; ARGV = holder, ttl ms. Returns 1 when held by `holder` afterwards. */
 const ACQUIRE = `
 local holder = redis.call('GET', KEYS[1])
@@ -76,6 +82,7 @@ return 0
 
 interface RedisWithScripts extends Redis {
   eggBegin(key: string, json: string, ttlMs: number): Promise<string | null>;
+  eggUnbegin(key: string, json: string): Promise<number>;
   eggAcquire(key: string, holder: string, ttlMs: number): Promise<number>;
   eggRelease(key: string, holder: string): Promise<number>;
 }
@@ -83,6 +90,7 @@ interface RedisWithScripts extends Redis {
 function withScripts(redis: Redis): RedisWithScripts {
   // defineCommand sends EVALSHA and falls back to EVAL once, so script text rarely crosses the wire.
   redis.defineCommand('eggBegin', { numberOfKeys: 1, lua: BEGIN });
+  redis.defineCommand('eggUnbegin', { numberOfKeys: 1, lua: UNBEGIN });
   redis.defineCommand('eggAcquire', { numberOfKeys: 1, lua: ACQUIRE });
   redis.defineCommand('eggRelease', { numberOfKeys: 1, lua: RELEASE });
   return redis as RedisWithScripts;
@@ -178,8 +186,19 @@ export function createRedisIdempotency(redis: RedisWithScripts, keyPrefix: strin
   return {
     async begin(k, fingerprint, ttlMs) {
       checkTtl(ttlMs);
-      const pending: IdempotencyRecord = { state: 'pending', fingerprint, startedAt: clock() };
-      const existing = await redis.eggBegin(key(k), JSON.stringify(pending), px(ttlMs));
+      // `owner` makes this attempt's record its own, so only this attempt can take it back.
+      const pending: IdempotencyRecord = { state: 'pending', fingerprint, startedAt: clock(), owner: randomBytes(9).toString('base64url') };
+      const json = JSON.stringify(pending);
+      let existing: string | null;
+      try {
+        existing = await redis.eggBegin(key(k), json, px(ttlMs));
+      } catch (err) {
+        // A begin that timed out may still be on its way to a stalled Redis and run once it resumes. The
+        // caller sends nothing and tells the client the key is free, so take the record back: sent right
+        // after on the same connection, Redis runs this after the begin, if that runs at all.
+        redis.eggUnbegin(key(k), json).catch(() => {});
+        throw err;
+      }
       return existing === null ? { created: true } : { created: false, record: JSON.parse(existing) as IdempotencyRecord };
     },
     async finish(k, record, ttlMs) {

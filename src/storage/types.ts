@@ -137,7 +137,8 @@ export interface EventLog {
 }
 
 export type IdempotencyRecord =
-  | { state: 'pending'; fingerprint: string; startedAt: number }
+  /** `owner`: a random id of the attempt that wrote it (Redis), so that attempt alone can take it back. */
+  | { state: 'pending'; fingerprint: string; startedAt: number; owner?: string }
   | { state: 'done'; fingerprint: string; result: unknown }
   /** `ref`: the request's own reference (in its callback URL), by which a later retry can find its outcome. */
   | { state: 'unknown'; fingerprint: string; reason: string; ref?: string };
