@@ -16,9 +16,9 @@ export const ErrorCode = {
   OUTCOME_UNKNOWN: 'OUTCOME_UNKNOWN',
   IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
   /**
-   * The gateway's shared storage (Redis) is unreachable, so a request that needs it (an idempotencyKey check)
-   * was refused before anything was sent to Exotel; retry after `retryAfterSeconds`. Added to the
-   * original contract codes.
+   * The gateway's shared storage (Redis) is unreachable, so what needs it could not be done: an idempotencyKey
+   * check (refused before anything was sent to Exotel), or a read of the gateway's own records (a call's
+   * status history); retry after `retryAfterSeconds`. Added to the original contract codes.
    */
   STORAGE_UNAVAILABLE: 'STORAGE_UNAVAILABLE',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
@@ -89,6 +89,25 @@ export class GatewayError extends Error {
 
 export function isGatewayError(e: unknown): e is GatewayError {
   return e instanceof GatewayError;
+}
+
+/** What a client refused with STORAGE_UNAVAILABLE is told to wait: about a Redis reconnect. */
+export const STORAGE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * Runs a read of the gateway's shared storage for a client; its failure (Redis down or stalled past its
+ * command timeout) becomes STORAGE_UNAVAILABLE naming `what`, not an internal error.
+ */
+export async function fromStorage<T>(what: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (cause) {
+    if (isGatewayError(cause)) throw cause;
+    throw new GatewayError(ErrorCode.STORAGE_UNAVAILABLE, `${what} could not be read because the gateway's shared storage is unavailable. Retry in a few seconds.`, {
+      cause,
+      retryAfterSeconds: STORAGE_RETRY_AFTER_SECONDS,
+    });
+  }
 }
 
 export function badInput(field: string, message: string): GatewayError {

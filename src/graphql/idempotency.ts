@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { assertNever } from '../assert-never.js';
-import { ErrorCode, GatewayError, isGatewayError } from '../errors.js';
+import { ErrorCode, GatewayError, isGatewayError, STORAGE_RETRY_AFTER_SECONDS } from '../errors.js';
 import type { IdempotencyStore } from '../storage/types.js';
 
 export interface IdempotencyOptions {
@@ -84,9 +84,6 @@ export interface Idempotency {
   /** Runs `send` at most once per key; answers its result and whether it was replayed. */
   run<T>(spec: IdempotentRun, send: () => Promise<T>): Promise<{ result: T; replayed: boolean }>;
 }
-
-/** What a client refused with STORAGE_UNAVAILABLE is told to wait: about a Redis reconnect. */
-export const STORAGE_RETRY_AFTER_SECONDS = 5;
 
 /** Codes that only arise before a request is sent, or from Exotel refusing it. */
 const NOT_SENT_CODES: ReadonlySet<string> = new Set([

@@ -4,7 +4,7 @@
  * gap and no duplicate at the seam between "what was" and "what comes".
  */
 import type { EntityCache } from '../cache/entities.js';
-import { ErrorCode, GatewayError } from '../errors.js';
+import { ErrorCode, fromStorage, GatewayError } from '../errors.js';
 import type { Call, CallStatus, ExotelApi, SmsMessage } from '../exotel/types.js';
 import type { CallEventRecord, EventLog, EventRecord, EventSource, SmsEventRecord } from '../storage/types.js';
 import type { Channel, Topics } from './topics.js';
@@ -186,10 +186,10 @@ export function createFeed(deps: FeedDeps): LiveFeed {
 
   /** The state a callStatusChanged subscriber starts from: history (forward-only truth) and the call itself. */
   async function callSnapshot(sid: string, lookup: SnapshotLookup<Call> | undefined): Promise<FeedCallEvent> {
-    const [history, call] = await Promise.all([deps.events.callHistory(accountSid, sid), (lookup ?? lookupCall)(sid)]);
+    const [history, call] = await Promise.all([fromStorage("The call's status history", () => deps.events.callHistory(accountSid, sid)), (lookup ?? lookupCall)(sid)]);
     if (!call) throw new GatewayError(ErrorCode.NOT_FOUND, `No call with Sid ${JSON.stringify(sid)}`, { field: 'sid' });
     const { status, lastForward } = snapshotStatus(history, call.status, isTerminalCall);
-    const id = lastForward && lastForward.status === status ? lastForward.id : ((await deps.events.lastId()) ?? '0-0');
+    const id = lastForward && lastForward.status === status ? lastForward.id : ((await fromStorage('The event log', () => deps.events.lastId())) ?? '0-0');
     return {
       event: { kind: 'call', id, accountSid, callSid: sid, status, at: lastForward?.at ?? call.dateUpdated, source: 'SNAPSHOT', forward: true },
       call: { ...call, status },
@@ -219,7 +219,7 @@ export function createFeed(deps: FeedDeps): LiveFeed {
    * `ended` when the status it shows is one the stream ends after.
    */
   async function smsSnapshot(sid: string, lookup: SnapshotLookup<SmsMessage> | undefined): Promise<{ sms: SmsMessage; ended: boolean }> {
-    const [history, found] = await Promise.all([deps.events.smsHistory(accountSid, sid), (lookup ?? lookupSms)(sid)]);
+    const [history, found] = await Promise.all([fromStorage("The SMS's status history", () => deps.events.smsHistory(accountSid, sid)), (lookup ?? lookupSms)(sid)]);
     if (!found) throw new GatewayError(ErrorCode.NOT_FOUND, `No SMS with Sid ${JSON.stringify(sid)}`, { field: 'sid' });
     const { status, lastForward } = snapshotStatus(history, found.status, isTerminalSms);
     if (!lastForward || status !== lastForward.status) return { sms: found, ended: isTerminalSms(found.status) };

@@ -1,0 +1,155 @@
+/**
+ * A stalled Redis (SIGSTOP: the socket stays open, nothing answers) as a GraphQL client sees it, beyond the
+ * webhooks and the budget fallback (budget-redis.test.ts): mutations with an idempotencyKey, a call's
+ * history, readiness. The Redis is a private redis-server on a free port, never the machine's shared one;
+ * it is SIGCONTed in teardown whatever happened.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSimulator, type Simulator } from '../../src/simulator/index.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { startPrivateRedis, type RedisProcess } from '../helpers/processes.js';
+import { redisAvailable, testPrefix } from '../helpers/redis.js';
+import { newCallSid, postCallback, subscribeCallEvents, subscribeCallStatus, WEBHOOK_SECRET } from './harness.js';
+
+const privateRedis = (await redisAvailable()) || process.env.REQUIRE_REDIS === '1';
+const CONNECT = 'mutation($input: ConnectCallInput!) { connectCall(input: $input) { replayed idempotencyKey call { sid } } }';
+
+describe.skipIf(!privateRedis)('a stalled Redis, as a GraphQL client sees it', () => {
+  let redis: RedisProcess;
+  let sim: Simulator;
+  let gw: TestGateway;
+  const stall = () => process.kill(redis.current()!.pid, 'SIGSTOP');
+  const resume = () => {
+    const pid = redis?.current()?.pid;
+    if (pid !== undefined) process.kill(pid, 'SIGCONT');
+  };
+
+  beforeAll(async () => {
+    redis = await startPrivateRedis({ durable: false });
+    sim = await createSimulator({ port: 0, host: '127.0.0.1', ratePerMinute: 100_000, timeScale: 0.01, log: () => {} });
+    gw = await startGateway(
+      {
+        EXOTEL_ACCOUNT_SID: sim.accountSid,
+        EXOTEL_API_KEY: sim.apiKey,
+        EXOTEL_API_TOKEN: sim.apiToken,
+        EXOTEL_BASE_URL: sim.url,
+        WEBHOOK_SECRET,
+        REDIS_URL: redis.url,
+        REDIS_KEY_PREFIX: testPrefix('redis-stall'),
+        GATEWAY_ALLOW_OPEN: '1',
+      },
+      {},
+      {},
+      { autoStop: false },
+    );
+  });
+  afterAll(async () => {
+    resume();
+    await gw?.stop();
+    await redis?.dispose();
+    await sim?.stop();
+  });
+
+  it('a mutation refused because its idempotencyKey could not be checked is placed once when retried after Redis resumes', async () => {
+    const input = { from: '09876543210', to: '+919812345670', callerId: '08039591111', idempotencyKey: `stall-${randomBytes(6).toString('hex')}` };
+    const connects = () => sim.countRequests({ endpoint: 'calls.connect' });
+    const before = connects();
+    stall();
+    try {
+      const refused = await gw.gql(CONNECT, { input });
+      expect(refused.body.data).toBeNull();
+      expect(refused.body.errors).toEqual([expect.objectContaining({ extensions: { code: 'STORAGE_UNAVAILABLE', retryAfterSeconds: 5 } })]);
+      expect(refused.body.errors![0]!.message).toContain('nothing was sent to Exotel');
+    } finally {
+      resume();
+    }
+    expect(connects()).toBe(before);
+    // As told: the same request again once storage is back. The check that timed out was still on its way
+    // to Redis and ran when Redis resumed; it must not leave the key looking "in progress".
+    const retried = await gw.gql(CONNECT, { input });
+    expect(retried.body.errors).toBeUndefined();
+    expect(retried.body.data.connectCall).toMatchObject({ replayed: false, idempotencyKey: input.idempotencyKey });
+    const again = await gw.gql(CONNECT, { input });
+    expect(again.body.errors).toBeUndefined();
+    expect(again.body.data.connectCall).toEqual({ ...retried.body.data.connectCall, replayed: true });
+    expect(connects()).toBe(before + 1);
+  });
+
+  it('a mutation whose Exotel request is in flight when Redis stalls answers its call, and a retry replays it', async () => {
+    const input = { from: '09876543210', to: '+919812345671', callerId: '08039591111', idempotencyKey: `inflight-${randomBytes(6).toString('hex')}` };
+    const connects = () => sim.countRequests({ endpoint: 'calls.connect' });
+    const before = connects();
+    sim.faults.inject({ kind: 'slow', delayMs: 600, count: 1, endpoint: 'calls.connect' });
+    const placing = gw.gql(CONNECT, { input });
+    await new Promise((r) => setTimeout(r, 300));
+    stall();
+    let placed;
+    try {
+      // The key was checked before the stall; the record of the result cannot be written, which must not
+      // hide the call from the client (the write runs once Redis resumes).
+      placed = await placing;
+    } finally {
+      resume();
+    }
+    expect(placed.body.errors).toBeUndefined();
+    expect(placed.body.data.connectCall).toMatchObject({ replayed: false });
+    const retried = await gw.gql(CONNECT, { input });
+    expect(retried.body.errors).toBeUndefined();
+    expect(retried.body.data.connectCall).toEqual({ ...placed.body.data.connectCall, replayed: true });
+    expect(connects()).toBe(before + 1);
+  });
+
+  it('a call\'s history while Redis stalls: a clear STORAGE_UNAVAILABLE within seconds, not an internal error', async () => {
+    const sid = sim.calls.list().at(-1)!.Sid;
+    stall();
+    let answer;
+    const started = Date.now();
+    try {
+      answer = await gw.gql('query($sid: ID!) { call(sid: $sid) { sid events { id status } } }', { sid });
+    } finally {
+      resume();
+    }
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(answer.body.errors).toEqual([
+      expect.objectContaining({
+        path: ['call', 'events'],
+        message: expect.stringContaining('shared storage is unavailable'),
+        extensions: { code: 'STORAGE_UNAVAILABLE', retryAfterSeconds: 5 },
+      }),
+    ]);
+    expect(gw.logs.filter((l) => l.msg === 'internal error in a GraphQL operation')).toEqual([]);
+    // Once Redis answers again, so does the history.
+    const after = await gw.gql('query($sid: ID!) { call(sid: $sid) { sid events { id status } } }', { sid });
+    expect(after.body.errors).toBeUndefined();
+    expect(after.body.data.call.sid).toBe(sid);
+  });
+
+  it('callStatusChanged started while Redis stalls ends with STORAGE_UNAVAILABLE; a callEvents subscriber gets what was stored after', async () => {
+    const sid = sim.calls.list().at(-2)!.Sid;
+    const wsUrl = `${gw.url.replace(/^http/, 'ws')}/graphql`;
+    const follower = await subscribeCallEvents(wsUrl);
+    stall();
+    let snapshot: unknown;
+    try {
+      snapshot = await subscribeCallStatus(wsUrl, sid).then(
+        (s) => s.dispose().then(() => s.statuses),
+        (err: Error) => JSON.parse(err.message),
+      );
+    } finally {
+      resume();
+    }
+    expect(snapshot).toEqual([
+      expect.objectContaining({
+        message: expect.stringContaining('shared storage is unavailable'),
+        extensions: { code: 'STORAGE_UNAVAILABLE', retryAfterSeconds: 5 },
+      }),
+    ]);
+    expect(gw.logs.filter((l) => l.msg === 'internal error in a GraphQL operation')).toEqual([]);
+    // The live stream itself survived the stall: a callback stored after it reaches the subscriber.
+    const live = newCallSid();
+    expect(await postCallback(gw.url, sim.accountSid, { callSid: live, status: 'in-progress' })).toEqual({ status: 200, body: 'OK' });
+    await follower.waitFor((events) => events.some((e) => e.callSid === live), 'the callback stored after the stall', 10_000);
+    await follower.dispose();
+  });
+});
