@@ -167,6 +167,8 @@ export interface RedisRateBudgetOptions {
   key: string;
   limit: number;
   windowMs: number;
+  /** This process's clock, for the ages of the requests it puts back. */
+  clock?: BudgetClock;
 }
 
 /*
@@ -241,6 +243,59 @@ if retry < 1 then retry = 1 end
 return {taken, retry, count, now, first, mine, refusal}
 `;
 
+/*
+ * Puts requests back into the log: this process's own takes (Redis restarted empty, or missed them while
+ * it could not be reached). NX: a request the log still holds keeps its entry, so putting back twice, or
+ * what Redis never lost, counts nothing twice. KEYS[1] = log; ARGV = windowMs, then member, age ms pairs
+ * (age on the caller's clock; negative for a pending entry's expiry still ahead).
+ */
+const RESTORE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
+  local score = now - tonumber(ARGV[i + 1])
+  if score > now - window then redis.call('ZADD', KEYS[1], 'NX', score, ARGV[i]) end
+end
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(last[2]) - now + window)) end
+return 0
+`;
+
+/** One request this process took, on its own clock: a pending one at its take + maxHoldMs until settled. */
+export interface SpentRequest {
+  member: string;
+  atMs: number;
+}
+
+/** The requests this process took that are still in the window, kept to be put back (RESTORE above). */
+function createSpentLog(windowMs: number, clock: BudgetClock) {
+  let entries: SpentRequest[] = [];
+  const prune = () => {
+    const since = clock.now() - windowMs;
+    if (entries.some((e) => e.atMs <= since)) entries = entries.filter((e) => e.atMs > since);
+  };
+  return {
+    add(member: string, atMs: number): SpentRequest {
+      prune();
+      const entry = { member, atMs };
+      entries.push(entry);
+      return entry;
+    },
+    inWindow(): SpentRequest[] {
+      prune();
+      return entries;
+    },
+  };
+}
+
+/** A budget that can be given back requests spent while it could not count them (the Redis budget). */
+export interface RestorableRateBudget extends RateBudget {
+  readonly windowMs: number;
+  /** Puts back this budget's own takes still in the window, and `spentElsewhere` (a fallback's). */
+  restore(spentElsewhere: readonly SpentRequest[]): Promise<void>;
+}
+
 type ScriptReply = [number, number, number, number, number, number, number];
 type ScriptMode = 'take' | 'status' | 'settle';
 
@@ -257,16 +312,21 @@ interface RedisWithBudget extends Redis {
     share: number,
     reserve: number,
   ): Promise<ScriptReply>;
+  eggRateBudgetRestore(key: string, windowMs: number, ...memberAges: Array<string | number>): Promise<number>;
 }
 
 /** A budget shared by every replica: a Redis ZSET of request times, checked and taken in one Lua script. */
-export function createRedisRateBudget(options: RedisRateBudgetOptions): RateBudget {
+export function createRedisRateBudget(options: RedisRateBudgetOptions): RestorableRateBudget {
   const { redis, key, limit, windowMs } = options;
   checkLimits(limit, windowMs);
+  const clock = options.clock ?? systemClock;
   if (!(redis as unknown as Partial<RedisWithBudget>).eggRateBudget) {
     // defineCommand sends EVALSHA and falls back to EVAL once, so the script text crosses the wire rarely.
     redis.defineCommand('eggRateBudget', { numberOfKeys: 2, lua: SCRIPT });
+    redis.defineCommand('eggRateBudgetRestore', { numberOfKeys: 1, lua: RESTORE });
   }
+  // What this process took, kept for a Redis that restarts empty: its log would otherwise forget them.
+  const spent = createSpentLog(windowMs, clock);
   const r = redis as unknown as RedisWithBudget;
   const prefix = randomBytes(6).toString('hex');
   let seq = 0;
@@ -274,9 +334,13 @@ export function createRedisRateBudget(options: RedisRateBudgetOptions): RateBudg
   const run = (mode: ScriptMode, member: string, holdMs = 0, claim?: BudgetClaim, client = claim?.client) =>
     r.eggRateBudget(key, clientKey(client), windowMs, limit, member, mode, Math.ceil(holdMs), client === undefined ? '0' : '1', claim?.share ?? 0, claim?.reserve ?? 0);
   return {
+    windowMs,
     async tryTake() {
-      const [taken, retryAfterMs] = await run('take', `${prefix}:${++seq}`);
-      return taken === 1 ? { ok: true } : { ok: false, retryAfterMs: Math.max(1, retryAfterMs) };
+      const member = `${prefix}:${++seq}`;
+      const [taken, retryAfterMs] = await run('take', member);
+      if (taken !== 1) return { ok: false, retryAfterMs: Math.max(1, retryAfterMs) };
+      spent.add(member, clock.now());
+      return { ok: true };
     },
     async tryHold(maxHoldMs, claim): Promise<BudgetGrant | BudgetRefusal> {
       checkHold(maxHoldMs);
@@ -284,11 +348,13 @@ export function createRedisRateBudget(options: RedisRateBudgetOptions): RateBudg
       const member = `${prefix}:${++seq}`;
       const [taken, retryAfterMs, count, , , clientUsed, refusal] = await run('take', member, maxHoldMs, claim);
       if (taken !== 1) return { ok: false, retryAfterMs: Math.max(1, retryAfterMs), reason: refusal === 2 ? 'over-share' : 'exhausted' };
+      const entry = spent.add(member, clock.now() + maxHoldMs);
       return {
         ok: true,
         remaining: Math.max(0, limit - count),
         clientUsed,
         settle: once(async () => {
+          entry.atMs = clock.now();
           await run('settle', member, 0, undefined, claim?.client);
         }),
       };
@@ -296,6 +362,13 @@ export function createRedisRateBudget(options: RedisRateBudgetOptions): RateBudg
     async status(client) {
       const [, , count, now, leaves, clientUsed] = await run('status', '', 0, undefined, client);
       return { limit, remaining: Math.max(0, limit - count), resetsAtMs: leaves >= 0 ? leaves : now, clientUsed };
+    },
+    async restore(spentElsewhere) {
+      const now = clock.now();
+      const entries = [...spent.inWindow(), ...spentElsewhere];
+      if (entries.length === 0) return;
+      // The account's window only: clients' shares of it start afresh after an outage.
+      await r.eggRateBudgetRestore(key, windowMs, ...entries.flatMap((e) => [e.member, Math.round(now - e.atMs)]));
     },
   };
 }
@@ -326,13 +399,12 @@ export interface LastKnownRemaining {
  * the primary last said was left in the fleet's window: a replica must not start from an empty window and
  * send what the fleet already spent (build it with this replica's part of that remainder, e.g.
  * `limit / expectedReplicas` minus its part of the use, so a fleet that lost Redis still stays under the
- * account limit). A fallback that still holds requests in its window is kept for the next outage. Takes
- * spent on the fallback are not copied to the primary, so right after Redis returns a window may briefly
- * hold more than the limit; that is the price of staying available, and Exotel's own 429 (honoured by the
- * client) is the last line.
+ * account limit). A fallback that still holds requests in its window is kept for the next outage. When the
+ * primary answers again, a restorable one (Redis) is first given back what the fallback granted and its own
+ * takes still in the window (a Redis that restarted empty forgot them), so the fleet's window counts them.
  */
 export function createFallbackRateBudget(
-  primary: RateBudget,
+  primary: RateBudget | RestorableRateBudget,
   fallback: RateBudget | ((lastKnown: LastKnownRemaining | undefined) => RateBudget),
   options: FallbackRateBudgetOptions = {},
 ): RateBudget {
@@ -348,6 +420,13 @@ export function createFallbackRateBudget(
   const know = (remaining: number) => {
     lastKnown = { remaining, atMs: clock.now() };
   };
+  // What the fallback granted, put back into a restorable primary before it is used again: the fleet's
+  // window must count what this replica sent while it could not reach it.
+  const restorable = 'restore' in primary ? primary : undefined;
+  const spentOnFallback = restorable && createSpentLog(restorable.windowMs, clock);
+  const fallbackMembers = `${randomBytes(6).toString('hex')}:f`;
+  let fallbackSeq = 0;
+  const spend = (atMs: number) => spentOnFallback?.add(`${fallbackMembers}:${++fallbackSeq}`, atMs);
 
   /** The fallback for this outage: the last one while it still counts requests, else one built from the last known use. */
   async function local(): Promise<RateBudget> {
@@ -362,6 +441,7 @@ export function createFallbackRateBudget(
   async function viaPrimary<T>(call: () => Promise<T>, fallbackCall: (budget: RateBudget) => Promise<T>, learn?: (result: T) => void): Promise<T> {
     if (onFallback && clock.now() < usingFallbackUntil) return fallbackCall(current ?? (await local()));
     try {
+      if (onFallback && restorable) await withTimeout(restorable.restore(spentOnFallback!.inWindow()), primaryTimeoutMs, 'rate budget backend');
       const result = await withTimeout(call(), primaryTimeoutMs, 'rate budget backend');
       learn?.(result);
       if (onFallback) {
@@ -384,13 +464,32 @@ export function createFallbackRateBudget(
     claim && { client: claim.client, share: claim.share * scale, reserve: claim.reserve * scale };
 
   return {
-    tryTake: () => viaPrimary(() => primary.tryTake(), (b) => b.tryTake()),
+    tryTake: () =>
+      viaPrimary(
+        () => primary.tryTake(),
+        async (b) => {
+          const answer = await b.tryTake();
+          if (answer.ok) spend(clock.now());
+          return answer;
+        },
+      ),
     // The hold settles on whichever budget gave it. A primary that answers after its timeout keeps a pending
     // entry that nobody settles: it expires after maxHoldMs + window, which errs on the safe side.
     tryHold: (maxHoldMs, claim) =>
       viaPrimary(
         () => primary.tryHold(maxHoldMs, claim),
-        (b) => b.tryHold(maxHoldMs, scaled(claim)),
+        async (b) => {
+          const answer = await b.tryHold(maxHoldMs, scaled(claim));
+          if (!answer.ok) return answer;
+          const entry = spend(clock.now() + maxHoldMs);
+          return {
+            ...answer,
+            settle: async () => {
+              if (entry) entry.atMs = Math.min(entry.atMs, clock.now());
+              await answer.settle();
+            },
+          };
+        },
         (answer) => {
           if (answer.ok) know(answer.remaining);
           else if (answer.reason === 'exhausted') know(0);

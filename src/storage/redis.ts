@@ -138,7 +138,7 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
       if (!budget) {
         const perReplica = Math.max(1, Math.floor(limit / expectedReplicas));
         budget = createFallbackRateBudget(
-          createRedisRateBudget({ redis: command, key: `${keyPrefix}budget:${name}`, limit, windowMs }),
+          createRedisRateBudget({ redis: command, key: `${keyPrefix}budget:${name}`, limit, windowMs, clock: { now: clock } }),
           // This replica's part of what the fleet had left when Redis was last heard from, not a fresh window.
           (lastKnown) =>
             createMemoryRateBudget({

@@ -144,4 +144,56 @@ describe.skipIf(!privateRedis)('a stalled Redis', () => {
       resume();
     }
   });
+
+  /** Takes until refused (at most `max`); answers how many were granted. */
+  const takeAll = async (budget: ReturnType<Storage['rateBudget']>, max: number) => {
+    let granted = 0;
+    while (granted < max && (await budget.tryHold(1000)).ok) granted += 1;
+    return granted;
+  };
+  /** Waits until the budget answers from Redis again (its limit is the account's, not this replica's share). */
+  const backOnRedis = async (budget: ReturnType<Storage['rateBudget']>) => {
+    const deadline = Date.now() + 10_000;
+    while ((await budget.status()).limit !== 20) {
+      if (Date.now() > deadline) throw new Error('the budget never went back to Redis');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  it('counts what was spent on the fallback once Redis answers again, so the window never holds more than the limit', async () => {
+    const own = await createRedisStorage({ redisUrl: redis.url, keyPrefix: testPrefix('budget-resume'), expectedReplicas: 2 });
+    try {
+      const budget = own.rateBudget('exotel:resume', 20, 600_000);
+      let sent = await takeAll(budget, 14);
+      stall();
+      try {
+        sent += await takeAll(budget, 20);
+      } finally {
+        resume();
+      }
+      await backOnRedis(budget);
+      sent += await takeAll(budget, 20);
+      expect(sent).toBeLessThanOrEqual(20);
+      expect(sent).toBeGreaterThanOrEqual(14 + 3);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('puts back what this replica spent in the window when Redis restarts empty', async () => {
+    const own = await createRedisStorage({ redisUrl: redis.url, keyPrefix: testPrefix('budget-restart'), expectedReplicas: 2 });
+    try {
+      const budget = own.rateBudget('exotel:restart', 20, 600_000);
+      let sent = await takeAll(budget, 14);
+      await redis.stop('SIGKILL');
+      sent += await takeAll(budget, 20);
+      await redis.start();
+      await backOnRedis(budget);
+      sent += await takeAll(budget, 20);
+      // 14 on Redis, 3 (this replica's part of the 6 left) while it was down, and only the rest after.
+      expect(sent).toBe(20);
+    } finally {
+      await own.close();
+    }
+  });
 });
