@@ -18,7 +18,17 @@ import { withTimeout } from './with-timeout.js';
 export function createKeyvCache(keyv: Keyv, logger: StorageLogger, options: { opTimeoutMs?: number } = {}): Cache {
   const { opTimeoutMs } = options;
   const bounded = <T>(op: Promise<T>): Promise<T> => (opTimeoutMs === undefined ? op : withTimeout(op, opTimeoutMs, 'cache'));
-  keyv.on('error', (err: unknown) => logger.warn({ err }, 'cache backend error'));
+  // keyv reports every failed operation: during an outage that is every cache read and write. Warn once,
+  // then debug until the cache answers again (the connection logs the outage and the recovery itself).
+  let failing = false;
+  keyv.on('error', (err: unknown) => {
+    if (failing) return logger.debug({ err }, 'cache backend error');
+    failing = true;
+    logger.warn({ err }, 'cache backend error; more are logged at debug until the cache answers again');
+  });
+  const answered = () => {
+    failing = false;
+  };
   const stats = { hits: 0, misses: 0 };
   const count = (value: unknown) => {
     if (value === undefined) stats.misses += 1;
@@ -29,6 +39,7 @@ export function createKeyvCache(keyv: Keyv, logger: StorageLogger, options: { op
     async get<T>(key: string): Promise<T | undefined> {
       try {
         const value = (await bounded(keyv.get<T>(key))) ?? undefined;
+        answered();
         count(value);
         return value;
       } catch (err) {
@@ -41,6 +52,7 @@ export function createKeyvCache(keyv: Keyv, logger: StorageLogger, options: { op
       if (keys.length === 0) return [];
       try {
         const values = (await bounded(keyv.getMany<T>(keys))) as Array<T | undefined | null>;
+        answered();
         // keyv counts one hit per batch; the gateway wants one per key.
         return keys.map((_, i) => {
           const value = values[i] ?? undefined;
@@ -59,6 +71,7 @@ export function createKeyvCache(keyv: Keyv, logger: StorageLogger, options: { op
       try {
         // Redis PX takes whole milliseconds.
         await bounded(keyv.set(key, value, Math.ceil(ttlMs)));
+        answered();
       } catch (err) {
         logger.debug({ err, op: 'set' }, 'cache set failed; value not cached');
       }
@@ -66,6 +79,7 @@ export function createKeyvCache(keyv: Keyv, logger: StorageLogger, options: { op
     async delete(key: string): Promise<void> {
       try {
         await bounded(keyv.delete(key));
+        answered();
       } catch (err) {
         // A stale entry outlives a failed delete only until its TTL.
         logger.debug({ err, op: 'delete' }, 'cache delete failed');

@@ -88,6 +88,20 @@ describe('redis storage with no Redis listening', () => {
     expect(unhandled).toEqual([]);
   });
 
+  it('logs a cache outage once, not once per cache operation', async () => {
+    const logger = recordingLogger();
+    const storage = await createRedisStorage({ redisUrl: 'redis://127.0.0.1:1', logger, keyPrefix: 'egg-down-noise:' });
+    open.push(storage);
+    // A busy replica's cache traffic while Redis is down: every operation fails at once.
+    for (let i = 0; i < 200; i++) {
+      expect(await storage.cache.get(`k${i}`)).toBeUndefined();
+      await storage.cache.set(`k${i}`, i, 1000);
+    }
+    const warnings = logger.lines.map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => l.level !== 'debug');
+    expect(warnings.filter((l) => l.msg.startsWith('cache backend error')).length).toBeLessThanOrEqual(1);
+    expect(warnings.length).toBeLessThan(10);
+  });
+
   it('is what createStorage builds when redisUrl is set', async () => {
     const storage = await createStorage({ redisUrl: 'redis://127.0.0.1:1', eventRetentionHours: 1, eventRetentionCount: 1000 });
     open.push(storage);
