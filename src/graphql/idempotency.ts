@@ -3,7 +3,8 @@
  * operation and its normalised input:
  * - same key, same input, first one finished → its result is replayed, with no second upstream request;
  * - same key, other input → IDEMPOTENCY_CONFLICT;
- * - same key while the first is still running → wait briefly for it, then IDEMPOTENCY_CONFLICT;
+ * - same key while the first is still running → wait briefly for it, then IDEMPOTENCY_CONFLICT; if its
+ *   replica died after sending, what its reference created replays once a callback has named it;
  * - the first ended with an unknown outcome (the POST may have reached Exotel) → never re-sent, because that
  *   could place a second call or SMS: a retry answers OUTCOME_UNKNOWN until the first request's own
  *   reference shows what it created (a connect's callback names its call), then replays that;
@@ -123,9 +124,10 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
       const storeKey = `idem:${spec.scope}:${spec.key}`;
       const fp = fingerprint(spec.operation, spec.input);
       const deadline = o.now() + o.pendingWaitMs;
+      let lookedUpRef = false;
 
       for (;;) {
-        const begun = await store.begin(storeKey, fp, o.ttlMs).catch((cause: unknown) => {
+        const begun = await store.begin(storeKey, fp, o.ttlMs, spec.ref?.value).catch((cause: unknown) => {
           // Shared storage (Redis) down: the key cannot be checked, and nothing has been sent yet, so the
           // same request is safe to retry once storage is back.
           o.onStoreError(cause);
@@ -153,7 +155,17 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
             await store.finish(storeKey, { state: 'done', fingerprint: fp, result: found }, o.ttlMs).catch(o.onStoreError);
             return { result: found as T, replayed: true };
           }
-          case 'pending':
+          case 'pending': {
+            // The first request's replica may have died after sending (it never finishes the record): once a
+            // callback has named what its reference created, that is its result. Looked up once per retry.
+            if (!lookedUpRef && record.ref && spec.ref) {
+              lookedUpRef = true;
+              const found = await spec.ref.resolve(record.ref).catch(() => undefined);
+              if (found !== undefined && found !== null) {
+                await store.finish(storeKey, { state: 'done', fingerprint: fp, result: found }, o.ttlMs).catch(o.onStoreError);
+                return { result: found as T, replayed: true };
+              }
+            }
             if (o.now() - record.startedAt > o.pendingStaleMs) throw unknown(spec);
             if (o.now() >= deadline) {
               throw new GatewayError(
@@ -164,6 +176,7 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
             }
             await new Promise((resolve) => setTimeout(resolve, o.pollIntervalMs));
             continue;
+          }
           default:
             return assertNever(record, 'idempotency record');
         }

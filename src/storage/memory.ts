@@ -67,11 +67,11 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
 export function createMemoryIdempotency(clock: () => number): IdempotencyStore {
   const records = createExpiringMap<string>(clock);
   return {
-    async begin(key, fingerprint, ttlMs) {
+    async begin(key, fingerprint, ttlMs, ref) {
       checkTtl(ttlMs);
       const existing = records.get(key);
       if (existing !== undefined) return { created: false, record: JSON.parse(existing) as IdempotencyRecord };
-      const pending: IdempotencyRecord = { state: 'pending', fingerprint, startedAt: clock() };
+      const pending: IdempotencyRecord = { state: 'pending', fingerprint, startedAt: clock(), ...(ref !== undefined ? { ref } : {}) };
       records.set(key, JSON.stringify(pending), { ttl: ttlMs });
       return { created: true };
     },

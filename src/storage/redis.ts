@@ -184,10 +184,10 @@ function budgetSwitchLogger(logger: StorageLogger, name: string) {
 export function createRedisIdempotency(redis: RedisWithScripts, keyPrefix: string, clock: () => number): IdempotencyStore {
   const key = (k: string) => `${keyPrefix}idem:${k}`;
   return {
-    async begin(k, fingerprint, ttlMs) {
+    async begin(k, fingerprint, ttlMs, ref) {
       checkTtl(ttlMs);
       // `owner` makes this attempt's record its own, so only this attempt can take it back.
-      const pending: IdempotencyRecord = { state: 'pending', fingerprint, startedAt: clock(), owner: randomBytes(9).toString('base64url') };
+      const pending: IdempotencyRecord = { state: 'pending', fingerprint, startedAt: clock(), owner: randomBytes(9).toString('base64url'), ...(ref !== undefined ? { ref } : {}) };
       const json = JSON.stringify(pending);
       let existing: string | null;
       try {

@@ -137,8 +137,11 @@ export interface EventLog {
 }
 
 export type IdempotencyRecord =
-  /** `owner`: a random id of the attempt that wrote it (Redis), so that attempt alone can take it back. */
-  | { state: 'pending'; fingerprint: string; startedAt: number; owner?: string }
+  /**
+   * `owner`: a random id of the attempt that wrote it (Redis), so that attempt alone can take it back.
+   * `ref`: the request's own reference, so a retry can find what it created should its replica die.
+   */
+  | { state: 'pending'; fingerprint: string; startedAt: number; owner?: string; ref?: string }
   | { state: 'done'; fingerprint: string; result: unknown }
   /** `ref`: the request's own reference (in its callback URL), by which a later retry can find its outcome. */
   | { state: 'unknown'; fingerprint: string; reason: string; ref?: string };
@@ -146,7 +149,7 @@ export type IdempotencyRecord =
 /** Idempotency keys of mutations, kept 24 h. */
 export interface IdempotencyStore {
   /** Creates a pending record if none exists; otherwise returns the existing one untouched. */
-  begin(key: string, fingerprint: string, ttlMs: number): Promise<{ created: true } | { created: false; record: IdempotencyRecord }>;
+  begin(key: string, fingerprint: string, ttlMs: number, ref?: string): Promise<{ created: true } | { created: false; record: IdempotencyRecord }>;
   /** Replaces the record (done or unknown). */
   finish(key: string, record: IdempotencyRecord, ttlMs: number): Promise<void>;
   /** Removes a pending record after a failure that certainly did not reach Exotel. */
