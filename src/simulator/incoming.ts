@@ -280,7 +280,8 @@ export function createIncomingFlows(deps: IncomingFlowDeps): IncomingFlows {
         }
         // Call details show the end only after the end request (Exotel's details lag its flow).
         call.status = ending.status;
-        call.answeredBy = outcome === 'answered' ? 'human' : null;
+        // "human" whatever the outcome, as Exotel's call details say it.
+        call.answeredBy = 'human';
         call.endedAtMs = endMs;
         call.updatedAtMs = Date.now();
         call.conversationSeconds = talk;

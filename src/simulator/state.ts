@@ -73,7 +73,8 @@ export function finishedCall(input: CallRecordInput & { outcome: CallOutcome }):
     durationSeconds: duration,
     conversationSeconds: talk,
     price: callPrice(input.outcome === 'completed' ? duration : 0),
-    answeredBy: input.outcome === 'completed' ? 'human' : null,
+    // Real call details say "human" on every ended call, busy and unanswered ones too (docs/exotel-fidelity.md).
+    answeredBy: 'human',
     record: input.recordingUrl != null,
     recordingUrl: input.recordingUrl ?? null,
     customField: input.customField ?? null,

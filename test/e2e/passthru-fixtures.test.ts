@@ -87,6 +87,8 @@ describe('the simulator\'s flow requests against the recorded shapes', () => {
         expect(sent[2]).toEqual(names(fixtures.get(outcome === 'answered' ? 'flow-end-answered' : 'flow-end-caller-hung-up')!.query));
         // A "+" in a number stays unencoded, as Exotel sends it.
         expect(received[1]!.query).toMatch(/DialWhomNumber=\+91/);
+        // Its call details say "human" once the call ended, answered or not, as Exotel's do.
+        await vi.waitFor(() => expect(sim.calls.get(sid)).toMatchObject({ Status: outcome === 'answered' ? 'completed' : 'canceled', AnsweredBy: 'human' }), { timeout: 5_000, interval: 10 });
       }
     } finally {
       await sim.stop();

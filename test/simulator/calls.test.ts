@@ -38,6 +38,8 @@ describe('simulator call lifecycle', () => {
     expect(details.status).toBe(200);
     const call = details.body.Call;
     expect(call.Status).toBe(outcome);
+    // Exotel says "human" on every ended call, busy and unanswered ones too.
+    expect(call.AnsweredBy).toBe('human');
     expect(call.DateCreated).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
     expect(call.EndTime).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
     // Real call details carry Duration and Price as JSON numbers.
@@ -246,5 +248,7 @@ describe('simulator bulk call details', () => {
     expect(la.every((c) => /^[0-9a-z]{32}$/.test(c.Sid) && Array.isArray(c.Details.Legs))).toBe(true);
     expect(new Set(la.map((c) => c.Status)).size).toBeGreaterThan(1);
     for (const c of la.filter((c) => c.Direction !== 'inbound')) expect(c.Status).toBe(callOutcomeFor(c.To));
+    // As real call details: "human" on every ended call, whatever its outcome.
+    expect(la.filter((c) => c.AnsweredBy !== 'human').map((c) => [c.Status, c.AnsweredBy])).toEqual([]);
   });
 });
