@@ -11,7 +11,7 @@
  */
 import type { WireCallStatus, WireExoPhone } from '../exotel/types.js';
 import type { CallRecord } from './calls.js';
-import { formatIst } from './ist.js';
+import { EPOCH_ZERO_IST, formatIst } from './ist.js';
 import { randomSid } from './prng.js';
 import { callPrice, CALL_TIMELINE_SECONDS as T } from './rules.js';
 import type { Scheduler } from './scheduler.js';
@@ -121,9 +121,6 @@ export function formatCreated(epochMs: number): string {
   const month = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'][d.getUTCMonth()];
   return `${day}, ${String(d.getUTCDate()).padStart(2, '0')} ${month} ${d.getUTCFullYear()} ${formatIst(epochMs).slice(11)}`;
 }
-
-/** Exotel's "not set" date: epoch zero in IST. */
-const EPOCH_ZERO_IST = '1970-01-01 05:30:00';
 
 /**
  * A query string with Exotel's quirk: a `+` in a phone number is sent as it is, so a receiver decoding

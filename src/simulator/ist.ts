@@ -3,6 +3,9 @@
  * no daylight saving — so a fixed offset is exact).
  */
 
+/** Exotel's "not set" date: epoch zero in IST (an unsent SMS's DateSent, a flow's EndTime). */
+export const EPOCH_ZERO_IST = '1970-01-01 05:30:00';
+
 const IST_OFFSET_MS = 5.5 * 60 * 60 * 1000;
 const IST_PATTERN = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/;
 

@@ -1,7 +1,7 @@
 /** Simulated SMS: state, wire shape and lifecycle queued → sending → submitted → terminal. */
 import type { WireSms, WireSmsStatus } from '../exotel/types.js';
 import type { CallbackSender } from './callbacks.js';
-import { formatIst } from './ist.js';
+import { EPOCH_ZERO_IST, formatIst } from './ist.js';
 import { SMS_PROGRESS, SMS_TIMELINE_SECONDS as T, smsOutcomeFor, smsPrice } from './rules.js';
 import type { Scheduler } from './scheduler.js';
 
@@ -94,7 +94,8 @@ export function runSmsLifecycle(sms: SmsRecord, deps: SmsLifecycleDeps): void {
           Status: sms.status,
           DetailedStatus: sms.detailedStatus,
           DetailedStatusCode: sms.detailedStatusCode,
-          DateSent: sms.sentAtMs !== null ? formatIst(sms.sentAtMs) : '',
+          // An SMS never sent has Exotel's "not set" date, epoch zero in IST (docs/exotel-fidelity.md).
+          DateSent: sms.sentAtMs !== null ? formatIst(sms.sentAtMs) : EPOCH_ZERO_IST,
           SmsUnits: sms.units,
           CustomField: sms.customField ?? '',
         },

@@ -224,11 +224,12 @@ describe('SMS status callbacks', () => {
     });
     expect(body.errors).toBeUndefined();
     const sid = body.data.sendSms.sms.sid as string;
-    const sub = record<{ sid: string; status: string; detailedStatus: string | null }>(ws, `subscription($sid: ID!) { smsStatusChanged(sid: $sid) { sid status detailedStatus } }`, { sid }, 'smsStatusChanged');
+    const sub = record<{ sid: string; status: string; detailedStatus: string | null; dateSent: string | null }>(ws, `subscription($sid: ID!) { smsStatusChanged(sid: $sid) { sid status detailedStatus dateSent } }`, { sid }, 'smsStatusChanged');
     const items = await sub.done;
-    // Last digit 7: the simulator fails it as DND (failed-dnd), which only its callback reports here.
+    // Last digit 7: the simulator fails it as DND (failed-dnd), which only its callback reports here, with
+    // DateSent the epoch-zero placeholder ("not set").
     expect(items[0]!.sid).toBe(sid);
-    expect(items.at(-1)).toMatchObject({ sid, status: 'FAILED_DND', detailedStatus: 'FAILED_REJECTED_DND' });
+    expect(items.at(-1)).toMatchObject({ sid, status: 'FAILED_DND', detailedStatus: 'FAILED_REJECTED_DND', dateSent: null });
     // Subscribers are fed when the event is stored, which is before the 200 reaches the simulator.
     await vi.waitFor(() => expect(gw.simulator!.callbacks.some((c) => c.kind === 'sms' && c.sid === sid && c.outcome === 200)).toBe(true), { timeout: 5_000 });
   });
