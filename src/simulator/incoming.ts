@@ -130,7 +130,7 @@ function queryString(params: Array<[string, string]>, numbers: ReadonlySet<strin
   return params
     .map(([k, v]) => {
       const encoded = encodeURIComponent(v);
-      return `${encodeURIComponent(k)}=${numbers.has(k) || /^Legs\[\d\]\[Number\]$/.test(k) ? encoded.replace(/%2B/g, '+') : encoded}`;
+      return `${encodeURIComponent(k)}=${numbers.has(k) || /^Legs\[\d+\]\[(?:Number|CallerId)\]$/.test(k) ? encoded.replace(/%2B/g, '+') : encoded}`;
     })
     .join('&');
 }

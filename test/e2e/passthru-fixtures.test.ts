@@ -94,4 +94,18 @@ describe('the simulator\'s flow requests against the recorded shapes', () => {
       await sim.stop();
     }
   });
+
+  it('leaves the "+" of every number unencoded, an ExoPhone in E.164 and a leg\'s CallerId too', async () => {
+    const sim = await createSimulator({ port: 0, seed: false, timeScale: 0.01, log: () => undefined, incomingCallUrl: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/passthru` });
+    try {
+      received.length = 0;
+      const { sid } = sim.incoming.start({ outcome: 'answered', to: '+918039591111', from: '+919876543210' });
+      await vi.waitFor(() => expect(sim.incoming.get(sid)!.done).toBe(true), { timeout: 10_000, interval: 10 });
+      const end = received[2]!.query;
+      for (const name of ['CallFrom', 'CallTo', 'From', 'To', 'OutgoingPhoneNumber', 'Legs%5B0%5D%5BNumber%5D', 'Legs%5B0%5D%5BCallerId%5D']) expect({ name, raw: new RegExp(`(^|&)${name}=\\+91`).test(end) }).toEqual({ name, raw: true });
+      expect(end).not.toContain('%2B');
+    } finally {
+      await sim.stop();
+    }
+  });
 });
