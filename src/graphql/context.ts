@@ -9,6 +9,7 @@ import { ANONYMOUS } from '../auth.js';
 import type { Config, Scope } from '../config.js';
 import type { Call, ExotelApi, SmsMessage } from '../exotel/types.js';
 import type { Logger } from '../logger.js';
+import type { Subscriber } from '../live/topics.js';
 import type { Storage } from '../storage/types.js';
 import type { Idempotency } from './idempotency.js';
 import { createLoaders, type Loaders } from './loaders.js';
@@ -64,6 +65,8 @@ export interface GraphQLContext {
   client: string;
   callbackUrls?: CallbackUrls;
   live?: LiveHooks;
+  /** graphql-ws operations: their socket, told when a subscription falls past its event queue's limit. */
+  subscriber?: Subscriber;
 }
 
 /** Everything shared by every context; built once in server.ts. */
@@ -86,6 +89,8 @@ export interface ContextInput {
   /** The client's X-Request-Id when it sent a sane one; otherwise one is generated. */
   requestId?: string;
   auth?: AuthInfo | null;
+  /** The client end of a subscription (graphql-ws: its socket); see GraphQLContext.subscriber. */
+  subscriber?: Subscriber;
 }
 
 export type ContextFactory = (input?: ContextInput) => GraphQLContext;
@@ -178,6 +183,7 @@ export function createContextFactory(deps: ContextDeps): ContextFactory {
       auth: input.auth ?? null,
       reads: { current: undefined, used: false } satisfies ReadsSlot,
       client: input.auth?.name ?? ANONYMOUS.name,
+      ...(input.subscriber ? { subscriber: input.subscriber } : {}),
       [LAZY]: {},
     });
   };

@@ -16,6 +16,7 @@ import type { Limits } from '../config.js';
 import { clientErrorKind, ErrorCode, formatError, isGatewayError, type GatewayError } from '../errors.js';
 import { requestIdFrom } from '../http/request-id.js';
 import type { Logger } from '../logger.js';
+import type { Subscriber } from '../live/topics.js';
 import type { ContextFactory } from './context.js';
 import type { IntrospectionPolicy } from './introspection.js';
 import { createSharedSubscriptions, type SharedExecutionStats } from './shared-execution.js';
@@ -131,11 +132,14 @@ const CONNECTION_GONE = new Set(['EPIPE', 'ECONNRESET', 'ERR_STREAM_DESTROYED'])
  *   graphql-ws's listener prints it as "Internal error emitted on a WebSocket socket". ws closes the socket
  *   itself (1009 for a frame over the limit, 1002 or 1007 for a broken one) either way.
  * - after each send, `checkBacklog` may cut a client that lets what waits for it grow past its bound.
+ * - it is the `subscriber` of its operations' event streams (src/live/topics.ts): `fellBehind` may cut a
+ *   client whose subscription fell past its event queue's limit because it stopped reading.
  * The hooks are set once per server, on a subclass (createGraphqlWs): no closure per socket.
  */
-class GatewaySocket extends WebSocket {
+class GatewaySocket extends WebSocket implements Subscriber {
   protected onClientFrameError(_err: Error & { code: string }): void {}
   protected checkBacklog(): void {}
+  fellBehind(): void {}
 
   override send(data: Parameters<WebSocket['send']>[0], optionsOrCallback?: SendOptions | SendCallback, callback?: SendCallback): void {
     const options = typeof optionsOrCallback === 'function' ? {} : (optionsOrCallback ?? {});
@@ -201,6 +205,21 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         const waiting = this.bufferedAmount;
         if (waiting <= maxBacklogBytes) return;
         logger.info({ bufferedBytes: waiting, maxBacklogBytes }, 'graphql-ws socket cut off: what waits for its client to read passed its bound');
+        options.onClientError?.('limit');
+        this.terminate();
+      }
+
+      // A subscription's event queue passed its limit (its stream has failed RATE_LIMITED). While a write to
+      // this socket waits on its client, graphql-ws cannot send that error, end the operation or give its
+      // places back until the client reads again or the keep-alive cuts it; and every operation on the
+      // socket is stuck behind the same write. The socket is what stopped, so it is cut now: the client's
+      // places come back at once, and a graphql-ws client reconnects and subscribes again (from a snapshot,
+      // or callEvents(after:)). A client that is reading gets the RATE_LIMITED error on that operation alone.
+      override fellBehind(): void {
+        const waiting = this.bufferedAmount;
+        if (this.readyState !== WebSocket.OPEN || waiting === 0) return;
+        logger.info({ bufferedBytes: waiting }, 'graphql-ws socket cut off: a subscription fell past its event queue limit while its client was not reading');
+        options.onClientError?.('limit');
         this.terminate();
       }
     },
@@ -403,6 +422,7 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
           operationName: payload.operationName ?? null,
           contextValue: options.contextFactory({
             auth: ctx.extra.principal ?? null,
+            subscriber: ctx.extra.socket as GatewaySocket,
             ...(ctx.extra.socketId ? { requestId: `${ctx.extra.socketId}:${operationCount}` } : {}),
           }),
         };

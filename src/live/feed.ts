@@ -7,7 +7,7 @@ import type { EntityCache } from '../cache/entities.js';
 import { ErrorCode, fromStorage, GatewayError } from '../errors.js';
 import type { Call, CallStatus, ExotelApi, SmsMessage } from '../exotel/types.js';
 import type { CallEventRecord, EventLog, EventRecord, EventSource, SmsEventRecord } from '../storage/types.js';
-import type { Channel, Topics } from './topics.js';
+import type { Channel, Subscriber, Topics } from './topics.js';
 import { callStatusRank, compareEventIds, isTerminalCall, isTerminalSms, smsStatusRank, topics } from './updates.js';
 
 /** A call event for a subscriber; `call` is set when the stream already knows the call (snapshots). */
@@ -23,18 +23,22 @@ export interface CallEventFilter {
   sources?: readonly EventSource[] | null;
 }
 
+/**
+ * Every stream is bounded (src/live/topics.ts): one that falls past its queue limit fails RATE_LIMITED, and
+ * its `subscriber`, when given, is told at that moment.
+ */
 export interface LiveFeed {
   /**
    * The call's current state (source SNAPSHOT), then each forward change; ends after a terminal status.
    * Resolves once the snapshot is read, so an unknown call fails here (NOT_FOUND), not mid-stream.
    */
-  callStatusChanged(sid: string, lookup?: SnapshotLookup<Call>): Promise<AsyncIterableIterator<FeedCallEvent>>;
+  callStatusChanged(sid: string, lookup?: SnapshotLookup<Call>, subscriber?: Subscriber): Promise<AsyncIterableIterator<FeedCallEvent>>;
   /** Every forward call event matching `filter`; with `after`, the logged events since that id first. */
-  callEvents(filter?: CallEventFilter | null, after?: string | null): AsyncIterableIterator<FeedCallEvent>;
+  callEvents(filter?: CallEventFilter | null, after?: string | null, subscriber?: Subscriber): AsyncIterableIterator<FeedCallEvent>;
   /** The SMS's current state, then each forward change; ends after a final status (or its status callback). */
-  smsStatusChanged(sid: string, lookup?: SnapshotLookup<SmsMessage>): Promise<AsyncIterableIterator<SmsMessage>>;
+  smsStatusChanged(sid: string, lookup?: SnapshotLookup<SmsMessage>, subscriber?: Subscriber): Promise<AsyncIterableIterator<SmsMessage>>;
   /** Calls announced by a Passthru applet. */
-  incomingCalls(): AsyncIterableIterator<Call>;
+  incomingCalls(subscriber?: Subscriber): AsyncIterableIterator<Call>;
 }
 
 /**
@@ -228,8 +232,8 @@ export function createFeed(deps: FeedDeps): LiveFeed {
   }
 
   return {
-    async callStatusChanged(sid, lookup) {
-      const channel = deps.topics.subscribe(topics.call(sid));
+    async callStatusChanged(sid, lookup, subscriber) {
+      const channel = deps.topics.subscribe(topics.call(sid), undefined, subscriber);
       let snapshot: FeedCallEvent;
       try {
         deps.onWatch(sid);
@@ -256,12 +260,12 @@ export function createFeed(deps: FeedDeps): LiveFeed {
       return cancellable(stream(), () => channel.close());
     },
 
-    callEvents(filter, after) {
+    callEvents(filter, after, subscriber) {
       // Picked as they are delivered (topics.ts `select`): an event a subscriber does not want costs no
       // more than this test.
       const select = filter?.callSids?.length || filter?.statuses?.length || filter?.sources?.length ? (e: EventRecord) => (isLiveCallEvent(e) && matches(filter, e) ? feedEvent(e) : undefined) : anyCallEvent;
       // Filtered by call, it is offered only the events of its calls (an index lookup per event, not a test).
-      const channel = deps.topics.subscribe(filter?.callSids?.length ? [...new Set(filter.callSids)].map(topics.callEvents) : topics.allCalls, select);
+      const channel = deps.topics.subscribe(filter?.callSids?.length ? [...new Set(filter.callSids)].map(topics.callEvents) : topics.allCalls, select, subscriber);
       if (after === undefined || after === null) return new CallEventStream(channel, undefined);
       // Live events are already buffering in `channel` while the replay runs to the end of the log; those
       // the replay gave too are dropped where the live part picks up.
@@ -279,8 +283,8 @@ export function createFeed(deps: FeedDeps): LiveFeed {
       return new CallEventStream(channel, catchUp);
     },
 
-    async smsStatusChanged(sid, lookup) {
-      const channel = deps.topics.subscribe(topics.sms(sid));
+    async smsStatusChanged(sid, lookup, subscriber) {
+      const channel = deps.topics.subscribe(topics.sms(sid), undefined, subscriber);
       let snapshot: { sms: SmsMessage; ended: boolean };
       try {
         snapshot = await smsSnapshot(sid, lookup);
@@ -307,8 +311,8 @@ export function createFeed(deps: FeedDeps): LiveFeed {
       return cancellable(stream(), () => channel.close());
     },
 
-    incomingCalls() {
-      const channel = deps.topics.subscribe(topics.incoming);
+    incomingCalls(subscriber) {
+      const channel = deps.topics.subscribe(topics.incoming, undefined, subscriber);
       async function* stream(): AsyncGenerator<Call> {
         try {
           for await (const event of channel) {

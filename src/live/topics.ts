@@ -30,14 +30,23 @@ export interface Channel<T> extends AsyncIterableIterator<T> {
 /** Picks a subscriber's events as they are delivered: the value to queue, or undefined to skip the event. */
 export type Select<T> = (event: EventRecord) => T | undefined;
 
+/**
+ * The client end of a channel (graphql-ws: the operation's socket). Told, as its channel fails, that it fell
+ * past the queue limit: the channel's reader learns of that failure only at its next read, which never
+ * comes while it waits on a client that stopped reading.
+ */
+export interface Subscriber {
+  fellBehind(): void;
+}
+
 export interface Topics {
   /** A new bounded channel receiving every event of `topic` from now on. */
-  subscribe(topic: string): Channel<EventRecord>;
+  subscribe(topic: string, select?: undefined, subscriber?: Subscriber): Channel<EventRecord>;
   /**
    * A new bounded channel receiving what `select` makes of each event of `topic` (or of any of `topics`,
    * which no event should share) from now on.
    */
-  subscribe<T>(topic: string | readonly string[], select: Select<T>): Channel<T>;
+  subscribe<T>(topic: string | readonly string[], select: Select<T>, subscriber?: Subscriber): Channel<T>;
   /** Local subscribers of `topic` right now. */
   subscriberCount(topic: string): number;
   /** Topics with at least one local subscriber. */
@@ -98,8 +107,8 @@ export function createTopics(options: TopicsOptions): Topics {
   });
 
   return {
-    subscribe<T>(topicOrTopics: string | readonly string[], select?: Select<T>): Channel<T> {
-      const channel = new LocalChannel<T>(options.queueLimit, select ?? (identity as Select<T>), byTopic, topicOrTopics);
+    subscribe<T>(topicOrTopics: string | readonly string[], select?: Select<T>, subscriber?: Subscriber): Channel<T> {
+      const channel = new LocalChannel<T>(options.queueLimit, select ?? (identity as Select<T>), byTopic, topicOrTopics, subscriber);
       for (const topic of typeof topicOrTopics === 'string' ? [topicOrTopics] : topicOrTopics) {
         let set = byTopic.get(topic);
         if (!set) byTopic.set(topic, (set = new Set()));
@@ -141,6 +150,7 @@ class LocalChannel<T> implements Channel<T> {
     /** The topics' registry this channel leaves when it closes. */
     private readonly registry: Map<string, Set<LocalChannel<unknown>>>,
     private readonly topics: string | readonly string[],
+    private readonly subscriber: Subscriber | undefined,
   ) {}
 
   push(event: EventRecord): void {
@@ -162,6 +172,7 @@ class LocalChannel<T> implements Channel<T> {
     if (this.queue.length - this.head >= this.limit) {
       // A reader this far behind would hold memory without bound; it can resume with `after`.
       this.fail(new GatewayError(ErrorCode.RATE_LIMITED, `Subscriber fell more than ${this.limit} events behind; subscribe again (with callEvents(after:) to resume)`, { retryAfterSeconds: 1 }));
+      this.subscriber?.fellBehind();
       return;
     }
     this.queue.push(value);
@@ -191,10 +202,12 @@ class LocalChannel<T> implements Channel<T> {
   }
 
   close(): void {
-    if (this.done) return;
-    this.done = true;
+    // Also after a failure: a reader that lets go (its client was cut off) is not handed what was queued.
     this.queue = [];
     this.head = 0;
+    this.error = undefined;
+    if (this.done) return;
+    this.done = true;
     this.leave();
     const resolve = this.waiting;
     this.waiting = this.failWaiting = undefined;

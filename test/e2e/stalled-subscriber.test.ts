@@ -4,8 +4,9 @@
  * client (test/fixtures/stalled-ws-client.py: a tiny receive buffer, so the kernel's buffers for it fill
  * after a few hundred events and the gateway's writes to it stop completing). What must hold: the other
  * subscriber gets every event, in order, meanwhile; what waits in the gateway for the stalled one stays
- * bounded; and the stalled one is cut off — by the keep-alive, or (when it keeps sending) by its backlog —
- * and its places are given back. (Its event queue's limit, src/live/topics.ts, is tested in test/live.)
+ * bounded; and the stalled one is cut off — by the keep-alive, by its backlog (when it keeps sending), or as
+ * soon as a subscription of its falls past its event queue's limit (src/live/topics.ts) — and its places are
+ * given back.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
@@ -161,6 +162,63 @@ describe('a subscriber that stops reading its socket', () => {
     consoleErrors.mockRestore();
   }, 40_000);
 
+  it('is cut off once a subscription of its falls past its event queue limit, its places given back long before the keep-alive would', async () => {
+    const queueLimit = 100;
+    // Far beyond the test's own waits: only the queue limit can cut the stalled client here.
+    const keepAliveMs = 120_000;
+    // Two subscriptions per key: the normal one and the stalled one; a third fits only once the stalled one is gone.
+    const { gw, start, normal } = await startWatched({ wsKeepAliveMs: keepAliveMs, liveTimings: { subscriberQueueLimit: queueLimit } }, { WS_MAX_SUBSCRIPTIONS_PER_KEY: '2' });
+    const consoleErrors = vi.spyOn(console, 'error');
+    const stalled = await startStalled(gw);
+
+    const refusedClient = wsClient(gw.wsUrl);
+    clients.push(refusedClient);
+    const refused = record<Ev>(refusedClient, CALL_EVENTS, {}, 'callEvents');
+    await expect(refused.done).rejects.toBeDefined();
+    expect(refused.error).toMatchObject([{ message: expect.stringContaining('WS_MAX_SUBSCRIPTIONS_PER_KEY'), extensions: { code: 'RATE_LIMITED' } }]);
+    await refusedClient.dispose();
+
+    // Until the gateway's writes to the stalled client wait.
+    let posted = 0;
+    while (!stalled.everBlocked() && posted < 5_000) {
+      await postEvents(gw, 100, `q${posted}`);
+      posted += 100;
+    }
+    expect(stalled.everBlocked()).toBe(true);
+    expect(await wsGauges(gw)).toEqual({ sockets: 2, subscriptions: 2 });
+    // Then past its queue limit while a write waits. The kernel's buffers for a stalled socket grow for a
+    // while before they stay full, so events go on until the cut is seen.
+    const overflowFrom = Date.now();
+    let gauges = await wsGauges(gw);
+    while (gauges.sockets !== 1 && Date.now() - overflowFrom < 30_000) {
+      await postEvents(gw, 20, `over${posted}`);
+      posted += 20;
+      gauges = await wsGauges(gw);
+    }
+    // Its socket is cut, and its subscription's places are back, long before the keep-alive would have.
+    expect(gauges).toEqual({ sockets: 1, subscriptions: 1 });
+    expect(stalled.server.destroyed).toBe(true);
+    const line = gw.logs.find((l) => l.msg === 'graphql-ws socket cut off: a subscription fell past its event queue limit while its client was not reading');
+    expect(line).toMatchObject({ level: 'info' });
+    const metricsRes = await fetch(gw.metricsUrl);
+    const metricsText = await metricsRes.text();
+    expect(metricsRes.status).toBe(200);
+    expect(metricsText).toMatch(/^gateway_client_errors_total\{kind="limit"\} 1$/m);
+
+    // The key's place is back: a new subscription is taken and gets the next event.
+    const again = wsClient(gw.wsUrl);
+    clients.push(again);
+    const fresh = record<Ev>(again, CALL_EVENTS, {}, 'callEvents');
+    await waitFor('new subscription counted', () => wsGauges(gw), (g) => g.sockets === 2 && g.subscriptions === 2, 5_000);
+    await postEvents(gw, 1, 'after');
+    await fresh.until((items) => items.length === 1);
+    expect(fresh.error).toBeUndefined();
+    await expectAllDelivered(gw, start, normal);
+    expect(gw.logText()).not.toContain('Internal error');
+    expect(consoleErrors.mock.calls.map((args) => String(args[0]))).toEqual([]);
+    consoleErrors.mockRestore();
+  }, 60_000);
+
   it('is cut off when it keeps sending while reading nothing, before what waits for it grows past its limit', async () => {
     // Small limits make the backlog limit small: one answer of 1 KiB plus a frame of 1 KiB per operation.
     const env = { MAX_RESPONSE_BYTES: '1024', WS_MAX_PAYLOAD_BYTES: '1024', WS_MAX_SUBSCRIPTIONS_PER_SOCKET: '2' };
@@ -176,6 +234,10 @@ describe('a subscriber that stops reading its socket', () => {
     expect(stalled.maxWaitingBytes()).toBeLessThan(4 * 1024 + 128 * 1024);
     const line = gw.logs.find((l) => l.msg === 'graphql-ws socket cut off: what waits for its client to read passed its bound');
     expect(line).toMatchObject({ level: 'info', maxBacklogBytes: 4 * 1024 });
+    const metricsRes = await fetch(gw.metricsUrl);
+    const metricsText = await metricsRes.text();
+    expect(metricsRes.status).toBe(200);
+    expect(metricsText).toMatch(/^gateway_client_errors_total\{kind="limit"\} 1$/m);
 
     await postEvents(gw, 20, 'after');
     await expectAllDelivered(gw, start, normal);

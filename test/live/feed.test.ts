@@ -1,7 +1,7 @@
-/** The callEvents stream of the live feed on the real topics and the real in-memory event log. */
+/** The streams of the live feed (callEvents above all) on the real topics and the real in-memory event log. */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EntityCache } from '../../src/cache/entities.js';
-import type { ExotelApi } from '../../src/exotel/types.js';
+import type { Call, ExotelApi, SmsMessage } from '../../src/exotel/types.js';
 import { createFeed, type FeedCallEvent } from '../../src/live/feed.js';
 import { createTopics, type Topics } from '../../src/live/topics.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
@@ -111,5 +111,32 @@ describe('callEvents', () => {
     expect(topics.subscriberCount('calls')).toBe(0);
     await append(event('CA1'));
     expect(await stream.next()).toEqual({ value: undefined, done: true });
+  });
+});
+
+describe('every stream', () => {
+  it('tells its subscriber when it falls past the queue limit', async () => {
+    const { feed, append } = setup({ queueLimit: 2 });
+    const told: string[] = [];
+    const subscriber = (name: string) => ({ fellBehind: () => void told.push(name) });
+    const at = '2026-11-20T10:00:00+05:30';
+    const call = { sid: 'CA-S', status: 'RINGING', dateCreated: at, dateUpdated: at } as Call;
+    const sms = { sid: 'SM-S', status: 'SENDING', dateCreated: at, dateUpdated: at } as SmsMessage;
+    const streams: Array<AsyncIterator<unknown>> = [
+      await feed.callStatusChanged('CA-S', async () => call, subscriber('callStatusChanged')),
+      feed.callEvents({ callSids: ['CA-S'] }, null, subscriber('callEvents')),
+      await feed.smsStatusChanged('SM-S', async () => sms, subscriber('smsStatusChanged')),
+      feed.incomingCalls(subscriber('incomingCalls')),
+    ];
+    // The snapshots are read; after that nobody reads.
+    await streams[0]!.next();
+    await streams[2]!.next();
+    for (let i = 0; i < 3; i++) {
+      await append(event('CA-S'));
+      await append({ kind: 'sms', accountSid: ACCOUNT, smsSid: 'SM-S', status: 'SENDING', at, source: 'POLL', forward: true });
+      await append({ kind: 'incoming', accountSid: ACCOUNT, callSid: `CA-IN-${i}`, at, source: 'WEBHOOK', forward: true });
+    }
+    expect(told.sort()).toEqual(['callEvents', 'callStatusChanged', 'incomingCalls', 'smsStatusChanged']);
+    await Promise.all(streams.map((s) => s.return!()));
   });
 });

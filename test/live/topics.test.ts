@@ -47,6 +47,32 @@ describe('topics', () => {
     topics.close();
   });
 
+  it('tells the subscriber, once, when its channel falls past the queue limit', async () => {
+    const storage = createMemoryStorage();
+    const topics = createTopics({ events: storage.events, accountSid: 'a', queueLimit: 3 });
+    let told = 0;
+    const subscriber = { fellBehind: () => void told++ };
+    const slow = topics.subscribe('calls', undefined, subscriber);
+    const broken = topics.subscribe('calls', () => {
+      throw new Error('select broke');
+    }, subscriber);
+    const closed = topics.subscribe('calls', undefined, subscriber);
+    closed.close();
+    for (let i = 0; i < 3; i++) await storage.events.append(event(`c${i}`, 'RINGING'));
+    // A select that throws is not falling behind.
+    expect(told).toBe(0);
+    await storage.events.append(event('c3', 'RINGING'));
+    expect(told).toBe(1);
+    await storage.events.append(event('c4', 'RINGING'));
+    expect(told).toBe(1);
+    await expect(broken.next()).rejects.toThrow('select broke');
+    expect(topics.subscriberCount('calls')).toBe(0);
+    // Its reader let go (its client was cut off): what was queued is not handed out any more.
+    slow.close();
+    expect(await slow.next()).toEqual({ value: undefined, done: true });
+    topics.close();
+  });
+
   it('resolves a waiting reader as done when the channel is closed', async () => {
     const storage = createMemoryStorage();
     const topics = createTopics({ events: storage.events, accountSid: 'a', queueLimit: 3 });

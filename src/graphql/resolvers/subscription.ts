@@ -31,24 +31,24 @@ export function createSubscriptionResolvers(feed: LiveFeed): SubscriptionResolve
   return {
     callStatusChanged: {
       // The snapshot goes through the subscriber's loader: the same batching, budget share and "no such call" memory as a query.
-      subscribe: async (_root, { sid }, ctx: GraphQLContext) => await feed.callStatusChanged(checkSid(sid, 'sid'), (s) => ctx.loaders.call.load(s)),
+      subscribe: async (_root, { sid }, ctx: GraphQLContext) => await feed.callStatusChanged(checkSid(sid, 'sid'), (s) => ctx.loaders.call.load(s), ctx.subscriber),
       resolve: (payload: FeedCallEvent, _args: unknown, ctx: GraphQLContext) => resolveCallEvent(payload, ctx),
     },
     callEvents: {
-      subscribe: (_root, { filter, after }) => {
+      subscribe: (_root, { filter, after }, ctx: GraphQLContext) => {
         if (after !== undefined && after !== null && !EVENT_ID.test(after)) throw badInput('after', 'not an event id (use the `id` of a CallEvent)');
         filter?.callSids?.forEach((sid, i) => checkSid(sid, `filter.callSids[${i}]`));
         // The feed's iterator is itself the AsyncIterable graphql-js asks for (no wrapper per subscriber).
-        return feed.callEvents(filter, after);
+        return feed.callEvents(filter, after, ctx.subscriber);
       },
       resolve: (payload: FeedCallEvent, _args: unknown, ctx: GraphQLContext) => resolveCallEvent(payload, ctx),
     },
     smsStatusChanged: {
-      subscribe: async (_root, { sid }, ctx: GraphQLContext) => await feed.smsStatusChanged(checkSid(sid, 'sid'), (s) => ctx.loaders.sms.load(s)),
+      subscribe: async (_root, { sid }, ctx: GraphQLContext) => await feed.smsStatusChanged(checkSid(sid, 'sid'), (s) => ctx.loaders.sms.load(s), ctx.subscriber),
       resolve: (sms: SmsMessage) => sms,
     },
     incomingCalls: {
-      subscribe: () => feed.incomingCalls(),
+      subscribe: (_root, _args, ctx: GraphQLContext) => feed.incomingCalls(ctx.subscriber),
       resolve: (call: Call) => call,
     },
   };
