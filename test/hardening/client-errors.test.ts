@@ -128,36 +128,34 @@ describe('production masks suggestions on both transports', () => {
 
   // Messages quote the client's own text; masking must take time linear in it, or one request holds the
   // event loop (every other client's answers) for seconds to minutes.
-  it('a mistake quoting a long text of the client\'s is answered at once, on both transports', async () => {
-    const spaces = ' '.repeat(50_000);
-    const timed = async <T>(run: () => Promise<T>) => {
-      const t0 = performance.now();
-      const result = await run();
-      return { result, ms: performance.now() - t0 };
-    };
+  // No timing here: the texts are long enough that masking in time quadratic in their length (as the
+  // patterns did) takes minutes per request, far past this test's own timeout; in linear time they take
+  // milliseconds. Each is the longest its transport's limit lets through (MAX_BODY_BYTES, WS_MAX_PAYLOAD_BYTES).
+  it('a mistake quoting a long text of the client\'s is answered, on both transports', async () => {
+    const spaces = ' '.repeat(200_000);
     const http = [
       { query: `{ calls(first: "${spaces}") { nodes { sid } } }` },
-      { query: `{ calls(first: "${'Did you mean'.repeat(15_000)}") { nodes { sid } } }` },
+      { query: `{ calls(first: "${'Did you mean'.repeat(20_000)}") { nodes { sid } } }` },
       { query: 'query($n: Int) { calls(first: $n) { nodes { sid } } }', variables: { n: spaces } },
       { query: 'query A { rateLimit { remaining } }', operationName: spaces },
     ];
     for (const body of http) {
-      const { result, ms } = await timed(() => post(prod.url, body));
+      const result = await post(prod.url, body);
       expect(result.status).toBe(400);
       expect(result.body.errors[0].extensions.code).toBe('BAD_USER_INPUT');
-      expect(ms, JSON.stringify(body).slice(0, 60)).toBeLessThan(1_000);
     }
     const s = await ackedSocket(prod.wsUrl, bearer.authorization);
     sockets.push(s);
+    const wsSpaces = ' '.repeat(60_000);
     const ws = [
-      { query: 'query A { rateLimit { remaining } }', operationName: spaces },
-      { query: 'query($n: Int) { calls(first: $n) { nodes { sid } } }', variables: { n: spaces } },
+      { query: 'query A { rateLimit { remaining } }', operationName: wsSpaces },
+      { query: 'query($n: Int) { calls(first: $n) { nodes { sid } } }', variables: { n: wsSpaces } },
     ];
     for (const [i, payload] of ws.entries()) {
-      const { result, ms } = await timed(() => (s.send({ type: 'subscribe', id: `long${i}`, payload }), s.next((f) => f.id === `long${i}`)));
+      s.send({ type: 'subscribe', id: `long${i}`, payload });
+      const result = await s.next((f) => f.id === `long${i}`);
       expect(result.type).toBe('error');
       expect(result.payload[0].extensions.code).toBe('BAD_USER_INPUT');
-      expect(ms, JSON.stringify(payload).slice(0, 60)).toBeLessThan(1_000);
     }
-  });
+  }, 20_000);
 });
