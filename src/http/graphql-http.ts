@@ -39,7 +39,7 @@ export interface GraphqlHttpOptions {
   responseSize: ResponseSizeGuard;
   /** Where the access-log line of each request goes. */
   accessLogger: Logger;
-  /** Logs a fault of this route itself (never a client mistake). */
+  /** Logs a fault of this route itself, and at info a client mistake only the operator can see (a refused CORS preflight). */
   logger: Logger;
   /** Counts a refusal made here (a client mistake of `kind`). */
   onClientError(kind: string): void;
@@ -72,6 +72,11 @@ function headerMapOf(req: IncomingMessage): HeaderMap {
     if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
   }
   return headers;
+}
+
+/** A browser's CORS preflight: OPTIONS with an Origin and the method it asks for (never sent same-origin). */
+function isPreflight(req: IncomingMessage): boolean {
+  return req.method === 'OPTIONS' && req.headers.origin !== undefined && req.headers['access-control-request-method'] !== undefined;
 }
 
 /** What a GET asks, for the guards: the query-string fields of a GraphQL request. */
@@ -107,9 +112,24 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
   const refuse = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) =>
     send(res, status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }, body);
 
+  /**
+   * A browser shows the page of a refused origin only a network error, and the access log only a 204 (or
+   * Apollo's 400 without CORS): the operator is told here which origin was refused and why. The client's
+   * doing, so info, and counted when the preflight was answered here (Apollo's 400 is counted as its own).
+   */
+  const refusedPreflight = (req: IncomingMessage, requestId: string, answeredHere: boolean) => {
+    const why = options.cors
+      ? 'CORS preflight from an origin not in CORS_ALLOWED_ORIGINS: answered without CORS headers, so the browser blocks the page’s request'
+      : 'CORS preflight refused: CORS_ALLOWED_ORIGINS is empty, so no browser page on another origin may call /graphql';
+    options.logger.info({ requestId, origin: req.headers.origin }, why);
+    if (answeredHere) options.onClientError('auth');
+  };
+
   async function answer(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     // A preflight is answered here (204); other requests get their CORS headers and go on.
-    if (options.cors && !options.cors(req, res)) return;
+    const answered = options.cors !== undefined && !options.cors(req, res);
+    if (isPreflight(req) && !res.hasHeader('access-control-allow-origin')) refusedPreflight(req, requestId, answered);
+    if (answered) return;
     const method = req.method ?? 'GET';
     const url = req.url ?? '';
     const q = url.indexOf('?');

@@ -47,6 +47,7 @@ describe('CORS on /graphql', () => {
     // A preflight is a request like any other in the access log (written once it is done), and ends there.
     await expect.poll(() => gw.logs.some((l) => l.method === 'OPTIONS' && l.route === '/graphql' && l.status === 204 && l.requestId === pre.headers.get('x-request-id'))).toBe(true);
     expect(gw.logs.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => l.msg)).toEqual([expect.stringMatching(/^SIMULATOR MODE/)]);
+    expect(gw.logs.filter((l) => /CORS/.test(String(l.msg)))).toEqual([]);
   });
 
   it('gives an unlisted origin no CORS headers (its browser keeps the answer from the page)', async () => {
@@ -54,6 +55,11 @@ describe('CORS on /graphql', () => {
     const pre = await preflight(gw, 'https://evil.example.com');
     expect(pre.headers.get('access-control-allow-origin')).toBeNull();
     await pre.text();
+    // The page sees only a network error it cannot read, so the operator is told which origin was refused
+    // and why: the client's doing, so info and counted, not a warning.
+    const refused = { level: 'info', requestId: pre.headers.get('x-request-id'), origin: 'https://evil.example.com', msg: expect.stringContaining('not in CORS_ALLOWED_ORIGINS') };
+    await expect.poll(() => gw.logs.filter((l) => /CORS_ALLOWED_ORIGINS/.test(String(l.msg)))).toEqual([expect.objectContaining(refused)]);
+    expect(await (await fetch(`${gw.url}/metrics`)).text()).toContain('gateway_client_errors_total{kind="auth"} 1');
     const res = await fetch(`${gw.url}/graphql`, { method: 'POST', headers: { origin: 'https://evil.example.com', authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body: QUERY });
     expect(res.headers.get('access-control-allow-origin')).toBeNull();
     expect((await res.json()).data).toEqual({ gateway: { mode: 'SIMULATOR' } });
@@ -66,6 +72,9 @@ describe('CORS on /graphql', () => {
     // Apollo's answer to a request it does not serve.
     expect(pre.status).toBe(400);
     expect((await pre.json()).errors).toBeDefined();
+    await expect
+      .poll(() => gw.logs.filter((l) => /CORS_ALLOWED_ORIGINS/.test(String(l.msg))))
+      .toEqual([expect.objectContaining({ level: 'info', origin: APP, msg: expect.stringContaining('CORS_ALLOWED_ORIGINS is empty') })]);
     const res = await fetch(`${gw.url}/graphql`, { method: 'POST', headers: { origin: APP, 'content-type': 'application/json' }, body: QUERY });
     expect(res.headers.get('access-control-allow-origin')).toBeNull();
     expect((await res.json()).data).toEqual({ gateway: { mode: 'SIMULATOR' } });
