@@ -115,8 +115,13 @@ export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?
     const previousRank = state?.rank ?? -1;
     const decision = decideStatus(state, status, append.rank);
     if (append.requestRef) refs.set(subjectKey('ref', append.event.accountSid, append.requestRef.ref), sid, { ttl: append.requestRef.ttlMs });
-    if (!decision.forward && !append.keepNotForward) return { ...decision, event: undefined, previousRank };
-    const next: SubjectState = { rank: decision.forward ? append.rank : previousRank, statuses: new Set(state?.statuses).add(status) };
+    // A mark is kept whether or not the status is, and keeps the state as long as a stored status does.
+    const marks = append.mark ? new Set(state?.marks).add(append.mark) : state?.marks;
+    if (!decision.forward && !append.keepNotForward) {
+      if (append.mark) subjects.set(key, { rank: previousRank, statuses: state?.statuses ?? new Set(), marks }, { ttl: append.stateTtlMs });
+      return { ...decision, event: undefined, previousRank };
+    }
+    const next: SubjectState = { rank: decision.forward ? append.rank : previousRank, statuses: new Set(state?.statuses).add(status), ...(marks ? { marks } : {}) };
     subjects.set(key, next, { ttl: append.stateTtlMs });
     const event = store(withForward(eventJsonHead(append.event), decision.forward));
     if (decision.forward && append.open) {
@@ -124,6 +129,13 @@ export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?
       for (const set of append.open.remove ?? []) openItems?.removeNow(set, sid);
     }
     return decision.forward ? { forward: true, event, previousRank } : { ...decision, event, previousRank };
+  };
+
+  /** True when the subject of `append` carries `mark` (false for no mark). */
+  const isMarked = (append: StatusAppend, mark: string | undefined): boolean => {
+    if (mark === undefined) return false;
+    const { kind, sid } = subjectOf(append.event);
+    return subjects.get(subjectKey(kind, append.event.accountSid, sid))?.marks?.has(mark) ?? false;
   };
 
   return {
@@ -136,7 +148,7 @@ export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?
       checkStatusAppend(append);
       // One synchronous run, like the Redis script: nothing else can interleave between decide and store.
       const result: StatusAppendResult = step(append);
-      if (append.also) result.also = step(append.also);
+      if (append.also && !isMarked(append, append.also.unlessMarked)) result.also = step(append.also);
       if (append.withHistory && append.event.kind === 'call') result.history = historyOf('call', append.event.accountSid, append.event.callSid);
       return result;
     },

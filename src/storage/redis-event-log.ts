@@ -188,6 +188,8 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
       append.requestRef ? Math.ceil(append.requestRef.ttlMs) : 0,
       sid,
       append.open?.add ? Math.round(append.open.add.atMs) : '',
+      append.mark ?? '',
+      append.unlessMarked ?? '',
     ];
     return { keys, args, head };
   };

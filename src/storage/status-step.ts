@@ -3,14 +3,18 @@
  * decides whether a status is forward, and the Lua script that applies it on Redis in one command. The
  * memory log runs the same rule synchronously, so both behave alike (one contract suite covers them).
  *
- * A subject (a call, an SMS, an incoming-call announcement) keeps a small state: the highest rank stored
- * and the statuses stored. A status already stored is a duplicate; a rank strictly above the highest is
- * forward; anything else — a late status, or another status of the same rank (two final call statuses
- * posted to two replicas at once) — is not forward: the first one stored wins.
+ * A subject (a call, an SMS, an incoming-call announcement) keeps a small state: the highest rank stored,
+ * the statuses stored and its marks (a call said to be outgoing). A status already stored is a duplicate;
+ * a rank strictly above the highest is forward; anything else — a late status, or another status of the
+ * same rank (two final call statuses posted to two replicas at once) — is not forward: the first one
+ * stored wins.
  *
  * One step may carry a second subject's step (`also`: an incoming call's announcement with the call event
  * of the flow request that announces it) and return the call's history: an incoming-call request is then
  * decided, stored and announced in one command, and learns what earlier requests said from the same reply.
+ * The second step may be skipped by a mark on the first subject (`unlessMarked`), decided in the same
+ * command: a request that does not say which way its call goes announces it unless an earlier one said
+ * it is outgoing, with nothing left for a later command that a storage fault could lose.
  */
 import { assertNever } from '../assert-never.js';
 import type { NotForwardReason, StatusAppend, StatusEvent, StatusSubject } from './types.js';
@@ -22,6 +26,8 @@ export interface SubjectState {
   rank: number;
   /** Every status stored for the subject (forward or not). */
   statuses: Set<string>;
+  /** Marks kept on the subject (StatusAppend.mark). */
+  marks?: Set<string>;
 }
 
 export type StatusDecision = { forward: true } | { forward: false; reason: NotForwardReason };
@@ -48,9 +54,13 @@ export function subjectOf(event: StatusEvent): { kind: StatusSubject; sid: strin
 }
 
 /** Throws a RangeError on a malformed request (a bug in the caller, never bad input from Exotel). */
-export function checkStatusAppend(append: StatusAppend): void {
+export function checkStatusAppend(append: StatusAppend, second = false): void {
   if (append.also?.also || append.also?.withHistory) throw new RangeError('a second step carries no step or history of its own');
-  if (append.also) checkStatusAppend(append.also);
+  if (append.unlessMarked !== undefined && !second) throw new RangeError('only a second step can be skipped by a mark');
+  for (const mark of [append.mark, append.unlessMarked]) {
+    if (mark !== undefined && !/^[a-z-]{1,32}$/.test(mark)) throw new RangeError(`a mark is 1 to 32 lower-case letters or dashes, got ${JSON.stringify(mark)}`);
+  }
+  if (append.also) checkStatusAppend(append.also, true);
   checkRank(append.rank);
   checkTtl(append.stateTtlMs, 'stateTtlMs');
   if (append.requestRef) checkTtl(append.requestRef.ttlMs, 'requestRef.ttlMs');
@@ -75,17 +85,18 @@ export function withForward(head: string, forward: boolean): string {
  * One step's arguments, from its first argument a: a maxlen, a+1 minid, a+2 JSON head, a+3 history ttl ms,
  * a+4 history cap, a+5 "1" for an event kept in a history (a call or SMS event), a+6 status, a+7 rank,
  * a+8 "1" to keep a status that is not forward, a+9 state ttl ms, a+10 Sid for the request reference
- * ("" for none), a+11 its ttl ms, a+12 the Sid (open-set member), a+13 the open-set score ("" for none).
+ * ("" for none), a+11 its ttl ms, a+12 the Sid (open-set member), a+13 the open-set score ("" for none),
+ * a+14 the mark to keep ("" for none), a+15 the first subject's mark that skips this (second) step ("" for none).
  *
  * ARGV[1] the number of keys of the first step, ARGV[2] "1" to return the first step's history,
- * ARGV[3..16] the first step's arguments; a second step (`also`), when given, has the keys after the
- * first's and ARGV[17..30].
+ * ARGV[3..18] the first step's arguments; a second step (`also`), when given, has the keys after the
+ * first's and ARGV[19..34].
  * Returns {{id or "", "forward" | "duplicate" | "backwards", previous rank}, the second step's the same
- * or false, the history list's entries or false}.
+ * or false (none, or skipped by its mark), the history list's entries or false}.
  *
- * The state hash holds "r" (highest forward rank) and "s:<status>" per stored status.
+ * The state hash holds "r" (highest forward rank), "s:<status>" per stored status and "m:<mark>" per mark.
  */
-export const STEP_ARGS = 14;
+export const STEP_ARGS = 16;
 
 export const APPEND_STATUS_LUA = `
 local function step(k, last, a)
@@ -101,6 +112,10 @@ local function step(k, last, a)
   end
   if ARGV[a + 10] ~= '' then
     redis.call('SET', KEYS[k + 3], ARGV[a + 10], 'PX', ARGV[a + 11])
+  end
+  if ARGV[a + 14] ~= '' then
+    redis.call('HSET', KEYS[k + 2], 'm:' .. ARGV[a + 14], '1')
+    redis.call('PEXPIRE', KEYS[k + 2], ARGV[a + 9])
   end
   if outcome ~= 'forward' and ARGV[a + 8] ~= '1' then
     return {'', outcome, prev}
@@ -133,8 +148,11 @@ local function step(k, last, a)
 end
 local first = tonumber(ARGV[1])
 local results = {step(1, first, 3), false, false}
-if #ARGV > 16 then
-  results[2] = step(first + 1, #KEYS, 17)
+if #ARGV > 2 + ${STEP_ARGS} then
+  local a = 3 + ${STEP_ARGS}
+  if ARGV[a + 15] == '' or redis.call('HEXISTS', KEYS[3], 'm:' .. ARGV[a + 15]) == 0 then
+    results[2] = step(first + 1, #KEYS, a)
+  end
 end
 if ARGV[2] == '1' then
   results[3] = redis.call('LRANGE', KEYS[2], 0, -1)

@@ -85,11 +85,21 @@ export interface StatusAppend {
     remove?: string[];
   };
   /**
+   * A mark kept on the subject's state, whether or not the status is forward, for as long as the state
+   * (a call said to be outgoing). A later step's `unlessMarked` reads it.
+   */
+  mark?: string;
+  /**
    * A second subject's step, decided and stored in the same atomic step right after this one (an incoming
    * call's announcement with the call event of the request that announces it). It carries no `also` or
    * `withHistory` of its own.
    */
   also?: StatusAppend;
+  /**
+   * Only on a second step (`also`): skipped, nothing of it stored, when the first step's subject carries
+   * this mark once the first step is done (an announcement of a call some request said is outgoing).
+   */
+  unlessMarked?: string;
   /** Also answer the call's history as it is after the step (a call event's subject), read in the same step. */
   withHistory?: boolean;
 }
@@ -103,7 +113,10 @@ export type StatusStepResult =
   /** `event` is set when it was kept (keepNotForward), undefined when nothing was stored. */
   | { forward: false; reason: NotForwardReason; event: EventRecord | undefined; previousRank: number };
 
-/** What {@link EventLog.appendStatus} decided and stored, with the second step's result and the history when asked. */
+/**
+ * What {@link EventLog.appendStatus} decided and stored, with the second step's result (absent when it was
+ * skipped by its `unlessMarked`) and the history when asked.
+ */
 export type StatusAppendResult = StatusStepResult & { also?: StatusStepResult; history?: CallEventRecord[] };
 
 /** Append-only log of events with replay and live fan-in from every replica. */

@@ -412,6 +412,86 @@ export function describeStorageContract(name: string, make: (options?: HarnessOp
         }
       });
 
+      describe('a mark on the first subject skips the second step, in the same step', () => {
+        const announce = (callSid: string, unlessMarked?: string): StatusAppend => ({
+          event: { kind: 'incoming', accountSid: 'acc1', callSid, at: '2026-11-20T10:00:00+05:30', source: 'WEBHOOK' },
+          rank: 0,
+          keepNotForward: true,
+          stateTtlMs: 60_000,
+          ...(unlessMarked ? { unlessMarked } : {}),
+        });
+        const announced = async (storage: Storage, callSid: string) =>
+          (await storage.events.readAfter(undefined, 1000)).filter((e) => e.kind === 'incoming' && e.callSid === callSid).map((e) => e.forward);
+
+        it('skips it, storing nothing of it, when an earlier step marked the subject, this step, or a step that stored nothing', async () => {
+          const { storage } = await harness();
+          const ev = storage.events;
+          // Marked by an earlier step: the call event is stored and its history answered, the second step skipped.
+          await ev.appendStatus(status('CA-m1', 'RINGING', 1, { mark: 'outgoing' }));
+          const skipped = await ev.appendStatus(status('CA-m1', 'IN_PROGRESS', 2, { also: announce('CA-m1', 'outgoing'), withHistory: true }));
+          expect(skipped).toMatchObject({ forward: true, event: { status: 'IN_PROGRESS' } });
+          expect(skipped.also).toBeUndefined();
+          expect(skipped.history!.map((e) => e.status)).toEqual(['RINGING', 'IN_PROGRESS']);
+          expect(await announced(storage, 'CA-m1')).toEqual([]);
+          // Marked by the step's own first subject.
+          expect((await ev.appendStatus(status('CA-m2', 'RINGING', 1, { mark: 'outgoing', also: announce('CA-m2', 'outgoing') }))).also).toBeUndefined();
+          // Marked by a step that stored nothing (a repeat the gateway made itself): the mark is kept all the same.
+          await ev.appendStatus(status('CA-m3', 'RINGING', 1));
+          const before = await ev.lastId();
+          expect(await ev.appendStatus(status('CA-m3', 'RINGING', 1, { keepNotForward: false, mark: 'outgoing' }))).toMatchObject({ forward: false, reason: 'duplicate', event: undefined, previousRank: 1 });
+          expect(await ev.lastId()).toBe(before);
+          expect((await ev.appendStatus(status('CA-m3', 'IN_PROGRESS', 2, { also: announce('CA-m3', 'outgoing') }))).also).toBeUndefined();
+          expect(await ev.statusRank('call', 'acc1', 'CA-m3')).toBe(2);
+          expect(await announced(storage, 'CA-m2')).toEqual([]);
+          expect(await announced(storage, 'CA-m3')).toEqual([]);
+        });
+
+        it('runs it when the subject carries no such mark, and announces once', async () => {
+          const { storage } = await harness();
+          const ev = storage.events;
+          const first = await ev.appendStatus(status('CA-m4', 'IN_PROGRESS', 2, { also: announce('CA-m4', 'outgoing'), withHistory: true }));
+          expect(first).toMatchObject({ forward: true, also: { forward: true, previousRank: -1, event: { kind: 'incoming', callSid: 'CA-m4', forward: true } } });
+          // Another mark is not this one.
+          await ev.appendStatus(status('CA-m5', 'RINGING', 1, { mark: 'other' }));
+          expect(await ev.appendStatus(status('CA-m5', 'IN_PROGRESS', 2, { also: announce('CA-m5', 'outgoing') }))).toMatchObject({ also: { forward: true } });
+          // The announcement's own subject is deduplicated as always; a mark made later does not undo it.
+          expect(await ev.appendStatus(status('CA-m4', 'IN_PROGRESS', 2, { also: announce('CA-m4', 'outgoing') }))).toMatchObject({ also: { forward: false, reason: 'duplicate' } });
+          await ev.appendStatus(status('CA-m4', 'COMPLETED', 3, { mark: 'outgoing' }));
+          expect(await announced(storage, 'CA-m4')).toEqual([true, false]);
+          expect(await announced(storage, 'CA-m5')).toEqual([true]);
+          // A mark on a first step, a skip on a first step and a malformed mark are the caller's bugs.
+          await expect(ev.appendStatus(status('CA-m6', 'RINGING', 1, { unlessMarked: 'outgoing' }))).rejects.toThrow(RangeError);
+          await expect(ev.appendStatus(status('CA-m6', 'RINGING', 1, { mark: 'Out going' }))).rejects.toThrow(RangeError);
+          await expect(ev.appendStatus(status('CA-m6', 'RINGING', 1, { also: { ...announce('CA-m6'), unlessMarked: '' } }))).rejects.toThrow(RangeError);
+          expect(await ev.statusRank('call', 'acc1', 'CA-m6')).toBeUndefined();
+        });
+
+        it('decides atomically across replicas: announced exactly when its call event was stored before the mark', async () => {
+          const { storage, replica } = await harness();
+          const other = replica ? await replica() : storage;
+          const sids = Array.from({ length: 40 }, (_, i) => `CA-mrace-${i}`);
+          const results = await Promise.all(
+            sids.flatMap((sid) => [
+              storage.events.appendStatus(status(sid, 'IN_PROGRESS', 2, { mark: 'outgoing' })),
+              other.events.appendStatus(status(sid, 'RINGING', 1, { also: announce(sid, 'outgoing') })),
+            ]),
+          );
+          for (let i = 0; i < sids.length; i += 1) {
+            const [marking, asking] = [results[i * 2]!, results[i * 2 + 1]!];
+            const announcedFirst = compareEventIds(asking.event!.id, marking.event!.id) < 0;
+            expect(asking.also?.forward ?? false).toBe(announcedFirst);
+            expect(await announced(storage, sids[i]!)).toEqual(announcedFirst ? [true] : []);
+          }
+        });
+
+        it('forgets a mark with the subject\'s state', async () => {
+          const { storage, elapse } = await harness();
+          await storage.events.appendStatus(status('CA-mttl', 'RINGING', 1, { stateTtlMs: 50, mark: 'outgoing' }));
+          await elapse(150);
+          expect(await storage.events.appendStatus(status('CA-mttl', 'RINGING', 1, { also: announce('CA-mttl', 'outgoing') }))).toMatchObject({ forward: true, previousRank: -1, also: { forward: true } });
+        });
+      });
+
       it('forgets a subject after its state TTL, and a request reference after its own', async () => {
         const { storage, elapse } = await harness();
         await storage.events.appendStatus(status('CA-ttl', 'COMPLETED', 3, { stateTtlMs: 50, requestRef: { ref: 'ref-ttl-0123456789ab', ttlMs: 50 } }));
