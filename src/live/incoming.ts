@@ -11,8 +11,8 @@
  *   and the flow is playing); `DialCallStatus` with `CallType` gives the outcome. Ingest keeps it
  *   forward-only and publishes each status once, so the outcome is published once however often it comes;
  * - announces the call on `incomingCalls` the first time, in the same atomic step as its call event
- *   (deduplicated there too); a request that names no direction, of a call nothing else names one for,
- *   announces it in a step of its own right after (see ingestIncomingCall).
+ *   (deduplicated there too); a request that names no direction announces it in that step too, unless
+ *   something stored of the call said it is outgoing (see ingestIncomingCall).
  *
  * `Status` in these requests is the agent's state (`busy`/`free`), never the call's: it goes to
  * `Call.flow.agentStatus`. Dates carry no zone and are IST whatever the server's TZ.
@@ -22,7 +22,7 @@ import { int, legItems, MAX_LEGS, toCallDirection, toCallStatus } from '../exote
 import type { Call, CallFlow, CallLeg, CallStatus, IsoDateTime } from '../exotel/types.js';
 import { SID_PATTERN, UNSET_CALL_FIELDS, callStatusRank } from '../exotel/types.js';
 import type { CallEventRecord } from '../storage/types.js';
-import { ingest, ingestStep, type IngestDeps, type IngestResult } from './ingest.js';
+import { ingestStep, type IngestDeps, type IngestResult } from './ingest.js';
 import { isTerminalCall, type LiveUpdate } from './updates.js';
 
 /** One Passthru / Connect-applet request, understood. */
@@ -307,15 +307,17 @@ function newCall(request: IncomingCallRequest, accountSid: string): Call {
 }
 
 /**
- * Takes in one flow request in three Redis commands (four when the direction is unknown, below): it reads
- * the cached call, then one atomic step records the call event (forward-only, each status published once),
- * announces a new incoming call (once) and answers the call's history, then the merged call is cached.
- * Throws IngestStorageError when the events could not be stored (then nothing of the request was).
+ * Takes in one flow request in three Redis commands: it reads the cached call, then one atomic step records
+ * the call event (forward-only, each status published once), announces a new incoming call (once) and
+ * answers the call's history, then the merged call is cached. Throws IngestStorageError when the events
+ * could not be stored (then nothing of the request was).
  *
  * Only an incoming call is announced: not one the API placed into the flow (`outbound-api`) nor one that
  * went out (`outbound-dial`, what Passthru says of every outgoing call). When neither the request nor the
- * cached call says which way the call goes, the history decides: the announcement then takes a step of
- * its own, after the call event, unless an earlier request said the call is outgoing.
+ * cached call says which way the call goes, the step itself decides: it announces the call unless an
+ * earlier update (a flow request, the API's answer, a status callback, call details) said it is outgoing.
+ * Decided anywhere later, the announcement would hang on a second command, lost with it when storage
+ * fails in between: Exotel never sends a Passthru again, and a one-request flow sends nothing else.
  */
 export async function ingestIncomingCall(request: IncomingCallRequest, deps: IngestDeps): Promise<IngestResult> {
   const { callSid } = request;
@@ -332,7 +334,7 @@ export async function ingestIncomingCall(request: IncomingCallRequest, deps: Ing
   // merged in. What earlier requests said is merged in from the log (callFromHistory), so nothing is lost.
   const told = mergeCall(cached ?? newCall(request, deps.accountSid), patch);
   const eventType = told.flow?.eventType;
-  const announcement = (call: Call): LiveUpdate => ({ kind: 'incoming', callSid, at: request.at, source: 'WEBHOOK', call, extra: {} });
+  const announcement: LiveUpdate = { kind: 'incoming', callSid, at: request.at, source: 'WEBHOOK', call: told, extra: {} };
   // The call is read and merged here once, so ingest() neither reads nor writes the cache. The
   // announcement rides in the same step, after the call event: whoever hears of the call finds its status
   // in the log; the step answers the history too, so the log costs no read of its own.
@@ -342,21 +344,15 @@ export async function ingestIncomingCall(request: IncomingCallRequest, deps: Ing
     {
       updateCache: false,
       withHistory: true,
-      ...(told.direction === 'INBOUND' ? { also: announcement(told) } : {}),
+      ...(told.direction === 'INBOUND' ? { also: announcement } : {}),
+      // Which way the call goes is unknown here: announced unless the step finds it said outgoing before.
+      ...(told.direction === null ? { also: announcement, alsoUnlessOutgoing: true } : {}),
     },
   );
   // Every request so far, this one included; over the cached call when there is one (it may know more
   // from call details). Written once, after the events are stored, forward or not (a repeat may tell more).
   const logged = callFromHistory(history) ?? told;
   const call = cached ? mergeCall({ ...cached, flow: mergeFlow(logged.flow, cached.flow) }, patch) : logged;
-  if (told.direction === null && (call.direction === null || call.direction === 'INBOUND')) {
-    try {
-      await ingest(announcement(call), deps, { updateCache: false });
-    } catch (err) {
-      // The call event is stored; a later request of the flow announces the call.
-      deps.logger.warn({ err, callSid }, 'could not announce the incoming call');
-    }
-  }
   try {
     await deps.entities.putCall(call);
   } catch (err) {

@@ -13,6 +13,7 @@
  * most and retries only twice).
  */
 import type { EntityCache } from '../cache/entities.js';
+import type { Call } from '../exotel/types.js';
 import { assertNever } from '../assert-never.js';
 import type { Logger } from '../logger.js';
 import type { CallEventRecord, EventLog, EventRecord, NotForwardReason, StatusAppend, StatusAppendResult, StatusStepResult } from '../storage/types.js';
@@ -58,6 +59,11 @@ export interface IngestOptions {
   updateCache?: boolean;
   /** A second update stored in the same atomic step, right after this one (an incoming call's announcement). */
   also?: LiveUpdate;
+  /**
+   * The second update is skipped, in the same step, when anything stored of the call (this update
+   * included) said it is outgoing: how a request that names no direction announces its call.
+   */
+  alsoUnlessOutgoing?: boolean;
   /** Also answer the call's history as it is after the step, read in the same step (a call update). */
   withHistory?: boolean;
 }
@@ -83,7 +89,7 @@ export async function ingestStep(update: LiveUpdate, deps: IngestDeps, options: 
   try {
     stored = await deps.events.appendStatus({
       ...statusAppend(update, deps),
-      ...(options.also ? { also: statusAppend(options.also, deps) } : {}),
+      ...(options.also ? { also: { ...statusAppend(options.also, deps), ...(options.alsoUnlessOutgoing ? { unlessMarked: OUTGOING_MARK } : {}) } } : {}),
       ...(options.withHistory ? { withHistory: true } : {}),
     });
   } catch (err) {
@@ -101,6 +107,14 @@ function outcomeOf(step: StatusStepResult): IngestResult {
   // Repeats the gateway made itself (poller, API) carry no news; repeats from Exotel are history.
   return step.event ? { outcome: 'recorded', event: step.event, reason: step.reason } : { outcome: 'ignored', reason: step.reason };
 }
+
+/**
+ * The mark a call's state keeps once an update of it says it is outgoing (placed by the API, or dialled
+ * out by a flow), whatever the source: a flow request that names no direction is then not announced.
+ */
+const OUTGOING_MARK = 'outgoing';
+
+const isOutgoing = (direction: Call['direction'] | undefined) => direction === 'OUTBOUND_API' || direction === 'OUTBOUND_DIAL';
 
 /** What the atomic step stores for an update: the event, its rank, and the bookkeeping that goes with it. */
 function statusAppend(update: LiveUpdate, deps: IngestDeps): StatusAppend {
@@ -126,6 +140,7 @@ function statusAppend(update: LiveUpdate, deps: IngestDeps): StatusAppend {
           data: { call: update.fields, ...(update.eventType ? { eventType: update.eventType } : {}) },
         },
         rank: callStatusRank(update.status),
+        ...(isOutgoing(update.fields.direction) ? { mark: OUTGOING_MARK } : {}),
         // A call placed outside the gateway (a flow in Exotel's dashboard) is first seen here.
         open: isTerminalCall(update.status)
           ? { remove: [sets.calls, sets.watchedCalls] }

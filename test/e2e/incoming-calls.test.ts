@@ -13,7 +13,8 @@ import { createMemoryStorage } from '../../src/storage/memory.js';
 import type { Storage } from '../../src/storage/types.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { redisOrSkip, testPrefix, TEST_REDIS_URL } from '../helpers/redis.js';
-import { callbackUrlsOf } from '../live/webhook-helpers.js';
+import { startStallProxy } from '../helpers/stall-proxy.js';
+import { callbackUrlsOf, callCallback, post } from '../live/webhook-helpers.js';
 import { record, wsClient, type Recorded } from '../live/ws-helpers.js';
 
 const INCOMING = `subscription { incomingCalls { sid from to direction status flow { flowId } } }`;
@@ -132,6 +133,71 @@ async function apiCallWithoutDirectionLater({ a, b }: { a: TestGateway; b: TestG
     const { body } = await b.gql(CALL, { sid });
     expect(body.errors).toBeUndefined();
     expect(body.data.call).toMatchObject({ sid, direction: 'OUTBOUND_API', status: 'IN_PROGRESS', flow: { flowId: '228866', dialWhomNumber: '+919800000011' } });
+  } finally {
+    await client.dispose();
+  }
+}
+
+/**
+ * Which calls are announced, over two replicas on one storage (subscribed on `b`): what Passthru says of
+ * the direction (`incoming`, `inbound`: yes; `outbound-dial`: no); a call the API placed, whose request
+ * leaves Direction out on a replica that has not cached it (no); a call announced by a request without
+ * Direction that a status callback then says is outgoing (announced that once, then read back outgoing);
+ * and the same request sent to both replicas at once (announced once).
+ */
+async function whichCallsAreAnnounced({ a, b }: { a: TestGateway; b: TestGateway }): Promise<void> {
+  const client = wsClient(b.wsUrl);
+  const at = { a: callbackUrlsOf(a).incomingCall, b: callbackUrlsOf(b).incomingCall };
+  const ok = { status: 200, text: '' };
+  try {
+    const incoming = await liveIncoming(client, at.b);
+    const caller = 'CallFrom=09876543210&CallTo=08039591111&flow_id=228866';
+    const said = { incoming: probeSid(), inbound: probeSid(), outboundDial: probeSid() };
+    expect(await passthru(`CallSid=${said.incoming}&${caller}&Direction=incoming`, 'GET', at.a)).toEqual(ok);
+    expect(await passthru(`CallSid=${said.inbound}&${caller}&Direction=inbound`, 'GET', at.a)).toEqual(ok);
+    expect(await passthru(`CallSid=${said.outboundDial}&${caller}&Direction=outbound-dial&CallType=call-attempt`, 'GET', at.a)).toEqual(ok);
+
+    // Placed by the API (which stores its first status), its cached call gone before the flow's request.
+    const placed = await a.gql(`mutation($input: ConnectCallToFlowInput!) { connectCallToFlow(input: $input) { call { sid direction } } }`, {
+      input: { from: '+919876543217', callerId: '08039591111', flowId: '228866' },
+    });
+    expect(placed.body.errors).toBeUndefined();
+    const api = placed.body.data.connectCallToFlow.call.sid as string;
+    await b.storage.cache.delete(`${b.exotel.accountSid}:call:${api}`);
+    expect(await passthru(`CallSid=${api}&CallFrom=08039591111&CallTo=09876543217&flow_id=228866&CallType=call-attempt`, 'GET', at.b)).toEqual(ok);
+
+    // Nothing says which way it goes until its status callbacks say outbound-api.
+    const later = probeSid();
+    expect(await passthru(`CallSid=${later}&${caller}&CallType=call-attempt`, 'GET', at.a)).toEqual(ok);
+    await incoming.until((all) => all.some((c) => c.sid === later));
+    for (const status of ['in-progress', 'completed']) {
+      expect(await post(callbackUrlsOf(b).callStatus, callCallback(later, status, { Direction: 'outbound-api' }))).toEqual({ status: 200, text: 'OK' });
+    }
+    expect(await passthru(`CallSid=${later}&${caller}&CallType=completed&DialCallStatus=completed`, 'GET', at.b)).toEqual(ok);
+
+    // Exotel's request and a copy of it, each sent to both replicas at once.
+    const raced = { unknown: probeSid(), incoming: probeSid() };
+    const race = (sid: string, extra: string) => Array.from({ length: 4 }, (_, i) => passthru(`CallSid=${sid}&${caller}${extra}`, 'GET', i % 2 ? at.a : at.b));
+    const answers = await Promise.all([...race(raced.unknown, ''), ...race(raced.incoming, '&Direction=incoming')]);
+    expect(answers).toEqual(Array.from({ length: 8 }, () => ok));
+
+    const barrier = probeSid();
+    expect(await passthru(`CallSid=${barrier}&${caller}`, 'GET', at.a)).toEqual(ok);
+    const seen = await incoming.until((all) => all.some((c) => c.sid === barrier));
+    incoming.dispose();
+    const announced = (sid: string) => seen.filter((c) => c.sid === sid).map((c) => c.direction);
+    expect(announced(said.incoming)).toEqual(['INBOUND']);
+    expect(announced(said.inbound)).toEqual(['INBOUND']);
+    expect(announced(said.outboundDial)).toEqual([]);
+    expect(announced(api)).toEqual([]);
+    expect(announced(later)).toEqual([null]);
+    expect(announced(raced.unknown)).toEqual([null]);
+    expect(announced(raced.incoming)).toEqual(['INBOUND']);
+    for (const [sid, direction] of [[api, 'OUTBOUND_API'], [later, 'OUTBOUND_API'], [said.inbound, 'INBOUND']] as const) {
+      const { body } = await b.gql(CALL, { sid });
+      expect(body.errors).toBeUndefined();
+      expect({ sid, direction: body.data.call.direction }).toEqual({ sid, direction });
+    }
   } finally {
     await client.dispose();
   }
@@ -337,6 +403,17 @@ describe('Passthru requests straight from Exotel', () => {
   });
 });
 
+describe('which calls are announced', () => {
+  it('over two replicas on memory storage', async () => {
+    const replicas = await twoReplicas({}, createMemoryStorage());
+    try {
+      await whichCallsAreAnnounced(replicas);
+    } finally {
+      await replicas.stop();
+    }
+  });
+});
+
 describe('a call the API placed into a flow', () => {
   it('keeps its direction when a later request leaves Direction out, its cached call gone, and is never announced', async () => {
     const replicas = await twoReplicas({}, createMemoryStorage());
@@ -531,6 +608,57 @@ describe.skipIf(!redisUp)('incoming calls on Redis storage', () => {
     } finally {
       await client.dispose();
       await g.stop();
+    }
+  });
+
+  // Exotel never retries a Passthru, so an announcement left for a later step is lost with that step when
+  // the flow sends no other request: it must be stored with the call event or not at all.
+  it('announces a call whose only request names no direction, though Redis stops answering right after that request\'s call event is stored', async () => {
+    const proxy = await startStallProxy(TEST_REDIS_URL);
+    const g = await startGateway(
+      { REDIS_URL: proxy.url, REDIS_KEY_PREFIX: prefix, REDIS_COMMAND_TIMEOUT_MS: '300', SIMULATOR_TIME_SCALE: '0.02', LIVE_POLL_INTERVAL_MS: '60000' },
+      {},
+      {},
+      { autoStop: false },
+    );
+    const client = wsClient(g.wsUrl);
+    try {
+      const url = callbackUrlsOf(g).incomingCall;
+      // Also loads the step's script, so the request below sends it by its sha only.
+      const incoming = await liveIncoming(client, url);
+      const sid = probeSid();
+      proxy.stallAfter((sent) => sent.includes(sid) && sent.includes('"kind":"call"'));
+      expect(await passthru(`CallSid=${sid}&CallFrom=09876543210&CallTo=08039591111&flow_id=228866&CallType=call-attempt`, 'GET', url)).toEqual({ status: 200, text: '' });
+      expect(proxy.stalled()).toBe(true);
+      proxy.release();
+
+      let barrier = '';
+      await vi.waitFor(
+        async () => {
+          barrier = probeSid();
+          expect((await passthru(`CallSid=${barrier}&CallFrom=09876543210&CallTo=08039591111&Direction=incoming`, 'GET', url)).status).toBe(200);
+          await incoming.until((all) => all.some((c) => c.sid === barrier), 300);
+        },
+        { timeout: 15_000, interval: 50 },
+      );
+      incoming.dispose();
+      // The call event was stored before the stall; its announcement must have been stored with it.
+      const history = await g.storage.events.callHistory(g.exotel.accountSid, sid);
+      expect(history.map((e) => [e.status, e.forward])).toEqual([['IN_PROGRESS', true]]);
+      expect(incoming.items.filter((c) => c.sid === sid)).toEqual([{ sid, from: '09876543210', to: '08039591111', direction: null, status: 'IN_PROGRESS', flow: { flowId: '228866' } }]);
+    } finally {
+      await client.dispose();
+      await g.stop();
+      await proxy.close();
+    }
+  });
+
+  it('announces what is incoming, once, over two replicas', async () => {
+    const replicas = await twoReplicas({ REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix });
+    try {
+      await whichCallsAreAnnounced(replicas);
+    } finally {
+      await replicas.stop();
     }
   });
 
