@@ -274,15 +274,20 @@ export function mergeCall(call: Call, patch: Partial<Call>): Call {
 /**
  * The call as the flow's requests told it: the call of every event that carried one, merged in log order
  * (a known value is never erased by a later one). The log outlives the short cache of live calls, and
- * merging every event (not taking the last) keeps what two requests stored at once both said.
+ * merging every event (not taking the last) keeps what two requests stored at once both said. When no
+ * request said which way the call goes, the last other event that did (the API's answer, a status
+ * callback, call details) says it: requests that leave `Direction` out do not make an API call's unknown.
  */
 export function callFromHistory(history: readonly CallEventRecord[]): Call | undefined {
   let merged: Call | undefined;
+  let direction: Call['direction'] = null;
   for (const event of history) {
     const call = event.data?.call as Call | undefined;
-    if (call && typeof call === 'object' && call.flow) merged = merged ? mergeCall(merged, call) : call;
+    if (!call || typeof call !== 'object') continue;
+    if (call.flow) merged = merged ? mergeCall(merged, call) : call;
+    else if (call.direction) direction = call.direction;
   }
-  return merged;
+  return merged && !merged.direction && direction ? { ...merged, direction } : merged;
 }
 
 /**

@@ -138,4 +138,17 @@ describe('merging a request into the call', () => {
     expect(merged?.flow).toMatchObject({ flowId: '1', dialWhomNumber: '+919800000011', agentEmail: 'a@example.com', dialCallDurationSeconds: 42 });
     expect(callFromHistory([callback])).toBeUndefined();
   });
+
+  it('takes the direction from the last other event that names one when no request of the flow did', () => {
+    const event = (id: string, c: Partial<Call>): CallEventRecord => ({
+      kind: 'call', id, accountSid: 'a', callSid: 's1', status: 'IN_PROGRESS', at: call.dateCreated, source: 'API', forward: true, data: { call: c },
+    });
+    const request = { ...call, direction: null, flow: { ...EMPTY_FLOW, flowId: '1' } };
+    const placed = event('1-0', { ...call, direction: 'OUTBOUND_API' });
+    expect(callFromHistory([placed, event('2-0', request)])).toMatchObject({ direction: 'OUTBOUND_API', flow: { flowId: '1' } });
+    expect(callFromHistory([event('1-0', request), event('2-0', { direction: 'OUTBOUND_DIAL' }), event('3-0', { status: 'COMPLETED' })])).toMatchObject({ direction: 'OUTBOUND_DIAL' });
+    // What a request of the flow said wins.
+    expect(callFromHistory([placed, event('2-0', { ...request, direction: 'INBOUND' })])).toMatchObject({ direction: 'INBOUND' });
+    expect(callFromHistory([event('1-0', request)])).toMatchObject({ direction: null });
+  });
 });
