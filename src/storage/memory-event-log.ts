@@ -40,6 +40,11 @@ export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?
   const histories = new Map<string, EventRecord[]>();
   const fanOut = createFanOut(logger);
   let last: EventIdParts = { ms: 0, seq: -1 };
+  /** EventLog.replayFloor: an older `after` cannot replay completely; undefined until something is removed. */
+  let floor: EventIdParts | undefined;
+  const raiseFloor = (parts: EventIdParts) => {
+    if (!floor || compareEventIdParts(parts, floor) > 0) floor = parts;
+  };
   let closed = false;
 
   const nextId = (): EventIdParts => {
@@ -64,8 +69,16 @@ export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?
 
   const trim = () => {
     const minMs = clock() - eventRetentionMs;
-    while (log.length - head > eventRetentionCount) dropOldest();
-    for (let oldest = log[head]; oldest && oldest.parts.ms < minMs; oldest = log[head]) dropOldest();
+    if (log.length - head > eventRetentionCount) {
+      while (log.length - head > eventRetentionCount) dropOldest();
+      // The first event kept, not the last one dropped: the Redis log can only tell that much, and both
+      // backends answer alike (EventLog.replayFloor).
+      raiseFloor(log[head]!.parts);
+    }
+    for (let oldest = log[head]; oldest && oldest.parts.ms < minMs; oldest = log[head]) {
+      raiseFloor(oldest.parts);
+      dropOldest();
+    }
     if (head > 1024 && head * 2 > log.length) {
       log = log.slice(head);
       head = 0;
@@ -167,6 +180,11 @@ export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?
       trim();
       const start = afterId === undefined ? head : firstAfter(parseCursor(afterId));
       return log.slice(start, start + max).map((s) => s.record);
+    },
+
+    async replayFloor(): Promise<string | undefined> {
+      trim();
+      return floor && formatEventId(floor);
     },
 
     subscribe(listener) {

@@ -1,7 +1,7 @@
 /**
  * The event log on Redis Streams, shared by every replica.
  *
- * - append: one Lua script does XADD (MAXLEN ~ count), XTRIM MINID ~ (age) and, for call and SMS events,
+ * - append: one Lua script does XADD, trims by age and count (stream-trim.ts) and, for call and SMS events,
  *   RPUSH to the call's or SMS's history list, so the stream and the history never disagree. It resolves only once Redis
  *   has stored the event and rejects otherwise (the webhook answers 503 and Exotel retries).
  * - subscribe: one dedicated connection per storage runs XREAD BLOCK from the last id it delivered, so
@@ -14,9 +14,10 @@ import type { CallEventRecord, EventLog, EventRecord, HistorySubject, NewEvent, 
 import { checkLimit, type ResolvedStorageOptions } from './options.js';
 import { APPEND_STATUS_LUA, checkStatusAppend, eventJsonHead, subjectOf, withForward } from './status-step.js';
 import { redisOpenItemsKey } from './open-items.js';
-import { compareEventIdParts, formatEventId, parseCursor, parseEventId } from './event-id.js';
+import { compareEventIdParts, compareEventIds, formatEventId, parseCursor, parseEventId } from './event-id.js';
 import { createFanOut } from './fan-out.js';
 import { reconnectDelayMs } from './redis-connection.js';
+import { READ_FLOOR_LUA, TRIM_STREAM_LUA } from './stream-trim.js';
 
 export const EVENT_LOG_DEFAULTS = {
   /** XREAD BLOCK timeout; the loop re-blocks from the same id, so this only bounds how long close() can take without disconnect. */
@@ -34,12 +35,13 @@ export const EVENT_LOG_DEFAULTS = {
 } as const;
 
 /*
- * KEYS[1] = stream, KEYS[2] = history list; ARGV = maxlen, minid, json, history ttl ms, history cap,
- * "1" when the event has a history (a call or SMS event). Returns the new id.
+ * KEYS[1] = stream, KEYS[2] = history list, KEYS[3] = the stream's floor key; ARGV = maxlen, minid, json,
+ * history ttl ms (the event retention), history cap, "1" when the event has a history (a call or SMS
+ * event). Returns the new id.
  */
-const APPEND = `
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[3])
-redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])
+const APPEND = `${TRIM_STREAM_LUA}
+local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[3])
+trim(KEYS[1], KEYS[3], ARGV[1], ARGV[2], ARGV[4])
 if ARGV[6] == '1' then
   local cap = tonumber(ARGV[5])
   if redis.call('RPUSH', KEYS[2], id .. ' ' .. ARGV[3]) > cap then
@@ -51,7 +53,9 @@ return id
 `;
 
 interface RedisWithAppend extends Redis {
-  eggAppendEvent(stream: string, history: string, maxlen: number, minid: string, json: string, ttlMs: number, cap: number, hasHistory: string): Promise<string>;
+  eggAppendEvent(stream: string, history: string, floor: string, maxlen: number, minid: string, json: string, ttlMs: number, cap: number, hasHistory: string): Promise<string>;
+  /** READ_FLOOR_LUA (stream-trim.ts). */
+  eggReplayFloor(stream: string, floor: string, minid: string): Promise<[string | null, string | null]>;
   /** APPEND_STATUS_LUA (status-step.ts); keys and arguments as listed there. */
   eggAppendStatus(numberOfKeys: number, ...keysAndArgs: Array<string | number>): Promise<[StepReply, StepReply | null, string[] | null]>;
 }
@@ -79,6 +83,7 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
   const { redis, blocking, keyPrefix, options } = deps;
   const { clock, logger, eventRetentionMs, eventRetentionCount } = options;
   const streamKey = `${keyPrefix}events`;
+  const floorKey = `${keyPrefix}events:floor`;
   // Exotel Sids contain no ':', so account and Sid cannot run into each other.
   const historyKey = (kind: HistorySubject, accountSid: string, sid: string) => `${keyPrefix}${kind}:${accountSid}:${sid}`;
   /** The history list an event is kept in; undefined for none (an incoming-call announcement). */
@@ -89,7 +94,8 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
   const refKey = (accountSid: string, ref: string) => `${keyPrefix}ref:${accountSid}:${ref}`;
   const placeholder = `${keyPrefix}-`;
   // defineCommand sends EVALSHA (EVAL once when Redis has not seen the script): one command per step.
-  if (!(redis as unknown as Partial<RedisWithAppend>).eggAppendEvent) redis.defineCommand('eggAppendEvent', { numberOfKeys: 2, lua: APPEND });
+  if (!(redis as unknown as Partial<RedisWithAppend>).eggAppendEvent) redis.defineCommand('eggAppendEvent', { numberOfKeys: 3, lua: APPEND });
+  if (!(redis as unknown as Partial<RedisWithAppend>).eggReplayFloor) redis.defineCommand('eggReplayFloor', { numberOfKeys: 2, lua: READ_FLOOR_LUA });
   // The number of keys varies (open sets to remove from), so it is passed first.
   if (!(redis as unknown as Partial<RedisWithAppend>).eggAppendStatus) redis.defineCommand('eggAppendStatus', { lua: APPEND_STATUS_LUA });
   const r = redis as RedisWithAppend;
@@ -170,6 +176,7 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
       stateKey(kind, event.accountSid, sid),
       append.requestRef ? refKey(event.accountSid, append.requestRef.ref) : placeholder,
       append.open?.add ? redisOpenItemsKey(keyPrefix, append.open.add.set) : placeholder,
+      floorKey,
       ...remove.map((set) => redisOpenItemsKey(keyPrefix, set)),
     ];
     const head = eventJsonHead(event);
@@ -237,6 +244,7 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
       const id = await r.eggAppendEvent(
         streamKey,
         history ?? placeholder,
+        floorKey,
         eventRetentionCount,
         formatEventId(minParts()),
         json,
@@ -284,6 +292,12 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
       // XRANGE "(" is an exclusive start (Redis ≥ 6.2); a cursor older than the window reads from the window.
       const start = after && compareEventIdParts(after, oldest) >= 0 ? `(${formatEventId(after)}` : formatEventId(oldest);
       return fromEntries((await redis.xrange(streamKey, start, '+', 'COUNT', count)) as StreamEntry[]);
+    },
+
+    async replayFloor(): Promise<string | undefined> {
+      const [aged, recorded] = await r.eggReplayFloor(streamKey, floorKey, formatEventId(minParts()));
+      const floors = [aged, recorded].filter((id): id is string => id !== null && parseEventId(id) !== undefined);
+      return floors.sort(compareEventIds).at(-1);
     },
 
     subscribe(listener) {

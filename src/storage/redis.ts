@@ -5,6 +5,7 @@
  *
  * Keys, under `keyPrefix` (default "egg:"):
  *   events                 stream of every event (field "e" = JSON)
+ *   events:floor           the first event kept after the stream last went over its count cap (stream-trim.ts)
  *   call:<account>:<sid>   list of "<id> <json>" per call, expiring with the event retention
  *   cache:<key>            keyv entries
  *   status:<kind>:<account>:<sid>   hash of a call's/SMS's forward-only state (status-step.ts)

@@ -19,6 +19,7 @@
 import { assertNever } from '../assert-never.js';
 import type { NotForwardReason, StatusAppend, StatusEvent, StatusSubject } from './types.js';
 import { checkRank, checkTtl } from './options.js';
+import { TRIM_STREAM_LUA } from './stream-trim.js';
 
 /** What a subject remembers between statuses. */
 export interface SubjectState {
@@ -81,8 +82,8 @@ export function withForward(head: string, forward: boolean): string {
 /*
  * One step's keys, from its first key k: k stream, k+1 the call's or SMS's history list (or a
  * placeholder), k+2 subject state hash, k+3 request-reference key (or a placeholder), k+4 open set to add
- * to (or a placeholder), k+5.. open sets to remove from.
- * One step's arguments, from its first argument a: a maxlen, a+1 minid, a+2 JSON head, a+3 history ttl ms,
+ * to (or a placeholder), k+5 the stream's floor key (stream-trim.ts), k+6.. open sets to remove from.
+ * One step's arguments, from its first argument a: a maxlen, a+1 minid, a+2 JSON head, a+3 history ttl ms (the event retention, also the floor key's),
  * a+4 history cap, a+5 "1" for an event kept in a history (a call or SMS event), a+6 status, a+7 rank,
  * a+8 "1" to keep a status that is not forward, a+9 state ttl ms, a+10 Sid for the request reference
  * ("" for none), a+11 its ttl ms, a+12 the Sid (open-set member), a+13 the open-set score ("" for none),
@@ -98,7 +99,7 @@ export function withForward(head: string, forward: boolean): string {
  */
 export const STEP_ARGS = 16;
 
-export const APPEND_STATUS_LUA = `
+export const APPEND_STATUS_LUA = `${TRIM_STREAM_LUA}
 local function step(k, last, a)
   local rank = tonumber(ARGV[a + 7])
   local field = 's:' .. ARGV[a + 6]
@@ -127,8 +128,8 @@ local function step(k, last, a)
   end
   redis.call('PEXPIRE', KEYS[k + 2], ARGV[a + 9])
   local json = ARGV[a + 2] .. ',"forward":' .. (outcome == 'forward' and 'true' or 'false') .. '}'
-  local id = redis.call('XADD', KEYS[k], 'MAXLEN', '~', ARGV[a], '*', 'e', json)
-  redis.call('XTRIM', KEYS[k], 'MINID', '~', ARGV[a + 1])
+  local id = redis.call('XADD', KEYS[k], '*', 'e', json)
+  trim(KEYS[k], KEYS[k + 5], ARGV[a], ARGV[a + 1], ARGV[a + 3])
   if ARGV[a + 5] == '1' then
     local cap = tonumber(ARGV[a + 4])
     if redis.call('RPUSH', KEYS[k + 1], id .. ' ' .. json) > cap then
@@ -140,7 +141,7 @@ local function step(k, last, a)
     if ARGV[a + 13] ~= '' then
       redis.call('ZADD', KEYS[k + 4], 'NX', ARGV[a + 13], ARGV[a + 12])
     end
-    for i = k + 5, last do
+    for i = k + 6, last do
       redis.call('ZREM', KEYS[i], ARGV[a + 12])
     end
   end

@@ -138,6 +138,13 @@ export interface EventLog {
   requestRef(accountSid: string, ref: string): Promise<string | undefined>;
   /** Events with id > afterId, oldest first, up to `limit`. Unknown/expired afterId → from the oldest kept. */
   readAfter(afterId: string | undefined, limit?: number): Promise<EventRecord[]>;
+  /**
+   * The oldest `after` a replay is still complete from: the log has removed events (aged out, or over the
+   * count cap) that come after any older id. Undefined while the log has removed nothing, so any `after`
+   * replays completely (a young log). Past the count cap it is the first event kept after the trim, so an
+   * `after` equal to the last event trimmed counts as incomplete too (Redis does not say which one that was).
+   */
+  replayFloor(): Promise<string | undefined>;
   /** Every event appended by any replica, in log order, from now on. Returns an unsubscribe function. */
   subscribe(listener: (event: EventRecord) => void): () => void;
   /** History of one call, oldest first. */

@@ -175,6 +175,45 @@ export function describeStorageContract(name: string, make: (options?: HarnessOp
         expect(await storage.events.lastId()).toBe(fresh.id);
       });
 
+      it('answers no replay floor while it has removed nothing, however old the cursor (a young log)', async () => {
+        const { storage } = await harness();
+        expect(await storage.events.replayFloor()).toBeUndefined();
+        const a = await storage.events.append(callEvent('CA-young'));
+        expect(await storage.events.replayFloor()).toBeUndefined();
+        expect((await storage.events.readAfter('0-0')).map((e) => e.id)).toEqual([a.id]);
+      });
+
+      it('puts the replay floor at the newest event aged out, before and after the next append', async () => {
+        const { storage, elapse } = await harness({ eventRetentionMs: 300 });
+        const a = await storage.events.append(callEvent('CA-aged', 'RINGING', 1));
+        const b = await storage.events.append(callEvent('CA-aged', 'IN_PROGRESS', 2));
+        expect(await storage.events.replayFloor()).toBeUndefined();
+        await elapse(450);
+        // Aged out with nothing appended since: replaying from `a` would miss `b`; from `b` it misses nothing.
+        expect(await storage.events.replayFloor()).toBe(b.id);
+        const c = await storage.events.append(callEvent('CA-fresh'));
+        expect(await storage.events.replayFloor()).toBe(b.id);
+        expect(compareEventIds(a.id, (await storage.events.replayFloor())!)).toBeLessThan(0);
+        expect((await storage.events.readAfter(b.id)).map((e) => e.id)).toEqual([c.id]);
+        await elapse(450);
+        await storage.events.append(callEvent('CA-later'));
+        expect(await storage.events.replayFloor()).toBe(c.id);
+      });
+
+      it('puts the replay floor at the first event kept once the count cap removed some', async () => {
+        const count = 100;
+        const total = 350;
+        const { storage } = await harness({ eventRetentionCount: count });
+        const ids: string[] = [];
+        for (let i = 0; i < count; i++) ids.push((await storage.events.append(callEvent(`CA${i}`, 'RINGING', i))).id);
+        expect(await storage.events.replayFloor()).toBeUndefined();
+        for (let i = count; i < total; i++) ids.push((await storage.events.append(callEvent(`CA${i}`, 'RINGING', i))).id);
+        const kept = (await storage.events.readAfter(undefined, total)).map((e) => e.id);
+        expect(kept.length).toBeLessThan(total);
+        expect(await storage.events.replayFloor()).toBe(kept[0]);
+        expect(compareEventIds(ids[0]!, kept[0]!)).toBeLessThan(0);
+      });
+
       it('keeps the history of each call in order, calls and accounts apart', async () => {
         const { storage } = await harness();
         const a1 = await storage.events.append(callEvent('CA-a', 'QUEUED', 1));
