@@ -33,8 +33,12 @@ export interface LiveFeed {
    * Resolves once the snapshot is read, so an unknown call fails here (NOT_FOUND), not mid-stream.
    */
   callStatusChanged(sid: string, lookup?: SnapshotLookup<Call>, subscriber?: Subscriber): Promise<AsyncIterableIterator<FeedCallEvent>>;
-  /** Every forward call event matching `filter`; with `after`, the logged events since that id first. */
-  callEvents(filter?: CallEventFilter | null, after?: string | null, subscriber?: Subscriber): AsyncIterableIterator<FeedCallEvent>;
+  /**
+   * Every forward call event matching `filter`; with `after`, the logged events since that id first.
+   * Resolves once the replay's first page is read, so an `after` the log can no longer replay completely
+   * fails here (BAD_USER_INPUT, reason EVENTS_EXPIRED), not mid-stream.
+   */
+  callEvents(filter?: CallEventFilter | null, after?: string | null, subscriber?: Subscriber): Promise<AsyncIterableIterator<FeedCallEvent>>;
   /** The SMS's current state, then each forward change; ends after a final status (or its status callback). */
   smsStatusChanged(sid: string, lookup?: SnapshotLookup<SmsMessage>, subscriber?: Subscriber): Promise<AsyncIterableIterator<SmsMessage>>;
   /** Calls announced by a Passthru applet. */
@@ -158,6 +162,17 @@ function snapshotStatus<S, E extends { forward: boolean; status: S }>(history: r
   return { status: lastForward && !isTerminal(current) ? lastForward.status : current, lastForward };
 }
 
+/**
+ * A replay from `after` would miss events the log has removed since (EVENT_RETENTION_HOURS, or the count
+ * cap): the client must be told, or it would show what it has as if nothing had changed.
+ */
+function eventsExpired(after: string): GatewayError {
+  const message =
+    `the events after ${JSON.stringify(after)} are no longer kept (the event log keeps EVENT_RETENTION_HOURS of events, at most EVENT_RETENTION_COUNT), ` +
+    'so a replay from it would be incomplete. Subscribe without `after` and refetch the calls you show.';
+  return new GatewayError(ErrorCode.BAD_USER_INPUT, `after: ${message}`, { field: 'after', fields: [{ field: 'after', message }], reason: 'EVENTS_EXPIRED' });
+}
+
 /** The SMS with what a forward event of it says. */
 function withSmsEvent(sms: SmsMessage, event: SmsEventRecord): SmsMessage {
   const fields = (event.data?.sms ?? {}) as Partial<SmsMessage>;
@@ -260,7 +275,7 @@ export function createFeed(deps: FeedDeps): LiveFeed {
       return cancellable(stream(), () => channel.close());
     },
 
-    callEvents(filter, after, subscriber) {
+    async callEvents(filter, after, subscriber) {
       // Picked as they are delivered (topics.ts `select`): an event a subscriber does not want costs no
       // more than this test.
       const select = filter?.callSids?.length || filter?.statuses?.length || filter?.sources?.length ? (e: EventRecord) => (isLiveCallEvent(e) && matches(filter, e) ? feedEvent(e) : undefined) : anyCallEvent;
@@ -270,16 +285,26 @@ export function createFeed(deps: FeedDeps): LiveFeed {
       // Live events are already buffering in `channel` while the replay runs to the end of the log; those
       // the replay gave too are dropped where the live part picks up.
       const catchUp: CatchUp = { replay: undefined, last: undefined };
-      async function* replayFrom(cursor: string): AsyncGenerator<FeedCallEvent> {
+      let firstPage: EventRecord[];
+      try {
+        firstPage = await fromStorage('The event log', () => deps.events.readAfter(after, deps.replayPageSize));
+        // Read after the page: a removal that could have cut into the page has happened by now and shows.
+        const floor = await fromStorage('The event log', () => deps.events.replayFloor());
+        if (floor !== undefined && compareEventIds(after, floor) < 0) throw eventsExpired(after);
+      } catch (err) {
+        channel.close();
+        throw err;
+      }
+      async function* replayFrom(cursor: string, page: EventRecord[]): AsyncGenerator<FeedCallEvent> {
         for (;;) {
-          const page = await deps.events.readAfter(cursor, deps.replayPageSize);
           for (const event of page) if (isLiveCallEvent(event) && matches(filter, event)) yield feedEvent(event);
           const tail = page.at(-1);
           if (tail) catchUp.last = cursor = tail.id;
           if (page.length < deps.replayPageSize) return;
+          page = await deps.events.readAfter(cursor, deps.replayPageSize);
         }
       }
-      catchUp.replay = replayFrom(after);
+      catchUp.replay = replayFrom(after, firstPage);
       return new CallEventStream(channel, catchUp);
     },
 

@@ -46,7 +46,7 @@ const take = async (stream: AsyncIterator<FeedCallEvent>, count: number) => {
 describe('callEvents', () => {
   it('gives a filtered subscriber only its calls, and the other calls never fill its queue', async () => {
     const { feed, append } = setup({ queueLimit: 2 });
-    const mine = feed.callEvents({ callSids: ['CA-MINE'] });
+    const mine = await feed.callEvents({ callSids: ['CA-MINE'] });
     // Five events of another call, none read by anyone: only what the subscriber wants is queued.
     for (let i = 0; i < 5; i++) await append(event(`CA-OTHER-${i}`));
     await append(event('CA-MINE'));
@@ -61,8 +61,8 @@ describe('callEvents', () => {
 
   it('finds the events of a subscriber filtered by call Sids by its calls: it is not offered the other calls', async () => {
     const { feed, topics, append } = setup();
-    const mine = feed.callEvents({ callSids: ['CA-A', 'CA-B', 'CA-A'] });
-    const everyone = feed.callEvents({ statuses: ['RINGING'] });
+    const mine = await feed.callEvents({ callSids: ['CA-A', 'CA-B', 'CA-A'] });
+    const everyone = await feed.callEvents({ statuses: ['RINGING'] });
     expect(topics.subscriberCount('calls')).toBe(1);
     expect([topics.subscriberCount('call-events:CA-A'), topics.subscriberCount('call-events:CA-B')]).toEqual([1, 1]);
     // Not the callStatusChanged topic of those calls: that one makes the poller watch them.
@@ -76,8 +76,8 @@ describe('callEvents', () => {
 
   it('hands every subscriber of an event the same payload object (what shared execution keys on)', async () => {
     const { feed, append } = setup();
-    const a = feed.callEvents();
-    const b = feed.callEvents({ statuses: ['RINGING'] });
+    const a = await feed.callEvents();
+    const b = await feed.callEvents({ statuses: ['RINGING'] });
     await append(event('CA1'));
     const [[fromA], [fromB]] = await Promise.all([take(a, 1), take(b, 1)]);
     expect(fromA).toBe(fromB);
@@ -87,7 +87,7 @@ describe('callEvents', () => {
   it('replays from `after`, then goes live, with no event twice where the replay and the live events overlap', async () => {
     const { feed, append } = setup({ replayPageSize: 2 });
     const [first, ...rest] = await Promise.all([append(event('CA1')), append(event('CA2')), append(event('CA3'))]);
-    const stream = feed.callEvents(null, first!.id);
+    const stream = await feed.callEvents(null, first!.id);
     const got = await take(stream, 1);
     // Appended while the replay runs: delivered live (queued in the channel) and read by the replay too.
     const during = [await append(event('CA4')), await append(event('CA5'))];
@@ -103,7 +103,7 @@ describe('callEvents', () => {
 
   it('ends on return(): a waiting next() resolves done and the topic channel is freed', async () => {
     const { feed, topics, append } = setup();
-    const stream = feed.callEvents();
+    const stream = await feed.callEvents();
     expect(topics.subscriberCount('calls')).toBe(1);
     const waiting = stream.next();
     await stream.return!();
@@ -124,7 +124,7 @@ describe('every stream', () => {
     const sms = { sid: 'SM-S', status: 'SENDING', dateCreated: at, dateUpdated: at } as SmsMessage;
     const streams: Array<AsyncIterator<unknown>> = [
       await feed.callStatusChanged('CA-S', async () => call, subscriber('callStatusChanged')),
-      feed.callEvents({ callSids: ['CA-S'] }, null, subscriber('callEvents')),
+      await feed.callEvents({ callSids: ['CA-S'] }, null, subscriber('callEvents')),
       await feed.smsStatusChanged('SM-S', async () => sms, subscriber('smsStatusChanged')),
       feed.incomingCalls(subscriber('incomingCalls')),
     ];

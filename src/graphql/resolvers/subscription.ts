@@ -35,11 +35,11 @@ export function createSubscriptionResolvers(feed: LiveFeed): SubscriptionResolve
       resolve: (payload: FeedCallEvent, _args: unknown, ctx: GraphQLContext) => resolveCallEvent(payload, ctx),
     },
     callEvents: {
-      subscribe: (_root, { filter, after }, ctx: GraphQLContext) => {
+      subscribe: async (_root, { filter, after }, ctx: GraphQLContext) => {
         if (after !== undefined && after !== null && !EVENT_ID.test(after)) throw badInput('after', 'not an event id (use the `id` of a CallEvent)');
         filter?.callSids?.forEach((sid, i) => checkSid(sid, `filter.callSids[${i}]`));
         // The feed's iterator is itself the AsyncIterable graphql-js asks for (no wrapper per subscriber).
-        return feed.callEvents(filter, after, ctx.subscriber);
+        return await feed.callEvents(filter, after, ctx.subscriber);
       },
       resolve: (payload: FeedCallEvent, _args: unknown, ctx: GraphQLContext) => resolveCallEvent(payload, ctx),
     },
