@@ -3,12 +3,11 @@
  * a real graphql-ws client, real callbacks. Retention is shortened through its public knob
  * (EVENT_RETENTION_HOURS, 0.001 h = 3.6 s) so events age out while the test watches.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { Client } from 'graphql-ws';
+import { afterAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { deleteKeys, redisOrSkip, testPrefix, TEST_REDIS_URL } from '../helpers/redis.js';
 import { callbackUrlsOf, callCallback, post } from '../live/webhook-helpers.js';
-import { record, wsClient } from '../live/ws-helpers.js';
+import { record, wsClientsPerTest } from '../live/ws-helpers.js';
 
 const CALL_EVENTS = `subscription($after: ID) { callEvents(after: $after) { id callSid status source } }`;
 
@@ -23,15 +22,8 @@ const redisUp = await redisOrSkip();
 const prefix = testPrefix('replay-retention');
 afterAll(() => deleteKeys(prefix));
 
-const clients: Client[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.dispose()));
-});
-const client = (gw: TestGateway) => {
-  const c = wsClient(gw.wsUrl);
-  clients.push(c);
-  return c;
-};
+const newClient = wsClientsPerTest();
+const client = (gw: TestGateway) => newClient(gw.wsUrl);
 
 let sidSeq = 0;
 const newSid = (tag: string) => `${tag}${process.pid}x${Date.now().toString(36)}x${++sidSeq}`;

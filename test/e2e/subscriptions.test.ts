@@ -3,12 +3,11 @@
  * callbacks. Timings are shrunk through the public knobs (SIMULATOR_TIME_SCALE, LIVE_POLL_INTERVAL_MS,
  * RECONCILE_GRACE_SECONDS); assertions are about order, completeness and duplicates, never about speed.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { callStatusRank, type CallStatus } from '../../src/exotel/types.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { callbackUrlsOf, callCallback, post } from '../live/webhook-helpers.js';
-import { record, wsClient } from '../live/ws-helpers.js';
-import type { Client } from 'graphql-ws';
+import { record, wsClientsPerTest } from '../live/ws-helpers.js';
 
 const CONNECT = `mutation($input: ConnectCallInput!) { connectCall(input: $input) { call { sid status } } }`;
 const STATUS_CHANGED = `subscription($sid: ID!) { callStatusChanged(sid: $sid) { id callSid status source at call { sid status } } }`;
@@ -22,15 +21,8 @@ interface Ev {
   call?: { sid: string; status: CallStatus };
 }
 
-const clients: Client[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.dispose()));
-});
-const client = (gw: TestGateway) => {
-  const c = wsClient(gw.wsUrl);
-  clients.push(c);
-  return c;
-};
+const newClient = wsClientsPerTest();
+const client = (gw: TestGateway) => newClient(gw.wsUrl);
 
 async function connectCall(gw: TestGateway, input: Record<string, unknown> = {}): Promise<string> {
   const { body } = await gw.gql(CONNECT, { input: { from: '09876543210', to: '+919812345670', callerId: '08039591111', ...input } });
@@ -233,13 +225,11 @@ describe('graphql-ws transport', () => {
       ['Bearer ops:ops-secret-0123456789:read', 'Forbidden: Invalid API key: send only the secret part of name:secret:scopes after "Bearer"'],
     ] as const;
     for (const [authorization, reason] of cases) {
-      const c = wsClient(gw.wsUrl, authorization ? { authorization } : {});
-      clients.push(c);
+      const c = newClient(gw.wsUrl, authorization ? { authorization } : {});
       const sub = record(c, CALL_EVENTS, {}, 'callEvents');
       await expect(sub.done).rejects.toMatchObject({ code: 4403, reason });
     }
-    const ok = wsClient(gw.wsUrl, { authorization: 'Bearer ops-secret-0123456789' });
-    clients.push(ok);
+    const ok = newClient(gw.wsUrl, { authorization: 'Bearer ops-secret-0123456789' });
     const sub = record<Ev>(ok, CALL_EVENTS, { after: '0-0' }, 'callEvents');
     await post(callbackUrlsOf(gw).callStatus, callCallback(newSid('auth'), 'completed'));
     await sub.until((items) => items.length === 1);
@@ -248,8 +238,7 @@ describe('graphql-ws transport', () => {
 
   it('refuses a read-only key a mutation over the socket, and more operations per socket than allowed', async () => {
     const gw = await startGateway(KEYS);
-    const c = wsClient(gw.wsUrl, { authorization: 'Bearer ops-secret-0123456789' });
-    clients.push(c);
+    const c = newClient(gw.wsUrl, { authorization: 'Bearer ops-secret-0123456789' });
     const mutation = record(c, CONNECT, { input: { from: '09876543210', to: '+919812345670', callerId: '08039591111' } }, 'connectCall');
     await expect(mutation.done).rejects.toBeDefined();
     expect(JSON.stringify(mutation.error)).toContain('FORBIDDEN');

@@ -181,6 +181,10 @@ export interface RedisProcess {
   start(): Promise<void>;
   /** Stops it with `signal` (SIGKILL = crash) and waits for the exit. */
   stop(signal?: NodeJS.Signals): Promise<void>;
+  /** SIGSTOP: its sockets stay open and nothing answers. */
+  stall(): void;
+  /** SIGCONT after stall(); harmless when it is not stalled or not running. */
+  resume(): void;
   /** Stops it for good and removes its data directory. */
   dispose(): Promise<void>;
 }
@@ -230,6 +234,12 @@ export async function startPrivateRedis(options: { durable?: boolean } = {}): Pr
     },
     async stop(signal = 'SIGTERM') {
       await proc?.stop(signal);
+    },
+    stall() {
+      process.kill(proc!.pid, 'SIGSTOP');
+    },
+    resume() {
+      if (proc?.running()) process.kill(proc.pid, 'SIGCONT');
     },
     async dispose() {
       await proc?.stop('SIGKILL');

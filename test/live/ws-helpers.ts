@@ -2,6 +2,7 @@
  * A real graphql-ws client for tests, and a recorder of one subscription's messages with deferred-style
  * waits (no sleeps): `until(predicate)` resolves as soon as the recorded messages satisfy it.
  */
+import { afterEach } from 'vitest';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 
@@ -18,6 +19,19 @@ export function wsClient(wsUrl: string, options: WsClientOptions = {}): Client {
     lazy: true,
     ...(options.authorization ? { connectionParams: { authorization: options.authorization } } : {}),
   });
+}
+
+/** wsClient for a test file whose clients are each disposed after the test that made them. */
+export function wsClientsPerTest(): (wsUrl: string, options?: WsClientOptions) => Client {
+  const clients: Client[] = [];
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.dispose()));
+  });
+  return (wsUrl, options) => {
+    const c = wsClient(wsUrl, options);
+    clients.push(c);
+    return c;
+  };
 }
 
 export interface Recorded<T> {

@@ -93,11 +93,8 @@ describe.skipIf(!privateRedis)('a stalled Redis', () => {
   let sim: Simulator;
   let gw: TestGateway;
   let storage: Storage | undefined;
-  const stall = () => process.kill(redis.current()!.pid, 'SIGSTOP');
-  const resume = () => {
-    const pid = redis?.current()?.pid;
-    if (pid !== undefined) process.kill(pid, 'SIGCONT');
-  };
+  const stall = () => redis.stall();
+  const resume = () => redis?.resume();
 
   beforeAll(async () => {
     redis = await startPrivateRedis({ durable: false });

@@ -19,11 +19,8 @@ describe.skipIf(!privateRedis)('a stalled Redis, as a GraphQL client sees it', (
   let redis: RedisProcess;
   let sim: Simulator;
   let gw: TestGateway;
-  const stall = () => process.kill(redis.current()!.pid, 'SIGSTOP');
-  const resume = () => {
-    const pid = redis?.current()?.pid;
-    if (pid !== undefined) process.kill(pid, 'SIGCONT');
-  };
+  const stall = () => redis.stall();
+  const resume = () => redis?.resume();
 
   beforeAll(async () => {
     redis = await startPrivateRedis({ durable: false });
