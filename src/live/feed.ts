@@ -301,7 +301,8 @@ export function createFeed(deps: FeedDeps): LiveFeed {
           const tail = page.at(-1);
           if (tail) catchUp.last = cursor = tail.id;
           if (page.length < deps.replayPageSize) return;
-          page = await deps.events.readAfter(cursor, deps.replayPageSize);
+          // Each page, not only the first: a storage stall mid-replay is STORAGE_UNAVAILABLE too.
+          page = await fromStorage('The event log', () => deps.events.readAfter(cursor, deps.replayPageSize));
         }
       }
       catchUp.replay = replayFrom(after, firstPage);

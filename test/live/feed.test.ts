@@ -101,6 +101,17 @@ describe('callEvents', () => {
     await stream.return!();
   });
 
+  it('ends with STORAGE_UNAVAILABLE when storage fails between replay pages, as on the first page', async () => {
+    const { storage, feed, append } = setup({ replayPageSize: 2 });
+    const [first] = await Promise.all([append(event('CA1')), append(event('CA2')), append(event('CA3')), append(event('CA4'))]);
+    const stream = await feed.callEvents(null, first!.id);
+    expect((await take(stream, 2)).map((e) => e.event.callSid)).toEqual(['CA2', 'CA3']);
+    // Redis stalling right between two pages: a fault only a mock can place exactly there.
+    storage.events.readAfter = () => Promise.reject(new Error('Command timed out'));
+    await expect(stream.next()).rejects.toMatchObject({ extensions: { code: 'STORAGE_UNAVAILABLE', retryAfterSeconds: 5 } });
+    await stream.return!();
+  });
+
   it('ends on return(): a waiting next() resolves done and the topic channel is freed', async () => {
     const { feed, topics, append } = setup();
     const stream = await feed.callEvents();
