@@ -21,8 +21,8 @@ afterEach(async () => {
   open = [];
 });
 
-function setup(options: { queueLimit?: number; replayPageSize?: number } = {}) {
-  const storage = createMemoryStorage();
+function setup(options: { queueLimit?: number; replayPageSize?: number; eventRetentionCount?: number } = {}) {
+  const storage = createMemoryStorage(options.eventRetentionCount ? { eventRetentionCount: options.eventRetentionCount } : {});
   const topics = createTopics({ events: storage.events, accountSid: ACCOUNT, queueLimit: options.queueLimit ?? 100 });
   open.push({ storage, topics });
   // callEvents reads neither the entity cache nor Exotel.
@@ -110,6 +110,14 @@ describe('callEvents', () => {
     storage.events.readAfter = () => Promise.reject(new Error('Command timed out'));
     await expect(stream.next()).rejects.toMatchObject({ extensions: { code: 'STORAGE_UNAVAILABLE', retryAfterSeconds: 5 } });
     await stream.return!();
+  });
+
+  it('refuses an `after` the log trimmed past with EVENTS_EXPIRED, and frees the topic channel it opened', async () => {
+    const { feed, topics, append } = setup({ eventRetentionCount: 2 });
+    const first = await append(event('CA1'));
+    for (const sid of ['CA2', 'CA3', 'CA4']) await append(event(sid));
+    await expect(feed.callEvents(null, first.id)).rejects.toMatchObject({ extensions: { code: 'BAD_USER_INPUT', reason: 'EVENTS_EXPIRED' } });
+    expect(topics.subscriberCount('calls')).toBe(0);
   });
 
   it('ends on return(): a waiting next() resolves done and the topic channel is freed', async () => {
