@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSimulator, type Simulator } from '../../src/simulator/index.js';
+import { createRedisStorage } from '../../src/storage/redis.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { startPrivateRedis, type RedisProcess } from '../helpers/processes.js';
 import { redisAvailable, testPrefix } from '../helpers/redis.js';
@@ -71,6 +72,29 @@ describe.skipIf(!privateRedis)('a stalled Redis, as a GraphQL client sees it', (
     expect(again.body.errors).toBeUndefined();
     expect(again.body.data.connectCall).toEqual({ ...retried.body.data.connectCall, replayed: true });
     expect(connects()).toBe(before + 1);
+  });
+
+  it('a begin that timed out takes back only its own record: a key another request holds keeps its record', async () => {
+    const storage = await createRedisStorage({ redisUrl: redis.url, keyPrefix: testPrefix('unbegin'), commandTimeoutMs: 300 });
+    const done = { state: 'done', fingerprint: 'fp', result: { sid: 'CA-unbegin' } } as const;
+    try {
+      const idem = storage.idempotency;
+      expect(await idem.begin('held', 'fp', 60_000)).toEqual({ created: true });
+      await idem.finish('held', done, 60_000);
+      stall();
+      try {
+        await expect(idem.begin('held', 'fp', 60_000)).rejects.toThrow();
+        await expect(idem.begin('free', 'fp', 60_000)).rejects.toThrow();
+      } finally {
+        resume();
+      }
+      // Sent after them on the same connection: answered once Redis has run the begins and their take-backs.
+      for (let i = 0; i < 50 && !(await storage.ping()); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(await idem.begin('held', 'fp', 60_000)).toEqual({ created: false, record: done });
+      expect(await idem.begin('free', 'fp', 60_000)).toEqual({ created: true });
+    } finally {
+      await storage.close();
+    }
   });
 
   it('a mutation whose Exotel request is in flight when Redis stalls answers its call, and a retry replays it', async () => {
