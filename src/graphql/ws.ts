@@ -241,16 +241,20 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
     },
   });
 
-  // Before graphql-ws's own listener (useServer below): its close after this one is a no-op.
-  wss.on('connection', (socket: WebSocket) => {
-    if (socket.protocol === WS_PROTOCOL) return;
+  /**
+   * Closed before graphql-ws sees the socket: its own listener would also print a console warning per such
+   * client outside production (a reconnect loop of an old client writing at will), and ping it meanwhile.
+   */
+  const refuseOtherProtocol = (socket: WebSocket) => {
     logger.info({ protocol: socket.protocol || null }, 'graphql-ws connection refused: the client speaks another subprotocol');
     options.onClientError?.('protocol');
+    // Nothing else listens on this socket: a reset while it closes must not become an uncaught 'error'.
+    socket.on('error', () => {});
     socket.close(CloseCode.SubprotocolNotAcceptable, OTHER_PROTOCOL);
-  });
+  };
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    wss.handleUpgrade(req, socket, head, (ws) => (ws.protocol === WS_PROTOCOL ? wss.emit('connection', ws, req) : refuseOtherProtocol(ws)));
   };
   options.httpServer.on('upgrade', onUpgrade);
 

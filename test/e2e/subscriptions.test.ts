@@ -3,7 +3,7 @@
  * callbacks. Timings are shrunk through the public knobs (SIMULATOR_TIME_SCALE, LIVE_POLL_INTERVAL_MS,
  * RECONCILE_GRACE_SECONDS); assertions are about order, completeness and duplicates, never about speed.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { callStatusRank, type CallStatus } from '../../src/exotel/types.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { callbackUrlsOf, callCallback, post } from '../live/webhook-helpers.js';
@@ -252,6 +252,8 @@ describe('graphql-ws transport', () => {
   it('speaks graphql-transport-ws only, and tells a client that speaks another (or none) why it is closed', async () => {
     const gw = await startGateway({ LIVE_POLL_INTERVAL_MS: '60000' });
     const { default: WebSocket } = await import('ws');
+    // Refused clients write nothing outside the log (graphql-ws's own listener prints a warning per such client).
+    const warn = vi.spyOn(console, 'warn');
     // subscriptions-transport-ws's subprotocol, then no subprotocol at all.
     for (const protocols of [['graphql-ws'], []]) {
       const socket = new WebSocket(gw.wsUrl, protocols);
@@ -264,6 +266,8 @@ describe('graphql-ws transport', () => {
     }
     await vi_waitFor(async () => (gw.logText().match(/speaks another subprotocol/g) ?? []).length === 2);
     expect(gw.logText()).not.toMatch(/"level":(50|40).*subprotocol/);
+    expect(warn.mock.calls.filter((args) => String(args[0]).includes('subprotocol'))).toEqual([]);
+    warn.mockRestore();
     // A client offering both gets the one spoken here.
     const both = new WebSocket(gw.wsUrl, ['graphql-ws', 'graphql-transport-ws']);
     await new Promise((resolve, reject) => both.once('open', resolve).once('error', reject));
