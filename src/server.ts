@@ -108,7 +108,8 @@ export interface Gateway {
    * Graceful shutdown, in this order: readiness off; graphql-ws sockets closed with 1001 (no new ones);
    * HTTP stops accepting and drains in-flight requests — GraphQL and webhooks, each answered only after its
    * event is stored — for up to SHUTDOWN.httpDrainGraceMs; the live poller and reconciler stop and
-   * subscriptions end; storage is flushed and closed; the simulator stops. Safe to call twice.
+   * subscriptions end; storage is flushed (owed idempotency take-backs, src/storage/take-backs.ts, get a last
+   * try) and closed; the simulator stops. Safe to call twice.
    */
   stop(): Promise<void>;
 }

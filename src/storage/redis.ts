@@ -22,6 +22,7 @@ import { createKeyvCache } from './cache.js';
 import { createRedisEventLog, EVENT_LOG_DEFAULTS } from './redis-event-log.js';
 import { createFallbackRateBudget, createMemoryRateBudget, createRedisRateBudget } from './rate-budget.js';
 import { createRedisOpenItems } from './open-items.js';
+import { createTakeBacks, type TakeBacks } from './take-backs.js';
 import {
   closeIoRedis,
   closeNodeRedis,
@@ -125,12 +126,13 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
 
   const budgets = new Map<string, RateBudget>();
   let closing: Promise<void> | undefined;
+  const takeBacks = createTakeBacks(async (k, json) => (await command.eggUnbegin(k, json)) === 1, { clock, logger });
 
   return {
     kind: 'redis',
     cache: createKeyvCache(keyv, logger, { opTimeoutMs: cacheTimeoutMs }),
     events,
-    idempotency: createRedisIdempotency(command, keyPrefix, clock),
+    idempotency: createRedisIdempotency(command, keyPrefix, clock, takeBacks),
     lease: createRedisLease(command, keyPrefix),
     openItems: createRedisOpenItems(command, keyPrefix),
     rateBudget(name, limit, windowMs) {
@@ -163,8 +165,10 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
       }
     },
     close() {
-      // Fixed order: stop the reader (its blocked XREAD), then the cache client, then commands.
+      // Fixed order: the owed take-backs' last try, then stop the reader (its blocked XREAD), then the
+      // cache client, then commands.
       closing ??= (async () => {
+        await takeBacks.close();
         await events.close();
         await closeNodeRedis(cacheClient);
         await closeIoRedis(command);
@@ -181,8 +185,11 @@ function budgetSwitchLogger(logger: StorageLogger, name: string) {
   };
 }
 
-/** Records as JSON; begin is one script (create or read back) so two racing begins cannot both win. */
-export function createRedisIdempotency(redis: RedisWithScripts, keyPrefix: string, clock: () => number): IdempotencyStore {
+/**
+ * Records as JSON; begin is one script (create or read back) so two racing begins cannot both win. A begin
+ * that fails is taken back (see below); what cannot be taken back at once is owed to `takeBacks`.
+ */
+export function createRedisIdempotency(redis: RedisWithScripts, keyPrefix: string, clock: () => number, takeBacks: TakeBacks): IdempotencyStore {
   const key = (k: string) => `${keyPrefix}idem:${k}`;
   return {
     async begin(k, fingerprint, ttlMs, ref) {
@@ -194,10 +201,14 @@ export function createRedisIdempotency(redis: RedisWithScripts, keyPrefix: strin
       try {
         existing = await redis.eggBegin(key(k), json, px(ttlMs));
       } catch (err) {
-        // A begin that timed out may still be on its way to a stalled Redis and run once it resumes. The
-        // caller sends nothing and tells the client the key is free, so take the record back: sent right
-        // after on the same connection, Redis runs this after the begin, if that runs at all.
-        redis.eggUnbegin(key(k), json).catch(() => {});
+        // A begin that timed out may still be on its way to a stalled Redis and run once it resumes, or
+        // may have run with its answer lost. The caller sends nothing and tells the client the key is free,
+        // so take the record back: sent right after on the same connection, Redis runs this after the
+        // begin, if that runs at all. If it gets no answer (the connection is lost, Redis unreachable), it
+        // is owed and retried until it gets one: comparing the whole record (its random owner) means it
+        // only ever removes this attempt's own pending record, never one that moved on or another's.
+        const expiresAtMs = pending.startedAt + ttlMs;
+        redis.eggUnbegin(key(k), json).catch(() => takeBacks.owe(key(k), json, expiresAtMs));
         throw err;
       }
       return existing === null ? { created: true } : { created: false, record: JSON.parse(existing) as IdempotencyRecord };

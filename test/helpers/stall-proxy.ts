@@ -4,7 +4,9 @@
  * a Redis that stops answering right after that command. The point is chosen by what the client sends,
  * which no signal sent to redis-server from outside can hit between two commands sent back to back; and a
  * stopped redis-server resumed later would still run the commands waiting in its socket, which a dead one
- * never does. release() drops the stalled connections (the client reconnects); other connections pass.
+ * never does. stallBefore() holds back the matching bytes themselves, as with a connection lost just before
+ * that command reached Redis. release() drops the stalled connections (the client reconnects); other
+ * connections pass.
  */
 import { createServer, Socket, type AddressInfo } from 'node:net';
 
@@ -13,6 +15,8 @@ export interface StallProxy {
   url: string;
   /** Stalls the first connection whose bytes, since arming, satisfy `trigger`, right after those bytes. */
   stallAfter(trigger: (sent: string) => boolean): void;
+  /** Stalls the first connection whose bytes, since arming, satisfy `trigger`, right before those bytes: they never reach Redis. */
+  stallBefore(trigger: (sent: string) => boolean): void;
   /** True once a connection has stalled. */
   stalled(): boolean;
   /** Drops the stalled connections: what they held never reaches Redis. */
@@ -25,6 +29,7 @@ export async function startStallProxy(targetUrl: string): Promise<StallProxy> {
   const sockets = new Set<Socket>();
   const stalledPairs: Array<[Socket, Socket]> = [];
   let trigger: ((sent: string) => boolean) | undefined;
+  let holdTrigger = false;
   let everStalled = false;
   const sentSinceArmed = new Map<Socket, string>();
 
@@ -36,12 +41,16 @@ export async function startStallProxy(targetUrl: string): Promise<StallProxy> {
     upstream.on('data', (chunk) => client.write(chunk));
     client.on('data', (chunk) => {
       if (stalled) return;
-      upstream.write(chunk);
-      if (!trigger) return;
+      if (!trigger) {
+        upstream.write(chunk);
+        return;
+      }
       // Kept per connection, so a command split over two reads still matches.
       const sent = (sentSinceArmed.get(client) ?? '') + chunk.toString('latin1');
       sentSinceArmed.set(client, sent);
-      if (trigger(sent)) {
+      const matched = trigger(sent);
+      if (!(matched && holdTrigger)) upstream.write(chunk);
+      if (matched) {
         trigger = undefined;
         sentSinceArmed.clear();
         stalled = true;
@@ -67,6 +76,12 @@ export async function startStallProxy(targetUrl: string): Promise<StallProxy> {
     stallAfter(next) {
       sentSinceArmed.clear();
       trigger = next;
+      holdTrigger = false;
+    },
+    stallBefore(next) {
+      sentSinceArmed.clear();
+      trigger = next;
+      holdTrigger = true;
     },
     stalled: () => everStalled,
     release() {
