@@ -126,6 +126,35 @@ describe('production masks suggestions on both transports', () => {
     for (const m of MISTAKES) expect(JSON.stringify((await post(prod.url, m)).body)).not.toMatch(/Did you mean/);
   });
 
+  // The hint is graphql-js's, and only ever the end of a message; the same words inside the client's own
+  // text (a literal, a variable's value, an operation name) are the client's, and the message quoting
+  // them is left whole, not cut off at them.
+  it('a mistake quoting the client\'s own "Did you mean" text keeps its whole message, on both transports', async () => {
+    const said = 'ten Did you mean 10?';
+    const cases = [
+      { body: { query: `{ calls(first: "${said}") { nodes { sid } } }` }, message: `Int cannot represent non-integer value: "${said}"` },
+      {
+        body: { query: 'query($n: Int) { calls(first: $n) { nodes { sid } } }', variables: { n: said } },
+        message: `Variable "$n" got invalid value "${said}"; Int cannot represent non-integer value: "${said}"`,
+      },
+      { body: { query: 'query A { rateLimit { remaining } }', operationName: said }, message: `Unknown operation named "${said}".` },
+    ];
+    for (const { body, message } of cases) {
+      const res = await post(prod.url, body);
+      expect(res.status).toBe(400);
+      expect(res.body.errors.map((e: any) => e.message)).toEqual([message]);
+      expect(res.body.errors[0].extensions.code).toBe('BAD_USER_INPUT');
+    }
+    const s = await ackedSocket(prod.wsUrl, bearer.authorization);
+    sockets.push(s);
+    for (const [i, { body, message }] of cases.entries()) {
+      s.send({ type: 'subscribe', id: `said${i}`, payload: body });
+      const answer = await s.next((f) => f.id === `said${i}`);
+      expect(answer.type).toBe('error');
+      expect(answer.payload.map((e: any) => e.message)).toEqual([message]);
+    }
+  });
+
   // Messages quote the client's own text; masking must take time linear in it, or one request holds the
   // event loop (every other client's answers) for seconds to minutes.
   // No timing here: the texts are long enough that masking in time quadratic in their length (as the
