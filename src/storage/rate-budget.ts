@@ -246,16 +246,17 @@ return {taken, retry, count, now, first, mine, refusal}
 /*
  * Puts requests back into the log: this process's own takes (Redis restarted empty, or missed them while
  * it could not be reached). NX: a request the log still holds keeps its entry, so putting back twice, or
- * what Redis never lost, counts nothing twice. KEYS[1] = log; ARGV = windowMs, then member, age ms pairs
- * (age on the caller's clock; negative for a pending entry's expiry still ahead).
+ * what Redis never lost, counts nothing twice. The caller sends only requests still in the window
+ * (createSpentLog); one that leaves it on the way is dropped, as any old entry is, by the next take or
+ * status before it counts. KEYS[1] = log; ARGV = windowMs, then member, age ms pairs (age on the caller's
+ * clock; negative for a pending entry's expiry still ahead).
  */
 const RESTORE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
 for i = 2, #ARGV, 2 do
-  local score = now - tonumber(ARGV[i + 1])
-  if score > now - window then redis.call('ZADD', KEYS[1], 'NX', score, ARGV[i]) end
+  redis.call('ZADD', KEYS[1], 'NX', now - tonumber(ARGV[i + 1]), ARGV[i])
 end
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if last[2] then redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(last[2]) - now + window)) end
@@ -268,7 +269,11 @@ export interface SpentRequest {
   atMs: number;
 }
 
-/** The requests this process took that are still in the window, kept to be put back (RESTORE above). */
+/**
+ * The requests this process took that are still in the window, kept to be put back (RESTORE above). Pruned
+ * as it goes: a replica up for weeks holds one window's requests, not every request it ever made, and a
+ * put-back sends Redis only those.
+ */
 function createSpentLog(windowMs: number, clock: BudgetClock) {
   let entries: SpentRequest[] = [];
   const prune = () => {

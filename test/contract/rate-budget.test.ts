@@ -1,12 +1,15 @@
 /**
  * One RateBudget contract, run against the memory budget (injected clock) and the Redis budget (real Redis,
- * Redis TIME, so its "wait" really sleeps a short window).
+ * Redis TIME, so its "wait" really sleeps a short window). Then what the Redis storage's budget puts back
+ * into the shared window after an outage, on a private redis-server that is killed and restarted empty.
  */
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createFallbackRateBudget, createMemoryRateBudget, createRedisRateBudget } from '../../src/storage/rate-budget.js';
-import type { RateBudget } from '../../src/storage/types.js';
-import { redisOrSkip, testPrefix, TEST_REDIS_URL } from '../helpers/redis.js';
+import { createRedisStorage } from '../../src/storage/redis.js';
+import type { RateBudget, Storage } from '../../src/storage/types.js';
+import { startPrivateRedis, type RedisProcess } from '../helpers/processes.js';
+import { redisAvailable, redisOrSkip, testPrefix, TEST_REDIS_URL } from '../helpers/redis.js';
 
 interface Harness {
   make(limit: number): RateBudget;
@@ -250,5 +253,105 @@ describe('createFallbackRateBudget', () => {
     expect((await budget.tryTake()).ok).toBe(true);
     expect((await budget.tryTake()).ok).toBe(false);
     expect((await budget.status()).limit).toBe(1);
+  });
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+const privateRedis = (await redisAvailable()) || process.env.REQUIRE_REDIS === '1';
+
+describe.skipIf(!privateRedis)('putting back into the shared window what was spent while Redis was away', () => {
+  let redis: RedisProcess;
+  const storages: Storage[] = [];
+  beforeAll(async () => {
+    // Not durable: a restart starts empty, as a Redis without persistence does, and forgets every request.
+    redis = await startPrivateRedis({ durable: false });
+  });
+  afterEach(async () => {
+    await Promise.all(storages.splice(0).map((s) => s.close()));
+  });
+  afterAll(async () => {
+    await redis?.dispose();
+  });
+
+  /** The Redis storage's budget (Redis, with this replica's fallback of limit ÷ 2 while Redis is away). */
+  async function budgetOf(name: string, limit: number, windowMs: number): Promise<{ budget: RateBudget; key: string }> {
+    const keyPrefix = testPrefix(`budget-${name}`);
+    const storage = await createRedisStorage({ redisUrl: redis.url, keyPrefix, expectedReplicas: 2 });
+    storages.push(storage);
+    return { budget: storage.rateBudget(name, limit, windowMs), key: `${keyPrefix}budget:${name}` };
+  }
+
+  /** Until the budget answers from Redis again: its limit is the account's, not this replica's part. */
+  async function backOnRedis(budget: RateBudget, limit: number): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while ((await budget.status()).limit !== limit) {
+      if (Date.now() > deadline) throw new Error('the budget never went back to Redis');
+      await sleep(50);
+    }
+  }
+
+  // A hold is the request between its take and its answer: pending, it stays in the window however long
+  // it takes (Exotel counts it when it arrives, which only its answer proves), and a hold never settled
+  // (its process died) leaves the window maxHoldMs after the take. Settled, it counts from its answer.
+  // What this replica keeps to put back must follow the settle too, or a Redis that restarts empty is
+  // given its requests as still pending, and refuses the window to everyone until their holds would end.
+  it('puts each answered request back at its answer, not at the end of its hold', async () => {
+    const windowMs = 5_000;
+    const maxHoldMs = 60_000;
+    const { budget } = await budgetOf('holds', 4, windowMs);
+    for (let i = 0; i < 2; i++) {
+      const hold = await budget.tryHold(maxHoldMs);
+      if (!hold.ok) throw new Error('expected a hold on Redis');
+      await hold.settle();
+    }
+
+    await redis.stop('SIGKILL');
+    // On this replica's fallback (2 of the 4; the fleet had 2 left, so its part is 1): one request, answered.
+    const onFallback = await budget.tryHold(maxHoldMs);
+    if (!onFallback.ok) throw new Error('expected a hold on the fallback');
+    await onFallback.settle();
+    const lastAnsweredAt = Date.now();
+    expect(await budget.status()).toMatchObject({ limit: 2, remaining: 0 });
+
+    await redis.start();
+    await backOnRedis(budget, 4);
+    // All three are back in the emptied window (well within a window of their answers)…
+    expect(await budget.status()).toMatchObject({ limit: 4, remaining: 1 });
+    // …and leave it a window after their answers, not a window after their holds would have ended.
+    await sleep(lastAnsweredAt + windowMs + 200 - Date.now());
+    expect(await budget.status()).toMatchObject({ limit: 4, remaining: 4 });
+    for (let i = 0; i < 4; i++) expect((await budget.tryHold(maxHoldMs)).ok).toBe(true);
+  }, 20_000);
+
+  // Old requests sent along would count nothing (every take and status drops what is a window old first),
+  // but what this replica keeps to put back would grow with every request it ever made, and so would the
+  // put-back: so what is seen here is what Redis is sent.
+  it('puts back only the requests still in the window, and sends Redis no others', async () => {
+    const windowMs = 1_500;
+    const { budget, key } = await budgetOf('window', 4, windowMs);
+    for (let i = 0; i < 3; i++) expect((await budget.tryTake()).ok).toBe(true);
+    await sleep(windowMs + 200);
+    // The three have left the window; this one has not.
+    expect((await budget.tryTake()).ok).toBe(true);
+
+    await redis.stop('SIGKILL');
+    expect((await budget.status()).limit).toBe(2);
+    await redis.start();
+    // Every script call on the budget's key, as Redis receives it.
+    const monitor = await new Redis(redis.url).monitor();
+    const calls: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (/^eval(sha)?$/i.test(args[0] ?? '') && args[3] === key) calls.push(args);
+    });
+    try {
+      await backOnRedis(budget, 4);
+      expect(await budget.status()).toMatchObject({ limit: 4, remaining: 3 });
+      // The put-back (one key, then the window and member–age pairs): the one request in the window, no more.
+      const restores = calls.filter((args) => args[2] === '1');
+      expect(restores.length).toBeGreaterThan(0);
+      for (const args of restores) expect((args.length - 5) / 2).toBe(1);
+    } finally {
+      monitor.disconnect();
+    }
   });
 });
