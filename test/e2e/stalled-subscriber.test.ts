@@ -6,7 +6,8 @@
  * subscriber gets every event, in order, meanwhile; what waits in the gateway for the stalled one stays
  * bounded; and the stalled one is cut off — by the keep-alive, by its backlog (when it keeps sending), or as
  * soon as a subscription of its falls past its event queue's limit (src/live/topics.ts) — and its places are
- * given back.
+ * given back. And the other side: a client that keeps reading, whose subscription falls past its limit in
+ * one burst of events, loses that subscription alone, never its socket.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
@@ -15,6 +16,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Client } from 'graphql-ws';
 import type { GatewayDeps } from '../../src/server.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { deleteKeys, redisOrSkip, testPrefix, TEST_REDIS_URL } from '../helpers/redis.js';
+import { startStallProxy } from '../helpers/stall-proxy.js';
 import { callbackUrlsOf, callCallback, post } from '../live/webhook-helpers.js';
 import { record, wsClient, type Recorded } from '../live/ws-helpers.js';
 
@@ -243,5 +246,76 @@ describe('a subscriber that stops reading its socket', () => {
     await expectAllDelivered(gw, start, normal);
     expect(consoleErrors.mock.calls.map((args) => String(args[0]))).toEqual([]);
     consoleErrors.mockRestore();
+  }, 40_000);
+});
+
+const redisUp = await redisOrSkip();
+
+describe.skipIf(!redisUp)('a subscriber that keeps reading', () => {
+  // On Redis every replica reads the event log in batches: events appended while its reader is away (a
+  // lost connection, a slow read) arrive together and are handed to each subscription at once, before its
+  // reader can take any. A burst past the queue limit ends that subscription (RATE_LIMITED, to resume with
+  // callEvents(after:)); its client is reading (no write to it waits), so its socket and its other
+  // operations stay.
+  it('falling past its queue limit in one burst of events loses that subscription (RATE_LIMITED), not its socket', async () => {
+    const queueLimit = 5;
+    const burst = 20;
+    const prefix = testPrefix('burst');
+    const proxy = await startStallProxy(TEST_REDIS_URL);
+    const gw = await startGateway(
+      { REDIS_URL: proxy.url, REDIS_KEY_PREFIX: prefix, LIVE_POLL_INTERVAL_MS: '60000' },
+      {},
+      { wsKeepAliveMs: 120_000, liveTimings: { subscriberQueueLimit: queueLimit } },
+      { autoStop: false },
+    );
+    try {
+      const client = wsClient(gw.wsUrl);
+      clients.push(client);
+      const closes: unknown[] = [];
+      client.on('closed', (event) => closes.push(event));
+      const all = record<Ev>(client, CALL_EVENTS, {}, 'callEvents');
+      // A second operation on the same socket, offered none of the burst.
+      const calmSid = `CAcalm${process.pid}x0`;
+      const calm = record<Ev>(client, 'subscription($sids: [ID!]) { callEvents(filter: { callSids: $sids }) { id callSid status } }', { sids: [calmSid] }, 'callEvents');
+      await waitFor('both operations counted', () => wsGauges(gw), (g) => g.sockets === 1 && g.subscriptions === 2, 10_000);
+      await postEvents(gw, 1, 'warm');
+      await all.until((items) => items.length === 1);
+
+      // The event log's reader is stalled after its next read: Redis answers that read with the burst's first
+      // event; the rest of the burst is stored meanwhile and reaches the reader in one batch once let go.
+      proxy.stallAfter((sent) => /xread/i.test(sent));
+      await postEvents(gw, 1, 'warm2');
+      await all.until((items) => items.length === 2);
+      await waitFor('event log reader stalled', async () => proxy.stalled(), (stalled) => stalled, 10_000);
+      await postEvents(gw, burst, 'burst');
+      proxy.release();
+
+      await expect(all.done).rejects.toBeDefined();
+      expect(all.error).toEqual([
+        expect.objectContaining({ message: `Subscriber fell more than ${queueLimit} events behind; subscribe again (with callEvents(after:) to resume)`, extensions: expect.objectContaining({ code: 'RATE_LIMITED' }) }),
+      ]);
+      // What it had been handed before the limit was passed: the two warm-ups and the burst's first event, then
+      // of the batch the one its reader was waiting for, and a queue's worth.
+      const logged = await loggedCallEvents(gw, undefined);
+      expect(logged).toHaveLength(2 + burst);
+      expect(all.items.map((e) => e.id)).toEqual(logged.slice(0, 3 + 1 + queueLimit));
+
+      // The socket stays, with its other operation, which gets its next event.
+      expect(await wsGauges(gw)).toEqual({ sockets: 1, subscriptions: 1 });
+      await postEvents(gw, 1, 'calm');
+      await calm.until((items) => items.length === 1);
+      expect(calm.items).toEqual([expect.objectContaining({ callSid: calmSid, status: 'IN_PROGRESS' })]);
+      expect(calm.error).toBeUndefined();
+      expect(closes).toEqual([]);
+      expect(gw.logs.filter((l) => String(l.msg).startsWith('graphql-ws socket cut off'))).toEqual([]);
+      const metricsRes = await fetch(gw.metricsUrl);
+      const metricsText = await metricsRes.text();
+      expect(metricsRes.status).toBe(200);
+      expect(metricsText).not.toMatch(/^gateway_client_errors_total\{kind="limit"\}/m);
+    } finally {
+      await gw.stop();
+      await proxy.close();
+      await deleteKeys(prefix);
+    }
   }, 40_000);
 });
