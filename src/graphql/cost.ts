@@ -15,12 +15,15 @@
  * any resolver — or Exotel — sees it.
  *
  * Variables take part (a `$sids` of 1,000 counts 1,000), so the check runs where variables are known:
- * the HTTP guard (for a batch, the sum of its operations) and graphql-ws's subscribe.
+ * the HTTP guard (for a batch, the sum of its operations) and graphql-ws's subscribe. They are weighed as
+ * execution will see them, coerced with the operation's declared defaults applied (`coerceVariables`): a
+ * value written as `$first: Int = 100000` is refused like the same value sent, or written in place.
  */
 import {
   getDirectiveValues,
   getNamedType,
   getNullableType,
+  getVariableValues,
   isInputObjectType,
   isLeafType,
   isListType,
@@ -161,26 +164,33 @@ function checkInput(schema: GraphQLSchema, type: GraphQLInputType, value: unknow
   }
 }
 
-export interface OperationCost {
-  /** Values the answer would hold at most. */
-  cost: number;
+/** Variable errors reported at most per operation (graphql's own cap; one request can hold many). */
+const MAX_VARIABLE_ERRORS = 50;
+
+/**
+ * `variables` as execution will see them: coerced to the types `operation` declares, its defaults applied
+ * to the variables not sent. Errors (the client's: a wrong type, a required variable missing) stop
+ * execution before any resolver, as graphql's own coercion would.
+ */
+export function coerceVariables(
+  schema: GraphQLSchema,
+  operation: OperationDefinitionNode,
+  variables: Record<string, unknown> | null | undefined,
+): ReturnType<typeof getVariableValues> {
+  return getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {}, { maxErrors: MAX_VARIABLE_ERRORS });
 }
 
 /**
- * The cost of the operation `operationName` (or the only one) of `document` with `variables`. Throws
- * BAD_USER_INPUT (reason MAX_LIST_SIZE) when a list argument is over its cap. Fields the schema does not
- * know cost nothing: validation reports them.
+ * The cost of `operation` of `document` with its `variables` coerced (`coerceVariables`: defaults applied).
+ * Throws BAD_USER_INPUT (reason MAX_LIST_SIZE) when a list argument is over its cap. Fields the schema does
+ * not know cost nothing: validation reports them.
  */
-export function operationCost(schema: GraphQLSchema, document: DocumentNode, operationName: string | null | undefined, variables: Record<string, unknown> | null | undefined): number {
-  const operations = document.definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
-  const operation = operationName ? operations.find((o) => o.name?.value === operationName) : operations.length === 1 ? operations[0] : undefined;
-  if (!operation) return 0;
+export function operationCost(schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode, variables: Record<string, unknown>): number {
   const root = schema.getRootType(operation.operation);
   if (!root) return 0;
   const fragments = new Map<string, FragmentDefinitionNode>();
   for (const d of document.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
   const info = sizeInfo(schema);
-  const vars = variables ?? {};
   // Cost of a fragment per object it is spread on; in progress → 0 (a cycle, which validation refuses).
   const fragmentCosts = new Map<string, number>();
 
@@ -188,7 +198,7 @@ export function operationCost(schema: GraphQLSchema, document: DocumentNode, ope
     const args: Record<string, unknown> = {};
     for (const arg of node.arguments ?? []) {
       const definition = field.args.find((a) => a.name === arg.name.value);
-      const value = valueFromASTUntyped(arg.value, vars);
+      const value = valueFromASTUntyped(arg.value, variables);
       args[arg.name.value] = value;
       if (definition) checkInput(schema, definition.type, value, capOf(schema, definition), arg.name.value);
     }
@@ -258,12 +268,23 @@ export function costError(cost: number, maxCost: number, what = 'the operation')
 /** Parsed documents of the HTTP guard, by text (least recently used dropped first); longer texts are parsed each time. */
 const PARSED_CACHE = Object.freeze({ maxEntries: 500, maxTextChars: 10_000 });
 
+/** One operation the cost check weighs. */
+export interface CostedOperation {
+  query: string | DocumentNode;
+  operationName?: string | null | undefined;
+  /** Its variables as the client sent them; coerced by the check (`coerceVariables`). */
+  variables?: Record<string, unknown> | null | undefined;
+  /** Or its variables already coerced by the caller (graphql-ws, which refuses a wrong one first): used as they are. */
+  coercedVariables?: Record<string, unknown>;
+}
+
 export interface CostCheck {
   /**
    * The error refusing `operations` (one request, or every operation of a batch), or undefined when their
-   * total cost is within MAX_COST. Documents that do not parse cost nothing (the parser answers them).
+   * total cost is within MAX_COST. Operations that do not parse, or whose variables do not coerce, cost
+   * nothing: parsing or coercion answers them with the client's error before any resolver runs.
    */
-  check(operations: ReadonlyArray<{ query: string | DocumentNode; operationName?: string | null | undefined; variables?: Record<string, unknown> | null | undefined }>): GatewayError | undefined;
+  check(operations: readonly CostedOperation[]): GatewayError | undefined;
 }
 
 export function createCostCheck(schema: GraphQLSchema, maxCost: number): CostCheck {
@@ -287,8 +308,13 @@ export function createCostCheck(schema: GraphQLSchema, maxCost: number): CostChe
       for (const op of operations) {
         const document = typeof op.query === 'string' ? documentOf(op.query) : op.query;
         if (!document) continue;
+        // An unknown or ambiguous operation name is answered by execution with the client's error.
+        const operation = getOperationAST(document, op.operationName ?? undefined);
+        if (!operation) continue;
+        const variables = op.coercedVariables ?? coerceVariables(schema, operation, op.variables).coerced;
+        if (!variables) continue;
         try {
-          total += operationCost(schema, document, op.operationName, op.variables);
+          total += operationCost(schema, document, operation, variables);
         } catch (err) {
           if (err instanceof GatewayError) return err;
           throw err;

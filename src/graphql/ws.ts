@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { getOperationAST, getVariableValues, GraphQLError, Kind, OperationTypeNode, parse, specifiedRules, validate, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { getOperationAST, GraphQLError, Kind, OperationTypeNode, parse, specifiedRules, validate, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -29,7 +29,7 @@ import { traceWsOperations } from '../tracing/graphql.js';
  * of heap at worst), not only by count. A text over a tenth of the total is never kept (it still runs).
  */
 const DOCUMENT_CACHE = Object.freeze({ maxEntries: 1_000, maxTotalSize: 100_000 });
-import { exceedsBytes, isMutation, responseTooLargeError, type CostCheck } from './cost.js';
+import { coerceVariables, exceedsBytes, isMutation, responseTooLargeError, type CostCheck } from './cost.js';
 
 /**
  * The only subprotocol spoken. A client asking only for another (the legacy `graphql-ws` of
@@ -64,7 +64,7 @@ export interface GraphqlWsOptions {
   keepAliveMs?: number;
   /** Token limit, checked before parsing (src/graphql/armor.ts). */
   checkTokens?: (source: string) => GatewayError | undefined;
-  /** MAX_COST and list caps with the operation's variables (src/graphql/cost.ts), checked after validation. */
+  /** MAX_COST and list caps with the operation's coerced variables, defaults applied (src/graphql/cost.ts), checked after validation. */
   cost?: CostCheck;
   /** Rewrites client-facing messages (production strips field suggestions). */
   maskMessage?: (message: string) => string;
@@ -403,11 +403,10 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
           const message = payload.operationName ? `Unknown operation named "${payload.operationName}".` : 'Must provide operation name if query contains multiple operations.';
           return refuse([new GraphQLError(message, { extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } })]);
         }
-        if (operation.variableDefinitions?.length) {
-          const coerced = getVariableValues(options.schema, operation.variableDefinitions, payload.variables ?? {}, { maxErrors: 50 });
-          if (coerced.errors) return refuse(coerced.errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, originalError: e.originalError, extensions: { code: 'BAD_USER_INPUT' } })));
-        }
-        const tooCostly = options.cost?.check([{ query: document, operationName: payload.operationName, variables: payload.variables }]);
+        const variables = coerceVariables(options.schema, operation, payload.variables);
+        if (variables.errors) return refuse(variables.errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, originalError: e.originalError, extensions: { code: 'BAD_USER_INPUT' } })));
+        // Weighed as coerced, defaults applied: a list or size written as a default is held to the limits too.
+        const tooCostly = options.cost?.check([{ query: document, operationName: payload.operationName, coercedVariables: variables.coerced }]);
         if (tooCostly) return refuse([tooCostly.toGraphQLError()]);
         operations++;
         operationsPerKey.set(key, keyOperations + 1);

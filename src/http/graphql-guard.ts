@@ -11,7 +11,7 @@ import type { CostCheck } from '../graphql/cost.js';
 export interface GraphqlGuardOptions {
   maxBatchSize: number;
   checkTokens(source: string): GatewayError | undefined;
-  /** MAX_COST and list caps over every operation of the request. */
+  /** MAX_COST and list caps over every operation of the request (which coerces the variables, defaults applied). */
   cost?: CostCheck;
   /** Counts a refusal (a client mistake of kind "limit" or "input"). */
   onClientError?: (kind: string) => void;

@@ -4,8 +4,8 @@
  * Real gateway, real HTTP and graphql-ws, the simulator counting upstream requests.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { getNamedType, getNullableType, isInputObjectType, isListType, isObjectType, parse } from 'graphql';
-import { capOf, listSizeOfField, operationCost } from '../../src/graphql/cost.js';
+import { getNamedType, getNullableType, getOperationAST, isInputObjectType, isListType, isObjectType, parse } from 'graphql';
+import { capOf, coerceVariables, listSizeOfField, operationCost } from '../../src/graphql/cost.js';
 import { createSchema } from '../../src/graphql/schema.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { ackedSocket } from './ws-raw.js';
@@ -19,11 +19,21 @@ const amplification = (aliases: number) =>
 
 describe('operationCost', () => {
   const schema = createSchema();
-  const cost = (query: string, variables?: Record<string, unknown>) => operationCost(schema, parse(query), undefined, variables);
+  const cost = (query: string, variables?: Record<string, unknown>) => {
+    const document = parse(query);
+    const operation = getOperationAST(document)!;
+    return operationCost(schema, document, operation, coerceVariables(schema, operation, variables).coerced!);
+  };
 
   it('multiplies a list selection by the length of its slicing argument, literal or variable', () => {
     expect(cost('{ callsBySid(sids: ["a", "b", "c"]) { sid status } }')).toBe(1 + 3 * 2);
     expect(cost('query($s: [ID!]!) { callsBySid(sids: $s) { sid status } }', { s: ['a', 'b', 'c', 'd'] })).toBe(1 + 4 * 2);
+  });
+
+  it('counts a variable’s declared default like the value sent', () => {
+    expect(cost('query($s: [ID!]! = ["a", "b", "c", "d"]) { callsBySid(sids: $s) { sid status } }')).toBe(1 + 4 * 2);
+    expect(cost('query($s: [ID!]! = ["a", "b", "c", "d"]) { callsBySid(sids: $s) { sid status } }', { s: ['a'] })).toBe(1 + 1 * 2);
+    expect(cost('query($f: CallFilter = { from: ["1"] }, $n: Int = 10) { calls(first: $n, filter: $f) { nodes { sid } } }')).toBe(1 + 1 + 10);
   });
 
   it('sizes a connection’s edges and nodes by `first`, else the assumed page of 50', () => {
