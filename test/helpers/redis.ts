@@ -51,3 +51,42 @@ export async function deleteKeys(prefix: string, url = TEST_REDIS_URL): Promise<
     redis.disconnect();
   }
 }
+
+/** One command as MONITOR saw it: its arguments (the name lower-cased) and whether a Lua script ran it. */
+export interface MonitoredCommand {
+  command: string;
+  args: string[];
+  fromScript: boolean;
+}
+
+/**
+ * Starts MONITOR on a connection of its own to `url` (a private redis-server: MONITOR slows a shared one
+ * down for everyone). stop() answers every command seen since, its own marker excluded.
+ */
+export async function monitorCommands(url: string): Promise<{ stop(): Promise<MonitoredCommand[]> }> {
+  const conn = new Redis(url);
+  const seen: MonitoredCommand[] = [];
+  const monitor = await conn.monitor();
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    seen.push({ command: String(args[0]).toLowerCase(), args: args.slice(1).map(String), fromScript: source === 'lua' });
+  });
+  return {
+    async stop() {
+      // A marker command: once it shows up, everything before it has been seen.
+      const marker = `monitor-marker-${Date.now()}`;
+      const probe = new Redis(url);
+      try {
+        await probe.echo(marker);
+      } finally {
+        probe.disconnect();
+      }
+      const isMarker = (c: MonitoredCommand) => c.command === 'echo' && c.args[0] === marker;
+      const deadline = Date.now() + 5_000;
+      while (!seen.some(isMarker) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      monitor.disconnect();
+      conn.disconnect();
+      if (!seen.some(isMarker)) throw new Error('MONITOR did not see its marker within 5 s');
+      return seen.slice(0, seen.findIndex(isMarker));
+    },
+  };
+}

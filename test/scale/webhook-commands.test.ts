@@ -9,7 +9,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { redisAvailable, testPrefix } from '../helpers/redis.js';
+import { monitorCommands, redisAvailable, testPrefix } from '../helpers/redis.js';
 import { startPrivateRedis, type RedisProcess } from '../helpers/processes.js';
 import { createEntityCache } from '../../src/cache/entities.js';
 import type { Call } from '../../src/exotel/types.js';
@@ -73,25 +73,11 @@ describe.skipIf(!haveRedisServer)('Redis commands per stored callback', () => {
     expect({ status: res.status, body: await res.text() }).toEqual({ status: 200, body: 'OK' });
   };
 
-  /** Starts MONITOR on its own connection; stop() answers each command seen with its source (a client or "lua"). */
+  /** Starts MONITOR; stop() answers each command seen, but this test's own, with its source (a client or "lua"). */
   const monitor = async () => {
-    const conn = new Redis(redis.url);
-    const seen: Array<{ command: string; fromScript: boolean }> = [];
-    const m = await conn.monitor();
-    m.on('monitor', (_time: string, args: string[], source: string) => {
-      seen.push({ command: String(args[0]).toLowerCase(), fromScript: source === 'lua' });
-    });
+    const watch = await monitorCommands(redis.url);
     return {
-      async stop() {
-        // A marker command: once it shows up, everything before it has been seen.
-        const marker = `monitor-marker-${Date.now()}`;
-        await probe.echo(marker);
-        const deadline = Date.now() + 5_000;
-        while (!seen.some((s) => s.command === 'echo') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-        m.disconnect();
-        conn.disconnect();
-        return seen.filter((s) => s.command !== 'echo' && !NOT_PER_CALLBACK.has(s.command));
-      },
+      stop: async () => (await watch.stop()).filter((c) => !NOT_PER_CALLBACK.has(c.command)).map(({ command, fromScript }) => ({ command, fromScript })),
     };
   };
 
