@@ -162,6 +162,7 @@ export function createContextFactory(deps: ContextDeps): ContextFactory {
           return (lazy.logger ??= makers.logger(context));
         },
         lookups: lookups.forClient(context.client),
+        events: deps.storage.events,
       }),
   };
   const shared = Object.assign(Object.create(LAZY_CONTEXT) as object, {

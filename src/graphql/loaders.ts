@@ -5,11 +5,15 @@
  * Sids, and single lookups, with the key's other requests in flight. Results are per key: an
  * unknown Sid is null, a failed lookup is an Error in its own slot, and neither fails its neighbours.
  * Failed loads are never cached.
+ *
+ * A call's status history is memoised the same way: `Call.events` and `Call.flow` of one call, or the same
+ * call asked for twice, read the event log once per request.
  */
 import DataLoader from 'dataloader';
 import type { EntityCache } from '../cache/entities.js';
 import type { Call, NumberMetadata, SmsMessage } from '../exotel/types.js';
 import type { Logger } from '../logger.js';
+import type { CallEventRecord, EventLog } from '../storage/types.js';
 import type { ClientLookups } from './lookups.js';
 
 export interface Loaders {
@@ -19,6 +23,16 @@ export interface Loaders {
   sms: DataLoader<string, SmsMessage | null>;
   /** Number metadata by E.164 number; null when Exotel does not know the number. */
   number: DataLoader<string, NumberMetadata | null>;
+  /**
+   * A call's status history from the event log, by account and call Sid. A failed read rejects with the
+   * storage's own error (the resolvers say what could not be read) and is not kept.
+   */
+  callHistory: DataLoader<CallHistoryKey, CallEventRecord[], string>;
+}
+
+export interface CallHistoryKey {
+  accountSid: string;
+  sid: string;
 }
 
 export interface LoaderDeps {
@@ -26,6 +40,8 @@ export interface LoaderDeps {
   logger: Logger;
   /** The asking client key's shared lookups (the context factory's): where cache misses go. */
   lookups: ClientLookups;
+  /** Where call histories are read. */
+  events: Pick<EventLog, 'callHistory'>;
 }
 
 /**
@@ -45,7 +61,7 @@ function uncachedErrors<K, V>(batch: (keys: readonly K[]) => Promise<Array<V | E
 /** Builds a fresh set of loaders; one per HTTP request or graphql-ws operation, never shared. */
 export function createLoaders(deps: LoaderDeps): Loaders {
   // deps.logger is read only when something is logged: the request's child logger is made lazily (context.ts).
-  const { cache, lookups } = deps;
+  const { cache, lookups, events } = deps;
   // A cache that fails (Redis down) must not fail lookups: treat it as all misses and say so once per batch.
   const cacheRead = async <T>(read: () => Promise<Array<T | undefined>>, size: number): Promise<Array<T | undefined>> => {
     try {
@@ -86,6 +102,16 @@ export function createLoaders(deps: LoaderDeps): Loaders {
     call: new DataLoader(uncachedErrors(batchCalls, () => loaders.call)),
     sms: new DataLoader(uncachedErrors(batchSms, () => loaders.sms)),
     number: new DataLoader(uncachedErrors(batchNumbers, () => loaders.number)),
+    callHistory: createCallHistoryLoader(events),
   };
   return loaders;
+}
+
+/** The call-history loader of {@link Loaders}, over `events`. */
+export function createCallHistoryLoader(events: Pick<EventLog, 'callHistory'>): Loaders['callHistory'] {
+  // The event log reads one history at a time: the loader is here for its memo, so it does not batch.
+  const read = (keys: readonly CallHistoryKey[]) =>
+    Promise.all(keys.map(({ accountSid, sid }) => events.callHistory(accountSid, sid).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))))));
+  const loader: Loaders['callHistory'] = new DataLoader(uncachedErrors(read, () => loader), { batch: false, cacheKeyFn: ({ accountSid, sid }) => `${accountSid}/${sid}` });
+  return loader;
 }

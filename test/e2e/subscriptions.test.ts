@@ -86,6 +86,25 @@ describe('callStatusChanged', () => {
     expect(events[0]).toMatchObject({ source: 'SNAPSHOT', status: 'COMPLETED', callSid: sid });
   });
 
+  it("gives each event its call's history as it is then, not as the first event of the subscription read it", async () => {
+    // Real-time simulator and no polling: the events after the snapshot are the callbacks this test posts.
+    const gw = await startGateway({ SIMULATOR_TIME_SCALE: '1', LIVE_POLL_INTERVAL_MS: '60000' });
+    const sid = await connectCall(gw);
+    const urls = callbackUrlsOf(gw);
+    type WithHistory = { status: CallStatus; call: { events: Array<{ status: CallStatus }> } };
+    const sub = record<WithHistory>(client(gw), 'subscription($sid: ID!) { callStatusChanged(sid: $sid) { status call { events { status } } } }', { sid }, 'callStatusChanged');
+    await sub.until((items) => items.length === 1);
+    // One callback at a time, each after the previous event was resolved.
+    expect((await post(urls.callStatus, callCallback(sid, 'in-progress'))).status).toBe(200);
+    await sub.until((items) => items.length === 2);
+    expect((await post(urls.callStatus, callCallback(sid, 'completed'))).status).toBe(200);
+    const events = await sub.done;
+    expect(sub.error).toBeUndefined();
+    expect(events.map((e) => e.status)).toEqual([events[0]!.status, 'IN_PROGRESS', 'COMPLETED']);
+    // Each event's call carries the history up to that event.
+    for (const e of events.slice(1)) expect(e.call.events.at(-1)!.status).toBe(e.status);
+  });
+
   it('answers NOT_FOUND for a call Exotel does not know, and BAD_USER_INPUT for a malformed Sid', async () => {
     const gw = await startGateway({ LIVE_POLL_INTERVAL_MS: '50' });
     const unknown = record<Ev>(client(gw), STATUS_CHANGED, { sid: 'ffffffffffffffffffffffffffffffff' }, 'callStatusChanged');

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { EntityCache } from '../../src/cache/entities.js';
 import type { Call, ExotelApi } from '../../src/exotel/types.js';
 import type { GraphQLContext } from '../../src/graphql/context.js';
+import { createCallHistoryLoader } from '../../src/graphql/loaders.js';
 import { Call as CallResolvers, CallEvent } from '../../src/graphql/resolvers/call.js';
 import { createSubscriptionResolvers } from '../../src/graphql/resolvers/subscription.js';
 import { createSchema } from '../../src/graphql/schema.js';
@@ -83,6 +84,7 @@ async function startRig(): Promise<Rig> {
             // Exotel does not know this one: CallEvent.call then fails with NOT_FOUND.
             return sids.map((sid) => (sid === 'CA-GONE' ? null : callOf(sid)));
           }),
+          callHistory: createCallHistoryLoader(storage.events),
         },
       }) as unknown as GraphQLContext,
     limits: { wsMaxPayloadBytes: 65_536, wsConnectionInitTimeoutMs: 3_000, wsMaxSubscriptionsPerSocket: 200, wsMaxSocketsPerKey: 1_000, wsAllowedOrigins: [] },

@@ -18,9 +18,13 @@ function checkSid(sid: string, field: string): string {
   return sid;
 }
 
-/** Each event of a stream is resolved with fresh call data: the per-operation loader would keep the first. */
+/**
+ * Each event of a stream is resolved with fresh call data and histories: the per-operation loaders would
+ * keep the first.
+ */
 function resolveCallEvent(payload: FeedCallEvent, ctx: GraphQLContext) {
   const sid = payload.event.callSid;
+  ctx.loaders.callHistory.clearAll();
   ctx.loaders.call.clear(sid);
   if (payload.call) ctx.loaders.call.prime(sid, payload.call);
   return payload.event;
@@ -48,6 +52,7 @@ export function createSubscriptionResolvers(feed: LiveFeed): SubscriptionResolve
       resolve: (sms: SmsMessage) => sms,
     },
     incomingCalls: {
+      // No loader to refresh: each call is announced once, so no event finds its history already read.
       subscribe: (_root, _args, ctx: GraphQLContext) => feed.incomingCalls(ctx.subscriber),
       resolve: (call: Call) => call,
     },
