@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EMPTY_FLOW } from '../../src/live/incoming.js';
 import { createSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createRedisStorage } from '../../src/storage/redis.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
@@ -144,6 +145,44 @@ describe.skipIf(!privateRedis)('a stalled Redis, as a GraphQL client sees it', (
     const after = await gw.gql('query($sid: ID!) { call(sid: $sid) { sid events { id status } } }', { sid });
     expect(after.body.errors).toBeUndefined();
     expect(after.body.data.call.sid).toBe(sid);
+  });
+
+  it("a call's flow while Redis stalls: STORAGE_UNAVAILABLE saying what could not be read, also when its events share the read", async () => {
+    // A call a flow could have had requests of: its flow is read from the history.
+    const sid = sim.calls.list().find((c) => c.Direction !== 'outbound-dial')!.Sid;
+    await gw.storage.events.append({
+      kind: 'call', accountSid: sim.accountSid, callSid: sid, status: 'COMPLETED', at: '2026-01-15T10:00:00+05:30', source: 'WEBHOOK', forward: true,
+      data: { call: { sid, flow: { ...EMPTY_FLOW, flowId: '228866' } } },
+    });
+    // The same call twice in one request: one history read, failing both fields; each says what it could not read.
+    const query = 'query($sid: ID!) { a: call(sid: $sid) { sid flow { flowId } } b: call(sid: $sid) { sid events { status } } }';
+    stall();
+    let answer;
+    try {
+      answer = await gw.gql(query, { sid });
+    } finally {
+      resume();
+    }
+    expect(answer.body.data).toEqual({ a: { sid, flow: null }, b: null });
+    expect(answer.body.errors).toHaveLength(2);
+    expect(answer.body.errors).toEqual(expect.arrayContaining([
+      expect.objectContaining({
+        path: ['a', 'flow'],
+        message: expect.stringMatching(/^The call's flow could not be read because the gateway's shared storage is unavailable/),
+        extensions: { code: 'STORAGE_UNAVAILABLE', retryAfterSeconds: 5 },
+      }),
+      expect.objectContaining({
+        path: ['b', 'events'],
+        message: expect.stringMatching(/^The call's status history could not be read because the gateway's shared storage is unavailable/),
+        extensions: { code: 'STORAGE_UNAVAILABLE', retryAfterSeconds: 5 },
+      }),
+    ]));
+    expect(gw.logs.filter((l) => l.msg === 'internal error in a GraphQL operation')).toEqual([]);
+    // Once Redis answers again, so does the flow.
+    const after = await gw.gql(query, { sid });
+    expect(after.body.errors).toBeUndefined();
+    expect(after.body.data.a).toEqual({ sid, flow: { flowId: '228866' } });
+    expect(after.body.data.b.events.at(-1)).toEqual({ status: 'COMPLETED' });
   });
 
   it('callStatusChanged started while Redis stalls ends with STORAGE_UNAVAILABLE; a callEvents subscriber gets what was stored after', async () => {
