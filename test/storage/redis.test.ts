@@ -201,6 +201,49 @@ describe.skipIf(!runOutage)('redis storage across a Redis outage', () => {
     expect(unhandled).toEqual([]);
   });
 
+  it('warns of a cache outage once, and of the next outage again once the cache has answered in between', async () => {
+    const logger = recordingLogger();
+    const storage = await createRedisStorage({ redisUrl: url(), keyPrefix: 'outage-warning:', logger });
+    open.push(storage);
+    const cacheWarnings = () =>
+      logger.lines.map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => l.level === 'warn' && l.msg.startsWith('cache backend error')).length;
+    // A busy replica's cache traffic: every kind of operation, many times.
+    const traffic = async () => {
+      for (let i = 0; i < 50; i++) {
+        await storage.cache.get(`k${i}`);
+        await storage.cache.getMany([`k${i}`, `j${i}`]);
+        await storage.cache.set(`k${i}`, i, 60_000);
+        await storage.cache.delete(`j${i}`);
+      }
+    };
+    const answersAgain = () =>
+      untilTrue(async () => {
+        await storage.cache.set('probe', 'back', 60_000);
+        return (await storage.cache.get('probe')) === 'back';
+      });
+    await answersAgain();
+    await traffic();
+    expect(cacheWarnings()).toBe(0);
+    try {
+      await stopServer();
+      await traffic();
+      expect(cacheWarnings()).toBe(1);
+
+      await startServer();
+      await answersAgain();
+      await traffic();
+      expect(cacheWarnings()).toBe(1);
+
+      // A second outage, after the cache answered: warned about again, once.
+      await stopServer();
+      await traffic();
+      expect(cacheWarnings()).toBe(2);
+    } finally {
+      if (!server) await startServer();
+    }
+    expect(unhandled).toEqual([]);
+  });
+
   it('fails fast while Redis is down and recovers by itself when it is back', async () => {
     const storage = await createRedisStorage({ redisUrl: url(), keyPrefix: 'outage:' });
     open.push(storage);
