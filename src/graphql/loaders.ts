@@ -107,6 +107,14 @@ export function createLoaders(deps: LoaderDeps): Loaders {
   return loaders;
 }
 
+/**
+ * Forgets everything the loaders hold. A subscription keeps one set of loaders for its whole life: each
+ * event is resolved with fresh data, and a subscription open for days keeps nothing of its earlier events.
+ */
+export function clearLoaders(loaders: Partial<Loaders>): void {
+  for (const loader of Object.values(loaders)) loader.clearAll();
+}
+
 /** The call-history loader of {@link Loaders}, over `events`. */
 export function createCallHistoryLoader(events: Pick<EventLog, 'callHistory'>): Loaders['callHistory'] {
   // The event log reads one history at a time: the loader is here for its memo, so it does not batch.

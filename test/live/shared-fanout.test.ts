@@ -44,8 +44,10 @@ interface Rig {
   ws: GraphqlWs;
   topics: ReturnType<typeof createTopics>;
   append(e: NewEvent): Promise<void>;
-  /** `CallEvent.call` resolver runs and `call` loader batch loads, over every subscriber. */
-  counts: { callResolver: number; callLoads: number };
+  /** `CallEvent.call` resolver runs, `call` loader batch loads and history reads, over every subscriber. */
+  counts: { callResolver: number; callLoads: number; historyReads: number };
+  /** The loaders of every operation, in the order the operations came. */
+  loaders: Array<Pick<GraphQLContext['loaders'], 'call' | 'callHistory'>>;
   close(): Promise<void>;
 }
 
@@ -57,7 +59,9 @@ async function startRig(): Promise<Rig> {
   const feed = createFeed({
     accountSid: ACCOUNT, events: storage.events, topics, entities: unused as EntityCache, exotel: unused as ExotelApi, onWatch: () => undefined, replayPageSize: 50,
   });
-  const counts = { callResolver: 0, callLoads: 0 };
+  const counts = { callResolver: 0, callLoads: 0, historyReads: 0 };
+  const loaders: Rig['loaders'] = [];
+  const history = { callHistory: (account: string, sid: string) => (counts.historyReads++, storage.events.callHistory(account, sid)) };
   const schema = createSchema({
     Subscription: createSubscriptionResolvers(feed),
     Call: CallResolvers,
@@ -75,18 +79,18 @@ async function startRig(): Promise<Rig> {
     httpServer,
     path: '/graphql',
     schema,
-    contextFactory: () =>
-      ({
-        logger,
-        loaders: {
-          call: new DataLoader<string, Call | null>(async (sids) => {
-            counts.callLoads++;
-            // Exotel does not know this one: CallEvent.call then fails with NOT_FOUND.
-            return sids.map((sid) => (sid === 'CA-GONE' ? null : callOf(sid)));
-          }),
-          callHistory: createCallHistoryLoader(storage.events),
-        },
-      }) as unknown as GraphQLContext,
+    contextFactory: () => {
+      const own = {
+        call: new DataLoader<string, Call | null>(async (sids) => {
+          counts.callLoads++;
+          // Exotel does not know this one: CallEvent.call then fails with NOT_FOUND.
+          return sids.map((sid) => (sid === 'CA-GONE' ? null : callOf(sid)));
+        }),
+        callHistory: createCallHistoryLoader(history),
+      };
+      loaders.push(own);
+      return { logger, loaders: own } as unknown as GraphQLContext;
+    },
     limits: { wsMaxPayloadBytes: 65_536, wsConnectionInitTimeoutMs: 3_000, wsMaxSubscriptionsPerSocket: 200, wsMaxSocketsPerKey: 1_000, wsAllowedOrigins: [] },
     production: false,
     logger,
@@ -99,6 +103,7 @@ async function startRig(): Promise<Rig> {
     topics,
     append: async (e) => void (await storage.events.append(e)),
     counts,
+    loaders,
     close: async () => {
       await ws.close();
       topics.close();
@@ -271,5 +276,47 @@ describe('shared subscription execution', () => {
       for (const s of subs) await s.until((got) => got.length >= 1 + 50 * (round + 1));
     }
     expect(rig.ws.sharedStats().retainedEvents).toBe(RECENT_EVENTS);
+  });
+  it('keeps nothing an event loaded once the next event comes: a subscription open for days does not pile up calls and histories', async () => {
+    rig = await startRig();
+    const [sub] = subscribeMany<{ callSid: string }>(rig, 1, `subscription { callEvents { callSid call { sid events { status } } } }`);
+    await primed(rig, [sub!]);
+    await rig.append(event('CA-OLD', 'RINGING'));
+    await rig.append(event('CA-NEW', 'RINGING'));
+    await sub!.until((items) => items.length >= 3);
+    expect(sub!.items.slice(1)).toEqual([
+      { callSid: 'CA-OLD', call: { sid: 'CA-OLD', events: [{ status: 'RINGING' }] } },
+      { callSid: 'CA-NEW', call: { sid: 'CA-NEW', events: [{ status: 'RINGING' }] } },
+    ]);
+    // What the operation's loaders still hold of the earlier event: nothing, so asking again reads again.
+    const [loaders] = rig.loaders;
+    const before = { ...rig.counts };
+    await loaders!.call.load('CA-OLD');
+    await loaders!.callHistory.load({ accountSid: ACCOUNT, sid: 'CA-OLD' });
+    expect(rig.counts.callLoads - before.callLoads).toBe(1);
+    expect(rig.counts.historyReads - before.historyReads).toBe(1);
+  });
+
+  it('keeps nothing an announced incoming call loaded once the next one is announced', async () => {
+    rig = await startRig();
+    const client = wsClient(rig.wsUrl);
+    clients.push(client);
+    const sub = record<{ sid: string }>(client, `subscription { incomingCalls { sid events { status } } }`, {}, 'incomingCalls');
+    const t0 = Date.now();
+    while (rig.ws.operationCount() < 1 && Date.now() - t0 < 5000) await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    for (const sid of ['CA-IN-1', 'CA-IN-2']) {
+      await rig.append(event(sid, 'RINGING'));
+      await rig.append({ kind: 'incoming', accountSid: ACCOUNT, callSid: sid, at: '2026-11-20T10:00:00+05:30', source: 'WEBHOOK', forward: true, data: { call: callOf(sid) } });
+    }
+    await sub.until((items) => items.length >= 2);
+    expect(sub.items).toEqual([
+      { sid: 'CA-IN-1', events: [{ status: 'RINGING' }] },
+      { sid: 'CA-IN-2', events: [{ status: 'RINGING' }] },
+    ]);
+    const [loaders] = rig.loaders;
+    const before = rig.counts.historyReads;
+    await loaders!.callHistory.load({ accountSid: ACCOUNT, sid: 'CA-IN-1' });
+    expect(rig.counts.historyReads - before).toBe(1);
   });
 });

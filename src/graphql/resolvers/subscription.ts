@@ -8,6 +8,7 @@ import type { SubscriptionResolvers } from '../../generated/graphql.js';
 import type { FeedCallEvent, LiveFeed } from '../../live/feed.js';
 import { SID_PATTERN, type Call, type SmsMessage } from '../../exotel/types.js';
 import type { GraphQLContext } from '../context.js';
+import { clearLoaders } from '../loaders.js';
 
 // Event ids are Redis stream ids ("ms-seq"), also in memory.
 const EVENT_ID = /^\d{1,20}-\d{1,20}$/;
@@ -18,15 +19,10 @@ function checkSid(sid: string, field: string): string {
   return sid;
 }
 
-/**
- * Each event of a stream is resolved with fresh call data and histories: the per-operation loaders would
- * keep the first.
- */
+/** Each event of a stream is resolved with fresh call data and histories (see clearLoaders). */
 function resolveCallEvent(payload: FeedCallEvent, ctx: GraphQLContext) {
-  const sid = payload.event.callSid;
-  ctx.loaders.callHistory.clearAll();
-  ctx.loaders.call.clear(sid);
-  if (payload.call) ctx.loaders.call.prime(sid, payload.call);
+  clearLoaders(ctx.loaders);
+  if (payload.call) ctx.loaders.call.prime(payload.event.callSid, payload.call);
   return payload.event;
 }
 
@@ -52,9 +48,12 @@ export function createSubscriptionResolvers(feed: LiveFeed): SubscriptionResolve
       resolve: (sms: SmsMessage) => sms,
     },
     incomingCalls: {
-      // No loader to refresh: each call is announced once, so no event finds its history already read.
       subscribe: (_root, _args, ctx: GraphQLContext) => feed.incomingCalls(ctx.subscriber),
-      resolve: (call: Call) => call,
+      // Each call is announced once, but what its fields loaded must not pile up over the subscription's life.
+      resolve: (call: Call, _args: unknown, ctx: GraphQLContext) => {
+        clearLoaders(ctx.loaders);
+        return call;
+      },
     },
   };
 }
