@@ -19,6 +19,8 @@ export interface Metrics {
   eventsPublished: Counter<'kind' | 'source'>;
   activeSockets: Gauge;
   activeSubscriptions: Gauge;
+  /** 1 while a shared dependency (storage, Exotel) answers, else 0: what /readyz reports without failing on it. */
+  dependencyUp: Gauge<'dependency'>;
   reconcilerRecoveries: Counter<'kind'>;
   /** Client mistakes by kind (errors.ts clientErrorKind): logged at info or below, counted here. */
   clientErrors: Counter<'kind'>;
@@ -105,6 +107,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     eventsPublished: new Counter({ name: 'gateway_events_published_total', help: 'Status events published to subscribers', labelNames: ['kind', 'source'] as const, registers }),
     activeSockets: new Gauge({ name: 'gateway_ws_sockets', help: 'Open graphql-ws sockets', registers }),
     activeSubscriptions: new Gauge({ name: 'gateway_ws_subscriptions', help: 'Active GraphQL subscriptions', registers }),
+    dependencyUp: new Gauge({ name: 'gateway_dependency_up', help: 'Whether a shared dependency answers (storage, exotel): 1 up, 0 down', labelNames: ['dependency'] as const, registers }),
     clientErrors: new Counter({
       name: 'gateway_client_errors_total',
       help: 'Client mistakes (syntax, validation, variables, limit, auth, input, path, protocol) on HTTP and graphql-ws; logged at info or below, never as errors',
