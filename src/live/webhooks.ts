@@ -5,6 +5,10 @@
  * could not be (so Exotel retries), 400 for what cannot be understood, 413 for an oversized body, and
  * 404 — the same as for any unknown path — for a missing or wrong token.
  *
+ * A storage outage fails every callback until it ends, Exotel's retries included: it is logged once, at
+ * error, then each failure at debug (all of them counted in gateway_webhooks_total) until a webhook is
+ * stored again, which is logged at info with the outage's count; the next outage is logged again.
+ *
  * Answered on node:http in front of the express app (server.ts), as GraphQL is: express gives every request
  * it handles new prototypes (req and res), which makes a share of each request's objects outlive the
  * young generation, and at hundreds of callbacks a second that is what sets the pace of full garbage
@@ -25,6 +29,7 @@ import { ingest, IngestStorageError, type IngestDeps } from './ingest.js';
 import { multipartBoundary, parseMultipartFields } from './multipart.js';
 import type { LiveUpdate } from './updates.js';
 import { traceIngest } from '../tracing/spans.js';
+import { createOutageLog } from '../outage-log.js';
 
 export interface WebhookRouteOptions {
   /** The path the routes live under (WEBHOOK_BASE_PATH). */
@@ -108,6 +113,7 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
     res.end(body);
   };
   const notFound = (res: ServerResponse) => send(res, 404, 'Not Found');
+  const unstored = createOutageLog(options.logger, { level: 'error', until: 'a webhook is stored again', recoveredMessage: 'webhooks are stored again' });
 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const url = req.url ?? '';
@@ -190,15 +196,20 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
         if ('event' in ingested) span.setAttribute('gateway.event.id', ingested.event.id);
         return ingested;
       });
+      unstored.recovered();
       if (options.logger.isLevelEnabled('debug')) logger().debug({ kind, outcome: result.outcome, eventId: 'event' in result ? result.event.id : undefined }, 'webhook ingested');
       const outcome: WebhookOutcome = result.outcome === 'published' ? 'accepted' : result.reason === 'backwards' ? 'backward' : 'duplicate';
       answer(200, outcome, kind === 'incoming-call' ? '' : 'OK');
     } catch (err) {
       if (!(err instanceof IngestStorageError)) throw err;
-      logger().error({ err, kind }, 'webhook could not be stored; answering 503 so Exotel retries');
       // A Passthru is not retried and a non-200 would send the caller down the flow's error branch.
-      if (kind === 'incoming-call') answer(200, 'unavailable', '');
-      else answer(503, 'unavailable', 'Service Unavailable: try again');
+      if (kind === 'incoming-call') {
+        unstored.failed({ err, kind, requestId }, 'webhook could not be stored; answered 200 (Exotel never retries a Passthru)');
+        answer(200, 'unavailable', '');
+      } else {
+        unstored.failed({ err, kind, requestId }, 'webhook could not be stored; answering 503 so Exotel retries');
+        answer(503, 'unavailable', 'Service Unavailable: try again');
+      }
     }
   }
 

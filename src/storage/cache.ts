@@ -9,6 +9,7 @@ import { LRUCache } from 'lru-cache';
 import type { Cache } from './types.js';
 import { checkTtl, type StorageLogger } from './options.js';
 import { withTimeout } from './with-timeout.js';
+import { createOutageLog } from '../outage-log.js';
 
 /**
  * Wraps a keyv instance (created with throwOnErrors so failures reach us) as a Cache with per-key counters.
@@ -20,15 +21,9 @@ export function createKeyvCache(keyv: Keyv, logger: StorageLogger, options: { op
   const bounded = <T>(op: Promise<T>): Promise<T> => (opTimeoutMs === undefined ? op : withTimeout(op, opTimeoutMs, 'cache'));
   // keyv reports every failed operation: during an outage that is every cache read and write. Warn once,
   // then debug until the cache answers again (the connection logs the outage and the recovery itself).
-  let failing = false;
-  keyv.on('error', (err: unknown) => {
-    if (failing) return logger.debug({ err }, 'cache backend error');
-    failing = true;
-    logger.warn({ err }, 'cache backend error; more are logged at debug until the cache answers again');
-  });
-  const answered = () => {
-    failing = false;
-  };
+  const outage = createOutageLog(logger, { level: 'warn', until: 'the cache answers again' });
+  keyv.on('error', (err: unknown) => outage.failed({ err }, 'cache backend error'));
+  const answered = outage.recovered;
   const stats = { hits: 0, misses: 0 };
   const count = (value: unknown) => {
     if (value === undefined) stats.misses += 1;
