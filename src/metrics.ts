@@ -16,6 +16,14 @@ export interface Metrics {
   rateBudgetQueued: Gauge;
   cacheRequests: Counter<'result'>;
   webhooks: Counter<'kind' | 'outcome'>;
+  /** Background attempts to store a webhook answered 200 before it was stored (a Passthru; src/live/incoming-retries.ts). */
+  webhookRetries: Counter<'kind'>;
+  /** Webhooks answered 200 before they were stored that a background retry stored. */
+  webhooksStoredLate: Counter<'kind'>;
+  /** Webhooks answered 200 before they were stored that were given up: `reason` attempts, overflow or shutdown. */
+  webhooksDropped: Counter<'kind' | 'reason'>;
+  /** Webhooks waiting for a background retry, read at scrape. */
+  webhookRetriesPending: Gauge;
   eventsPublished: Counter<'kind' | 'source'>;
   activeSockets: Gauge;
   activeSubscriptions: Gauge;
@@ -104,6 +112,25 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       labelNames: ['kind', 'outcome'] as const,
       registers,
     }),
+    webhookRetries: new Counter({
+      name: 'gateway_webhook_retries_total',
+      help: 'Background attempts to store a webhook answered 200 before it could be stored (incoming-call: Exotel never retries a Passthru)',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
+    webhooksStoredLate: new Counter({
+      name: 'gateway_webhooks_stored_late_total',
+      help: 'Webhooks answered 200 before they could be stored that a background retry stored',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
+    webhooksDropped: new Counter({
+      name: 'gateway_webhooks_dropped_total',
+      help: 'Webhooks answered 200 before they could be stored that were given up and are lost (reason: attempts, overflow, shutdown)',
+      labelNames: ['kind', 'reason'] as const,
+      registers,
+    }),
+    webhookRetriesPending: new Gauge({ name: 'gateway_webhook_retries_pending', help: 'Webhooks answered 200 but not yet stored, waiting for a background retry', registers }),
     eventsPublished: new Counter({ name: 'gateway_events_published_total', help: 'Status events published to subscribers', labelNames: ['kind', 'source'] as const, registers }),
     activeSockets: new Gauge({ name: 'gateway_ws_sockets', help: 'Open graphql-ws sockets', registers }),
     activeSubscriptions: new Gauge({ name: 'gateway_ws_subscriptions', help: 'Active GraphQL subscriptions', registers }),

@@ -107,9 +107,10 @@ export interface Gateway {
   /**
    * Graceful shutdown, in this order: readiness off; graphql-ws sockets closed with 1001 (no new ones);
    * HTTP stops accepting and drains in-flight requests — GraphQL and webhooks, each answered only after its
-   * event is stored — for up to SHUTDOWN.httpDrainGraceMs; the live poller and reconciler stop and
-   * subscriptions end; storage is flushed (owed idempotency take-backs, src/storage/take-backs.ts, get a last
-   * try) and closed; the simulator stops. Safe to call twice.
+   * event is stored — for up to SHUTDOWN.httpDrainGraceMs; Passthru requests answered 200 but still waiting
+   * for storage get one last attempt (LIVE_DEFAULTS.incomingRetryStopMs), the rest are logged and dropped; the
+   * live poller and reconciler stop and subscriptions end; storage is flushed (owed idempotency take-backs,
+   * src/storage/take-backs.ts, get a last try) and closed; the simulator stops. Safe to call twice.
    */
   stop(): Promise<void>;
 }
@@ -126,6 +127,7 @@ const TEARDOWN_ORDER = [
   'http drained: no new connections, in-flight GraphQL and webhooks finished',
   'http server closed',
   'metrics listener closed',
+  'incoming calls waiting for storage tried once more, the rest dropped',
   'live poller and reconciler stopped, subscriptions ended',
   'event metrics unsubscribed',
   'near-cache unsubscribed',
@@ -319,9 +321,18 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       publicUrl: () => (boundUrl && /:0$/.test(config.publicUrl) ? boundUrl : config.publicUrl),
       onWebhook: (kind, outcome) => metrics.webhooks.inc({ kind, outcome }),
       onReconciled: (kind) => metrics.reconcilerRecoveries.inc({ kind }),
+      onIncomingRetry: (event) => {
+        const kind = 'incoming-call';
+        if (event.outcome === 'retried') metrics.webhookRetries.inc({ kind });
+        else if (event.outcome === 'stored') metrics.webhooksStoredLate.inc({ kind });
+        else metrics.webhooksDropped.inc({ kind, reason: event.reason });
+      },
       ...(deps.liveTimings ? { timings: deps.liveTimings } : {}),
     });
     onStop('live poller and reconciler stopped, subscriptions ended', () => live.stop());
+    // After the HTTP drain, so no webhook adds one; before storage closes, so the last attempts can still store.
+    onStop('incoming calls waiting for storage tried once more, the rest dropped', () => live.incomingRetries.stop());
+    scrapeSources.push(() => metrics.webhookRetriesPending.set(live.incomingRetries.pending));
     incomingCallUrl = () => live.callbackUrls.incomingCall;
     webhookRoute = live.webhookRoute;
 

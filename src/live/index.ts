@@ -13,6 +13,8 @@ import type { Storage } from '../storage/types.js';
 import { createCallbackUrls, createTokenCheck, type CallbackUrls } from './callback-urls.js';
 import { createFeed, type LiveFeed } from './feed.js';
 import { ingest, type IngestDeps } from './ingest.js';
+import { ingestIncomingCall } from './incoming.js';
+import { createIncomingRetries, type IncomingRetries, type IncomingRetryObserver } from './incoming-retries.js';
 import type { Loop } from './loop.js';
 import { createPoller, type Poller } from './poller.js';
 import { createReconciler, unknownCallItem } from './reconciler.js';
@@ -49,6 +51,22 @@ export const LIVE_DEFAULTS = Object.freeze({
   replayPageSize: 500,
   maxPollsPerTick: 100,
   maxReconcilesPerTick: 100,
+  /**
+   * A Passthru answered 200 but not stored (incoming-retries.ts) is retried after this, then after twice as
+   * long each time, ms: with the cap and count below, over about a minute (1+2+4+8+16+30 s) after its 200.
+   */
+  incomingRetryBaseMs: 1_000,
+  /** Longest wait between two of those retries, ms. */
+  incomingRetryMaxDelayMs: 30_000,
+  /** Retries of one such request before it is dropped. */
+  incomingRetryAttempts: 6,
+  /**
+   * Such requests waiting at most; over it the oldest is dropped. A parsed request is a few KB (at most
+   * MAX_LEGS legs), so a long outage holds a few MB at most.
+   */
+  incomingRetryMaxPending: 1_000,
+  /** How long shutdown waits for their last attempt, ms: above REDIS_COMMAND_TIMEOUT_MS's default, within main.ts's 15 s. */
+  incomingRetryStopMs: 3_000,
 });
 
 export type LiveTimings = { -readonly [K in keyof typeof LIVE_DEFAULTS]: number };
@@ -82,9 +100,13 @@ export interface LiveOptions {
   /** Where callback URLs point, read when a URL is minted (server.ts knows the bound port only later). */
   publicUrl?: () => string;
   now?: () => number;
-  /** Metrics hooks: every answered webhook; every final status the reconciler had to fetch. */
+  /**
+   * Metrics hooks: every answered webhook; every final status the reconciler had to fetch; every background
+   * retry of a Passthru answered 200 but not stored, and what became of it.
+   */
   onWebhook?: WebhookObserver;
   onReconciled?: (kind: 'call' | 'sms') => void;
+  onIncomingRetry?: IncomingRetryObserver;
 }
 
 export interface Live {
@@ -96,9 +118,11 @@ export interface Live {
   topics: Topics;
   poller: Poller;
   reconciler: Loop;
+  /** Passthru requests answered 200 but not stored, retried in the background. */
+  incomingRetries: IncomingRetries;
   /** The ingest dependencies (tests feed updates straight in). */
   ingestDeps: IngestDeps;
-  /** Stops the background loops and ends every subscription. */
+  /** Stops the background loops and the incoming-call retries (incomingRetries.stop()) and ends every subscription. */
   stop(): Promise<void>;
 }
 
@@ -187,6 +211,17 @@ export function createLive(options: LiveOptions): Live {
     },
   };
 
+  const incomingRetries = createIncomingRetries({
+    store: (request) => ingestIncomingCall(request, ingestDeps),
+    logger,
+    baseDelayMs: t.incomingRetryBaseMs,
+    maxDelayMs: t.incomingRetryMaxDelayMs,
+    attempts: t.incomingRetryAttempts,
+    maxPending: t.incomingRetryMaxPending,
+    stopTimeoutMs: t.incomingRetryStopMs,
+    ...(options.onIncomingRetry ? { onRetry: options.onIncomingRetry } : {}),
+  });
+
   const webhookRoute = createWebhookRoute({
     basePath: WEBHOOK_BASE_PATH,
     accessLogger: options.accessLogger ?? logger,
@@ -197,6 +232,7 @@ export function createLive(options: LiveOptions): Live {
     maxBodyBytes: t.webhookMaxBodyBytes,
     nowIso: () => epochMsToIso(now()),
     ...(options.onWebhook ? { onWebhook: options.onWebhook } : {}),
+    onUnstoredIncoming: (request) => incomingRetries.add(request),
   });
 
   const publicUrl = options.publicUrl ?? (() => config.publicUrl);
@@ -227,10 +263,11 @@ export function createLive(options: LiveOptions): Live {
     topics,
     poller,
     reconciler,
+    incomingRetries,
     ingestDeps,
     stop: () =>
       (stopping ??= (async () => {
-        await Promise.all([poller.stop(), reconciler.stop()]);
+        await Promise.all([poller.stop(), reconciler.stop(), incomingRetries.stop()]);
         topics.close();
       })()),
   };

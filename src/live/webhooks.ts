@@ -3,7 +3,8 @@
  * token, parse the body (form-urlencoded, multipart or JSON; Passthru query strings), validate it into a
  * typed update and hand it to ingest(). The answer is 200 only once the event is stored, 503 when it
  * could not be (so Exotel retries), 400 for what cannot be understood, 413 for an oversized body, and
- * 404 — the same as for any unknown path — for a missing or wrong token.
+ * 404 — the same as for any unknown path — for a missing or wrong token. A Passthru is the exception: it
+ * is answered 200 even when it could not be stored, and handed to `onUnstoredIncoming` to be stored later.
  *
  * A storage outage fails every callback until it ends, Exotel's retries included: it is logged once, at
  * error, then each failure at debug (all of them counted in gateway_webhooks_total) until a webhook is
@@ -46,6 +47,11 @@ export interface WebhookRouteOptions {
   nowIso: () => IsoDateTime;
   /** Observes every answered webhook (metrics: gateway_webhooks_total). */
   onWebhook?: WebhookObserver;
+  /**
+   * Takes a Passthru or Connect-applet request answered 200 although it could not be stored (incoming-retries.ts).
+   * Without it such a request is only logged.
+   */
+  onUnstoredIncoming?: (request: IncomingCallRequest) => void;
 }
 
 /** What became of one webhook, in the words of the gateway_webhooks_total metric. */
@@ -202,9 +208,12 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
       answer(200, outcome, kind === 'incoming-call' ? '' : 'OK');
     } catch (err) {
       if (!(err instanceof IngestStorageError)) throw err;
-      // A Passthru is not retried and a non-200 would send the caller down the flow's error branch.
-      if (kind === 'incoming-call') {
-        unstored.failed({ err, kind, requestId }, 'webhook could not be stored; answered 200 (Exotel never retries a Passthru)');
+      const update = parsed.update;
+      if (update.kind === 'incoming-request') {
+        // Exotel never retries a Passthru, and a non-200 would send the caller down the flow's error branch:
+        // answered 200 now, stored later.
+        unstored.failed({ err, kind, requestId, callSid: update.callSid }, `webhook could not be stored; answered 200 (Exotel never retries a Passthru)${options.onUnstoredIncoming ? ' and retried in the background' : ''}`);
+        options.onUnstoredIncoming?.(update);
         answer(200, 'unavailable', '');
       } else {
         unstored.failed({ err, kind, requestId }, 'webhook could not be stored; answering 503 so Exotel retries');
