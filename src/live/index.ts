@@ -43,6 +43,12 @@ export const LIVE_DEFAULTS = Object.freeze({
   maxRingSeconds: 60,
   /** An SMS is expected to be final (or `sent`) within this, seconds. */
   smsFinalSeconds: 15 * 60,
+  /**
+   * A call or SMS Exotel still reports unfinished this long after it was created is no longer reconciled: a
+   * call lasts at most 2 × 60 s of ringing and a 4 h TimeLimit (Exotel Calls/connect), an SMS far less.
+   * Not scaled in simulator mode: it is about Exotel's objects that never end, not their timeline.
+   */
+  reconcileGiveUpMs: 24 * 60 * 60_000,
   /** The reconciler looks at least this often, however long the grace. */
   maxReconcileIntervalMs: 30_000,
   /** Events a subscriber may have waiting before it is cut off as too slow. */
@@ -175,6 +181,7 @@ export function createLive(options: LiveOptions): Live {
     intervalMs: reconcileIntervalMs,
     recheckMs: Math.max(graceMs, reconcileIntervalMs),
     maxItemsPerTick: t.maxReconcilesPerTick,
+    giveUpAfterMs: t.reconcileGiveUpMs,
     ...(options.onReconciled ? { onReconciled: options.onReconciled } : {}),
   });
   const feed = createFeed({

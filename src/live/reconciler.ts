@@ -8,7 +8,7 @@
  * CustomField carries (never by From/To: another call between the same numbers is not this one). Once
  * found, the call is ingested with that reference, so a retry of the idempotency key replays it.
  */
-import { epochMsToIso } from '../exotel/dates.js';
+import { epochMsToIso, isoToEpochMs } from '../exotel/dates.js';
 import type { Call, ExotelApi } from '../exotel/types.js';
 import type { Logger } from '../logger.js';
 import type { Lease, OpenItems } from '../storage/types.js';
@@ -51,6 +51,11 @@ export interface ReconcilerOptions {
   recheckMs: number;
   /** Most items looked at per run. */
   maxItemsPerTick: number;
+  /**
+   * A call or SMS Exotel still reports unfinished this long after it was created is let go, ms: looked at
+   * again every `recheckMs`, it would stay in the open list, and cost a request each time, for ever.
+   */
+  giveUpAfterMs: number;
   /** Told when a final status came from the reconciler rather than a callback (metrics). */
   onReconciled?: (kind: 'call' | 'sms') => void;
 }
@@ -59,6 +64,14 @@ export interface ReconcilerOptions {
 export function createReconciler(options: ReconcilerOptions): Loop {
   const sets = openSets(options.accountSid);
   const leaseName = `live-reconciler:${options.accountSid}`;
+  /** True once something Exotel created at `dateCreated` is past giving up on (an unreadable date never is). */
+  const outlived = (dateCreated: string): boolean => {
+    try {
+      return options.now() - isoToEpochMs(dateCreated) > options.giveUpAfterMs;
+    } catch {
+      return false;
+    }
+  };
 
   async function reconcileCall(callSid: string): Promise<void> {
     const call = await options.exotel.getCall(callSid, { priority: 'background' });
@@ -71,7 +84,10 @@ export function createReconciler(options: ReconcilerOptions): Loop {
     const result = await ingest({ kind: 'call', callSid, status: call.status, at: call.dateUpdated, source: 'POLL', fields: call }, options.ingestDeps);
     if (result.outcome === 'published' && isTerminalCall(call.status)) options.onReconciled?.('call');
     if (isTerminalCall(call.status)) await options.openItems.remove(sets.calls, callSid);
-    else await options.openItems.put(sets.calls, callSid, options.now() + options.recheckMs);
+    else if (outlived(call.dateCreated)) {
+      options.logger.warn({ callSid, status: call.status, dateCreated: call.dateCreated }, 'reconciler: Exotel still reports a call unfinished long after it was created; no longer looking at it');
+      await options.openItems.remove(sets.calls, callSid);
+    } else await options.openItems.put(sets.calls, callSid, options.now() + options.recheckMs);
   }
 
   async function reconcileSms(smsSid: string): Promise<void> {
@@ -85,7 +101,10 @@ export function createReconciler(options: ReconcilerOptions): Loop {
     if (result.outcome === 'published') options.onReconciled?.('sms');
     // Delivery often shows only as `sent` (docs/exotel-fidelity.md): once due, `sent` is as final as it gets.
     if (isTerminalSms(sms.status) || sms.status === 'SENT') await options.openItems.remove(sets.sms, smsSid);
-    else await options.openItems.put(sets.sms, smsSid, options.now() + options.recheckMs);
+    else if (outlived(sms.dateCreated)) {
+      options.logger.warn({ smsSid, status: sms.status, dateCreated: sms.dateCreated }, 'reconciler: Exotel still reports an SMS unfinished long after it was created; no longer looking at it');
+      await options.openItems.remove(sets.sms, smsSid);
+    } else await options.openItems.put(sets.sms, smsSid, options.now() + options.recheckMs);
   }
 
   /** The call Exotel placed for request `ref`, from its bulk call details (finished calls only). */
