@@ -8,6 +8,7 @@
  * CustomField carries (never by From/To: another call between the same numbers is not this one). Once
  * found, the call is ingested with that reference, so a retry of the idempotency key replays it.
  */
+import { ErrorCode, GatewayError } from '../errors.js';
 import { epochMsToIso, isoToEpochMs } from '../exotel/dates.js';
 import type { Call, ExotelApi } from '../exotel/types.js';
 import type { Logger } from '../logger.js';
@@ -154,16 +155,19 @@ export function createReconciler(options: ReconcilerOptions): Loop {
   async function tick(): Promise<void> {
     if (!(await options.lease.acquire(leaseName, options.intervalMs * 3))) return;
     const now = options.now();
-    const work: Array<[string, () => Promise<void>]> = [
-      ...(await options.openItems.dueBy(sets.calls, now, options.maxItemsPerTick)).map((sid): [string, () => Promise<void>] => [sid, () => reconcileCall(sid)]),
-      ...(await options.openItems.dueBy(sets.sms, now, options.maxItemsPerTick)).map((sid): [string, () => Promise<void>] => [sid, () => reconcileSms(sid)]),
-      ...(await options.openItems.dueBy(sets.unknownCalls, now, options.maxItemsPerTick)).map((item): [string, () => Promise<void>] => [item, () => reconcileUnknownCall(item)]),
-    ];
-    for (const [sid, run] of work) {
+    const due = async (set: string, look: (item: string) => Promise<void>) =>
+      (await options.openItems.dueBy(set, now, options.maxItemsPerTick)).map((item) => ({ set, item, look }));
+    const work = [...(await due(sets.calls, reconcileCall)), ...(await due(sets.sms, reconcileSms)), ...(await due(sets.unknownCalls, reconcileUnknownCall))];
+    for (const { set, item, look } of work) {
       try {
-        await run();
+        await look(item);
       } catch (err) {
-        options.logger.info({ err, sid }, 'reconciler: stopping this round early');
+        options.logger.info({ err, sid: item }, 'reconciler: stopping this round early');
+        // A look that failed goes to the back, so that one call Exotel keeps failing on cannot hold up every
+        // other due item for ever; one refused for budget was not looked at and keeps its place.
+        if (!(err instanceof GatewayError && err.code === ErrorCode.RATE_LIMITED)) {
+          await options.openItems.put(set, item, now + options.recheckMs).catch(() => undefined);
+        }
         return;
       }
     }

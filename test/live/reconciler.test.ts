@@ -36,6 +36,8 @@ interface Harness {
   open(set: string): Promise<string[]>;
   /** Sids of the detail requests the simulator answered since the last call. */
   takeFetched(): string[];
+  /** Sids of every detail request since the last call, answered or failed. */
+  takeAsked(): string[];
   logs: Array<Record<string, unknown>>;
 }
 
@@ -91,6 +93,13 @@ async function setup(): Promise<Harness> {
     giveUpAfterMs: LIVE_DEFAULTS.reconcileGiveUpMs,
   });
   running.push(reconciler);
+  const taken = (answeredOnly: boolean) => {
+    const sids = sim.requests
+      .filter((r) => (r.endpoint === 'calls.get' || r.endpoint === 'sms.get') && (!answeredOnly || r.status === 200))
+      .map((r) => /\/([^/]+)\.json$/.exec(r.path)![1]!);
+    sim.resetRequests();
+    return sids;
+  };
   return {
     sim,
     exotel,
@@ -99,11 +108,8 @@ async function setup(): Promise<Harness> {
     sets: openSets(sim.accountSid),
     advance: (ms) => void (nowMs += ms),
     open: (set) => storage.openItems.dueBy(set, Number.MAX_SAFE_INTEGER, 10_000),
-    takeFetched: () => {
-      const sids = sim.requests.filter((r) => (r.endpoint === 'calls.get' || r.endpoint === 'sms.get') && r.status === 200).map((r) => /\/([^/]+)\.json$/.exec(r.path)![1]!);
-      sim.resetRequests();
-      return sids;
-    },
+    takeFetched: () => taken(true),
+    takeAsked: () => taken(false),
     get logs() {
       return lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
     },
@@ -161,5 +167,45 @@ describe('reconciler: calls and SMS Exotel never finishes', () => {
     h.advance(HOUR_MS);
     await h.reconciler.runNow();
     expect(h.takeFetched()).toEqual([]);
+  });
+});
+
+describe('reconciler: a call Exotel keeps failing on', () => {
+  it('goes to the back after a failed look, so the calls due after it are still looked at', async () => {
+    const h = await setup();
+    const sids = Array.from({ length: 3 }, (_, i) => h.sim.calls.create({ from: '09876543210', to: `098123456${70 + i}` }).Sid);
+    for (const [i, sid] of sids.entries()) await h.storage.openItems.put(h.sets.calls, sid, i);
+    // Exotel refuses every call-details request (a 4xx: the client does not retry it).
+    h.sim.faults.inject({ kind: 'exotel-error', status: 400, message: 'Invalid call', count: 'all', endpoint: 'calls.get' });
+
+    // Each round stops at its first failure, but never at the same call twice while others are due.
+    const rounds: string[][] = [];
+    for (let round = 0; round < 3; round++) {
+      await h.reconciler.runNow();
+      rounds.push(h.takeAsked());
+    }
+    expect(rounds).toEqual([[sids[0]], [sids[1]], [sids[2]]]);
+    expect((await h.open(h.sets.calls)).sort()).toEqual([...sids].sort());
+
+    // Once Exotel answers again, each is looked at a recheck later.
+    h.sim.faults.clear();
+    h.advance(RECHECK_MS);
+    await h.reconciler.runNow();
+    expect(h.takeFetched().sort()).toEqual([...sids].sort());
+  });
+
+  it('keeps its place when the budget refused the look: it was not looked at', async () => {
+    const h = await setup();
+    const sids = Array.from({ length: 2 }, (_, i) => h.sim.calls.create({ from: '09876543210', to: `098123456${80 + i}` }).Sid);
+    for (const [i, sid] of sids.entries()) await h.storage.openItems.put(h.sets.calls, sid, i);
+    // Exotel says the account is out of requests: the client holds off, and background looks are refused.
+    h.sim.faults.rateLimitNext(1, 30, 'calls.get');
+    await h.reconciler.runNow();
+    expect(h.takeAsked()).toEqual([sids[0]]);
+    await h.reconciler.runNow();
+    expect(h.takeAsked()).toEqual([]);
+    h.advance(60_000);
+    await h.reconciler.runNow();
+    expect(h.takeFetched()).toEqual(sids);
   });
 });
