@@ -224,11 +224,12 @@ describe.skipIf(!haveChromium)('GraphiQL in chromium', () => {
 
   it('loads everything from the gateway itself, Monaco workers included, with no failed request', async () => {
     // The GraphQL worker starts once the schema is in; wait for it before judging the request log.
-    await expect.poll(() => requests.some((u) => /graphql\.worker-[^/]+\.js$/.test(u))).toBe(true);
+    // Both workers start on their own time after the page is up: waited for, not expected at once.
+    await expect.poll(() => requests.some((u) => /graphql\.worker-[^/]+\.js$/.test(u)), { timeout: 15_000 }).toBe(true);
+    await expect.poll(() => requests.some((u) => /editor\.worker-[^/]+\.js$/.test(u)), { timeout: 15_000 }).toBe(true);
     const origin = new URL(server.url).origin;
     const offOrigin = requests.filter((u) => !u.startsWith('data:') && !u.startsWith('blob:') && new URL(u).origin !== origin);
     expect(offOrigin).toEqual([]);
-    expect(requests.some((u) => /editor\.worker-[^/]+\.js$/.test(u))).toBe(true);
     expect(failures).toEqual([]);
     expect(problems).toEqual([]);
   });
