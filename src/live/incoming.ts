@@ -254,17 +254,42 @@ function mergeLegs(base: CallLeg[] | null | undefined, patch: CallLeg[] | null |
   return merged.sort((a, b) => a.id - b.id).slice(0, MAX_LEGS);
 }
 
+/** The values of `told` for the fields `call` knows no value of. */
+function unknownIn(call: Call, told: Partial<Call>): Partial<Call> {
+  const knows = known(call);
+  return Object.fromEntries(Object.entries(told).filter(([field]) => !(field in knows))) as Partial<Call>;
+}
+
+/**
+ * True when `patch` is from a flow request made before the last one `call` has heard of (its CurrentTime is
+ * earlier): a request stored late, by the gateway's own retry after a storage outage (incoming-retries.ts).
+ */
+function isEarlierRequest(call: Call, patch: Partial<Call>): boolean {
+  const last = call.flow?.lastRequestAt;
+  const made = patch.flow?.lastRequestAt;
+  if (!last || !made) return false;
+  try {
+    return isoToEpochMs(made) < isoToEpochMs(last);
+  } catch {
+    // Not a time this gateway wrote: it decides nothing, and the request merges as usual.
+    return false;
+  }
+}
+
 /**
  * `patch` over `call`: known values replace, unknown ones never erase; the flow (and its legs) is merged
  * field by field; the status only moves forward; the creation time never changes once known; a flow's
- * `outbound-dial` never replaces the API's `outbound-api`.
+ * `outbound-dial` never replaces the API's `outbound-api`. A request made before the last one the call
+ * has heard of (stored late) only fills in what is not known yet: it never undoes what a later one said.
  */
 export function mergeCall(call: Call, patch: Partial<Call>): Call {
   const { flow, status, dateCreated, ...rest } = patch;
-  const next: Call = { ...call, ...(known(rest) as Partial<Call>) };
+  const earlier = isEarlierRequest(call, patch);
+  const told = known(rest) as Partial<Call>;
+  const next: Call = { ...call, ...(earlier ? unknownIn(call, told) : told) };
   // Passthru names every outgoing call `outbound-dial`; a call the API placed stays the API's.
   if (call.direction === 'OUTBOUND_API' && patch.direction === 'OUTBOUND_DIAL') next.direction = 'OUTBOUND_API';
-  const mergedFlow = mergeFlow(call.flow, flow);
+  const mergedFlow = earlier ? mergeFlow(flow, call.flow) : mergeFlow(call.flow, flow);
   if (mergedFlow) next.flow = mergedFlow;
   if (status && callStatusRank(status) > callStatusRank(call.status)) next.status = status;
   if (!call.dateCreated && dateCreated) next.dateCreated = dateCreated;

@@ -16,6 +16,7 @@ import { redisAvailable, testPrefix } from '../helpers/redis.js';
 import { callbackUrlsOf, callCallback, post } from '../live/webhook-helpers.js';
 import { record, wsClient, type Recorded } from '../live/ws-helpers.js';
 import { newCallSid } from './harness.js';
+import { callFromHistory } from '../../src/live/incoming.js';
 
 const haveRedisServer = (await redisAvailable()) || process.env.REQUIRE_REDIS === '1';
 
@@ -216,6 +217,46 @@ describe.skipIf(!haveRedisServer)('webhooks while Redis is down or stalled', () 
       await redis.start();
     }
     expect(logsOf(gw, 'incoming calls dropped at shutdown').map((l) => [l.level, l.callSids])).toEqual([['error', [lost]]]);
+  });
+
+  it('a Passthru stored late by its retry does not undo what a later request of the same call said', async () => {
+    // Retries that would not come for a minute: the first request is stored by the shutdown's attempt,
+    // after the second, made once Redis was back, was stored as it came.
+    const timings = { incomingRetryBaseMs: 60_000, incomingRetryMaxDelayMs: 60_000 };
+    const prefix = testPrefix('outage-webhooks-late');
+    const sid = newCallSid();
+    const request = async (gw: TestGateway, params: Record<string, string>) => {
+      const query = new URLSearchParams({ CallSid: sid, CallFrom: '09876543210', CallTo: '08039591111', Direction: 'incoming', flow_id: '228866', ...params });
+      const res = await fetch(`${callbackUrlsOf(gw).incomingCall}?${query}`);
+      return { status: res.status, text: await res.text() };
+    };
+    let gw = await start(timings, { REDIS_KEY_PREFIX: prefix });
+    await redis.stop('SIGKILL');
+    try {
+      // The flow's first request, as the caller is put through to an agent.
+      const first = { CallType: 'call-attempt', StartTime: '2025-01-10 10:00:00', CurrentTime: '2025-01-10 10:00:00', DialWhomNumber: '09800000011' };
+      expect(await request(gw, first)).toEqual({ status: 200, text: '' });
+    } finally {
+      await redisBack(gw);
+    }
+    // Its last request: the agent answered, the call is over.
+    const last = { CallType: 'completed', DialCallStatus: 'completed', StartTime: '2025-01-10 10:00:00', CurrentTime: '2025-01-10 10:01:30', DialWhomNumber: '09800000022' };
+    expect(await request(gw, last)).toEqual({ status: 200, text: '' });
+    await stop(gw);
+    expect(logsOf(gw, 'incoming calls waiting for storage were stored at shutdown').map((l) => l.count)).toEqual([1]);
+
+    gw = await start({}, { REDIS_KEY_PREFIX: prefix });
+    const expected = { status: 'COMPLETED', dateUpdated: '2025-01-10T10:01:30+05:30', flow: { callType: 'completed', dialCallStatus: 'COMPLETED', dialWhomNumber: '09800000022', lastRequestAt: '2025-01-10T10:01:30+05:30' } };
+    const query = 'query($sid: ID!) { call(sid: $sid) { status dateUpdated flow { callType dialCallStatus dialWhomNumber lastRequestAt } } }';
+    // The call as cached after the late request, and as the event log tells it (the cache forgotten).
+    const cached = await gw.gql(query, { sid });
+    expect(cached.body.errors).toBeUndefined();
+    expect(cached.body.data.call).toEqual(expected);
+    const history = await gw.storage.events.callHistory(gw.exotel.accountSid, sid);
+    expect(history.map((e) => [e.status, e.forward])).toEqual([['COMPLETED', true], ['IN_PROGRESS', false]]);
+    const told = callFromHistory(history);
+    expect({ status: told?.status, dateUpdated: told?.dateUpdated, flow: { callType: told?.flow?.callType, dialCallStatus: told?.flow?.dialCallStatus, dialWhomNumber: told?.flow?.dialWhomNumber, lastRequestAt: told?.flow?.lastRequestAt } }).toEqual(expected);
+    await stop(gw);
   });
 
   it('logs a status callback answered 503 once per outage, each further one at debug, and again for the next outage', async () => {
