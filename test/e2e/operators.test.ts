@@ -1,6 +1,6 @@
 /**
  * What operators see: Exotel refusing the gateway's own credentials (one error line, /readyz 503 with
- * the reason, ready again once a request succeeds), the Exotel host in the start log, a warning when Exotel
+ * the reason and gateway_dependency_up 0, ready again once a request succeeds), the Exotel host in the start log, a warning when Exotel
  * cannot reach PUBLIC_URL, and a port in use reported in one line with exit code 1.
  */
 import { spawn } from 'node:child_process';
@@ -50,6 +50,8 @@ describe('Exotel refusing the gateway\'s credentials', () => {
     const down = await readyz(gw.url);
     expect(down.status).toBe(503);
     expect(down.body.reason).toMatch(/credentials \(HTTP 401\)/);
+    // The alerting gauge says so too: Exotel does not accept the gateway (docs/operations.md, metrics).
+    expect(await (await fetch(`${gw.url}/metrics`)).text()).toContain('gateway_dependency_up{dependency="exotel"} 0');
 
     // Exotel now accepts the token (here: the same host, restarted with it); the next request succeeds.
     await first.stop();
@@ -59,6 +61,7 @@ describe('Exotel refusing the gateway\'s credentials', () => {
     const { body } = await gw.gql('{ exophones { sid } }');
     expect(body.errors).toBeUndefined();
     expect((await readyz(gw.url)).status).toBe(200);
+    expect(await (await fetch(`${gw.url}/metrics`)).text()).toContain('gateway_dependency_up{dependency="exotel"} 1');
     expect(gw.logs.some((l) => l.msg === 'Exotel accepts the gateway\'s credentials again')).toBe(true);
   });
 
