@@ -22,7 +22,7 @@ import { createKeyvCache } from './cache.js';
 import { createRedisEventLog, EVENT_LOG_DEFAULTS } from './redis-event-log.js';
 import { createFallbackRateBudget, createMemoryRateBudget, createRedisRateBudget } from './rate-budget.js';
 import { createRedisOpenItems } from './open-items.js';
-import { createTakeBacks, type TakeBacks } from './take-backs.js';
+import { createTakeBacks, type TakeBacks, type TakeBackTimings } from './take-backs.js';
 import {
   closeIoRedis,
   closeNodeRedis,
@@ -48,6 +48,8 @@ export interface RedisStorageOptions extends StorageOptions {
    * memory budget of limit / expectedReplicas, so the fleet stays under the account limit.
    */
   expectedReplicas?: number;
+  /** How owed idempotency take-backs are retried and how many are kept (take-backs.ts); TAKE_BACK_DEFAULTS otherwise. */
+  takeBackTimings?: Partial<TakeBackTimings>;
 }
 
 /* Creates the record or returns the existing one, atomically. KEYS[1]; ARGV = json, ttl ms. nil = created. */
@@ -127,7 +129,11 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
 
   const budgets = new Map<string, RateBudget>();
   let closing: Promise<void> | undefined;
-  const takeBacks = createTakeBacks(async (k, json) => (await command.eggUnbegin(k, json)) === 1, { clock, logger });
+  const takeBacks = createTakeBacks(async (k, json) => (await command.eggUnbegin(k, json)) === 1, {
+    clock,
+    logger,
+    ...(options.takeBackTimings ? { timings: options.takeBackTimings } : {}),
+  });
 
   return {
     kind: 'redis',

@@ -3,11 +3,15 @@
  * right after it) could not reach Redis either: the replica keeps owing the take-back and delivers it once
  * Redis answers again, so the key is free, as the STORAGE_UNAVAILABLE answer told the client; and a
  * take-back that arrives after another request took the key and called Exotel leaves that record alone.
- * Two replicas on a private redis-server: A through a proxy that cuts its connection at the begin, B direct.
+ * Two replicas on a private redis-server: A through a proxy that cuts its connection at the begin, B direct;
+ * and a take-back still owed when storage closes, delivered by close() itself.
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { createSimulator, type Simulator } from '../../src/simulator/index.js';
+import type { StorageLogger } from '../../src/storage/options.js';
+import { createRedisStorage } from '../../src/storage/redis.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { startPrivateRedis, waitUntil, type RedisProcess } from '../helpers/processes.js';
 import { redisAvailable, testPrefix } from '../helpers/redis.js';
@@ -127,5 +131,44 @@ describe.skipIf(!privateRedis)('an idempotency take-back that could not reach Re
     }
     expect(connects()).toBe(before + 1);
     expect(takeBacks().slice(settledBefore)).toEqual([expect.objectContaining({ removed: false })]);
+  });
+  it('a take-back still owed when storage closes is tried once more then, and removes the record', async () => {
+    const logged: Array<{ msg: string; fields: Record<string, unknown> }> = [];
+    const at = (fields: Record<string, unknown>, msg: string) => void logged.push({ msg, fields });
+    const prefix = testPrefix('take-back-close');
+    // Retries a minute apart: only close() can deliver this take-back.
+    const storage = await createRedisStorage({
+      redisUrl: proxy.url,
+      keyPrefix: prefix,
+      commandTimeoutMs: 300,
+      logger: { debug: at, info: at, warn: at, error: at } as StorageLogger,
+      takeBackTimings: { firstDelayMs: 60_000, maxDelayMs: 60_000 },
+    });
+    const direct = new Redis(redis.url);
+    let closed = false;
+    try {
+      expect(await storage.idempotency.begin('warm', 'fp', 60_000)).toEqual({ created: true });
+      // As in the first case: the begin waits in a stopped Redis's socket, its take-back never gets there.
+      redis.stall();
+      try {
+        proxy.stallAfter((sent) => sent.includes(`${prefix}idem:closing`));
+        await expect(storage.idempotency.begin('closing', 'fp', 600_000)).rejects.toThrow();
+        proxy.release();
+      } finally {
+        redis.resume();
+      }
+      await waitUntil(() => storage.ping(), 'storage answering again', 10_000, 20);
+      // The begin ran once Redis resumed: its record stays, owed a take-back that is not due for a minute.
+      expect(JSON.parse((await direct.get(`${prefix}idem:closing`))!)).toMatchObject({ state: 'pending', fingerprint: 'fp' });
+      closed = true;
+      await storage.close();
+      expect(await direct.get(`${prefix}idem:closing`)).toBeNull();
+      expect(logged.filter((l) => l.msg.startsWith('idempotency take-back')).map((l) => [l.msg, l.fields])).toEqual([
+        ['idempotency take-back done', { key: `${prefix}idem:closing`, removed: true }],
+      ]);
+    } finally {
+      if (!closed) await storage.close();
+      direct.disconnect();
+    }
   });
 });
