@@ -4,10 +4,10 @@
  * changed — on this replica, or on another one whose callback reached this one through the event log.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
 import type { EventRecord } from '../../src/storage/types.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { redisOrSkip, testPrefix, TEST_REDIS_URL } from '../helpers/redis.js';
+import { startPrivateRedis, type RedisProcess } from '../helpers/processes.js';
+import { monitorCommands, redisAvailable, testPrefix } from '../helpers/redis.js';
 import { callbackUrlsOf, callCallback, post } from '../live/webhook-helpers.js';
 
 const CALL = 'query Warm($sid: ID!) { call(sid: $sid) { sid status from durationSeconds customField legs { id status } } }';
@@ -130,22 +130,25 @@ describe('warm answers with client keys', () => {
   });
 });
 
-const redisUp = await redisOrSkip();
+const haveRedisServer = (await redisAvailable()) || process.env.REQUIRE_REDIS === '1';
 
-describe.skipIf(!redisUp)('warm answers on Redis, two replicas', () => {
+// A private redis-server: MONITOR below must see this file's commands only, not every other test's.
+describe.skipIf(!haveRedisServer)('warm answers on Redis, two replicas', () => {
   const prefix = testPrefix('warm');
+  let redis: RedisProcess;
   let a: TestGateway;
   let b: TestGateway;
   const used = new Set<string>();
   beforeAll(async () => {
-    a = await startGateway({ REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix });
-    b = await startGateway({ REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, WEBHOOK_SECRET: a.config.webhookSecret }, {}, { exotel: a.exotel });
+    redis = await startPrivateRedis({ durable: false });
+    // Stopped here, before their Redis.
+    a = await startGateway({ REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix }, {}, {}, { autoStop: false });
+    b = await startGateway({ REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, WEBHOOK_SECRET: a.config.webhookSecret }, {}, { exotel: a.exotel }, { autoStop: false });
   });
   afterAll(async () => {
-    const redis = new Redis(TEST_REDIS_URL);
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
+    await a?.stop();
+    await b?.stop();
+    await redis?.dispose();
   });
 
   it('answers a warm query with no round trip to Redis', async () => {
@@ -164,30 +167,24 @@ describe.skipIf(!redisUp)('warm answers on Redis, two replicas', () => {
     const sid = freshCompleted(a, used);
     for (let i = 0; i < 3; i++) await b.gql(CALL, { sid });
     // Redis's own view of the commands it gets: the request path's keys, or the call's Sid, in any of them.
-    const redis = new Redis(TEST_REDIS_URL);
-    const monitor = await redis.monitor();
-    const seen: string[] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      const command = args.join(' ');
-      if (command.includes(sid) || command.includes(`${prefix}cache:`) || command.includes(`${prefix}budget:`)) seen.push(command);
-    });
-    try {
-      // The monitor is listening: a cold query of another call shows up in it, down to its last step (the
-      // cache write, after the budget's take and settle).
-      const cold = freshCompleted(a, used);
-      expect((await b.gql(CALL, { sid: cold })).body.data.call.sid).toBe(cold);
-      await expect.poll(() => seen.some((c) => /^set /i.test(c) && c.includes(cold))).toBe(true);
-      const before = b.warmAnswers.stats().warm;
-      seen.length = 0;
-      for (let i = 0; i < 20; i++) expect((await b.gql(CALL, { sid })).body.data.call).toMatchObject({ sid, status: 'COMPLETED' });
-      // Anything sent after an answer (a cache write) has time to show up.
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      expect(b.warmAnswers.stats().warm - before).toBe(20);
-      expect(seen).toEqual([]);
-    } finally {
-      monitor.disconnect();
-      await redis.quit();
-    }
+    const naming = (name: string) => (c: { command: string; args: string[] }) => [c.command, ...c.args].join(' ').includes(name);
+    // The monitor works: a cold query of another call shows up in it, down to its last step (the cache
+    // write, after the budget's take and settle).
+    const cold = freshCompleted(a, used);
+    const coldWatch = await monitorCommands(redis.url);
+    expect((await b.gql(CALL, { sid: cold })).body.data.call.sid).toBe(cold);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const coldSeen = await coldWatch.stop();
+    expect(coldSeen.some((c) => c.command === 'set' && naming(cold)(c))).toBe(true);
+
+    const before = b.warmAnswers.stats().warm;
+    const watch = await monitorCommands(redis.url);
+    for (let i = 0; i < 20; i++) expect((await b.gql(CALL, { sid })).body.data.call).toMatchObject({ sid, status: 'COMPLETED' });
+    // Anything sent after an answer (a cache write) has time to show up.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const seen = await watch.stop();
+    expect(b.warmAnswers.stats().warm - before).toBe(20);
+    expect(seen.filter((c) => naming(sid)(c) || naming(`${prefix}cache:`)(c) || naming(`${prefix}budget:`)(c))).toEqual([]);
   });
 
   it('never answers with the old state once a callback taken by another replica reached this one', async () => {
