@@ -231,7 +231,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
     const exotelApi = exotel;
     scrapeSources.push(async () => {
       metrics.dependencyUp.set({ dependency: 'storage' }, (await storage.ping().catch(() => false)) ? 1 : 0);
-      metrics.dependencyUp.set({ dependency: 'exotel' }, upstreamHealth.outage() || upstreamHealth.refusal() ? 0 : 1);
+      metrics.dependencyUp.set({ dependency: 'exotel' }, upstreamHealth.problem() ? 0 : 1);
       // Budget first: on Redis it is one round trip; a failure leaves the last values rather than failing the scrape.
       const rate = await exotelApi.rateLimit().catch(() => undefined);
       if (rate) {
@@ -287,18 +287,16 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       .all(notAllowed);
     app.route('/readyz').get(async (_req, res) => {
       const storageOk = await storage.ping().catch(() => false);
-      const refusal = upstreamHealth.refusal();
-      const outage = upstreamHealth.outage();
-      // Not ready only for what is this replica's own. Storage or Exotel being down is the same on every
-      // replica, and the gateway degrades on its own (docs/operations.md, "Health"): a 503 here would take
-      // every replica out of rotation at once.
-      const reasons = [...(ready ? [] : ['the gateway is starting or stopping']), ...(refusal ? [refusal] : [])];
-      const degraded = [...(storageOk ? [] : ['storage is unreachable']), ...(outage ? [outage] : [])];
+      const upstreamProblem = upstreamHealth.problem();
+      const reasons = [
+        ...(ready ? [] : ['the gateway is starting or stopping']),
+        ...(storageOk ? [] : ['storage is unreachable']),
+        ...(upstreamProblem ? [upstreamProblem] : []),
+      ];
       res.status(reasons.length === 0 ? 200 : 503).json({
         status: reasons.length === 0 ? 'ready' : 'not ready',
-        checks: { started: ready, storage: storageOk, upstream: !refusal && !outage },
+        checks: { started: ready, storage: storageOk, upstream: !upstreamProblem },
         ...(reasons.length > 0 ? { reason: reasons.join('; ') } : {}),
-        ...(degraded.length > 0 ? { degraded: degraded.join('; ') } : {}),
       });
     }).all(notAllowed);
 

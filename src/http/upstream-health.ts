@@ -1,7 +1,7 @@
 /**
  * Whether Exotel can be used, for /readyz and gateway_dependency_up (docs/operations.md, "Health"), judged
  * from the requests the gateway makes anyway: probing would spend the account's 200/min budget. Two ways
- * to fail, told apart because only the second is this replica's own:
+ * to fail:
  * - unreachable after `failuresToMark` attempts in a row got no HTTP answer at all (connection refused or
  *   reset, DNS, timeout), reachable again at the first answer of any status;
  * - the gateway's own credentials refused: Exotel answered 401, or 403 to a read (a GET is allowed to any
@@ -26,17 +26,14 @@ export interface UpstreamHealthOptions {
 export interface UpstreamHealth {
   observe(event: Pick<UpstreamRequestEvent, 'status' | 'method' | 'endpoint'>): void;
   reachable(): boolean;
-  /** Why Exotel cannot be reached right now, or undefined while it answers. */
-  outage(): string | undefined;
-  /** Why Exotel refuses the gateway's own credentials or account, or undefined while it does not. */
-  refusal(): string | undefined;
+  /** Why Exotel cannot be used right now (for /readyz), or undefined while it can. */
+  problem(): string | undefined;
 }
 
 export function createUpstreamHealth(options: UpstreamHealthOptions = {}): UpstreamHealth {
   const failuresToMark = options.failuresToMark ?? UPSTREAM_HEALTH_DEFAULTS.failuresToMark;
   let failuresInARow = 0;
   let refused: string | undefined;
-  const outage = () => (failuresInARow >= failuresToMark ? `Exotel is unreachable: the last ${failuresInARow} requests got no answer` : undefined);
   return {
     observe({ status, method, endpoint }) {
       failuresInARow = typeof status === 'number' ? 0 : failuresInARow + 1;
@@ -54,7 +51,10 @@ export function createUpstreamHealth(options: UpstreamHealthOptions = {}): Upstr
       }
     },
     reachable: () => failuresInARow < failuresToMark,
-    outage,
-    refusal: () => refused,
+    problem() {
+      if (refused) return refused;
+      if (failuresInARow >= failuresToMark) return `Exotel is unreachable: the last ${failuresInARow} requests got no answer`;
+      return undefined;
+    },
   };
 }

@@ -105,8 +105,7 @@ const px = (ttlMs: number) => Math.max(1, Math.ceil(ttlMs));
 
 /**
  * Builds the Redis Storage. Resolves even when Redis is down (every call then fails fast and ping() is
- * false until Redis is back), so the gateway can start and report storage down (/readyz's `degraded`,
- * gateway_dependency_up) instead of crashing.
+ * false until Redis is back), so the gateway can start and report not-ready instead of crashing.
  */
 export async function createRedisStorage(options: RedisStorageOptions): Promise<Storage> {
   const resolved = resolveStorageOptions(options);

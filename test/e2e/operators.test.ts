@@ -68,13 +68,13 @@ describe('Exotel refusing the gateway\'s credentials', () => {
   it('counts a 403 to a read as the account refused, but not a 403 to a send (balance, KYC, DND)', () => {
     const health = createUpstreamHealth();
     health.observe({ status: 403, method: 'POST', endpoint: 'sms.send' });
-    expect(health.refusal()).toBeUndefined();
+    expect(health.problem()).toBeUndefined();
     health.observe({ status: 403, method: 'GET', endpoint: 'calls.list' });
-    expect(health.refusal()).toMatch(/HTTP 403 to a read/);
+    expect(health.problem()).toMatch(/HTTP 403 to a read/);
     health.observe({ status: 404, method: 'GET', endpoint: 'calls.get' });
-    expect(health.refusal()).toBeDefined();
+    expect(health.problem()).toBeDefined();
     health.observe({ status: 200, method: 'GET', endpoint: 'calls.list' });
-    expect(health.refusal()).toBeUndefined();
+    expect(health.problem()).toBeUndefined();
   });
 });
 
