@@ -4,7 +4,7 @@
  * error, every further one at debug, until a success ends the outage. The next failure after that is a new
  * outage and is logged loudly again. Counting each failure is left to metrics.
  */
-import type { Logger } from 'pino';
+import type { Logger } from './logger.js';
 
 /** The logger methods an outage log writes with; a pino logger fits. */
 type OutageLogger = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;

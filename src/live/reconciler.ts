@@ -74,6 +74,17 @@ export function createReconciler(options: ReconcilerOptions): Loop {
     }
   };
 
+  /** A call or SMS Exotel reports unfinished: looked at again after `recheckMs`, or let go once it outlived any real one. */
+  async function recheckOrLetGo(kind: 'call' | 'sms', sid: string, found: { status: string; dateCreated: string }): Promise<void> {
+    const set = kind === 'call' ? sets.calls : sets.sms;
+    if (!outlived(found.dateCreated)) return options.openItems.put(set, sid, options.now() + options.recheckMs);
+    options.logger.warn(
+      { [kind === 'call' ? 'callSid' : 'smsSid']: sid, status: found.status, dateCreated: found.dateCreated },
+      `reconciler: Exotel still reports ${kind === 'call' ? 'a call' : 'an SMS'} unfinished long after it was created; no longer looking at it`,
+    );
+    await options.openItems.remove(set, sid);
+  }
+
   async function reconcileCall(callSid: string): Promise<void> {
     const call = await options.exotel.getCall(callSid, { priority: 'background' });
     if (!call) {
@@ -85,10 +96,7 @@ export function createReconciler(options: ReconcilerOptions): Loop {
     const result = await ingest({ kind: 'call', callSid, status: call.status, at: call.dateUpdated, source: 'POLL', fields: call }, options.ingestDeps);
     if (result.outcome === 'published' && isTerminalCall(call.status)) options.onReconciled?.('call');
     if (isTerminalCall(call.status)) await options.openItems.remove(sets.calls, callSid);
-    else if (outlived(call.dateCreated)) {
-      options.logger.warn({ callSid, status: call.status, dateCreated: call.dateCreated }, 'reconciler: Exotel still reports a call unfinished long after it was created; no longer looking at it');
-      await options.openItems.remove(sets.calls, callSid);
-    } else await options.openItems.put(sets.calls, callSid, options.now() + options.recheckMs);
+    else await recheckOrLetGo('call', callSid, call);
   }
 
   async function reconcileSms(smsSid: string): Promise<void> {
@@ -102,10 +110,7 @@ export function createReconciler(options: ReconcilerOptions): Loop {
     if (result.outcome === 'published') options.onReconciled?.('sms');
     // Delivery often shows only as `sent` (docs/exotel-fidelity.md): once due, `sent` is as final as it gets.
     if (isTerminalSms(sms.status) || sms.status === 'SENT') await options.openItems.remove(sets.sms, smsSid);
-    else if (outlived(sms.dateCreated)) {
-      options.logger.warn({ smsSid, status: sms.status, dateCreated: sms.dateCreated }, 'reconciler: Exotel still reports an SMS unfinished long after it was created; no longer looking at it');
-      await options.openItems.remove(sets.sms, smsSid);
-    } else await options.openItems.put(sets.sms, smsSid, options.now() + options.recheckMs);
+    else await recheckOrLetGo('sms', smsSid, sms);
   }
 
   /** The call Exotel placed for request `ref`, from its bulk call details (finished calls only). */
