@@ -441,14 +441,16 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       logger.info({ elapsedMs: Date.now() - t0 }, 'gateway stopped');
     };
 
-    logger.info({ url, mode, storage: storage.kind, exotelBaseUrl: exotelBaseUrl ?? 'injected' }, 'gateway listening');
+    const metricsUrl = metricsListener?.url ?? `${url}${METRICS_PATH}`;
+    // Where to scrape, said at start: with METRICS_PORT it is not the port the clients use.
+    logger.info({ url, metricsUrl, mode, storage: storage.kind, exotelBaseUrl: exotelBaseUrl ?? 'injected' }, 'gateway listening');
     const unreachable = config.exotel && exotelBaseUrl ? unreachablePublicUrl(config.publicUrl, exotelBaseUrl) : undefined;
     if (unreachable) logger.warn(unreachable);
     let stopping: Promise<void> | undefined;
     return {
       url,
       wsUrl: `${url.replace(/^http/, 'ws')}/graphql`,
-      metricsUrl: metricsListener?.url ?? `${url}${METRICS_PATH}`,
+      metricsUrl,
       mode,
       config,
       logger,

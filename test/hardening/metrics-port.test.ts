@@ -10,6 +10,8 @@ describe('METRICS_PORT', () => {
     const gw = await startGateway({ METRICS_PORT: '0' }, {}, {}, { autoStop: false });
     try {
       expect(new URL(gw.metricsUrl).port).not.toBe(new URL(gw.url).port);
+      // The start line says where to scrape, since it is not the port the clients use.
+      expect(gw.logs.find((l) => l.msg === 'gateway listening')).toMatchObject({ url: gw.url, metricsUrl: gw.metricsUrl });
       const scrape = await fetch(gw.metricsUrl);
       expect(scrape.status).toBe(200);
       expect(scrape.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
