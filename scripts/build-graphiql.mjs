@@ -2,7 +2,8 @@
 // `npm run build:graphiql`: bundles the self-hosted GraphiQL page (src/graphiql/app.tsx) with esbuild into
 // build/graphiql/: index.html, assets/ (app, lazy chunks, CSS, Monaco's three workers). Every file is
 // served by the gateway itself; nothing is fetched from a CDN. File names carry content hashes, so the
-// route can cache assets forever.
+// route can cache assets forever. Each asset also gets a gzipped copy beside it (`<name>.gz`), which the
+// route sends to browsers that accept gzip: compressed once here, never per request.
 //
 // `npm start` and `npm test` run this every time, so it skips the build when the inputs (src/graphiql/,
 // this script, package-lock.json) hash to the same value as the last build. `--force` rebuilds anyway.
@@ -10,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { constants, gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -138,6 +140,10 @@ ${appCss ? `    <link rel="stylesheet" href="${asset(appCss)}" />\n` : ''}    <s
 </html>
 `,
   );
+  // Below a kilobyte the gzip header and a request's headers outweigh what compression saves.
+  for (const file of listFiles(assetsDir)) {
+    if (statSync(file).size >= 1024) writeFileSync(`${file}.gz`, gzipSync(readFileSync(file), { level: constants.Z_BEST_COMPRESSION }));
+  }
   writeFileSync(join(tmpDir, basename(stampFile)), hash);
 
   rmSync(outDir, { recursive: true, force: true });
@@ -155,5 +161,6 @@ ${appCss ? `    <link rel="stylesheet" href="${asset(appCss)}" />\n` : ''}    <s
   process.exit(1);
 }
 
-const bytes = listFiles(outDir).reduce((sum, f) => sum + statSync(f).size, 0);
-console.log(`GraphiQL bundle built in ${Date.now() - started} ms: build/graphiql (${(bytes / 1e6).toFixed(1)} MB)`);
+const files = listFiles(outDir);
+const megabytes = (list) => (list.reduce((sum, f) => sum + statSync(f).size, 0) / 1e6).toFixed(1);
+console.log(`GraphiQL bundle built in ${Date.now() - started} ms: build/graphiql (${megabytes(files.filter((f) => !f.endsWith('.gz')))} MB, gzipped copies ${megabytes(files.filter((f) => f.endsWith('.gz')))} MB)`);

@@ -3,7 +3,7 @@
  * build/graphiql/. Nothing on the page comes from another origin, and the Content-Security-Policy says so.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { isExotelSid } from '../exotel/sid.js';
@@ -72,12 +72,44 @@ function securityHeaders(req: Request, res: Response, next: NextFunction): void 
   next();
 }
 
+/** An asset name as the bundle writes them: one path segment, no dot file, no way out of the directory. */
+const ASSET_NAME = /^\/[A-Za-z0-9_][A-Za-z0-9._-]*$/;
+
+/** How assets are cached: their names carry content hashes. */
+const ASSET_CACHING = { immutable: true, maxAge: '365d' } as const;
+
+/**
+ * Sends the gzipped copy the build wrote beside an asset (`<name>.gz`, scripts/build-graphiql.mjs) to a
+ * client that accepts gzip: the bundle is megabytes, and this compresses it once at build time, never per
+ * request. Anything else (no copy, gzip not accepted) goes on to the plain file.
+ */
+function gzippedCopies(assetsDir: string) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    // Either way the answer depends on Accept-Encoding, so a cache in between must key on it.
+    res.vary('Accept-Encoding');
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || !ASSET_NAME.test(req.path) || req.acceptsEncodings('gzip', 'identity') !== 'gzip') return next();
+    const copy = resolve(assetsDir, `${req.path.slice(1)}.gz`);
+    if (!existsSync(copy)) return next();
+    // The asset's own type: sendFile keeps a type already set rather than taking the copy's `.gz`.
+    res.type(extname(req.path));
+    res.setHeader('Content-Encoding', 'gzip');
+    res.sendFile(copy, ASSET_CACHING, (err) => {
+      if (!err || res.headersSent) return;
+      // Gone meanwhile (a rebuild swapping the bundle): the plain file, or the 404, answers instead.
+      res.removeHeader('Content-Encoding');
+      res.removeHeader('Content-Type');
+      next();
+    });
+  };
+}
+
 /** Where the page is served; its assets are under `${GRAPHIQL_PATH}/assets/`, as the bundle names them. */
 export const GRAPHIQL_PATH = '/graphiql';
 
 /**
  * The GraphiQL router, mounted at the root (`app.use(graphiqlRouter())`): index.html at exactly
- * GRAPHIQL_PATH, revalidated on every load; content-hashed assets cached for a year. Its paths are declared
+ * GRAPHIQL_PATH, revalidated on every load; content-hashed assets cached for a year, gzipped when the client
+ * accepts it. Its paths are declared
  * in full, strict and case-sensitive, so `/graphiql/` is not a second name of the page (a router mounted on
  * `/graphiql` sees `/graphiql` and `/graphiql/` alike). Without a bundle it answers 503 saying how to build one.
  */
@@ -115,15 +147,12 @@ export function graphiqlRouter(options: GraphiqlRouterOptions = {}): Router {
     res.type('html').send(html);
   });
 
+  const assetsDir = join(bundleDir, 'assets');
   router.use(
     `${GRAPHIQL_PATH}/assets`,
     securityHeaders,
-    express.static(join(bundleDir, 'assets'), {
-      index: false,
-      immutable: true,
-      maxAge: '365d',
-      dotfiles: 'deny',
-    }),
+    gzippedCopies(assetsDir),
+    express.static(assetsDir, { ...ASSET_CACHING, index: false, dotfiles: 'deny' }),
     (_req: Request, res: Response) => {
       res.status(404).type('text/plain').send('Not found\n');
     },

@@ -6,10 +6,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, get as httpGet, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import express from 'express';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
@@ -160,6 +161,41 @@ describe('GraphiQL route', () => {
     const missing = await fetch(`${server.url}/graphiql/assets/no-such-file.js`);
     expect(missing.status).toBe(404);
     expect(await missing.text()).toBe('Not found\n');
+  });
+
+  it('sends the gzipped copy of an asset to a client that accepts gzip, and the plain file to one that does not', async () => {
+    const html = await (await fetch(`${server.url}/graphiql`)).text();
+    const script = /<script type="module" src="([^"]+)"/.exec(html)?.[1];
+    expect(script).toBeDefined();
+    /** The raw bytes and headers (fetch would undo the encoding). */
+    const raw = (acceptEncoding: string | undefined) =>
+      new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>((resolve, reject) => {
+        httpGet(`${server.url}${script}`, { headers: acceptEncoding === undefined ? {} : { 'accept-encoding': acceptEncoding } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        }).on('error', reject);
+      });
+    const plain = await raw(undefined);
+    expect(plain.status).toBe(200);
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(plain.headers.vary).toMatch(/Accept-Encoding/i);
+    for (const acceptEncoding of ['gzip, deflate, br', 'gzip']) {
+      const gzipped = await raw(acceptEncoding);
+      expect(gzipped.status).toBe(200);
+      expect(gzipped.headers['content-encoding']).toBe('gzip');
+      expect(gzipped.headers['content-type']).toMatch(/javascript/);
+      expect(gzipped.headers['cache-control']).toMatch(/max-age=31536000.*immutable/);
+      expect(gzipped.headers.vary).toMatch(/Accept-Encoding/i);
+      expect(gzipped.body.length).toBeLessThan(plain.body.length / 2);
+      expect(gunzipSync(gzipped.body).equals(plain.body)).toBe(true);
+    }
+    for (const acceptEncoding of ['identity', 'gzip;q=0, br']) {
+      const refused = await raw(acceptEncoding);
+      expect(refused.headers['content-encoding']).toBeUndefined();
+      expect(refused.body.equals(plain.body)).toBe(true);
+    }
   });
 
   it('answers 503 with the build command when the bundle is missing', async () => {
