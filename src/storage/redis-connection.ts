@@ -7,6 +7,7 @@
 import { Redis } from 'ioredis';
 import { createClient } from '@keyv/redis';
 import type { StorageLogger } from './options.js';
+import { withTimeout } from './with-timeout.js';
 
 export const REDIS_DEFAULTS = {
   keyPrefix: 'egg:',
@@ -137,11 +138,18 @@ export async function connectNodeRedis(client: NodeRedisClient): Promise<void> {
   });
 }
 
-/** Closes a node-redis client: QUIT when connected, otherwise drop it. Never throws. */
-export async function closeNodeRedis(client: NodeRedisClient): Promise<void> {
+/**
+ * Closes a node-redis client: gracefully when Redis answers within `waitMs`, otherwise drop it. Never
+ * throws. A graceful close waits for the answers of every command already sent, which a stalled Redis
+ * never gives (their callers gave up on them after the cache timeout), and once begun it cannot be cut
+ * short; so a PING goes first. Redis answers in order: once the PING is answered, so is everything sent
+ * before it, and the close has nothing left to wait for.
+ */
+export async function closeNodeRedis(client: NodeRedisClient, waitMs: number): Promise<void> {
   if (!client.isOpen) return;
   if (client.isReady) {
     try {
+      await withTimeout(client.ping(), waitMs, 'redis cache connection');
       await client.close();
       return;
     } catch {

@@ -172,11 +172,12 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
     },
     close() {
       // Fixed order: the owed take-backs' last try, then stop the reader (its blocked XREAD), then the
-      // cache client, then commands.
+      // cache client, then commands. Each is bounded on a stalled Redis: the take-backs and the command
+      // connection's QUIT by the command timeout, the cache client by the cache timeout.
       closing ??= (async () => {
         await takeBacks.close();
         await events.close();
-        await closeNodeRedis(cacheClient);
+        await closeNodeRedis(cacheClient, cacheTimeoutMs);
         await closeIoRedis(command);
       })();
       return closing;

@@ -98,6 +98,18 @@ describe.skipIf(!privateRedis)('a stalled Redis, as a GraphQL client sees it', (
     }
   });
 
+  it('storage closes while Redis stalls with cache commands still waiting for their answer: shutdown is not held up', async () => {
+    const storage = await createRedisStorage({ redisUrl: redis.url, keyPrefix: testPrefix('stalled-close'), commandTimeoutMs: 300, cacheTimeoutMs: 100 });
+    stall();
+    try {
+      // Given up after the cache timeout (a miss), but still waiting on the cache connection for Redis's answer.
+      expect(await storage.cache.get('key')).toBeUndefined();
+      await storage.close();
+    } finally {
+      resume();
+    }
+  });
+
   it('a mutation whose Exotel request is in flight when Redis stalls answers its call, and a retry replays it', async () => {
     const input = { from: '09876543210', to: '+919812345671', callerId: '08039591111', idempotencyKey: `inflight-${randomBytes(6).toString('hex')}` };
     const connects = () => sim.countRequests({ endpoint: 'calls.connect' });
