@@ -18,9 +18,6 @@ function startFailure(err: unknown, config: Config): string {
   }
 }
 
-/** Bound on graceful shutdown: after this the process exits anyway. */
-const SHUTDOWN_TIMEOUT_MS = 15_000;
-
 async function main(): Promise<void> {
   const config = loadConfigOrExit(process.env);
 
@@ -29,7 +26,7 @@ async function main(): Promise<void> {
   const { startTracing } = await import('./tracing/sdk.js');
   const tracing = await startTracing(process.env);
   // Imported after the config is known good, so a bad variable is reported before anything loads.
-  const { createServer } = await import('./server.js');
+  const { createServer, shutdownTimeoutMs } = await import('./server.js');
   let gateway: Gateway;
   try {
     gateway = await createServer(config);
@@ -50,10 +47,12 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     gateway.logger.info({ signal }, 'shutting down');
+    // Bound on graceful shutdown: after this the process exits anyway.
+    const timeoutMs = shutdownTimeoutMs(config);
     const timer = setTimeout(() => {
-      gateway.logger.error('shutdown took too long; exiting');
+      gateway.logger.error({ timeoutMs }, 'shutdown took too long; exiting');
       process.exit(1);
-    }, SHUTDOWN_TIMEOUT_MS);
+    }, timeoutMs);
     timer.unref();
     gateway
       .stop()

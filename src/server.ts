@@ -25,7 +25,7 @@ import { gatewayVersion } from './graphql/version.js';
 import { createSubscriptionResolvers } from './graphql/resolvers/subscription.js';
 import { createGraphqlWs } from './graphql/ws.js';
 import { createWebhookScrub, WEBHOOK_BASE_PATH } from './live/callback-urls.js';
-import { createLive, type LiveTimings } from './live/index.js';
+import { createLive, incomingRetryStopMs, type LiveTimings } from './live/index.js';
 import { unreachablePublicUrl } from './live/public-url.js';
 import { isWebhookRequest, type WebhookRoute } from './live/webhooks.js';
 import { GRAPHIQL_PATH, graphiqlRouter } from './graphiql/route.js';
@@ -47,13 +47,28 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { operationSpansPlugin } from './tracing/graphql.js';
 import { tracingEnabled } from './tracing/spans.js';
 
-/** Shutdown timings, declared once. main.ts bounds the whole of stop() at 15 s. */
+/** Shutdown timings, declared once. main.ts bounds the whole of stop() at shutdownTimeoutMs(config). */
 export const SHUTDOWN = Object.freeze({
   /** How long graphql-ws clients get to answer the 1001 close before their sockets are cut, ms. */
   wsCloseGraceMs: 1_000,
   /** How long in-flight HTTP requests (GraphQL and webhooks) may take to finish before connections are cut, ms. */
   httpDrainGraceMs: 10_000,
+  /** The quick steps of stop() together (the loops' last tick, the simulator) and the export of the last spans, ms. */
+  otherStepsMs: 1_000,
 });
+
+/**
+ * How long main.ts lets stop() run before it exits anyway, ms: the sum of what bounds each step that can
+ * wait — the graphql-ws close grace, the HTTP drain grace, the last attempt of Passthru requests waiting
+ * for storage (incomingRetryStopMs), and storage close (the owed take-backs' last try and the command
+ * connection's QUIT, a command timeout each, the cache connection a cache timeout) — plus the rest
+ * (SHUTDOWN.otherStepsMs). Raising REDIS_COMMAND_TIMEOUT_MS or REDIS_CACHE_TIMEOUT_MS raises it with them,
+ * so no step is cut short of its own bound.
+ */
+export function shutdownTimeoutMs(config: Pick<Config, 'redisCommandTimeoutMs' | 'redisCacheTimeoutMs'>): number {
+  const storageCloseMs = 2 * config.redisCommandTimeoutMs + config.redisCacheTimeoutMs;
+  return SHUTDOWN.wsCloseGraceMs + SHUTDOWN.httpDrainGraceMs + incomingRetryStopMs(config) + storageCloseMs + SHUTDOWN.otherStepsMs;
+}
 
 /**
  * How long a client may take to send its request, declared once. Node's defaults (a whole request in 300 s)
@@ -108,7 +123,7 @@ export interface Gateway {
    * Graceful shutdown, in this order: readiness off; graphql-ws sockets closed with 1001 (no new ones);
    * HTTP stops accepting and drains in-flight requests — GraphQL and webhooks, each answered only after its
    * event is stored — for up to SHUTDOWN.httpDrainGraceMs; Passthru requests answered 200 but still waiting
-   * for storage get one last attempt (LIVE_DEFAULTS.incomingRetryStopMs), the rest are logged and dropped; the
+   * for storage get one last attempt (for incomingRetryStopMs), the rest are logged and dropped; the
    * live poller and reconciler stop and subscriptions end; storage is flushed (owed idempotency take-backs,
    * src/storage/take-backs.ts, get a last try) and closed; the simulator stops. Safe to call twice.
    */

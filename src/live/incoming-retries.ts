@@ -34,7 +34,7 @@ export interface IncomingRetryOptions {
   attempts: number;
   /** Requests waiting at most; over it the oldest waiting one is dropped. */
   maxPending: number;
-  /** How long stop() waits for the last attempts, ms: longer than a Redis command may take. */
+  /** How long stop() waits for the last attempts, ms: longer than one attempt may take (incomingRetryStopMs). */
   stopTimeoutMs: number;
   /** Every retry made, request stored and request dropped (metrics). */
   onRetry?: IncomingRetryObserver;

@@ -71,11 +71,27 @@ export const LIVE_DEFAULTS = Object.freeze({
    * MAX_LEGS legs), so a long outage holds a few MB at most.
    */
   incomingRetryMaxPending: 1_000,
-  /** How long shutdown waits for their last attempt, ms: above REDIS_COMMAND_TIMEOUT_MS's default, within main.ts's 15 s. */
-  incomingRetryStopMs: 3_000,
+  /**
+   * How much longer than one attempt's own storage timeouts shutdown waits for their last attempt, ms
+   * (incomingRetryStopMs): the round trips and the step's own work.
+   */
+  incomingRetryStopMarginMs: 500,
 });
 
 export type LiveTimings = { -readonly [K in keyof typeof LIVE_DEFAULTS]: number };
+
+/** The storage timeouts one attempt to store a Passthru is bounded by. */
+export type IncomingStoreTimeouts = Pick<Config, 'redisCommandTimeoutMs' | 'redisCacheTimeoutMs'>;
+
+/**
+ * How long shutdown waits for the last attempt of each Passthru still waiting for storage, ms. One attempt
+ * (ingestIncomingCall) is a cache read, the atomic step and a cache write, each given up after its own
+ * timeout, so the wait is their sum plus a margin: whatever the timeouts are set to, a Redis that answers
+ * within them stores every request, and the wait never ends an attempt storage was still allowed to finish.
+ */
+export function incomingRetryStopMs(timeouts: IncomingStoreTimeouts, marginMs: number = LIVE_DEFAULTS.incomingRetryStopMarginMs): number {
+  return timeouts.redisCacheTimeoutMs + timeouts.redisCommandTimeoutMs + timeouts.redisCacheTimeoutMs + marginMs;
+}
 
 /** What the GraphQL mutations tell the live pipeline (GraphQLContext.live). */
 export interface LiveHooks {
@@ -89,7 +105,8 @@ export interface LiveHooks {
 }
 
 export interface LiveOptions {
-  config: Pick<Config, 'publicUrl' | 'webhookSecret' | 'livePollIntervalMs' | 'reconcileGraceSeconds'>;
+  /** The storage timeouts bound the shutdown's wait for Passthru requests still waiting for storage (incomingRetryStopMs). */
+  config: Pick<Config, 'publicUrl' | 'webhookSecret' | 'livePollIntervalMs' | 'reconcileGraceSeconds'> & IncomingStoreTimeouts;
   storage: Storage;
   exotel: ExotelApi;
   logger: Logger;
@@ -225,7 +242,7 @@ export function createLive(options: LiveOptions): Live {
     maxDelayMs: t.incomingRetryMaxDelayMs,
     attempts: t.incomingRetryAttempts,
     maxPending: t.incomingRetryMaxPending,
-    stopTimeoutMs: t.incomingRetryStopMs,
+    stopTimeoutMs: incomingRetryStopMs(config, t.incomingRetryStopMarginMs),
     ...(options.onIncomingRetry ? { onRetry: options.onIncomingRetry } : {}),
   });
 

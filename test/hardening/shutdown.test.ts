@@ -87,7 +87,7 @@ describe.skipIf(!(await redisOrSkip()))('SIGTERM during a stream of webhooks', (
     await workers;
 
     expect(info).toEqual({ code: 0, signal: null });
-    // main.ts bounds shutdown at 15 s; a healthy drain is far quicker.
+    // main.ts bounds shutdown (shutdownTimeoutMs, about 19 s here); a healthy drain is far quicker.
     expect(tookMs).toBeLessThan(15_000);
     expect((await socket.closed).code).toBe(1001);
     expect(otherStatuses).toBe(0);

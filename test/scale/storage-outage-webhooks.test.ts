@@ -219,6 +219,40 @@ describe.skipIf(!haveRedisServer)('webhooks while Redis is down or stalled', () 
     expect(logsOf(gw, 'incoming calls dropped at shutdown').map((l) => [l.level, l.callSids])).toEqual([['error', [lost]]]);
   });
 
+  it('waits at shutdown as long as the storage timeouts allow: a Passthru whose last attempt Redis answers late is stored', async () => {
+    // A command timeout well above the wait shutdown once had for these attempts, with retries that would
+    // not come for a minute: only the shutdown's attempt can store the request.
+    const prefix = testPrefix('outage-webhooks-slow-stop');
+    const sid = newCallSid();
+    const gw = await start({ incomingRetryBaseMs: 60_000, incomingRetryMaxDelayMs: 60_000 }, { REDIS_KEY_PREFIX: prefix, REDIS_COMMAND_TIMEOUT_MS: '10000' });
+    await redis.stop('SIGKILL');
+    try {
+      expect(await passthru(gw, sid)).toEqual({ status: 200, text: '' });
+    } finally {
+      await redisBack(gw);
+    }
+    expect(await metric(gw, 'gateway_webhook_retries_pending')).toBe(1);
+    redis.stall();
+    const stopped = stop(gw);
+    try {
+      // The last attempt starts right after the HTTP server closes; Redis answers it only some seconds later,
+      // well within the command timeout.
+      await waitUntil(() => gw.logs.some((l) => l.msg === 'shutdown step done' && l.step === 'http server closed'), 'the HTTP server closed', 10_000, 10);
+      await new Promise((r) => setTimeout(r, 4_000));
+    } finally {
+      redis.resume();
+    }
+    await stopped;
+    expect(logsOf(gw, 'incoming calls dropped at shutdown')).toEqual([]);
+    expect(logsOf(gw, 'incoming calls waiting for storage were stored at shutdown').map((l) => l.count)).toEqual([1]);
+    const storage = await createRedisStorage({ redisUrl: redis.url, keyPrefix: prefix });
+    try {
+      expect((await storage.events.callHistory(gw.exotel.accountSid, sid)).map((e) => [e.status, e.forward])).toEqual([['IN_PROGRESS', true]]);
+    } finally {
+      await storage.close();
+    }
+  });
+
   it('a Passthru stored late by its retry does not undo what a later request of the same call said', async () => {
     // Retries that would not come for a minute: the first request is stored by the shutdown's attempt,
     // after the second, made once Redis was back, was stored as it came.
