@@ -24,6 +24,8 @@ export interface Metrics {
   webhooksDropped: Counter<'kind' | 'reason'>;
   /** Webhooks waiting for a background retry, read at scrape. */
   webhookRetriesPending: Gauge;
+  /** Idempotency take-backs lost (src/storage/take-backs.ts): `reason` overflow (too many owed) or shutdown. */
+  takeBacksLost: Counter<'reason'>;
   eventsPublished: Counter<'kind' | 'source'>;
   activeSockets: Gauge;
   activeSubscriptions: Gauge;
@@ -131,6 +133,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       registers,
     }),
     webhookRetriesPending: new Gauge({ name: 'gateway_webhook_retries_pending', help: 'Webhooks answered 200 but not yet stored, waiting for a background retry', registers }),
+    takeBacksLost: new Counter({
+      name: 'gateway_idempotency_take_backs_lost_total',
+      help: 'Idempotency take-backs owed to Redis and given up: their keys read as in progress until they expire (reason: overflow, shutdown)',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
     eventsPublished: new Counter({ name: 'gateway_events_published_total', help: 'Status events published to subscribers', labelNames: ['kind', 'source'] as const, registers }),
     activeSockets: new Gauge({ name: 'gateway_ws_sockets', help: 'Open graphql-ws sockets', registers }),
     activeSubscriptions: new Gauge({ name: 'gateway_ws_subscriptions', help: 'Active GraphQL subscriptions', registers }),

@@ -190,7 +190,13 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
         config,
         logger,
         config.redisUrl
-          ? { keyPrefix: config.redisKeyPrefix, expectedReplicas: config.replicas, commandTimeoutMs: config.redisCommandTimeoutMs, cacheTimeoutMs: config.redisCacheTimeoutMs }
+          ? {
+              keyPrefix: config.redisKeyPrefix,
+              expectedReplicas: config.replicas,
+              commandTimeoutMs: config.redisCommandTimeoutMs,
+              cacheTimeoutMs: config.redisCacheTimeoutMs,
+              onTakeBackLost: (reason, count) => metrics.takeBacksLost.inc({ reason }, count),
+            }
           : {},
       ));
     if (!deps.storage) onStop('storage flushed and closed', () => storage.close());

@@ -8,11 +8,15 @@
  * safe, since the step deduplicates (a step that timed out but did run — a stalled Redis that resumed — makes
  * the retry a repeat: kept in the history, never announced twice). Retries back off (base × 2ⁿ, capped)
  * for a bounded number of attempts, about a minute with the defaults (LIVE_DEFAULTS), then the request is
- * dropped with one log line. At most `maxPending` requests wait, so a long outage cannot grow memory without
- * bound: over it the oldest waiting one is dropped, with one log line. They live in memory only: a replica
- * that dies loses its pending requests, and stop() gives each one last attempt, bounded in time, then logs
- * what it drops.
+ * dropped. At most `maxPending` requests wait, so a long outage cannot grow memory without bound: over it
+ * the oldest waiting one is dropped. They live in memory only: a replica that dies loses its pending
+ * requests, and stop() gives each one last attempt, bounded in time, then logs what it drops in one line.
+ *
+ * A long outage can drop thousands, each counted (onRetry) and logged with its CallSid: the first of an
+ * outage at error, the others at info, and their count at error when the outage ends — a request stored
+ * again, none left waiting, or stop().
  */
+import { createOutageLog } from '../outage-log.js';
 import type { Logger } from '../logger.js';
 import type { IncomingCallRequest } from './incoming.js';
 
@@ -66,6 +70,17 @@ export function createIncomingRetries(options: IncomingRetryOptions): IncomingRe
   // Oldest first (a Set iterates in insertion order): the one dropped on overflow is the first waiting one.
   const pending = new Set<Entry>();
   let stopping: Promise<void> | undefined;
+  const drops = createOutageLog(logger, {
+    level: 'error',
+    repeatLevel: 'info',
+    until: 'one is stored again or none waits, then counted in one error line',
+    recoveredLevel: 'error',
+    recoveredMessage: 'incoming calls dropped while storage was down: answered 200 but not stored, never announced on incomingCalls; each is logged with its callSid',
+  });
+  const dropped = (request: IncomingCallRequest, reason: IncomingDropReason, why: string) => {
+    onRetry?.({ outcome: 'dropped', reason });
+    drops.failed({ callSid: request.callSid, reason }, `incoming call dropped: ${why}; it was answered 200 but is not stored and never announced on incomingCalls`);
+  };
 
   const attempt = (entry: Entry): Promise<boolean> => {
     entry.retries += 1;
@@ -81,6 +96,7 @@ export function createIncomingRetries(options: IncomingRetryOptions): IncomingRe
 
   const stored = (entry: Entry) => {
     pending.delete(entry);
+    drops.recovered();
     onRetry?.({ outcome: 'stored' });
     logger.debug({ callSid: entry.request.callSid, retries: entry.retries }, 'incoming call stored by a background retry');
   };
@@ -88,9 +104,8 @@ export function createIncomingRetries(options: IncomingRetryOptions): IncomingRe
   const drop = (entry: Entry, reason: Exclude<IncomingDropReason, 'shutdown'>) => {
     pending.delete(entry);
     clearTimeout(entry.timer);
-    onRetry?.({ outcome: 'dropped', reason });
-    const why = reason === 'attempts' ? `storage did not answer ${entry.retries} retries` : `more than ${options.maxPending} incoming calls were waiting for storage`;
-    logger.error({ callSid: entry.request.callSid, reason }, `incoming call dropped: ${why}; it was answered 200 but is not stored and never announced on incomingCalls`);
+    dropped(entry.request, reason, reason === 'attempts' ? `storage did not answer ${entry.retries} retries` : `more than ${options.maxPending} incoming calls were waiting for storage`);
+    if (pending.size === 0) drops.recovered();
   };
 
   const schedule = (entry: Entry) => {
@@ -112,6 +127,8 @@ export function createIncomingRetries(options: IncomingRetryOptions): IncomingRe
   }
 
   async function stop(): Promise<void> {
+    // The drops before shutdown are counted apart from those of the shutdown, logged below.
+    drops.recovered();
     const entries = [...pending];
     for (const entry of entries) clearTimeout(entry.timer);
     const settled = new Set<Entry>();
@@ -145,8 +162,7 @@ export function createIncomingRetries(options: IncomingRetryOptions): IncomingRe
     add(request) {
       const entry: Entry = { request, retries: 0 };
       if (stopping) {
-        onRetry?.({ outcome: 'dropped', reason: 'shutdown' });
-        logger.error({ callSid: request.callSid }, 'incoming call dropped: it could not be stored and the gateway is stopping');
+        dropped(request, 'shutdown', 'the gateway is stopping');
         return;
       }
       if (pending.size >= options.maxPending) {

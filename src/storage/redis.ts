@@ -22,7 +22,7 @@ import { createKeyvCache } from './cache.js';
 import { createRedisEventLog, EVENT_LOG_DEFAULTS } from './redis-event-log.js';
 import { createFallbackRateBudget, createMemoryRateBudget, createRedisRateBudget } from './rate-budget.js';
 import { createRedisOpenItems } from './open-items.js';
-import { createTakeBacks, type TakeBacks, type TakeBackTimings } from './take-backs.js';
+import { createTakeBacks, type TakeBackLoss, type TakeBacks, type TakeBackTimings } from './take-backs.js';
 import {
   closeIoRedis,
   closeNodeRedis,
@@ -50,6 +50,8 @@ export interface RedisStorageOptions extends StorageOptions {
   expectedReplicas?: number;
   /** How owed idempotency take-backs are retried and how many are kept (take-backs.ts); TAKE_BACK_DEFAULTS otherwise. */
   takeBackTimings?: Partial<TakeBackTimings>;
+  /** Take-backs lost: one not kept (too many owed), or `count` still owed at close (metrics). */
+  onTakeBackLost?: (reason: TakeBackLoss, count: number) => void;
 }
 
 /* Creates the record or returns the existing one, atomically. KEYS[1]; ARGV = json, ttl ms. nil = created. */
@@ -132,6 +134,7 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
     clock,
     logger,
     ...(options.takeBackTimings ? { timings: options.takeBackTimings } : {}),
+    ...(options.onTakeBackLost ? { onLost: options.onTakeBackLost } : {}),
   });
 
   return {

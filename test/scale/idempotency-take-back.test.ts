@@ -171,4 +171,23 @@ describe.skipIf(!privateRedis)('an idempotency take-back that could not reach Re
       direct.disconnect();
     }
   });
+
+  // Last: it stops A.
+  it('a take-back still owed when the gateway stops with Redis out of reach is counted as lost', async () => {
+    const input = inputFor('lost-at-stop', '+919812345663');
+    const lost = async () => (await a.metrics.takeBacksLost.get()).values.map((v) => [v.labels.reason, v.value]);
+    expect(await lost()).toEqual([]);
+    // A's begin never reaches Redis, and neither can its take-back, nor the last try at stop.
+    proxy.stallBefore((sent) => sent.includes(input.idempotencyKey));
+    try {
+      const refused = await a.gql(CONNECT, { input });
+      expect(refused.body.errors).toEqual([expect.objectContaining({ extensions: { code: 'STORAGE_UNAVAILABLE', retryAfterSeconds: 5 } })]);
+      await a.stop();
+    } finally {
+      proxy.release();
+    }
+    expect(await lost()).toEqual([['shutdown', 1]]);
+    // Owed before the stop, or only once its take-back timed out during it: lost either way, with one warn line.
+    expect(a.logs.filter((l) => l.level === 'warn' && String(l.msg).startsWith('idempotency take-back'))).toHaveLength(1);
+  });
 });

@@ -72,6 +72,37 @@ describe('owed idempotency take-backs', () => {
     await takeBacks.close();
   });
 
+  it('counts each take-back not kept, and logs a long outage\'s in two warn lines: the first, and their count once one is answered', async () => {
+    const { state, takeBack } = fakeTakeBack();
+    const { lines, logger } = recordingLogger();
+    const lost: string[] = [];
+    const takeBacks = createTakeBacks(takeBack, { clock: () => 0, logger, timings: { ...timings, maxOwed: 2 }, onLost: (reason, count) => lost.push(`${reason}:${count}`) });
+    const refused = Array.from({ length: 500 }, (_, i) => `idem:refused-${i}`);
+    for (const key of ['idem:a', 'idem:b', ...refused]) takeBacks.owe(key, key, 60_000);
+    expect(lost).toEqual(refused.map(() => 'overflow:1'));
+    const warnings = () => lines.filter((l) => l.level === 'warn');
+    expect(warnings().map((l) => l.fields)).toEqual([{ key: 'idem:refused-0', owed: 2 }]);
+    // Each one still to be found, with its key.
+    expect(lines.filter((l) => l.msg.startsWith('idempotency take-back not kept')).map((l) => l.fields.key)).toEqual(refused);
+    state.reachable = true;
+    await waitUntil(() => takeBacks.size() === 0, 'the owed take-backs answered', 5_000, 1);
+    expect(warnings().map((l) => l.fields)).toEqual([{ key: 'idem:refused-0', owed: 2 }, { failures: 500 }]);
+    await takeBacks.close();
+    expect(warnings()).toHaveLength(2);
+  });
+
+  it('counts the take-backs still owed at close as lost, after the count of those it did not keep', async () => {
+    const { takeBack } = fakeTakeBack();
+    const { lines, logger } = recordingLogger();
+    const lost: string[] = [];
+    const takeBacks = createTakeBacks(takeBack, { clock: () => 0, logger, timings: { firstDelayMs: 60_000, maxDelayMs: 60_000, maxOwed: 2 }, onLost: (reason, count) => lost.push(`${reason}:${count}`) });
+    for (const key of ['a', 'b', 'c', 'd', 'e']) takeBacks.owe(`idem:${key}`, key, 600_000);
+    await takeBacks.close();
+    takeBacks.owe('idem:f', 'f', 600_000);
+    expect(lost).toEqual(['overflow:1', 'overflow:1', 'overflow:1', 'shutdown:2', 'shutdown:1']);
+    expect(lines.filter((l) => l.level === 'warn').map((l) => l.fields)).toEqual([{ key: 'idem:c', owed: 2 }, { failures: 3 }, { owed: 2 }, { key: 'idem:f' }]);
+  });
+
   it('tries each owed take-back once more at close, then never again', async () => {
     const { tries, takeBack } = fakeTakeBack();
     const { lines, logger } = recordingLogger();
