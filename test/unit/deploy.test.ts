@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config.js';
+import { shutdownTimeoutMs } from '../../src/server.js';
 
 interface Service {
   image?: string;
@@ -15,6 +16,7 @@ interface Service {
   command?: string[];
   environment?: Record<string, string>;
   depends_on?: unknown;
+  stop_grace_period?: string;
 }
 
 const compose = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as { services: Record<string, Service> };
@@ -38,6 +40,14 @@ describe('docker-compose.yml', () => {
     expect(config.replicas).toBe(2);
     expect(config.exotelBaseUrl).toBe('http://simulator:4010');
     expect(config.apiKeys.length).toBeGreaterThan(0);
+  });
+
+  it('gives each replica longer to stop than the gateway gives its own shutdown, so a drain is not killed', () => {
+    for (const name of ['gateway-a', 'gateway-b'] as const) {
+      const grace = /^(\d+)s$/.exec(compose.services[name]!.stop_grace_period ?? '')?.[1];
+      expect(grace, `${name} stop_grace_period`).toBeDefined();
+      expect(Number(grace) * 1000).toBeGreaterThan(shutdownTimeoutMs(loadConfig(withDefaults(compose.services[name]!.environment!))));
+    }
   });
 
   it('starts the simulator from a file the build produces', () => {
