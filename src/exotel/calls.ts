@@ -1,7 +1,7 @@
 /** Voice v1: connect calls, call details, bulk call details (Exotel's call API docs). */
 import { badInput, ErrorCode, GatewayError, isGatewayError } from '../errors.js';
 import { InvalidDateTimeError, isoToExotel } from './dates.js';
-import type { ExotelHttp } from './http.js';
+import { readAcceptedAnswer, type ExotelHttp } from './http.js';
 import { callDirectionToWire, callStatusToWire, int, parseCall, text, type ParseOptions } from './parse.js';
 import { SID_PATTERN } from './sid.js';
 import type {
@@ -40,7 +40,7 @@ export function createCallsApi(http: ExotelHttp, accountSid: string, parse: Pars
 
   async function connect(form: URLSearchParams, options?: RequestOptions): Promise<Call> {
     const json = (await http.request({ endpoint: 'calls.connect', method: 'POST', path: path('Calls/connect.json'), form }, options)) as WireCallResponse;
-    const call = parseCall(callOf(json), parse);
+    const call = readAcceptedAnswer('calls.connect', () => parseCall(callOf(json), parse));
     // Exotel answers connect with the new call already "in-progress" (docs/exotel-fidelity.md,
     // "Connect answers in-progress"), before anyone picked up. Taken literally, every call would look answered the moment it was
     // placed and the `answered` callback would say nothing new; it is placed, not answered: QUEUED, and

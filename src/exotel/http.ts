@@ -17,6 +17,7 @@
  *   sent the SMS → OUTCOME_UNKNOWN. Only failures that certainly happened before anything was sent
  *   (connection refused, DNS, connect timeout) are UPSTREAM_UNAVAILABLE, and even those are not retried
  *   here: the caller's idempotency record decides.
+ * - 2xx on a POST with an answer that cannot be read (not JSON, no Sid): OUTCOME_UNKNOWN, since Exotel took it.
  */
 import { assertNever } from '../assert-never.js';
 import { ErrorCode, fromExotelResponse, GatewayError, parseExotelError } from '../errors.js';
@@ -189,7 +190,7 @@ export function createExotelHttp(options: ResolvedExotelClientOptions): ExotelHt
         // Exotel's own count, when it sends one: nothing left until the reset → nobody asks before it.
         const exhaustedUntil = exhaustedUntilMs(outcome, clock.now());
         if (exhaustedUntil !== undefined) queue.pause(exhaustedUntil);
-        if (status >= 200 && status < 300) return parseJson(outcome.body, call);
+        if (status >= 200 && status < 300) return parseJson(outcome.body, call, status);
         if (status === 404 && call.notFoundAsNull) return null;
         if (status === 429) {
           tries429++;
@@ -288,11 +289,33 @@ function outcomeUnknown(what: string, upstreamStatus?: number, exotelCode?: numb
   );
 }
 
-function parseJson(body: string, call: UpstreamCall): unknown {
+/**
+ * The JSON of a 2xx answer. One that is not JSON (XML, a proxy's HTML page) is UPSTREAM_ERROR for a GET;
+ * for a POST Exotel took the request (the call may be placed, the SMS sent), so it is OUTCOME_UNKNOWN.
+ */
+function parseJson(body: string, call: UpstreamCall, status: number): unknown {
   try {
     return JSON.parse(body);
   } catch {
-    throw new GatewayError(ErrorCode.UPSTREAM_ERROR, `Exotel answered ${call.endpoint} with something that is not JSON`);
+    const what = `Exotel answered ${call.endpoint} with something that is not JSON`;
+    if (call.method === 'POST') throw outcomeUnknown(`${what}, HTTP ${status}`, status);
+    throw new GatewayError(ErrorCode.UPSTREAM_ERROR, what);
+  }
+}
+
+/**
+ * Reads the 2xx answer of a POST with `read`. Exotel took the request, so an answer that does not hold
+ * what it created (no Sid, an unknown status: UPSTREAM_ERROR from parse.ts) leaves the outcome unknown:
+ * OUTCOME_UNKNOWN, which is never re-sent, rather than UPSTREAM_ERROR, which says Exotel refused it.
+ */
+export function readAcceptedAnswer<T>(endpoint: UpstreamCall['endpoint'], read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof GatewayError && error.code === ErrorCode.UPSTREAM_ERROR) {
+      throw outcomeUnknown(`Exotel accepted ${endpoint}, but its answer could not be read: ${error.message}`);
+    }
+    throw error;
   }
 }
 

@@ -1,6 +1,6 @@
 /** SMS: send, bulk send with per-message bodies, details (Exotel's SMS API docs). */
 import { badInput, ErrorCode, exotelCode, exotelMessage, GatewayError } from '../errors.js';
-import type { ExotelHttp } from './http.js';
+import { readAcceptedAnswer, type ExotelHttp } from './http.js';
 import { int, parseShortBulkSms, parseSms, text, type ParseOptions } from './parse.js';
 import type { BulkSmsResult, ExotelApi, RequestOptions, SendBulkSmsParams, SendSmsParams, WireSms, WireSmsResponse } from './types.js';
 
@@ -25,7 +25,7 @@ export function createSmsApi(http: ExotelHttp, accountSid = '', parse: ParseOpti
       if (params.customId !== undefined) form.set('CustomId', params.customId);
       if (params.statusCallback !== undefined) form.set('StatusCallback', required(params.statusCallback, 'statusCallback'));
       const json = (await http.request({ endpoint: 'sms.send', method: 'POST', path: path('Sms/send.json'), form }, options)) as WireSmsResponse;
-      return parseSms(smsOf(json), parse);
+      return readAcceptedAnswer('sms.send', () => parseSms(smsOf(json), parse));
     },
 
     async sendBulkSms(params: SendBulkSmsParams, options?: RequestOptions) {
