@@ -171,7 +171,7 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
       if (status === 500) logger().error({ err }, 'webhook failed');
       else logger().warn({ status, type: e.type }, 'webhook body rejected');
       options.onWebhook?.(kind, status === 500 ? 'unavailable' : 'rejected', status);
-      send(res, status, status === 413 ? 'Payload Too Large' : status === 500 ? 'Internal Server Error' : 'Bad Request');
+      send(res, status, status === 500 ? 'Internal Server Error' : bodyRefusal(e.type, status));
       return;
     }
     const answer = (status: number, outcome: WebhookOutcome, body: string) => {
@@ -245,6 +245,27 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
       send(res, 500, 'Internal Server Error');
     },
   });
+}
+
+/**
+ * What the sender of a body the parsers refused is told: the reason, in fixed words. The parsers' own
+ * messages are not passed on: a JSON syntax error quotes the body.
+ */
+function bodyRefusal(type: string | undefined, status: number): string {
+  switch (type) {
+    case 'entity.too.large':
+      return 'Payload Too Large';
+    case 'entity.parse.failed':
+      return 'Bad Request: the body is not valid JSON';
+    case 'charset.unsupported':
+      return 'Unsupported Media Type: the body’s charset is not supported; send UTF-8';
+    case 'encoding.unsupported':
+      return 'Unsupported Media Type: the body’s Content-Encoding is not supported (gzip, deflate or br)';
+    case 'request.size.invalid':
+      return 'Bad Request: the body’s length is not its Content-Length';
+    default:
+      return status === 415 ? 'Unsupported Media Type' : 'Bad Request: the body could not be read';
+  }
 }
 
 /** Resolves `true` once more than `limit` bytes of `req`'s body have arrived; never when it ends within it. */

@@ -91,7 +91,7 @@ describe('what the route counts and when it stops reading', () => {
       ];
       expect(await Promise.all(answers.map(async (r) => [r.status, await r.text()]))).toEqual([
         [413, 'Payload Too Large'],
-        [400, 'Bad Request'],
+        [400, 'Bad Request: the body is not valid JSON'],
         [405, 'Method Not Allowed'],
         [405, 'Method Not Allowed'],
         [404, 'Not Found'],
@@ -121,6 +121,41 @@ describe('what the route counts and when it stops reading', () => {
       expect(text.toLowerCase()).toContain('connection: close');
       expect(text.endsWith('Payload Too Large')).toBe(true);
       expect(observed).toEqual([['call-status', 'rejected', 413]]);
+    });
+  });
+});
+
+describe('what a sender of a refused webhook is told, and what the log says', () => {
+  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+  /** Refused requests, each with the answer it must get. */
+  const refusals = (base: string): Array<[RequestInit & { url: string }, number, string]> => [
+    [{ url: `${base}/bad/call-status`, method: 'POST', headers: form, body: 'CallSid=a' }, 404, 'Not Found'],
+    [{ url: `${base}/good/other`, method: 'POST', headers: form, body: 'CallSid=a' }, 404, 'Not Found'],
+    [{ url: `${base}/good/call-status`, method: 'GET' }, 405, 'Method Not Allowed'],
+    [{ url: `${base}/good/call-status`, method: 'POST', headers: form, body: `CallSid=${'x'.repeat(2048)}` }, 413, 'Payload Too Large'],
+    [{ url: `${base}/good/call-status`, method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"CallSid":' }, 400, 'Bad Request: the body is not valid JSON'],
+    [{ url: `${base}/good/call-status`, method: 'POST', headers: { 'content-type': 'application/json' }, body: '"CallSid"' }, 400, 'Bad Request: the body is not valid JSON'],
+    [
+      { url: `${base}/good/call-status`, method: 'POST', headers: { 'content-type': 'application/json; charset=latin1' }, body: '{"CallSid":"a"}' },
+      415,
+      'Unsupported Media Type: the body’s charset is not supported; send UTF-8',
+    ],
+    [
+      { url: `${base}/good/call-status`, method: 'POST', headers: { ...form, 'content-encoding': 'compress' }, body: 'CallSid=a' },
+      415,
+      'Unsupported Media Type: the body’s Content-Encoding is not supported (gzip, deflate or br)',
+    ],
+    [{ url: `${base}/good/call-status`, method: 'POST', headers: { ...form, 'content-encoding': 'gzip' }, body: 'CallSid=a' }, 400, 'Bad Request: the body could not be read'],
+    [{ url: `${base}/good/call-status`, method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=xyz' }, body: 'garbage' }, 400, 'Bad Request: malformed multipart body'],
+    [{ url: `${base}/good/call-status`, method: 'POST', headers: form, body: 'Status=completed' }, 400, 'Bad Request: CallSid is missing'],
+  ];
+
+  it('answers each refused body with what is wrong with it', async () => {
+    await withRoute(async (base) => {
+      for (const [{ url, ...init }, status, text] of refusals(base)) {
+        const res = await fetch(url, init);
+        expect({ url: url.slice(base.length), headers: init.headers, answer: [res.status, await res.text()] }).toEqual({ url: url.slice(base.length), headers: init.headers, answer: [status, text] });
+      }
     });
   });
 });
