@@ -135,8 +135,9 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
     const logger = () => options.logger.child({ requestId });
     const kind = safeDecode(match[2]!);
     if (kind === undefined || !isKind(kind) || !options.checkToken(kind, safeDecode(match[1]!) ?? '')) {
-      // The token is never logged: it is as good as a password for this URL.
-      logger().warn({ kind: kind !== undefined && isKind(kind) ? kind : 'unknown', ip: req.socket.remoteAddress }, 'webhook with a wrong or missing token rejected');
+      // The token is never logged: it is as good as a password for this URL. A stranger's request (scanners
+      // find public URLs), so info, as every refusal here: counted in gateway_webhooks_total{outcome="rejected"}.
+      logger().info({ kind: kind !== undefined && isKind(kind) ? kind : 'unknown', ip: req.socket.remoteAddress }, 'webhook with a wrong or missing token rejected');
       options.onWebhook?.('unknown', 'rejected', 404);
       notFound(res);
       return;
@@ -149,7 +150,7 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
     }
     // A body over the limit: the connection is closed with the 413, as the unread rest still follows on it.
     const tooLarge = () => {
-      logger().warn({ status: 413, type: 'entity.too.large' }, 'webhook body rejected');
+      logger().info({ status: 413, type: 'entity.too.large' }, 'webhook body rejected');
       options.onWebhook?.(kind, 'rejected', 413);
       send(res, 413, 'Payload Too Large', { connection: 'close' });
     };
@@ -169,7 +170,7 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
       const e = err as { status?: number; type?: string };
       const status = e.type === 'entity.too.large' ? 413 : e.status && e.status >= 400 && e.status < 500 ? e.status : 500;
       if (status === 500) logger().error({ err }, 'webhook failed');
-      else logger().warn({ status, type: e.type }, 'webhook body rejected');
+      else logger().info({ status, type: e.type }, 'webhook body rejected');
       options.onWebhook?.(kind, status === 500 ? 'unavailable' : 'rejected', status);
       send(res, status, status === 500 ? 'Internal Server Error' : bodyRefusal(e.type, status));
       return;
@@ -181,14 +182,14 @@ export function createWebhookRoute(options: WebhookRouteOptions): WebhookRoute {
 
     const fields = bodyFields(req as ParsedRequest);
     if (!fields) {
-      logger().warn({ kind }, 'webhook body is not well-formed multipart');
+      logger().info({ kind }, 'webhook body is not well-formed multipart');
       answer(400, 'rejected', 'Bad Request: malformed multipart body');
       return;
     }
     const query = q === -1 ? {} : parseForm(url.slice(q + 1));
     const parsed = parse(kind, kind === 'incoming-call' ? { ...flatten(query), ...fields } : fields);
     if (!parsed.ok) {
-      logger().warn({ kind, reason: parsed.reason }, 'malformed webhook rejected');
+      logger().info({ kind, reason: parsed.reason }, 'malformed webhook rejected');
       answer(400, 'rejected', `Bad Request: ${parsed.reason}`);
       return;
     }

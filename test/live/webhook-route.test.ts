@@ -158,4 +158,21 @@ describe('what a sender of a refused webhook is told, and what the log says', ()
       }
     });
   });
+
+  it('logs each refusal at info with a line of its own, never as a warning or error: strangers and their mistakes cannot fill the log', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'debug', destination: new Writable({ write: (chunk, _enc, cb) => void (lines.push(String(chunk)), cb()) }) });
+    await withRoute(
+      async (base) => {
+        for (const [{ url, ...init }] of refusals(base)) await (await fetch(url, init)).arrayBuffer();
+      },
+      { logger },
+    );
+    const logged = lines.map((l) => JSON.parse(l) as { level: string; msg: string; requestId: string });
+    expect(logged.filter((l) => l.level !== 'info' && l.level !== 'debug').map((l) => `${l.level}: ${l.msg}`)).toEqual([]);
+    // The operator still sees each one, beside its access-log line (the wrong method has that line only).
+    const refused = logged.filter((l) => l.msg !== 'http request');
+    expect(refused.every((l) => l.level === 'info')).toBe(true);
+    expect(refused).toHaveLength(refusals('').length - 1);
+  });
 });
