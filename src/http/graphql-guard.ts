@@ -4,7 +4,7 @@
  * counted, a batch as a whole; src/graphql/cost.ts). A refusal is answered 400 with a GraphQL-shaped body
  * (src/http/graphql-http.ts), so nothing of the request is executed — or sent to Exotel.
  */
-import type { GatewayError } from '../errors.js';
+import { ErrorCode, GatewayError } from '../errors.js';
 import { limitError, LimitReason } from '../graphql/armor.js';
 import type { CostCheck } from '../graphql/cost.js';
 
@@ -30,6 +30,24 @@ function variablesOf(value: unknown): Record<string, unknown> | undefined {
   return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }
 
+const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
+
+/**
+ * What Apollo would refuse in one piece of a batch (its POST body rules), or undefined. Checked here for
+ * every piece before any runs: Apollo runs a batch's pieces side by side and answers a refused piece by
+ * failing the whole batch with that one error, after a mutation beside it has already reached Exotel.
+ */
+function batchPieceProblem(piece: unknown): string | undefined {
+  if (!isRecord(piece) || Object.keys(piece).length === 0) return 'must be a JSON object with a `query`';
+  if (piece.query && typeof piece.query !== 'string') return '`query` must be a string';
+  for (const name of ['variables', 'extensions'] as const) {
+    const value = piece[name];
+    if (value !== undefined && value !== null && !isRecord(value)) return `\`${name}\` must be an object${typeof value === 'string' ? ', not a JSON-encoded string' : ''}`;
+  }
+  if (piece.operationName !== undefined && piece.operationName !== null && typeof piece.operationName !== 'string') return '`operationName` must be a string';
+  return undefined;
+}
+
 /**
  * The guard over one request's operations: a POST's parsed body (one request or a batch), or a GET's
  * query-string fields. Answers the refusal, counted, or undefined when the request may go on to Apollo.
@@ -37,13 +55,22 @@ function variablesOf(value: unknown): Record<string, unknown> | undefined {
 export type GraphqlGuard = (request: unknown) => GatewayError | undefined;
 
 export function graphqlGuard(options: GraphqlGuardOptions): GraphqlGuard {
-  const refuse = (error: GatewayError) => {
-    options.onClientError?.(error.reason?.startsWith('MAX_') ? 'limit' : 'input');
+  const refuse = (error: GatewayError, kind = error.reason?.startsWith('MAX_') ? 'limit' : 'input') => {
+    options.onClientError?.(kind);
     return error;
   };
   return (request) => {
     if (Array.isArray(request) && request.length > options.maxBatchSize) {
       return refuse(limitError(LimitReason.MAX_BATCH_SIZE, 'too many operations in one batch', options.maxBatchSize, options.production));
+    }
+    if (Array.isArray(request)) {
+      for (const [index, piece] of request.entries()) {
+        const problem = batchPieceProblem(piece);
+        if (problem === undefined) continue;
+        const message = `The batch's operation at index ${index}: ${problem}. Nothing in the batch was run.`;
+        // Counted as Apollo counts its own refusal of such a body (errors.ts clientErrorKind, BAD_REQUEST).
+        return refuse(new GatewayError(ErrorCode.BAD_USER_INPUT, message, { reason: 'BAD_REQUEST' }), 'validation');
+      }
     }
     const pieces: unknown[] = Array.isArray(request) ? request : [request];
     const operations: Array<{ query: string; operationName: string | undefined; variables: Record<string, unknown> | undefined }> = [];

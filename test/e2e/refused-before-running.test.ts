@@ -1,0 +1,51 @@
+/**
+ * A request /graphql refuses is refused before any of it runs. Apollo runs the pieces of a batch side by
+ * side, so one malformed piece (a `query` that is not a string…) turns the whole answer into one error
+ * while a mutation beside it has already sent its SMS: the mutation took effect at Exotel and its client
+ * was told only that the request was refused — and would send it again.
+ */
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Simulator } from '../../src/simulator/index.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+
+let gw: TestGateway;
+let sim: Simulator;
+beforeAll(async () => {
+  gw = await startGateway({ LIVE_POLL_INTERVAL_MS: '60000' });
+  sim = gw.simulator!;
+});
+beforeEach(() => sim.resetRequests());
+
+const SEND_SMS = { query: 'mutation { sendSms(input: { from: "08039591111", to: "9812345670", body: "refused?" }) { sms { sid } } }' };
+
+async function post(body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${gw.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  return { status: res.status, body: JSON.parse(await res.text()) };
+}
+
+describe('a batch with a piece Apollo would refuse', () => {
+  it.each([
+    ['a query that is not a string', { query: 3 }],
+    ['an empty object', {}],
+    ['not an object', 'query'],
+    ['variables as a JSON string', { query: '{ rateLimit { remaining } }', variables: '{}' }],
+    ['variables as a list', { query: '{ rateLimit { remaining } }', variables: [] }],
+    ['extensions that are not an object', { query: '{ rateLimit { remaining } }', extensions: 5 }],
+    ['an operationName that is not a string', { query: '{ rateLimit { remaining } }', operationName: 7 }],
+  ])('with %s is refused whole with 400, naming the piece, and its mutation never reaches Exotel', async (_name, bad) => {
+    const { status, body } = await post([SEND_SMS, bad]);
+    expect(status).toBe(400);
+    expect(body.errors).toHaveLength(1);
+    expect(body.errors[0].extensions.code).toBe('BAD_USER_INPUT');
+    expect(body.errors[0].message).toMatch(/^The batch's operation at index 1: .*Nothing in the batch was run\.$/);
+    expect(sim.countRequests({ endpoint: 'sms.send' })).toBe(0);
+  });
+
+  it('that is well formed still runs every piece, each with its own answer', async () => {
+    const { status, body } = await post([SEND_SMS, { query: '{ rateLimit { limitPerMinute } }', variables: null, operationName: null }]);
+    expect(status).toBe(200);
+    expect(body[0].data.sendSms.sms.sid).toEqual(expect.any(String));
+    expect(body[1].data.rateLimit.limitPerMinute).toEqual(expect.any(Number));
+    expect(sim.countRequests({ endpoint: 'sms.send' })).toBe(1);
+  });
+});
