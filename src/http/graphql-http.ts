@@ -4,7 +4,8 @@
  * hands every request to Apollo's integration API (`executeHTTPGraphQLRequest`), so Apollo's whole
  * pipeline — CSRF prevention, plugins, limits, error formatting — runs for each:
  *
- *   request id → CORS (src/http/cors.ts: a preflight ends here) → body (src/http/json-body.ts: 400/413/415)
+ *   request id → CORS (src/http/cors.ts: a preflight ends here) → Accept (src/http/accept.ts: 406)
+ *   → body (src/http/json-body.ts: 400/413/415)
  *   → guard (batch size, tokens, cost: 400)
  *   → span (when tracing) → Apollo, its context built from the Authorization header (401/403)
  *   → MAX_RESPONSE_BYTES → the answer, `no-store` → one access-log line.
@@ -20,6 +21,7 @@ import type { ContextFactory, GraphQLContext } from '../graphql/context.js';
 import type { Logger } from '../logger.js';
 import { httpOperationSpan } from '../tracing/graphql.js';
 import { nodeRoute } from './access-log.js';
+import { acceptsGraphqlAnswer } from './accept.js';
 import type { CorsStep } from './cors.js';
 import type { GraphqlGuard } from './graphql-guard.js';
 import { readJsonBody } from './json-body.js';
@@ -55,6 +57,9 @@ export type GraphqlHttpHandler = (req: IncomingMessage, res: ServerResponse) => 
 function errorBody(message: string, extensions: Record<string, unknown> = { code: ErrorCode.BAD_USER_INPUT }): string {
   return JSON.stringify({ errors: [{ message, extensions }] });
 }
+
+const NOT_ACCEPTABLE =
+  'The Accept header allows neither application/json nor application/graphql-response+json, the only forms /graphql answers in; nothing was run.';
 
 /** HTTP status of an error thrown while building the context (auth), so clients see 401/403, not 500. */
 function httpStatusOf(code: string): number {
@@ -136,6 +141,12 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
     const search = q === -1 ? '' : url.slice(q);
     const headers = headerMapOf(req);
     headers.set(REQUEST_ID_HEADER, requestId);
+    if ((method === 'POST' || method === 'GET') && !acceptsGraphqlAnswer(headers.get('accept'))) {
+      // Counted as Apollo counts its own 406 (a BAD_REQUEST); the body is JSON whatever was asked, as Apollo's is.
+      options.onClientError('validation');
+      refuse(res, 406, errorBody(NOT_ACCEPTABLE, { code: ErrorCode.BAD_USER_INPUT, reason: 'BAD_REQUEST' }));
+      return;
+    }
 
     // Only a POST carries a body; Apollo answers any other method but GET with 405.
     let body: unknown;

@@ -1,8 +1,9 @@
 /**
- * A request /graphql refuses is refused before any of it runs. Apollo runs the pieces of a batch side by
- * side, so one malformed piece (a `query` that is not a string…) turns the whole answer into one error
- * while a mutation beside it has already sent its SMS: the mutation took effect at Exotel and its client
- * was told only that the request was refused — and would send it again.
+ * A request /graphql refuses is refused before any of it runs. Apollo checks some things only after
+ * executing: the pieces of a batch run side by side, so one malformed piece (a `query` that is not a
+ * string…) turns the whole answer into one error while a mutation beside it has already sent its SMS; and
+ * an `Accept` header it cannot serve is answered 406 once the operation has run. Either way a mutation took
+ * effect at Exotel and its client was told only that the request was refused — and would send it again.
  */
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Simulator } from '../../src/simulator/index.js';
@@ -47,5 +48,28 @@ describe('a batch with a piece Apollo would refuse', () => {
     expect(body[0].data.sendSms.sms.sid).toEqual(expect.any(String));
     expect(body[1].data.rateLimit.limitPerMinute).toEqual(expect.any(Number));
     expect(sim.countRequests({ endpoint: 'sms.send' })).toBe(1);
+  });
+});
+
+describe('an Accept header the gateway cannot answer', () => {
+  it.each(['text/html', 'application/xml', 'application/json;q=0, text/plain'])('%s: 406 before anything runs, so a mutation never reaches Exotel', async (accept) => {
+    const { status, body } = await post(SEND_SMS, { accept });
+    expect(status).toBe(406);
+    expect(body.errors[0].extensions.code).toBe('BAD_USER_INPUT');
+    expect(sim.countRequests({ endpoint: 'sms.send' })).toBe(0);
+    // A batch too.
+    expect((await post([SEND_SMS], { accept })).status).toBe(406);
+    expect(sim.countRequests({ endpoint: 'sms.send' })).toBe(0);
+  });
+
+  it.each(['application/json', 'application/graphql-response+json', '*/*', 'application/*', 'text/html, application/json;q=0.1'])('%s is answered as usual', async (accept) => {
+    const { status, body } = await post({ query: '{ rateLimit { limitPerMinute } }' }, { accept });
+    expect(status).toBe(200);
+    expect(body.data.rateLimit.limitPerMinute).toEqual(expect.any(Number));
+  });
+
+  it('on a GET too', async () => {
+    const res = await fetch(`${gw.url}/graphql?query=${encodeURIComponent('{ rateLimit { limitPerMinute } }')}`, { headers: { accept: 'text/csv', 'apollo-require-preflight': '1' } });
+    expect(res.status).toBe(406);
   });
 });
