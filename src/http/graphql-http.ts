@@ -184,7 +184,7 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
     if (response.body.kind === 'complete') {
       const withheld = options.responseSize(response.body.string, asked);
       if (withheld !== undefined) refuse(res, 400, withheld);
-      else send(res, response.status ?? 200, headers, response.body.string);
+      else send(res, batchStatus(response.status, response.body.string, asked) ?? 200, headers, response.body.string);
       return;
     }
     // Incremental delivery (multipart/mixed): streamed as Apollo yields it.
@@ -199,6 +199,22 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
     logFault: (err, requestId) => options.logger.error({ err, requestId }, 'GraphQL over HTTP request failed'),
     answerFault: (res) => refuse(res, 500, errorBody('Internal server error.', { code: ErrorCode.INTERNAL_SERVER_ERROR })),
   });
+}
+
+/**
+ * The HTTP status of an answer. Apollo gives a batch the status of a refused operation in it (400 for a
+ * syntax error) even when others ran beside it; a client seeing 400 takes it that nothing ran (Apollo
+ * Client's batch link fails every operation of it), and a mutation among them would be sent again. So a
+ * batch in which any operation ran — an answer with `data` — is 200, each answer carrying its own errors.
+ */
+function batchStatus(status: number | undefined, body: string, asked: unknown): number | undefined {
+  if (!Array.isArray(asked) || status === undefined || status < 400 || status >= 500) return status;
+  try {
+    const answers = JSON.parse(body) as unknown;
+    return Array.isArray(answers) && answers.some((a) => a !== null && typeof a === 'object' && 'data' in a) ? 200 : status;
+  } catch {
+    return status;
+  }
 }
 
 /** True for a request this route answers: GRAPHQL_PATH exactly, with or without a query string. */

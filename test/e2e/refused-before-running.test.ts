@@ -73,3 +73,20 @@ describe('an Accept header the gateway cannot answer', () => {
     expect(res.status).toBe(406);
   });
 });
+
+describe('a batch in which some operations ran and others were refused', () => {
+  it('is answered 200, each operation with its own data or errors: a 400 would tell the client nothing ran, and its mutation would be sent again', async () => {
+    const { status, body } = await post([SEND_SMS, { query: '{ nope }' }, { query: '{ rateLimit {' }]);
+    expect(status).toBe(200);
+    expect(body[0].data.sendSms.sms.sid).toEqual(expect.any(String));
+    expect(body[1].errors[0].extensions.reason).toBe('GRAPHQL_VALIDATION_FAILED');
+    expect(body[2].errors[0].extensions.reason).toBe('GRAPHQL_PARSE_FAILED');
+    expect(sim.countRequests({ endpoint: 'sms.send' })).toBe(1);
+  });
+
+  it('keeps 400 when none of its operations ran', async () => {
+    const { status, body } = await post([{ query: '{ nope }' }, { query: '{ rateLimit {' }]);
+    expect(status).toBe(400);
+    expect(body).toHaveLength(2);
+  });
+});
