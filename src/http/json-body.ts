@@ -1,8 +1,8 @@
 /**
  * The JSON body of a GraphQL-over-HTTP POST, read with a size limit. GraphQL over HTTP speaks UTF-8 JSON
  * only, so anything else is refused before a byte is parsed: another media type, charset or content
- * encoding (415), more than `maxBytes` (413, from Content-Length when it tells, else while reading), a
- * body that is not a JSON object or array (400). A refusal names its client-error kind
+ * encoding (415), more than `maxBytes` (413, from Content-Length when it tells, else while reading), bytes
+ * that are not UTF-8 or a body that is not a JSON object or array (400). A refusal names its client-error kind
  * (gateway_client_errors_total) and the message the client is sent.
  */
 import type { IncomingMessage } from 'node:http';
@@ -23,6 +23,13 @@ const NOT_UTF8: BodyRefusal = { status: 415, message: 'Unsupported body encoding
 const TOO_LARGE: BodyRefusal = { status: 413, message: 'The request body is too large (MAX_BODY_BYTES).', kind: 'limit', reason: 'MAX_BODY_BYTES' };
 const MALFORMED: BodyRefusal = { status: 400, message: 'The request body is not valid JSON.', kind: 'syntax' };
 const UNREAD: BodyRefusal = { status: 400, message: 'The request body could not be read.', kind: 'input' };
+const NOT_UTF8_BYTES: BodyRefusal = { status: 400, message: 'The request body is not valid UTF-8; GraphQL over HTTP bodies are UTF-8 JSON.', kind: 'syntax' };
+
+/**
+ * Decodes strictly: a byte that is not UTF-8 (a Latin-1 "é") is refused rather than read as U+FFFD, which
+ * would otherwise go on into an SMS body or a CustomField and reach a customer as "�".
+ */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 const refuse = (refusal: BodyRefusal): JsonBody => ({ ok: false, refusal });
 
@@ -59,7 +66,16 @@ export function readJsonBody(req: IncomingMessage, headers: { contentType: strin
       if (bytes > maxBytes) done(refuse(TOO_LARGE));
       else chunks.push(chunk);
     };
-    const onEnd = () => done(parseJson(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, bytes).toString('utf8')));
+    const onEnd = () => {
+      let text: string;
+      try {
+        text = utf8.decode(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes));
+      } catch {
+        done(refuse(NOT_UTF8_BYTES));
+        return;
+      }
+      done(parseJson(text));
+    };
     // Closed before its end: the client went away mid-body.
     const onError = () => done(refuse(UNREAD));
     req.on('data', onData).once('end', onEnd).once('error', onError).once('close', onError);

@@ -249,6 +249,18 @@ describe('malformed requests get a clear error and the server stays healthy', ()
     await expectHealthy(gw);
   });
 
+  it('a body that is not UTF-8 (a Latin-1 é in an SMS) → 400 naming UTF-8, and nothing is sent, rather than an SMS with "�" in it', async () => {
+    const json = '{"query":"mutation { sendSms(input: { from: \\"08039591111\\", to: \\"9812345670\\", body: \\"Caf\u00e9 open\\" }) { sms { sid } } }"}';
+    sim.resetRequests();
+    const res = await fetch(`${gw.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.from(json, 'latin1') });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ errors: [{ message: expect.stringMatching(/UTF-8/), extensions: { code: 'BAD_USER_INPUT' } }] });
+    expect(sim.countRequests()).toBe(0);
+    // The same text in UTF-8 is taken, é and all.
+    const ok = await fetch(`${gw.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.from(json, 'utf8') });
+    expect((await ok.json()).data.sendSms.sms.sid).toEqual(expect.any(String));
+  });
+
   it('a body that is not JSON at all (text/plain) → 415 with a GraphQL-shaped error', async () => {
     const res = await post('query { gateway { mode } }', 'text/plain');
     expect(res.status).toBe(415);
