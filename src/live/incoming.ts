@@ -267,18 +267,23 @@ function unknownIn(call: Call, told: Partial<Call>): Partial<Call> {
 function isEarlierRequest(call: Call, patch: Partial<Call>): boolean {
   const last = call.flow?.lastRequestAt;
   const made = patch.flow?.lastRequestAt;
-  if (!last || !made) return false;
+  // A time this gateway did not write decides nothing, and the request merges as usual.
+  return Boolean(last && made && isBefore(made, last));
+}
+
+/** True when ISO time `a` is before `b`; false when either is not a time this gateway wrote. */
+function isBefore(a: string, b: string): boolean {
   try {
-    return isoToEpochMs(made) < isoToEpochMs(last);
+    return isoToEpochMs(a) < isoToEpochMs(b);
   } catch {
-    // Not a time this gateway wrote: it decides nothing, and the request merges as usual.
     return false;
   }
 }
 
 /**
  * `patch` over `call`: known values replace, unknown ones never erase; the flow (and its legs) is merged
- * field by field; the status only moves forward; the creation time never changes once known; a flow's
+ * field by field; the status only moves forward; the creation time never changes once known, and the start
+ * time never moves earlier (a request without StartTime names its Created, which comes before it); a flow's
  * `outbound-dial` never replaces the API's `outbound-api`. A request made before the last one the call
  * has heard of (stored late) only fills in what is not known yet: it never undoes what a later one said.
  */
@@ -293,6 +298,7 @@ export function mergeCall(call: Call, patch: Partial<Call>): Call {
   if (mergedFlow) next.flow = mergedFlow;
   if (status && callStatusRank(status) > callStatusRank(call.status)) next.status = status;
   if (!call.dateCreated && dateCreated) next.dateCreated = dateCreated;
+  if (call.startTime && next.startTime && isBefore(next.startTime, call.startTime)) next.startTime = call.startTime;
   return next;
 }
 

@@ -115,6 +115,22 @@ describe('merging a request into the call', () => {
     expect(merged.legs).toEqual(call.legs);
   });
 
+  it('never moves the start time earlier: a later request without StartTime names its Created instead', () => {
+    const first = parse({ Created: 'Wed, 23 Feb 2022 12:31:59', StartTime: '2022-02-23 12:32:02', CurrentTime: '2022-02-23 12:32:02' });
+    const later = parse({ Created: 'Wed, 23 Feb 2022 12:31:59', CurrentTime: '2022-02-23 12:33:10', DialCallStatus: 'completed' });
+    const started = mergeCall(call, { ...first.fields, status: first.status });
+    expect(started.startTime).toBe('2022-02-23T12:32:02+05:30');
+    expect(mergeCall(started, { ...later.fields, status: later.status }).startTime).toBe('2022-02-23T12:32:02+05:30');
+    // Read back from the log, each event carrying the call as its request left it.
+    const event = (id: string, c: Call): CallEventRecord => ({ kind: 'call', id, accountSid: 'a', callSid: 's1', status: c.status, at: call.dateCreated, source: 'WEBHOOK', forward: true, data: { call: c } });
+    const cacheLost = mergeCall(call, { ...later.fields, status: later.status });
+    expect(cacheLost.startTime).toBe('2022-02-23T12:31:59+05:30');
+    expect(callFromHistory([event('1-0', started), event('2-0', cacheLost)])?.startTime).toBe('2022-02-23T12:32:02+05:30');
+    // The other way round, a StartTime named after Created was known takes its place.
+    const last = parse({ Created: 'Wed, 23 Feb 2022 12:31:59', StartTime: '2022-02-23 12:32:02', CurrentTime: '2022-02-23 12:34:00' });
+    expect(mergeCall(cacheLost, { ...last.fields, status: last.status }).startTime).toBe('2022-02-23T12:32:02+05:30');
+  });
+
   it('keeps at most MAX_LEGS flow legs, however many requests bring new ones', () => {
     const request = (from: number) => parse(Object.fromEntries(Array.from({ length: MAX_LEGS }, (_, k) => [`Legs[${from + k}][Number]`, `+9198${String(from + k).padStart(8, '0')}`])));
     const first = request(0);
