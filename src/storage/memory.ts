@@ -28,7 +28,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
     deserialize: undefined,
     throwOnErrors: true,
   });
-  const openItems = createMemoryOpenItems();
+  const openItems = createMemoryOpenItems(clock);
   const events = createMemoryEventLog(resolved, openItems);
   const budgets = new Map<string, RateBudget>();
   let closed = false;

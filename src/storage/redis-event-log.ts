@@ -13,7 +13,7 @@ import type { Redis } from 'ioredis';
 import type { CallEventRecord, EventLog, EventRecord, HistorySubject, NewEvent, NotForwardReason, SmsEventRecord, StatusAppend, StatusAppendResult, StatusStepResult } from './types.js';
 import { checkLimit, type ResolvedStorageOptions } from './options.js';
 import { APPEND_STATUS_LUA, checkStatusAppend, eventJsonHead, subjectOf, withForward } from './status-step.js';
-import { redisOpenItemsKey } from './open-items.js';
+import { redisOpenAddedKey, redisOpenItemsKey } from './open-items.js';
 import { compareEventIdParts, compareEventIds, formatEventId, parseCursor, parseEventId } from './event-id.js';
 import { createFanOut } from './fan-out.js';
 import { reconnectDelayMs } from './redis-connection.js';
@@ -177,7 +177,8 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
       append.requestRef ? refKey(event.accountSid, append.requestRef.ref) : placeholder,
       append.open?.add ? redisOpenItemsKey(keyPrefix, append.open.add.set) : placeholder,
       floorKey,
-      ...remove.map((set) => redisOpenItemsKey(keyPrefix, set)),
+      append.open?.add ? redisOpenAddedKey(keyPrefix, append.open.add.set) : placeholder,
+      ...remove.flatMap((set) => [redisOpenItemsKey(keyPrefix, set), redisOpenAddedKey(keyPrefix, set)]),
     ];
     const head = eventJsonHead(event);
     const args = [
@@ -197,6 +198,7 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
       append.open?.add ? Math.round(append.open.add.atMs) : '',
       append.mark ?? '',
       append.unlessMarked ?? '',
+      Math.round(clock()),
     ];
     return { keys, args, head };
   };

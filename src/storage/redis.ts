@@ -10,7 +10,8 @@
  *   cache:<key>            keyv entries
  *   status:<kind>:<account>:<sid>   hash of a call's/SMS's forward-only state (status-step.ts)
  *   ref:<account>:<ref>    the Sid a request created, by its reference
- *   idem:<key>  lease:<name>  budget:<name>  open:<set>
+ *   idem:<key>  lease:<name>  budget:<name>
+ *   open:<set>  open-added:<set>   open items by due time, and when each entered its set (open-items.ts)
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -143,7 +144,7 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
     events,
     idempotency: createRedisIdempotency(command, keyPrefix, clock, takeBacks),
     lease: createRedisLease(command, keyPrefix),
-    openItems: createRedisOpenItems(command, keyPrefix),
+    openItems: createRedisOpenItems(command, keyPrefix, clock),
     rateBudget(name, limit, windowMs) {
       const key = `${name}\u0000${limit}\u0000${windowMs}`;
       let budget = budgets.get(key);

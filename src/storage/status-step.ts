@@ -82,22 +82,25 @@ export function withForward(head: string, forward: boolean): string {
 /*
  * One step's keys, from its first key k: k stream, k+1 the call's or SMS's history list (or a
  * placeholder), k+2 subject state hash, k+3 request-reference key (or a placeholder), k+4 open set to add
- * to (or a placeholder), k+5 the stream's floor key (stream-trim.ts), k+6.. open sets to remove from.
+ * to (or a placeholder), k+5 the stream's floor key (stream-trim.ts), k+6 the added-times hash of the open
+ * set to add to (or a placeholder; open-items.ts), k+7.. pairs of an open set to remove from and its
+ * added-times hash.
  * One step's arguments, from its first argument a: a maxlen, a+1 minid, a+2 JSON head, a+3 history ttl ms (the event retention, also the floor key's),
  * a+4 history cap, a+5 "1" for an event kept in a history (a call or SMS event), a+6 status, a+7 rank,
  * a+8 "1" to keep a status that is not forward, a+9 state ttl ms, a+10 Sid for the request reference
  * ("" for none), a+11 its ttl ms, a+12 the Sid (open-set member), a+13 the open-set score ("" for none),
- * a+14 the mark to keep ("" for none), a+15 the first subject's mark that skips this (second) step ("" for none).
+ * a+14 the mark to keep ("" for none), a+15 the first subject's mark that skips this (second) step ("" for none),
+ * a+16 now (epoch ms): the added time of a Sid new to the open set.
  *
  * ARGV[1] the number of keys of the first step, ARGV[2] "1" to return the first step's history,
- * ARGV[3..18] the first step's arguments; a second step (`also`), when given, has the keys after the
- * first's and ARGV[19..34].
+ * ARGV[3..19] the first step's arguments; a second step (`also`), when given, has the keys after the
+ * first's and ARGV[20..36].
  * Returns {{id or "", "forward" | "duplicate" | "backwards", previous rank}, the second step's the same
  * or false (none, or skipped by its mark), the history list's entries or false}.
  *
  * The state hash holds "r" (highest forward rank), "s:<status>" per stored status and "m:<mark>" per mark.
  */
-export const STEP_ARGS = 16;
+export const STEP_ARGS = 17;
 
 export const APPEND_STATUS_LUA = `${TRIM_STREAM_LUA}
 local function step(k, last, a)
@@ -138,11 +141,12 @@ local function step(k, last, a)
     redis.call('PEXPIRE', KEYS[k + 1], ARGV[a + 3])
   end
   if outcome == 'forward' then
-    if ARGV[a + 13] ~= '' then
-      redis.call('ZADD', KEYS[k + 4], 'NX', ARGV[a + 13], ARGV[a + 12])
+    if ARGV[a + 13] ~= '' and redis.call('ZADD', KEYS[k + 4], 'NX', ARGV[a + 13], ARGV[a + 12]) == 1 then
+      redis.call('HSET', KEYS[k + 6], ARGV[a + 12], ARGV[a + 16])
     end
-    for i = k + 6, last do
+    for i = k + 7, last, 2 do
       redis.call('ZREM', KEYS[i], ARGV[a + 12])
+      redis.call('HDEL', KEYS[i + 1], ARGV[a + 12])
     end
   end
   return {id, outcome, prev}

@@ -249,12 +249,23 @@ export interface Cache {
 /**
  * Named sets of ids scored by a time (epoch ms), shared by every replica: the live pipeline keeps open
  * calls/SMS by the time they are due for reconciliation, and calls with live subscribers by how long the
- * subscription is known to last. Memory and Redis (ZSET) implementations in open-items.ts.
+ * subscription is known to last. Each id also keeps the time it entered its set, so a caller can tell how
+ * long it has been there whatever its score became. Memory and Redis (ZSET and hash) implementations in
+ * open-items.ts.
  */
 export interface OpenItems {
-  /** Adds `id` to `set` or moves it to `atMs`; with `onlyIfAbsent`, an id already there keeps its time. */
+  /**
+   * Adds `id` to `set` or moves it to `atMs`; with `onlyIfAbsent`, an id already there keeps its time. An
+   * id new to the set is recorded as added now (the storage's clock); moving one keeps its added time.
+   */
   put(set: string, id: string, atMs: number, options?: { onlyIfAbsent?: boolean }): Promise<void>;
-  /** Removes `id` from `set` (no error when absent). */
+  /**
+   * When `id` entered `set` (epoch ms, the storage's clock), or undefined when it is not in the set. An id
+   * in the set with no added time (put there by an earlier version of the gateway, which kept none) is
+   * taken as added now: that time is recorded and returned, and kept from then on.
+   */
+  addedAt(set: string, id: string): Promise<number | undefined>;
+  /** Removes `id` from `set`, and its added time (no error when absent). */
   remove(set: string, id: string): Promise<void>;
   /** Ids with a time ≤ `atMs`, earliest first, up to `limit`. */
   dueBy(set: string, atMs: number, limit: number): Promise<string[]>;

@@ -366,6 +366,27 @@ export function describeStorageContract(name: string, make: (options?: HarnessOp
         expect(await storage.openItems.dueBy('watched:acc1', 1_000, 10)).toEqual([]);
       });
 
+      it('records when the step added a Sid to an open set, and a Sid it removes is new when put back', async () => {
+        const { storage, elapse } = await harness();
+        const ev = storage.events;
+        await ev.appendStatus(status('CA7', 'RINGING', 1, { open: { add: { set: 'calls:acc1', atMs: 1_000 } } }));
+        await elapse(20);
+        await storage.openItems.put('calls:acc1', 'CA8', 1_000);
+        // The step's own time, not the time it was first asked for (what an id without one gets).
+        const stepAdded = (await storage.openItems.addedAt('calls:acc1', 'CA7'))!;
+        const putAdded = (await storage.openItems.addedAt('calls:acc1', 'CA8'))!;
+        expect(putAdded - stepAdded).toBeGreaterThanOrEqual(20);
+        // A later forward status keeps it (the Sid is already there).
+        await ev.appendStatus(status('CA7', 'IN_PROGRESS', 2, { open: { add: { set: 'calls:acc1', atMs: 9_000 } } }));
+        expect(await storage.openItems.addedAt('calls:acc1', 'CA7')).toBe(stepAdded);
+        await storage.openItems.put('watched:acc1', 'CA7', 1);
+        await ev.appendStatus(status('CA7', 'COMPLETED', 3, { open: { remove: ['calls:acc1', 'watched:acc1'] } }));
+        expect(await storage.openItems.addedAt('calls:acc1', 'CA7')).toBeUndefined();
+        expect(await storage.openItems.addedAt('watched:acc1', 'CA7')).toBeUndefined();
+        await storage.openItems.put('calls:acc1', 'CA7', 1_000);
+        expect(await storage.openItems.addedAt('calls:acc1', 'CA7')).toBeGreaterThanOrEqual(putAdded);
+      });
+
       it('keeps SMS and incoming-call announcements apart from calls, announced once', async () => {
         const { storage } = await harness();
         const ev = storage.events;
