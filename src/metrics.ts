@@ -32,6 +32,8 @@ export interface Metrics {
   /** 1 while a shared dependency (storage, Exotel) answers, else 0: what /readyz reports without failing on it. */
   dependencyUp: Gauge<'dependency'>;
   reconcilerRecoveries: Counter<'kind'>;
+  /** Open items the reconciler let go unfinished, by kind and why (src/live/reconciler.ts GiveUpReason). */
+  reconcilerGivenUp: Counter<'kind' | 'reason'>;
   /** Client mistakes by kind (errors.ts clientErrorKind): logged at info or below, counted here. */
   clientErrors: Counter<'kind'>;
   /** Counts one GraphQL operation (HTTP or graphql-ws); the name is made label-safe here. */
@@ -153,6 +155,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       name: 'gateway_reconciler_recoveries_total',
       help: 'Calls and SMS whose final status the reconciler fetched because no callback came',
       labelNames: ['kind'] as const,
+      registers,
+    }),
+    reconcilerGivenUp: new Counter({
+      name: 'gateway_reconciler_given_up_total',
+      help: 'Open calls, SMS and unknown outcomes the reconciler let go unfinished (reason: unfinished a day after DateCreated, lookup-failing a day after listing)',
+      labelNames: ['kind', 'reason'] as const,
       registers,
     }),
   };

@@ -340,6 +340,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       publicUrl: () => (boundUrl && /:0$/.test(config.publicUrl) ? boundUrl : config.publicUrl),
       onWebhook: (kind, outcome) => metrics.webhooks.inc({ kind, outcome }),
       onReconciled: (kind) => metrics.reconcilerRecoveries.inc({ kind }),
+      onReconcilerGaveUp: (kind, reason) => metrics.reconcilerGivenUp.inc({ kind, reason }),
       onIncomingRetry: (event) => {
         const kind = 'incoming-call';
         if (event.outcome === 'retried') metrics.webhookRetries.inc({ kind });

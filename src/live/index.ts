@@ -17,7 +17,7 @@ import { ingestIncomingCall } from './incoming.js';
 import { createIncomingRetries, type IncomingRetries, type IncomingRetryObserver } from './incoming-retries.js';
 import type { Loop } from './loop.js';
 import { createPoller, type Poller } from './poller.js';
-import { createReconciler, unknownCallItem } from './reconciler.js';
+import { createReconciler, unknownCallItem, type GiveUpReason, type OpenItemKind } from './reconciler.js';
 import { createTopics, type Topics } from './topics.js';
 import { isTerminalCall, openSets } from './updates.js';
 import { createWebhookRoute, type WebhookObserver, type WebhookRoute } from './webhooks.js';
@@ -45,7 +45,8 @@ export const LIVE_DEFAULTS = Object.freeze({
   smsFinalSeconds: 15 * 60,
   /**
    * A call or SMS Exotel still reports unfinished this long after it was created is no longer reconciled: a
-   * call lasts at most 2 × 60 s of ringing and a 4 h TimeLimit (Exotel Calls/connect), an SMS far less.
+   * call lasts at most 2 × 60 s of ringing and a 4 h TimeLimit (Exotel Calls/connect), an SMS far less. An
+   * open item whose look keeps failing is let go this long after it entered the open list.
    * Not scaled in simulator mode: it is about Exotel's objects that never end, not their timeline.
    */
   reconcileGiveUpMs: 24 * 60 * 60_000,
@@ -124,11 +125,13 @@ export interface LiveOptions {
   publicUrl?: () => string;
   now?: () => number;
   /**
-   * Metrics hooks: every answered webhook; every final status the reconciler had to fetch; every background
-   * retry of a Passthru answered 200 but not stored, and what became of it.
+   * Metrics hooks: every answered webhook; every final status the reconciler had to fetch; every open item
+   * the reconciler let go unfinished; every background retry of a Passthru answered 200 but not stored, and
+   * what became of it.
    */
   onWebhook?: WebhookObserver;
   onReconciled?: (kind: 'call' | 'sms') => void;
+  onReconcilerGaveUp?: (kind: OpenItemKind, reason: GiveUpReason) => void;
   onIncomingRetry?: IncomingRetryObserver;
 }
 
@@ -200,6 +203,7 @@ export function createLive(options: LiveOptions): Live {
     maxItemsPerTick: t.maxReconcilesPerTick,
     giveUpAfterMs: t.reconcileGiveUpMs,
     ...(options.onReconciled ? { onReconciled: options.onReconciled } : {}),
+    ...(options.onReconcilerGaveUp ? { onGivenUp: options.onReconcilerGaveUp } : {}),
   });
   const feed = createFeed({
     accountSid,

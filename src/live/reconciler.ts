@@ -7,6 +7,10 @@
  * looked for in Exotel's bulk call details around its request time, by the request reference its
  * CustomField carries (never by From/To: another call between the same numbers is not this one). Once
  * found, the call is ingested with that reference, so a retry of the idempotency key replays it.
+ *
+ * Nothing stays in the open list for ever: a call or SMS Exotel still reports unfinished a day after its
+ * DateCreated is let go, and so is any item whose look keeps failing (Exotel answering an error for that Sid,
+ * an answer that does not parse) a day after it entered the open list: such a look never learns DateCreated.
  */
 import { ErrorCode, GatewayError } from '../errors.js';
 import { epochMsToIso, isoToEpochMs } from '../exotel/dates.js';
@@ -39,6 +43,15 @@ function parseUnknownCallItem(item: string): { ref: string; requestedAtMs: numbe
   return ref && Number.isSafeInteger(requestedAtMs) ? { ref, requestedAtMs } : undefined;
 }
 
+/** What an open item is: a call, an SMS, or the connect of an unknown outcome (its request reference). */
+export type OpenItemKind = 'call' | 'sms' | 'unknown-outcome';
+
+/**
+ * Why an item was let go before it was finished: Exotel still reports it unfinished a day after it was created,
+ * or its look has been failing for a day since it entered the open list.
+ */
+export type GiveUpReason = 'unfinished' | 'lookup-failing';
+
 export interface ReconcilerOptions {
   accountSid: string;
   exotel: ExotelApi;
@@ -54,11 +67,14 @@ export interface ReconcilerOptions {
   maxItemsPerTick: number;
   /**
    * A call or SMS Exotel still reports unfinished this long after it was created is let go, ms: looked at
-   * again every `recheckMs`, it would stay in the open list, and cost a request each time, for ever.
+   * again every `recheckMs`, it would stay in the open list, and cost a request each time, for ever. So is
+   * any item whose look keeps failing this long after it entered the open list.
    */
   giveUpAfterMs: number;
   /** Told when a final status came from the reconciler rather than a callback (metrics). */
   onReconciled?: (kind: 'call' | 'sms') => void;
+  /** Told when an item is let go unfinished (metrics). */
+  onGivenUp?: (kind: OpenItemKind, reason: GiveUpReason) => void;
 }
 
 /** Starts the reconciler loop; stop() ends it. */
@@ -83,6 +99,26 @@ export function createReconciler(options: ReconcilerOptions): Loop {
       `reconciler: Exotel still reports ${kind === 'call' ? 'a call' : 'an SMS'} unfinished long after it was created; no longer looking at it`,
     );
     await options.openItems.remove(set, sid);
+    options.onGivenUp?.(kind, 'unfinished');
+  }
+
+  /**
+   * After a look that failed for anything but the budget: to the back of the list, or let go once the item
+   * has been in the open list `giveUpAfterMs` (such a look never learns when Exotel created it). An item no
+   * longer in the list was finished meanwhile (a callback's final status) and stays out of it.
+   */
+  async function afterFailedLook(kind: OpenItemKind, set: string, item: string, err: unknown, now: number): Promise<void> {
+    const addedAt = await options.openItems.addedAt(set, item);
+    if (addedAt === undefined) return;
+    if (now - addedAt <= options.giveUpAfterMs) return options.openItems.put(set, item, now + options.recheckMs);
+    const subject =
+      kind === 'call' ? { callSid: item } : kind === 'sms' ? { smsSid: item } : { requestRef: parseUnknownCallItem(item)?.ref ?? item };
+    options.logger.warn(
+      { ...subject, kind, listedAt: epochMsToIso(addedAt), err },
+      'reconciler: looking this up has failed for a day since it entered the open list; no longer looking at it',
+    );
+    await options.openItems.remove(set, item);
+    options.onGivenUp?.(kind, 'lookup-failing');
   }
 
   async function reconcileCall(callSid: string): Promise<void> {
@@ -160,18 +196,23 @@ export function createReconciler(options: ReconcilerOptions): Loop {
   async function tick(): Promise<void> {
     if (!(await options.lease.acquire(leaseName, options.intervalMs * 3))) return;
     const now = options.now();
-    const due = async (set: string, look: (item: string) => Promise<void>) =>
-      (await options.openItems.dueBy(set, now, options.maxItemsPerTick)).map((item) => ({ set, item, look }));
-    const work = [...(await due(sets.calls, reconcileCall)), ...(await due(sets.sms, reconcileSms)), ...(await due(sets.unknownCalls, reconcileUnknownCall))];
-    for (const { set, item, look } of work) {
+    const due = async (kind: OpenItemKind, set: string, look: (item: string) => Promise<void>) =>
+      (await options.openItems.dueBy(set, now, options.maxItemsPerTick)).map((item) => ({ kind, set, item, look }));
+    const work = [
+      ...(await due('call', sets.calls, reconcileCall)),
+      ...(await due('sms', sets.sms, reconcileSms)),
+      ...(await due('unknown-outcome', sets.unknownCalls, reconcileUnknownCall)),
+    ];
+    for (const { kind, set, item, look } of work) {
       try {
         await look(item);
       } catch (err) {
         options.logger.info({ err, sid: item }, 'reconciler: stopping this round early');
         // A look that failed goes to the back, so that one call Exotel keeps failing on cannot hold up every
-        // other due item for ever; one refused for budget was not looked at and keeps its place.
+        // other due item for ever, and is let go a day after it was listed; one refused for budget was not
+        // looked at and keeps its place. Storage trouble here leaves the item where it is, due again.
         if (!(err instanceof GatewayError && err.code === ErrorCode.RATE_LIMITED)) {
-          await options.openItems.put(set, item, now + options.recheckMs).catch(() => undefined);
+          await afterFailedLook(kind, set, item, err, now).catch(() => undefined);
         }
         return;
       }

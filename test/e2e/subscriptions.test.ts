@@ -141,6 +141,27 @@ describe('reconciler', () => {
   });
 });
 
+describe('reconciler: a call whose look keeps failing', () => {
+  it('is let go once it has been in the open list longer than the give-up age, logged at warn and counted', async () => {
+    // A give-up age of 1 ms stands for the day: the first failed look comes after it.
+    const gw = await startGateway(
+      { SIMULATOR_TIME_SCALE: '0.02', LIVE_POLL_INTERVAL_MS: '50', RECONCILE_GRACE_SECONDS: '0' },
+      {},
+      { liveTimings: { reconcileGiveUpMs: 1 } },
+    );
+    const sim = gw.simulator!;
+    sim.faults.holdCalls('queued');
+    sim.faults.inject({ kind: 'exotel-error', status: 400, message: 'Invalid call', count: 'all', endpoint: 'calls.get' });
+    const sid = await connectCall(gw, { timeLimit: 10, timeOut: 10 });
+    const metrics = async () => (await fetch(`${gw.url}/metrics`)).text();
+    await vi.waitFor(async () => expect(await metrics()).toMatch(/^gateway_reconciler_given_up_total\{kind="call",reason="lookup-failing"\} 1$/m), { timeout: 15_000, interval: 50 });
+    expect(gw.logs.filter((l) => l.callSid === sid && l.level === 'warn').map((l) => l.msg)).toEqual([
+      'reconciler: looking this up has failed for a day since it entered the open list; no longer looking at it',
+    ]);
+    expect(sim.countRequests({ endpoint: 'calls.get' })).toBeGreaterThanOrEqual(1);
+  });
+});
+
 describe('SMS reconciler', () => {
   it('finishes an SMS whose status callback was dropped, so smsStatusChanged still ends', async () => {
     // ×0.002: the SMS ends upstream within milliseconds and is due for the reconciler ~2 s after sending.

@@ -1,21 +1,26 @@
 /**
- * The reconciler on real parts: the real Exotel client against the real simulator, in-memory storage, and
- * an injected clock that moves the gateway a day on while the simulator's calls and SMS stay unfinished.
+ * The reconciler on real parts: the real Exotel client against the real simulator, in-memory storage (the
+ * real Redis where the open list's Redis form matters), and an injected clock that moves the gateway a day
+ * on while the simulator's calls and SMS stay unfinished.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { Writable } from 'node:stream';
 import { createEntityCache } from '../../src/cache/entities.js';
 import { createExotelClient } from '../../src/exotel/client.js';
+import { epochMsToIso } from '../../src/exotel/dates.js';
 import { createLogger } from '../../src/logger.js';
 import { LIVE_DEFAULTS } from '../../src/live/index.js';
 import type { ExotelApi } from '../../src/exotel/types.js';
 import type { IngestDeps } from '../../src/live/ingest.js';
 import type { Loop } from '../../src/live/loop.js';
-import { createReconciler } from '../../src/live/reconciler.js';
+import { createReconciler, unknownCallItem } from '../../src/live/reconciler.js';
 import { openSets } from '../../src/live/updates.js';
 import { createSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import { createMemoryRateBudget } from '../../src/storage/rate-budget.js';
+import { createRedisStorage } from '../../src/storage/redis.js';
+import { deleteKeys, redisOrSkip, testPrefix, TEST_REDIS_URL } from '../helpers/redis.js';
 import type { Storage } from '../../src/storage/types.js';
 
 const HOUR_MS = 60 * 60_000;
@@ -39,16 +44,29 @@ interface Harness {
   /** Sids of every detail request since the last call, answered or failed. */
   takeAsked(): string[];
   logs: Array<Record<string, unknown>>;
+  /** What the reconciler reported letting go (the metrics hook). */
+  givenUp: string[];
 }
 
-async function setup(): Promise<Harness> {
+/** Storage on the harness's clock: memory unless the test builds another. */
+type MakeStorage = (clock: () => number) => Promise<Storage>;
+
+interface SetupOptions {
+  makeStorage?: MakeStorage;
+  /** Runs when a call's details request has come back, answered or failed, before the reconciler hears of it. */
+  afterCallLook?: (callSid: string) => Promise<void>;
+}
+
+async function setup(options: SetupOptions = {}): Promise<Harness> {
+  const makeStorage: MakeStorage = options.makeStorage ?? (async (clock) => createMemoryStorage({ clock }));
   // Simulated time 10,000× slower than real time: new calls and SMS stay queued upstream for the whole test,
   // however far the gateway's clock moves.
   const sim = await createSimulator({ port: 0, seed: false, timeScale: 10_000, log: () => {} });
   running.push(sim);
   let nowMs = Date.now();
   const now = () => nowMs;
-  const storage = createMemoryStorage({ clock: now });
+  const storage = await makeStorage(now);
+  running.push({ stop: () => storage.close() });
   const lines: string[] = [];
   const logger = createLogger({
     level: 'info',
@@ -66,6 +84,8 @@ async function setup(): Promise<Harness> {
     baseUrl: sim.url,
     budget: createMemoryRateBudget({ limit: 1_000, windowMs: 60_000, clock: { now } }),
     backgroundShare: 0.5,
+    // A 5xx is not tried again: each look is one request, and no backoff waits in real time.
+    maxAttemptsGet: 1,
     clock: { now },
   });
   const ingestDeps: IngestDeps = {
@@ -78,9 +98,21 @@ async function setup(): Promise<Harness> {
     requestRefTtlMs: 24 * HOUR_MS,
     unknownCallDueMs: HOUR_MS,
   };
+  const afterCallLook = options.afterCallLook;
   const reconciler = createReconciler({
     accountSid: sim.accountSid,
-    exotel,
+    exotel: afterCallLook
+      ? {
+          ...exotel,
+          getCall: async (sid, requestOptions) => {
+            try {
+              return await exotel.getCall(sid, requestOptions);
+            } finally {
+              await afterCallLook(sid);
+            }
+          },
+        }
+      : exotel,
     openItems: storage.openItems,
     lease: storage.lease,
     ingestDeps,
@@ -91,7 +123,9 @@ async function setup(): Promise<Harness> {
     recheckMs: RECHECK_MS,
     maxItemsPerTick: 100,
     giveUpAfterMs: LIVE_DEFAULTS.reconcileGiveUpMs,
+    onGivenUp: (kind, reason) => givenUp.push(`${kind}:${reason}`),
   });
+  const givenUp: string[] = [];
   running.push(reconciler);
   const taken = (answeredOnly: boolean) => {
     const sids = sim.requests
@@ -113,6 +147,7 @@ async function setup(): Promise<Harness> {
     get logs() {
       return lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
     },
+    givenUp,
   };
 }
 
@@ -139,6 +174,7 @@ describe('reconciler: calls and SMS Exotel never finishes', () => {
     const warned = h.logs.filter((l) => l.msg === 'reconciler: Exotel still reports a call unfinished long after it was created; no longer looking at it');
     expect(warned.map((l) => l.callSid).sort()).toEqual([...sids].sort());
     expect(warned[0]).toMatchObject({ level: 'warn', status: 'QUEUED' });
+    expect(h.givenUp).toEqual(sids.map(() => 'call:unfinished'));
 
     // Nothing is asked about them any more.
     h.advance(HOUR_MS);
@@ -207,5 +243,115 @@ describe('reconciler: a call Exotel keeps failing on', () => {
     h.advance(60_000);
     await h.reconciler.runNow();
     expect(h.takeFetched()).toEqual(sids);
+  });
+});
+
+describe('reconciler: an open item whose look always fails', () => {
+  const LISTED_A_DAY = 'reconciler: looking this up has failed for a day since it entered the open list; no longer looking at it';
+
+  it('lets go of a call Exotel answers 500 for, a day after it entered the open list (not after its DateCreated), with a warning and a count', async () => {
+    const h = await setup();
+    const sid = h.sim.calls.create({ from: '09876543210', to: '09812345690' }).Sid;
+    // Listed ten hours after Exotel created it: the day counts from the listing, which is all the
+    // gateway knows of a call it has never once read.
+    h.advance(10 * HOUR_MS);
+    await h.storage.openItems.put(h.sets.calls, sid, 0);
+    const listed = (await h.storage.openItems.addedAt(h.sets.calls, sid))!;
+    h.sim.faults.inject({ kind: 'error', status: 500, count: 'all', endpoint: 'calls.get' });
+
+    // Within the day (25 h after DateCreated, 15 h after listing): it fails, goes to the back, stays listed.
+    for (const step of [0, 15 * HOUR_MS]) {
+      h.advance(step);
+      await h.reconciler.runNow();
+      expect(h.takeAsked()).toEqual([sid]);
+      expect(await h.open(h.sets.calls)).toEqual([sid]);
+    }
+    expect(h.logs.filter((l) => l.msg === LISTED_A_DAY)).toEqual([]);
+
+    // A day after it was listed, still failing: let go, once, with a warning and a count.
+    h.advance(9 * HOUR_MS + RECHECK_MS);
+    await h.reconciler.runNow();
+    expect(h.takeAsked()).toEqual([sid]);
+    expect(await h.open(h.sets.calls)).toEqual([]);
+    expect(h.logs.filter((l) => l.msg === LISTED_A_DAY)).toMatchObject([{ level: 'warn', callSid: sid, kind: 'call', listedAt: epochMsToIso(listed) }]);
+    expect(h.givenUp).toEqual(['call:lookup-failing']);
+    h.advance(HOUR_MS);
+    await h.reconciler.runNow();
+    expect(h.takeAsked()).toEqual([]);
+  });
+
+  it('lets go of an SMS and of an unknown outcome whose looks always fail, a day after each was listed', async () => {
+    const h = await setup();
+    const sms = await h.exotel.sendSms({ from: '08039591111', to: '09812345670', body: 'Your order has shipped' });
+    await h.storage.openItems.put(h.sets.sms, sms.sid, 0);
+    await h.storage.openItems.put(h.sets.unknownCalls, unknownCallItem('ref-0123456789abcdef', 0), 0);
+    h.sim.faults.inject({ kind: 'exotel-error', status: 400, message: 'Invalid request', count: 'all', endpoint: 'sms.get' });
+    h.sim.faults.inject({ kind: 'error', status: 500, count: 'all', endpoint: 'calls.list' });
+    h.sim.resetRequests();
+
+    // Each round stops at its first failure, and the failed item goes to the back: both are looked at, both
+    // fail, neither is let go within the day.
+    await h.reconciler.runNow();
+    await h.reconciler.runNow();
+    expect(h.sim.requests.map((r) => `${r.endpoint}:${r.status}`)).toEqual(['sms.get:400', 'calls.list:500']);
+    expect(await h.open(h.sets.sms)).toEqual([sms.sid]);
+    expect(await h.open(h.sets.unknownCalls)).toHaveLength(1);
+    expect(h.givenUp).toEqual([]);
+
+    h.advance(24 * HOUR_MS + RECHECK_MS);
+    await h.reconciler.runNow();
+    await h.reconciler.runNow();
+    expect(await h.open(h.sets.sms)).toEqual([]);
+    expect(await h.open(h.sets.unknownCalls)).toEqual([]);
+    expect(h.givenUp.sort()).toEqual(['sms:lookup-failing', 'unknown-outcome:lookup-failing']);
+    expect(h.logs.filter((l) => l.msg === LISTED_A_DAY).map((l) => l.smsSid ?? l.requestRef)).toEqual(expect.arrayContaining([sms.sid, 'ref-0123456789abcdef']));
+  });
+
+  it('does not put back an item a callback finished while its look was failing', async () => {
+    // While the look is on its way, the final callback's status step removes the call from the open list.
+    let finish = async (_sid: string) => {};
+    const h = await setup({ afterCallLook: (sid) => finish(sid) });
+    finish = (sid) => h.storage.openItems.remove(h.sets.calls, sid);
+    const sid = h.sim.calls.create({ from: '09876543210', to: '09812345691' }).Sid;
+    await h.storage.openItems.put(h.sets.calls, sid, 0);
+    h.sim.faults.inject({ kind: 'error', status: 500, count: 'all', endpoint: 'calls.get' });
+    await h.reconciler.runNow();
+    expect(h.takeAsked()).toEqual([sid]);
+    expect(await h.open(h.sets.calls)).toEqual([]);
+  });
+});
+
+const redisUp = await redisOrSkip();
+describe.skipIf(!redisUp)('reconciler on Redis: an open list the previous version wrote', () => {
+  const prefix = testPrefix('reconciler');
+  afterAll(() => deleteKeys(prefix));
+
+  it('counts the day of a call listed without an added time from the first failed look at it, then lets it go', async () => {
+    const keyPrefix = `${prefix}legacy:`;
+    const h = await setup({ makeStorage: (clock) => createRedisStorage({ redisUrl: TEST_REDIS_URL, keyPrefix, clock }) });
+    const sid = h.sim.calls.create({ from: '09876543210', to: '09812345692' }).Sid;
+    // What the previous version left in Redis: the open-list member, no added time.
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      await redis.zadd(`${keyPrefix}open:${h.sets.calls}`, 0, sid);
+    } finally {
+      await redis.quit();
+    }
+    h.sim.faults.inject({ kind: 'error', status: 500, count: 'all', endpoint: 'calls.get' });
+    h.advance(3 * 24 * HOUR_MS);
+
+    // First seen by a failed look, days after it was listed: taken as listed now, so not let go yet.
+    await h.reconciler.runNow();
+    expect(h.takeAsked()).toEqual([sid]);
+    expect(await h.open(h.sets.calls)).toEqual([sid]);
+    h.advance(23 * HOUR_MS);
+    await h.reconciler.runNow();
+    expect(await h.open(h.sets.calls)).toEqual([sid]);
+    expect(h.givenUp).toEqual([]);
+
+    h.advance(2 * HOUR_MS);
+    await h.reconciler.runNow();
+    expect(await h.open(h.sets.calls)).toEqual([]);
+    expect(h.givenUp).toEqual(['call:lookup-failing']);
   });
 });
