@@ -46,7 +46,8 @@ export const LIVE_DEFAULTS = Object.freeze({
   /**
    * A call or SMS Exotel still reports unfinished this long after it was created is no longer reconciled: a
    * call lasts at most 2 × 60 s of ringing and a 4 h TimeLimit (Exotel Calls/connect), an SMS far less. An
-   * open item whose look keeps failing is let go this long after it entered the open list.
+   * open item whose look keeps failing is let go this long after it entered the open list, and a watched
+   * call is no longer polled this long after its DateCreated (or after it was first watched).
    * Not scaled in simulator mode: it is about Exotel's objects that never end, not their timeline.
    */
   reconcileGiveUpMs: 24 * 60 * 60_000,
@@ -188,6 +189,7 @@ export function createLive(options: LiveOptions): Live {
     now,
     intervalMs: config.livePollIntervalMs,
     maxCallsPerTick: t.maxPollsPerTick,
+    giveUpAfterMs: t.reconcileGiveUpMs,
   });
   const reconcileIntervalMs = Math.min(t.maxReconcileIntervalMs, Math.max(config.livePollIntervalMs, graceMs / 2));
   const reconciler = createReconciler({

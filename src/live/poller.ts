@@ -3,8 +3,13 @@
  * subscribers somewhere in the fleet are polled (call details, one by one: bulk listing omits live
  * calls) and ringing/in-progress transitions go through ingest with source POLL. Polls spend from the
  * background share of the rate budget only, and one replica polls at a time (a storage lease).
+ *
+ * A call Exotel never finishes is not polled for ever: a day after its DateCreated (or, while no poll has
+ * told it, a day after the call was first watched) the poller stops looking at it. Its subscriptions go on
+ * and still get whatever callbacks bring; they end when the client ends them.
  */
 import { ErrorCode, GatewayError } from '../errors.js';
+import { epochMsToIso, isoToEpochMs } from '../exotel/dates.js';
 import type { ExotelApi } from '../exotel/types.js';
 import type { Logger } from '../logger.js';
 import type { Lease, OpenItems } from '../storage/types.js';
@@ -26,6 +31,11 @@ export interface PollerOptions {
   intervalMs: number;
   /** Most calls polled per interval; the rest wait for the next one. */
   maxCallsPerTick: number;
+  /**
+   * A watched call is no longer polled this long after its DateCreated, or, while no poll has told it,
+   * after it was first watched, ms: the reconciler's one-day rule.
+   */
+  giveUpAfterMs: number;
 }
 
 export interface Poller extends Loop {
@@ -34,6 +44,15 @@ export interface Poller extends Loop {
 }
 
 const CALL_TOPIC = /^call:(.+)$/;
+
+/** Epoch ms of an Exotel time, or undefined when it cannot be read. */
+function readableTime(iso: string): number | undefined {
+  try {
+    return isoToEpochMs(iso);
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Most watched calls one round reads to choose from. Far above what a budget share can poll in a round:
@@ -63,6 +82,25 @@ export function createPoller(options: PollerOptions): Poller {
   // to this replica: another lease holder starts from the storage order and becomes fair from there.
   const lastTried = new Map<string, number>();
   let tries = 0;
+  // Also this replica's only, for watched calls: DateCreated (epoch ms) once a poll has told it, and the
+  // calls polled long enough. Another lease holder learns both again at the cost of one poll per call.
+  const createdAt = new Map<string, number>();
+  const stopped = new Set<string>();
+
+  /**
+   * Stops polling `callSid` once it has been polled long enough: a day after its DateCreated once a poll
+   * told it, else a day after it was first watched. Logged once per call.
+   */
+  async function stopIfPolledLongEnough(callSid: string, now: number): Promise<void> {
+    const created = createdAt.get(callSid);
+    const since = created ?? (await options.openItems.addedAt(sets.watchedCalls, callSid));
+    if (since === undefined || now - since <= options.giveUpAfterMs) return;
+    stopped.add(callSid);
+    options.logger.info(
+      { callSid, [created !== undefined ? 'dateCreated' : 'watchedSince']: epochMsToIso(since) },
+      'live poller: the call is still unfinished a day on; no longer polling it (its subscribers still get what callbacks bring)',
+    );
+  }
 
   async function pollOne(callSid: string): Promise<void> {
     const known = await options.ingestDeps.events.statusRank('call', options.accountSid, callSid);
@@ -79,7 +117,13 @@ export function createPoller(options: PollerOptions): Poller {
     if (known === undefined || callStatusRank(call.status) > known) {
       await ingest({ kind: 'call', callSid, status: call.status, at: call.dateUpdated, source: 'POLL', fields: call }, options.ingestDeps);
     }
-    if (isTerminalCall(call.status)) await options.openItems.remove(sets.watchedCalls, callSid);
+    if (isTerminalCall(call.status)) {
+      await options.openItems.remove(sets.watchedCalls, callSid);
+      return;
+    }
+    const created = readableTime(call.dateCreated);
+    if (created !== undefined) createdAt.set(callSid, created);
+    await stopIfPolledLongEnough(callSid, options.now());
   }
 
   async function tick(): Promise<void> {
@@ -93,8 +137,9 @@ export function createPoller(options: PollerOptions): Poller {
     await options.openItems.pruneBefore(sets.watchedCalls, now);
     const watched = await options.openItems.laterThan(sets.watchedCalls, now, WATCHED_SCAN_LIMIT);
     const stillWatched = new Set(watched);
-    for (const sid of lastTried.keys()) if (!stillWatched.has(sid)) lastTried.delete(sid);
-    for (const sid of pollOrder(watched, lastTried, options.maxCallsPerTick)) {
+    for (const local of [lastTried, createdAt, stopped]) for (const sid of local.keys()) if (!stillWatched.has(sid)) local.delete(sid);
+    const toPoll = watched.filter((sid) => !stopped.has(sid));
+    for (const sid of pollOrder(toPoll, lastTried, options.maxCallsPerTick)) {
       // Marked before the attempt: a call whose poll fails goes to the back too, and cannot block the rest.
       const previous = lastTried.get(sid);
       lastTried.set(sid, ++tries);
@@ -105,6 +150,9 @@ export function createPoller(options: PollerOptions): Poller {
         if (err instanceof GatewayError && err.code === ErrorCode.RATE_LIMITED) {
           if (previous === undefined) lastTried.delete(sid);
           else lastTried.set(sid, previous);
+        } else {
+          // A poll that keeps failing never learns DateCreated: the day counts from when it was first watched.
+          await stopIfPolledLongEnough(sid, now).catch(() => undefined);
         }
         // Most often the background share of the budget is spent: stop here and try next interval.
         options.logger.info({ err, callSid: sid }, 'live poller: stopping this round early');

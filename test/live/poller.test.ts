@@ -1,14 +1,17 @@
 /**
  * The live poller on real parts: the real Exotel client and its budget share against the real simulator,
- * in-memory storage, and an injected clock to open a fresh budget window between rounds.
+ * in-memory storage, and an injected clock to open a fresh budget window between rounds (or to move the
+ * gateway a day on while the simulator's calls stay live).
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
 import { createEntityCache } from '../../src/cache/entities.js';
 import { createExotelClient } from '../../src/exotel/client.js';
 import { createLogger } from '../../src/logger.js';
-import type { IngestDeps } from '../../src/live/ingest.js';
+import { LIVE_DEFAULTS } from '../../src/live/index.js';
+import { ingest, type IngestDeps } from '../../src/live/ingest.js';
 import { createPoller, pollOrder, type Poller } from '../../src/live/poller.js';
-import { createTopics } from '../../src/live/topics.js';
+import { createTopics, type Topics } from '../../src/live/topics.js';
 import { createSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import { createMemoryRateBudget } from '../../src/storage/rate-budget.js';
@@ -26,8 +29,13 @@ interface Harness {
   poller: Poller;
   /** Moves the injected clock on. */
   advance(ms: number): void;
-  /** Sids of the call-details requests the simulator received since the last call. */
+  /** Sids of the call-details requests the simulator answered since the last call. */
   takePolled(): string[];
+  /** Sids of every call-details request since the last call, answered or failed. */
+  takeAsked(): string[];
+  topics: Topics;
+  ingestDeps: IngestDeps;
+  logs: Array<Record<string, unknown>>;
 }
 
 async function setup(options: { budgetLimit: number; maxCallsPerTick: number }): Promise<Harness> {
@@ -38,7 +46,16 @@ async function setup(options: { budgetLimit: number; maxCallsPerTick: number }):
   let nowMs = Date.now();
   const now = () => nowMs;
   const storage = createMemoryStorage({ clock: now });
-  const logger = createLogger({ level: 'silent' });
+  const lines: string[] = [];
+  const logger = createLogger({
+    level: 'info',
+    destination: new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    }),
+  });
   const exotel = createExotelClient({
     accountSid: sim.accountSid,
     apiKey: sim.apiKey,
@@ -46,6 +63,8 @@ async function setup(options: { budgetLimit: number; maxCallsPerTick: number }):
     baseUrl: sim.url,
     budget: createMemoryRateBudget({ limit: options.budgetLimit, windowMs: WINDOW_MS, clock: { now } }),
     backgroundShare: 0.2,
+    // A 5xx is not tried again: each poll is one request, and no backoff waits in real time.
+    maxAttemptsGet: 1,
     clock: { now },
   });
   const ingestDeps: IngestDeps = {
@@ -54,24 +73,34 @@ async function setup(options: { budgetLimit: number; maxCallsPerTick: number }):
     entities: createEntityCache(storage.cache, sim.accountSid),
     logger,
     now,
-    stateTtlMs: 600_000,
+    stateTtlMs: LIVE_DEFAULTS.stateTtlMs,
     requestRefTtlMs: 600_000,
     unknownCallDueMs: 600_000,
   };
+  const topics = createTopics({ events: storage.events, accountSid: sim.accountSid, queueLimit: 100 });
+  running.push({ stop: async () => topics.close() });
   const poller = createPoller({
     accountSid: sim.accountSid,
     exotel,
     openItems: storage.openItems,
     lease: storage.lease,
-    topics: createTopics({ events: storage.events, accountSid: sim.accountSid, queueLimit: 100 }),
+    topics,
     ingestDeps,
     logger,
     now,
     // Rounds run only through runNow(); watch marks (3 intervals) outlive every round of the test.
     intervalMs: 10 * WINDOW_MS,
     maxCallsPerTick: options.maxCallsPerTick,
+    giveUpAfterMs: LIVE_DEFAULTS.reconcileGiveUpMs,
   });
   running.push(poller);
+  const taken = (answeredOnly: boolean) => {
+    const sids = sim.requests
+      .filter((r) => r.endpoint === 'calls.get' && (!answeredOnly || r.status === 200))
+      .map((r) => /\/Calls\/([^/]+)\.json$/.exec(r.path)![1]!);
+    sim.resetRequests();
+    return sids;
+  };
   return {
     sim,
     storage,
@@ -79,10 +108,12 @@ async function setup(options: { budgetLimit: number; maxCallsPerTick: number }):
     advance: (ms) => {
       nowMs += ms;
     },
-    takePolled: () => {
-      const sids = sim.requests.filter((r) => r.endpoint === 'calls.get' && r.status === 200).map((r) => /\/Calls\/([^/]+)\.json$/.exec(r.path)![1]!);
-      sim.resetRequests();
-      return sids;
+    takePolled: () => taken(true),
+    takeAsked: () => taken(false),
+    topics,
+    ingestDeps,
+    get logs() {
+      return lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
     },
   };
 }
@@ -141,5 +172,72 @@ describe('pollOrder', () => {
     ]);
     expect(pollOrder(['a', 'b', 'c', 'd', 'e'], tried, 4)).toEqual(['c', 'e', 'b', 'a']);
     expect(pollOrder([], tried, 4)).toEqual([]);
+  });
+});
+
+describe('live poller: a call Exotel never finishes', () => {
+  const HOUR_MS = 60 * 60_000;
+  const STOPPED = 'live poller: the call is still unfinished a day on; no longer polling it (its subscribers still get what callbacks bring)';
+
+  it('stops polling a call a day after its DateCreated, logs it once at info, and its subscription still gets what a callback brings', async () => {
+    const h = await setup({ budgetLimit: 1_000, maxCallsPerTick: 100 });
+    const [sid] = await liveCalls(h.sim, h.poller, 1);
+    // A callStatusChanged subscriber on this replica: its topic keeps the call watched.
+    const channel = h.topics.subscribe(`call:${sid}`);
+
+    await h.poller.runNow();
+    expect(h.takePolled()).toEqual([sid]);
+    h.advance(23 * HOUR_MS);
+    await h.poller.runNow();
+    expect(h.takePolled()).toEqual([sid]);
+    expect(h.logs.filter((l) => l.msg === STOPPED)).toEqual([]);
+
+    // A day after Exotel created it, still queued upstream: this poll is the last.
+    h.advance(2 * HOUR_MS);
+    await h.poller.runNow();
+    expect(h.takePolled()).toEqual([sid]);
+    for (let round = 0; round < 3; round++) {
+      h.advance(HOUR_MS);
+      await h.poller.runNow();
+      expect(h.takePolled()).toEqual([]);
+    }
+    const stopped = h.logs.filter((l) => l.msg === STOPPED);
+    expect(stopped).toMatchObject([{ level: 'info', callSid: sid }]);
+    expect(stopped[0]!.dateCreated).toEqual(expect.any(String));
+
+    // The subscription goes on: a callback that comes after all still reaches it.
+    await ingest({ kind: 'call', callSid: sid!, status: 'COMPLETED', at: '2026-11-20T10:00:00+05:30', source: 'WEBHOOK', fields: {} }, h.ingestDeps);
+    const seen: string[] = [];
+    while (!seen.includes('COMPLETED:WEBHOOK')) {
+      const { value } = await channel.next();
+      if (value?.kind === 'call') seen.push(`${value.status}:${value.source}`);
+    }
+    // What the poller told it before it stopped (the first poll), then the callback.
+    expect(seen).toEqual(['QUEUED:POLL', 'COMPLETED:WEBHOOK']);
+    channel.close();
+  });
+
+  it('stops polling a call whose polls always fail a day after it was first watched (its DateCreated never read)', async () => {
+    const h = await setup({ budgetLimit: 1_000, maxCallsPerTick: 100 });
+    const sid = h.sim.calls.create({ from: '09876543210', to: '09812345679' }).Sid;
+    // Watched ten hours after Exotel created it; every poll fails, so the day counts from the watching.
+    h.advance(10 * HOUR_MS);
+    const channel = h.topics.subscribe(`call:${sid}`);
+    await h.poller.watch(sid);
+    h.sim.faults.inject({ kind: 'error', status: 500, count: 'all', endpoint: 'calls.get' });
+
+    for (const step of [0, 15 * HOUR_MS]) {
+      h.advance(step);
+      await h.poller.runNow();
+      expect(h.takeAsked()).toEqual([sid]);
+    }
+    h.advance(9 * HOUR_MS + 60_000);
+    await h.poller.runNow();
+    expect(h.takeAsked()).toEqual([sid]);
+    h.advance(HOUR_MS);
+    await h.poller.runNow();
+    expect(h.takeAsked()).toEqual([]);
+    expect(h.logs.filter((l) => l.msg === STOPPED)).toMatchObject([{ level: 'info', callSid: sid, watchedSince: expect.any(String) }]);
+    channel.close();
   });
 });
