@@ -7,26 +7,34 @@ import type { Logger } from '../logger.js';
 export interface Loop {
   /** Runs the task now (tests) and waits for it; concurrent calls share the run in flight. */
   runNow(): Promise<void>;
-  /** Stops scheduling and waits for a run in flight. */
+  /** Stops scheduling, cancels a run in flight (its signal aborts) and waits for it to end. */
   stop(): Promise<void>;
 }
 
-/** Starts `task` every `intervalMs` (first run after one interval). */
-export function startLoop(name: string, intervalMs: number, task: () => Promise<void>, logger: Logger): Loop {
+/**
+ * Starts `task` every `intervalMs` (first run after one interval). The task's signal aborts when the loop
+ * stops: a run waiting on Exotel (a timeout and its retries can take tens of seconds) ends then, rather than
+ * holding shutdown past its bound.
+ */
+export function startLoop(name: string, intervalMs: number, task: (signal: AbortSignal) => Promise<void>, logger: Logger): Loop {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
-  let stopped = false;
+  const stopping = new AbortController();
 
   const run = (): Promise<void> =>
-    (running ??= task()
-      .catch((err: unknown) => logger.warn({ err, loop: name }, 'background task failed; retrying next interval'))
+    (running ??= task(stopping.signal)
+      .catch((err: unknown) => {
+        // Cancelled by stop(): not a failure of the task.
+        if (stopping.signal.aborted) logger.debug({ err, loop: name }, 'background task cancelled by stop');
+        else logger.warn({ err, loop: name }, 'background task failed; retrying next interval');
+      })
       .finally(() => {
         running = undefined;
         schedule();
       }));
 
   const schedule = () => {
-    if (stopped) return;
+    if (stopping.signal.aborted) return;
     clearTimeout(timer);
     timer = setTimeout(() => void run(), intervalMs);
     timer.unref();
@@ -36,7 +44,7 @@ export function startLoop(name: string, intervalMs: number, task: () => Promise<
   return {
     runNow: run,
     async stop() {
-      stopped = true;
+      stopping.abort();
       clearTimeout(timer);
       await running;
     },

@@ -102,13 +102,13 @@ export function createPoller(options: PollerOptions): Poller {
     );
   }
 
-  async function pollOne(callSid: string): Promise<void> {
+  async function pollOne(callSid: string, signal: AbortSignal): Promise<void> {
     const known = await options.ingestDeps.events.statusRank('call', options.accountSid, callSid);
     if (known !== undefined && known >= callStatusRank('COMPLETED')) {
       await options.openItems.remove(sets.watchedCalls, callSid);
       return;
     }
-    const call = await options.exotel.getCall(callSid, { priority: 'background' });
+    const call = await options.exotel.getCall(callSid, { priority: 'background', signal });
     if (!call) {
       options.logger.warn({ callSid }, 'live poller: Exotel does not know a watched call');
       await options.openItems.remove(sets.watchedCalls, callSid);
@@ -126,7 +126,7 @@ export function createPoller(options: PollerOptions): Poller {
     await stopIfPolledLongEnough(callSid, options.now());
   }
 
-  async function tick(): Promise<void> {
+  async function tick(signal: AbortSignal): Promise<void> {
     // Every replica refreshes the marks of its own subscribers; only the lease holder polls.
     const now = options.now();
     for (const topic of options.topics.activeTopics()) {
@@ -143,9 +143,12 @@ export function createPoller(options: PollerOptions): Poller {
       // Marked before the attempt: a call whose poll fails goes to the back too, and cannot block the rest.
       const previous = lastTried.get(sid);
       lastTried.set(sid, ++tries);
+      if (signal.aborted) return;
       try {
-        await pollOne(sid);
+        await pollOne(sid, signal);
       } catch (err) {
+        // Cancelled by stop (shutdown): the poll did not fail; the call is polled again after a restart.
+        if (signal.aborted) return;
         // Refused for budget, it was not polled at all: it keeps its place at the front for the next round.
         if (err instanceof GatewayError && err.code === ErrorCode.RATE_LIMITED) {
           if (previous === undefined) lastTried.delete(sid);

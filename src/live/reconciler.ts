@@ -121,8 +121,8 @@ export function createReconciler(options: ReconcilerOptions): Loop {
     options.onGivenUp?.(kind, 'lookup-failing');
   }
 
-  async function reconcileCall(callSid: string): Promise<void> {
-    const call = await options.exotel.getCall(callSid, { priority: 'background' });
+  async function reconcileCall(callSid: string, signal: AbortSignal): Promise<void> {
+    const call = await options.exotel.getCall(callSid, { priority: 'background', signal });
     if (!call) {
       options.logger.warn({ callSid }, 'reconciler: Exotel does not know an open call; forgetting it');
       await options.openItems.remove(sets.calls, callSid);
@@ -135,8 +135,8 @@ export function createReconciler(options: ReconcilerOptions): Loop {
     else await recheckOrLetGo('call', callSid, call);
   }
 
-  async function reconcileSms(smsSid: string): Promise<void> {
-    const sms = await options.exotel.getSms(smsSid, { priority: 'background' });
+  async function reconcileSms(smsSid: string, signal: AbortSignal): Promise<void> {
+    const sms = await options.exotel.getSms(smsSid, { priority: 'background', signal });
     if (!sms) {
       options.logger.warn({ smsSid }, 'reconciler: Exotel does not know an open SMS; forgetting it');
       await options.openItems.remove(sets.sms, smsSid);
@@ -150,7 +150,7 @@ export function createReconciler(options: ReconcilerOptions): Loop {
   }
 
   /** The call Exotel placed for request `ref`, from its bulk call details (finished calls only). */
-  async function findCallOf(ref: string, requestedAtMs: number): Promise<Call | undefined> {
+  async function findCallOf(ref: string, requestedAtMs: number, signal: AbortSignal): Promise<Call | undefined> {
     let after: string | undefined;
     for (let page = 0; page < UNKNOWN_CALL_SEARCH.maxPages; page += 1) {
       const result = await options.exotel.listCalls(
@@ -160,7 +160,7 @@ export function createReconciler(options: ReconcilerOptions): Loop {
           pageSize: 100,
           ...(after ? { after } : {}),
         },
-        { priority: 'background' },
+        { priority: 'background', signal },
       );
       const found = result.calls.find((call) => refOfCustomField(call.customField) === ref);
       if (found || !result.nextAfter) return found;
@@ -169,7 +169,7 @@ export function createReconciler(options: ReconcilerOptions): Loop {
     return undefined;
   }
 
-  async function reconcileUnknownCall(item: string): Promise<void> {
+  async function reconcileUnknownCall(item: string, signal: AbortSignal): Promise<void> {
     const parsed = parseUnknownCallItem(item);
     const { accountSid, events } = options.ingestDeps;
     // A callback already told which call it was: nothing to look for.
@@ -177,7 +177,7 @@ export function createReconciler(options: ReconcilerOptions): Loop {
       await options.openItems.remove(sets.unknownCalls, item);
       return;
     }
-    const call = await findCallOf(parsed.ref, parsed.requestedAtMs);
+    const call = await findCallOf(parsed.ref, parsed.requestedAtMs, signal);
     if (call) {
       await ingest(
         { kind: 'call', callSid: call.sid, status: call.status, at: call.dateUpdated, source: 'POLL', fields: call, requestRef: parsed.ref },
@@ -193,10 +193,10 @@ export function createReconciler(options: ReconcilerOptions): Loop {
     }
   }
 
-  async function tick(): Promise<void> {
+  async function tick(signal: AbortSignal): Promise<void> {
     if (!(await options.lease.acquire(leaseName, options.intervalMs * 3))) return;
     const now = options.now();
-    const due = async (kind: OpenItemKind, set: string, look: (item: string) => Promise<void>) =>
+    const due = async (kind: OpenItemKind, set: string, look: (item: string, signal: AbortSignal) => Promise<void>) =>
       (await options.openItems.dueBy(set, now, options.maxItemsPerTick)).map((item) => ({ kind, set, item, look }));
     const work = [
       ...(await due('call', sets.calls, reconcileCall)),
@@ -204,9 +204,12 @@ export function createReconciler(options: ReconcilerOptions): Loop {
       ...(await due('unknown-outcome', sets.unknownCalls, reconcileUnknownCall)),
     ];
     for (const { kind, set, item, look } of work) {
+      if (signal.aborted) return;
       try {
-        await look(item);
+        await look(item, signal);
       } catch (err) {
+        // Cancelled by stop (shutdown): the look did not fail, and the item stays as it is, due again.
+        if (signal.aborted) return;
         options.logger.info({ err, sid: item }, 'reconciler: stopping this round early');
         // A look that failed goes to the back, so that one call Exotel keeps failing on cannot hold up every
         // other due item for ever, and is let go a day after it was listed; one refused for budget was not

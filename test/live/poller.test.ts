@@ -16,6 +16,7 @@ import { createSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import { createMemoryRateBudget } from '../../src/storage/rate-budget.js';
 import type { Storage } from '../../src/storage/types.js';
+import { waitUntil } from '../helpers/processes.js';
 
 const WINDOW_MS = 60_000;
 const running: Array<{ stop(): Promise<void> }> = [];
@@ -36,6 +37,8 @@ interface Harness {
   topics: Topics;
   ingestDeps: IngestDeps;
   logs: Array<Record<string, unknown>>;
+  /** What became of each request to Exotel, in order. */
+  upstream: Array<number | string>;
 }
 
 async function setup(options: { budgetLimit: number; maxCallsPerTick: number }): Promise<Harness> {
@@ -56,6 +59,8 @@ async function setup(options: { budgetLimit: number; maxCallsPerTick: number }):
       },
     }),
   });
+  // What became of each request to Exotel: an HTTP status, 'timeout' or 'network-error' (a cancel among them).
+  const upstream: Array<number | string> = [];
   const exotel = createExotelClient({
     accountSid: sim.accountSid,
     apiKey: sim.apiKey,
@@ -63,6 +68,7 @@ async function setup(options: { budgetLimit: number; maxCallsPerTick: number }):
     baseUrl: sim.url,
     budget: createMemoryRateBudget({ limit: options.budgetLimit, windowMs: WINDOW_MS, clock: { now } }),
     backgroundShare: 0.2,
+    onRequest: (event) => upstream.push(event.status),
     // A 5xx is not tried again: each poll is one request, and no backoff waits in real time.
     maxAttemptsGet: 1,
     clock: { now },
@@ -115,6 +121,7 @@ async function setup(options: { budgetLimit: number; maxCallsPerTick: number }):
     get logs() {
       return lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
     },
+    upstream,
   };
 }
 
@@ -238,6 +245,24 @@ describe('live poller: a call Exotel never finishes', () => {
     await h.poller.runNow();
     expect(h.takeAsked()).toEqual([]);
     expect(h.logs.filter((l) => l.msg === STOPPED)).toMatchObject([{ level: 'info', callSid: sid, watchedSince: expect.any(String) }]);
+    channel.close();
+  });
+});
+
+describe('live poller: stopping', () => {
+  it('cancels a poll still waiting on Exotel: the round ends with stop(), not as a failed poll', async () => {
+    const h = await setup({ budgetLimit: 1_000, maxCallsPerTick: 100 });
+    const [sid] = await liveCalls(h.sim, h.poller, 1);
+    const channel = h.topics.subscribe(`call:${sid}`);
+    // Answered only after a minute: far past the client's own timeout.
+    h.sim.faults.slowNext(1, 60_000, 'calls.get');
+    const round = h.poller.runNow();
+    await waitUntil(() => h.sim.requests.some((r) => r.path.includes(sid!)), 'the poll to reach Exotel');
+    await h.poller.stop();
+    await round;
+    // The request itself was cut, not left to the client's timeout (a failed poll, logged as the round stopping early).
+    expect(h.upstream).toEqual(['network-error']);
+    expect(h.logs.filter((l) => l.msg === 'live poller: stopping this round early')).toEqual([]);
     channel.close();
   });
 });

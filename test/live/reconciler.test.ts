@@ -20,6 +20,7 @@ import { createSimulator, type Simulator } from '../../src/simulator/index.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import { createMemoryRateBudget } from '../../src/storage/rate-budget.js';
 import { createRedisStorage } from '../../src/storage/redis.js';
+import { waitUntil } from '../helpers/processes.js';
 import { deleteKeys, redisOrSkip, testPrefix, TEST_REDIS_URL } from '../helpers/redis.js';
 import type { Storage } from '../../src/storage/types.js';
 
@@ -46,6 +47,8 @@ interface Harness {
   logs: Array<Record<string, unknown>>;
   /** What the reconciler reported letting go (the metrics hook). */
   givenUp: string[];
+  /** What became of each request to Exotel, in order. */
+  upstream: Array<number | string>;
 }
 
 /** Storage on the harness's clock: memory unless the test builds another. */
@@ -77,6 +80,8 @@ async function setup(options: SetupOptions = {}): Promise<Harness> {
       },
     }),
   });
+  // What became of each request to Exotel: an HTTP status, 'timeout' or 'network-error' (a cancel among them).
+  const upstream: Array<number | string> = [];
   const exotel = createExotelClient({
     accountSid: sim.accountSid,
     apiKey: sim.apiKey,
@@ -84,6 +89,7 @@ async function setup(options: SetupOptions = {}): Promise<Harness> {
     baseUrl: sim.url,
     budget: createMemoryRateBudget({ limit: 1_000, windowMs: 60_000, clock: { now } }),
     backgroundShare: 0.5,
+    onRequest: (event) => upstream.push(event.status),
     // A 5xx is not tried again: each look is one request, and no backoff waits in real time.
     maxAttemptsGet: 1,
     clock: { now },
@@ -148,6 +154,7 @@ async function setup(options: SetupOptions = {}): Promise<Harness> {
       return lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
     },
     givenUp,
+    upstream,
   };
 }
 
@@ -353,5 +360,26 @@ describe.skipIf(!redisUp)('reconciler on Redis: an open list the previous versio
     await h.reconciler.runNow();
     expect(await h.open(h.sets.calls)).toEqual([]);
     expect(h.givenUp).toEqual(['call:lookup-failing']);
+  });
+});
+
+describe('reconciler: stopping', () => {
+  it('cancels a look still waiting on Exotel: the round ends with stop(), and the item stays listed, its look not counted as failed', async () => {
+    const h = await setup();
+    const sid = h.sim.calls.create({ from: '09876543210', to: '09812345670' }).Sid;
+    await h.storage.openItems.put(h.sets.calls, sid, 0);
+    // Answered only after a minute: far past the client's own timeout.
+    h.sim.faults.slowNext(1, 60_000, 'calls.get');
+    const round = h.reconciler.runNow();
+    await waitUntil(() => h.sim.requests.some((r) => r.path.includes(sid)), 'the look to reach Exotel');
+    await h.reconciler.stop();
+    await round;
+    // The request itself was cut, not left to the client's timeout.
+    expect(h.upstream).toEqual(['network-error']);
+    // Not a failed look: nothing logged, nothing let go.
+    expect(h.logs.filter((l) => l.msg === 'reconciler: stopping this round early')).toEqual([]);
+    expect(h.logs.filter((l) => l.level !== 'info' && l.level !== 'debug')).toEqual([]);
+    expect(h.givenUp).toEqual([]);
+    expect(await h.open(h.sets.calls)).toEqual([sid]);
   });
 });
