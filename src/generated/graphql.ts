@@ -63,7 +63,10 @@ export type Call = {
   durationSeconds?: Maybe<Scalars['Int']['output']>;
   /** When the call ended; null while it is live. */
   endTime?: Maybe<Scalars['DateTime']['output']>;
-  /** Status history the gateway has seen for this call, oldest first. */
+  /**
+   * Status history the gateway has seen for this call, in the order it stored the events (oldest first): a
+   * late repeat of an earlier status (`forward: false`) is listed where it arrived, after later statuses.
+   */
   events: Array<CallEvent>;
   /**
    * What a call flow reported about this call (Exotel's Passthru and Connect-applet requests): the account's
