@@ -61,6 +61,8 @@ if (usingDefaults) {
     `  gateway:    EXOTEL_BASE_URL=${sim.url} EXOTEL_ACCOUNT_SID=${sim.accountSid} EXOTEL_API_KEY=${sim.apiKey} ` +
       `EXOTEL_API_TOKEN=${sim.apiToken} WEBHOOK_SECRET=local-simulator-secret GATEWAY_ALLOW_OPEN=1 npm start`,
   );
+  // Callbacks go to PUBLIC_URL (default http://localhost:$PORT): with several gateways, the address in front of them.
+  console.log('  replicas:   add PORT, PUBLIC_URL (the proxy in front of them), REDIS_URL and GATEWAY_REPLICAS to each (docs/scale-out.md)');
 }
 
 let shuttingDown = false;

@@ -105,6 +105,8 @@ describe('npm run simulator', () => {
     const line = /gateway:\s+(.*) npm start/.exec(sim.output())?.[1];
     const env = Object.fromEntries(line!.split(' ').map((pair) => pair.split('=') as [string, string]));
     expect(env).toMatchObject({ EXOTEL_BASE_URL: sim.url, EXOTEL_ACCOUNT_SID: 'sim-account' });
+    // Several gateways need more: where callbacks go, and how many share the budget.
+    expect(sim.output()).toMatch(/replicas:.*PUBLIC_URL.*GATEWAY_REPLICAS/);
     const gw = await startGateway(env);
     expect(gw.mode).toBe('LIVE');
     const { body } = await gw.gql('{ calls(first: 2) { nodes { sid } } }');
