@@ -364,7 +364,7 @@ export async function createServer(config: Config, deps: GatewayDeps = {}): Prom
       exotel,
       storage,
       cache: entityCache,
-      idempotency: createIdempotency(storage.idempotency, { onStoreError: (err) => logger.warn({ err }, 'idempotency record not written') }),
+      idempotency: createIdempotency(storage.idempotency),
       mode,
       version: gatewayVersion(),
       callbackUrls: live.callbackUrls,

@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import { assertNever } from '../assert-never.js';
 import { ErrorCode, GatewayError, isGatewayError, STORAGE_RETRY_AFTER_SECONDS } from '../errors.js';
+import type { Logger } from '../logger.js';
 import type { IdempotencyStore } from '../storage/types.js';
 
 export interface IdempotencyOptions {
@@ -28,8 +29,6 @@ export interface IdempotencyOptions {
    */
   pendingStaleMs: number;
   now: () => number;
-  /** Told when a record could not be written; the mutation's own answer still goes to the client. */
-  onStoreError: (err: unknown) => void;
 }
 
 export const DEFAULT_IDEMPOTENCY_OPTIONS: IdempotencyOptions = {
@@ -38,8 +37,10 @@ export const DEFAULT_IDEMPOTENCY_OPTIONS: IdempotencyOptions = {
   pollIntervalMs: 50,
   pendingStaleMs: 5 * 60_000,
   now: () => Date.now(),
-  onStoreError: () => {},
 };
+
+/** The logger methods a run writes its storage failures with; the request's logger fits. */
+export type IdempotencyLogger = Pick<Logger, 'debug' | 'info' | 'warn'>;
 
 export interface IdempotentRun {
   /** Mutation name, part of the fingerprint so one key cannot be reused across operations. */
@@ -62,6 +63,8 @@ export interface IdempotentRun {
     /** Told once the outcome is recorded as unknown, so the outcome can be looked for (best effort). */
     onUnknown?: (ref: string) => Promise<void>;
   };
+  /** Where this run's storage failures are logged (the request's logger, for its request id); nowhere when unset. */
+  logger?: IdempotencyLogger;
 }
 
 /** JSON with object keys sorted, so equal inputs hash equally whatever their key order. */
@@ -110,6 +113,11 @@ export function certainlyNotSent(err: unknown): boolean {
   return err.code === ErrorCode.UPSTREAM_ERROR && err.upstreamStatus !== undefined && err.upstreamStatus < 500;
 }
 
+const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** The Sid of what a mutation created (a call, an SMS), for the log line that names it. */
+const sidOf = (result: unknown) => (typeof result === 'object' && result !== null && 'sid' in result ? (result as { sid: unknown }).sid : undefined);
+
 export function createIdempotency(store: IdempotencyStore, options: Partial<IdempotencyOptions> = {}): Idempotency {
   const o = { ...DEFAULT_IDEMPOTENCY_OPTIONS, ...options };
   const unknown = (spec: IdempotentRun) =>
@@ -126,11 +134,17 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
       const deadline = o.now() + o.pendingWaitMs;
       let lookedUpRef = false;
 
+      // What a failed write of the record means depends on what was sent by then: each is logged in those words.
+      const fields = { operation: spec.operation, idempotencyKey: spec.key };
+      const log = spec.logger;
+      // Nothing was sent this time: the record still reads as before, and a retry looks the result up again.
+      const replayNotRecorded = (cause: unknown) => log?.debug({ ...fields, err: cause }, 'idempotency record not updated with the result replayed; a retry looks it up again');
+
       for (;;) {
         const begun = await store.begin(storeKey, fp, o.ttlMs, spec.ref?.value).catch((cause: unknown) => {
           // Shared storage (Redis) down: the key cannot be checked, and nothing has been sent yet, so the
-          // same request is safe to retry once storage is back.
-          o.onStoreError(cause);
+          // same request is safe to retry once storage is back. The client is told so; nothing was lost.
+          log?.info({ ...fields, reason: messageOf(cause) }, 'mutation refused with STORAGE_UNAVAILABLE: its idempotencyKey could not be checked, so nothing was sent to Exotel');
           throw new GatewayError(
             ErrorCode.STORAGE_UNAVAILABLE,
             "The idempotencyKey could not be checked because the gateway's shared storage is unavailable; nothing was sent to Exotel. Retry in a few seconds.",
@@ -152,7 +166,7 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
             // created (its callback arrived); then that is its result. Nothing is ever re-sent.
             const found = record.ref && spec.ref ? await spec.ref.resolve(record.ref).catch(() => undefined) : undefined;
             if (found === undefined || found === null) throw unknown(spec);
-            await store.finish(storeKey, { state: 'done', fingerprint: fp, result: found }, o.ttlMs).catch(o.onStoreError);
+            await store.finish(storeKey, { state: 'done', fingerprint: fp, result: found }, o.ttlMs).catch(replayNotRecorded);
             return { result: found as T, replayed: true };
           }
           case 'pending': {
@@ -162,7 +176,7 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
               lookedUpRef = true;
               const found = await spec.ref.resolve(record.ref).catch(() => undefined);
               if (found !== undefined && found !== null) {
-                await store.finish(storeKey, { state: 'done', fingerprint: fp, result: found }, o.ttlMs).catch(o.onStoreError);
+                await store.finish(storeKey, { state: 'done', fingerprint: fp, result: found }, o.ttlMs).catch(replayNotRecorded);
                 return { result: found as T, replayed: true };
               }
             }
@@ -183,21 +197,32 @@ export function createIdempotency(store: IdempotencyStore, options: Partial<Idem
       }
 
       // A failed write of the record must not hide what happened upstream: the client gets the real
-      // answer, and a retry finds the record pending until it goes stale (then OUTCOME_UNKNOWN).
-      const record = (write: Promise<void>) => write.catch(o.onStoreError);
+      // answer, and a retry finds the record pending until it goes stale (then OUTCOME_UNKNOWN). A write
+      // that got no answer from a stalled Redis may still land when it resumes: "not confirmed".
       let result: T;
       try {
         result = await send();
       } catch (err) {
-        if (certainlyNotSent(err)) await record(store.abandon(storeKey));
-        else {
-          const reason = err instanceof Error ? err.message : String(err);
-          await record(store.finish(storeKey, { state: 'unknown', fingerprint: fp, reason, ...(spec.ref ? { ref: spec.ref.value } : {}) }, o.ttlMs));
-          if (spec.ref?.onUnknown) await spec.ref.onUnknown(spec.ref.value).catch(o.onStoreError);
+        if (certainlyNotSent(err)) {
+          await store.abandon(storeKey).catch((cause: unknown) =>
+            log?.warn({ ...fields, err: cause }, 'idempotency key not confirmed freed after a mutation that was not sent: a retry with the same key may answer IDEMPOTENCY_CONFLICT, then OUTCOME_UNKNOWN, until the key expires'),
+          );
+        } else {
+          const reason = messageOf(err);
+          await store.finish(storeKey, { state: 'unknown', fingerprint: fp, reason, ...(spec.ref ? { ref: spec.ref.value } : {}) }, o.ttlMs).catch((cause: unknown) =>
+            log?.warn({ ...fields, err: cause }, 'idempotency record of a mutation that may have reached Exotel not confirmed written: a retry with the same key is not sent again, but may answer IDEMPOTENCY_CONFLICT for some minutes before OUTCOME_UNKNOWN'),
+          );
+          if (spec.ref?.onUnknown) {
+            await spec.ref.onUnknown(spec.ref.value).catch((cause: unknown) =>
+              log?.warn({ ...fields, err: cause }, 'a mutation that may have reached Exotel was not listed to be looked for: what it created is found only if its callback arrives'),
+            );
+          }
         }
         throw err;
       }
-      await record(store.finish(storeKey, { state: 'done', fingerprint: fp, result }, o.ttlMs));
+      await store.finish(storeKey, { state: 'done', fingerprint: fp, result }, o.ttlMs).catch((cause: unknown) =>
+        log?.warn({ ...fields, sid: sidOf(result), err: cause }, 'mutation sent to Exotel but its idempotency record not confirmed written: a retry with the same key is not sent again, but may answer IDEMPOTENCY_CONFLICT or OUTCOME_UNKNOWN instead of this result'),
+      );
       return { result, replayed: false };
     },
   };

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, GatewayError } from '../../src/errors.js';
-import { createIdempotency, fingerprint, stableStringify } from '../../src/graphql/idempotency.js';
+import { createIdempotency, fingerprint, stableStringify, type IdempotencyLogger } from '../../src/graphql/idempotency.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import type { Storage } from '../../src/storage/types.js';
 
@@ -112,5 +112,35 @@ describe('what counts as "certainly not sent"', () => {
     const idem = createIdempotency(store());
     await expect(idem.run(spec('k'), async () => Promise.reject(new GatewayError(ErrorCode.UPSTREAM_ERROR, 'refused', { upstreamStatus: 403 })))).rejects.toThrow('refused');
     expect(await idem.run(spec('k'), async () => 'again')).toEqual({ result: 'again', replayed: false });
+  });
+});
+
+describe('a record that storage does not write, in the log', () => {
+  /** The memory store, with writes after begin failing as on a Redis that stopped answering. */
+  function failingWrites() {
+    const inner = store();
+    const down = () => Promise.reject(new Error('Command timed out'));
+    return { ...inner, finish: down, abandon: down };
+  }
+  function recorder() {
+    const lines: Array<[string, string]> = [];
+    const at = (level: string) => (_fields: object, msg: string) => void lines.push([level, msg]);
+    return { lines, logger: { debug: at('debug'), info: at('info'), warn: at('warn') } as unknown as IdempotencyLogger };
+  }
+
+  it('says whether anything was sent: refused before sending at info, sent (or maybe sent) and not recorded at warn', async () => {
+    const idem = createIdempotency(failingWrites());
+    const { lines, logger } = recorder();
+    expect(await idem.run({ ...spec('sent'), logger }, async () => ({ sid: 'SM1' }))).toEqual({ result: { sid: 'SM1' }, replayed: false });
+    await expect(idem.run({ ...spec('maybe'), logger }, async () => Promise.reject(new GatewayError(ErrorCode.OUTCOME_UNKNOWN, 'timed out')))).rejects.toThrow();
+    await expect(idem.run({ ...spec('refused'), logger }, async () => Promise.reject(new GatewayError(ErrorCode.RATE_LIMITED, 'busy')))).rejects.toThrow();
+    const down = createIdempotency({ ...failingWrites(), begin: () => Promise.reject(new Error('Connection is closed.')) });
+    await expect(down.run({ ...spec('unchecked'), logger }, async () => 'never')).rejects.toMatchObject({ code: ErrorCode.STORAGE_UNAVAILABLE });
+    expect(lines).toEqual([
+      ['warn', expect.stringMatching(/^mutation sent to Exotel but its idempotency record not confirmed written/)],
+      ['warn', expect.stringMatching(/^idempotency record of a mutation that may have reached Exotel not confirmed written/)],
+      ['warn', expect.stringMatching(/^idempotency key not confirmed freed after a mutation that was not sent/)],
+      ['info', 'mutation refused with STORAGE_UNAVAILABLE: its idempotencyKey could not be checked, so nothing was sent to Exotel'],
+    ]);
   });
 });

@@ -64,6 +64,13 @@ describe.skipIf(!privateRedis)('a stalled Redis, as a GraphQL client sees it', (
       resume();
     }
     expect(connects()).toBe(before);
+    // The log says what happened: the client's mutation was refused, nothing sent, nothing lost; no warning.
+    const about = gw.logs.filter((l) => l.idempotencyKey === input.idempotencyKey);
+    expect(about.map((l) => [l.level, l.msg, l.operation])).toEqual([
+      ['info', 'mutation refused with STORAGE_UNAVAILABLE: its idempotencyKey could not be checked, so nothing was sent to Exotel', 'connectCall'],
+    ]);
+    expect(about[0]!.requestId).toEqual(expect.any(String));
+    expect(gw.logs.filter((l) => l.level === 'warn' && String(l.msg).includes('idempotency'))).toEqual([]);
     // As told: the same request again once storage is back. The check that timed out was still on its way
     // to Redis and ran when Redis resumed; it must not leave the key looking "in progress".
     const retried = await gw.gql(CONNECT, { input });
@@ -128,6 +135,14 @@ describe.skipIf(!privateRedis)('a stalled Redis, as a GraphQL client sees it', (
     }
     expect(placed.body.errors).toBeUndefined();
     expect(placed.body.data.connectCall).toMatchObject({ replayed: false });
+    // The call was placed and its record's write got no answer: a warning that says both.
+    expect(gw.logs.filter((l) => l.idempotencyKey === input.idempotencyKey).map((l) => [l.level, l.msg, l.sid])).toEqual([
+      [
+        'warn',
+        'mutation sent to Exotel but its idempotency record not confirmed written: a retry with the same key is not sent again, but may answer IDEMPOTENCY_CONFLICT or OUTCOME_UNKNOWN instead of this result',
+        placed.body.data.connectCall.call.sid,
+      ],
+    ]);
     const retried = await gw.gql(CONNECT, { input });
     expect(retried.body.errors).toBeUndefined();
     expect(retried.body.data.connectCall).toEqual({ ...placed.body.data.connectCall, replayed: true });

@@ -148,7 +148,7 @@ async function placeCall<P extends { timeLimitSeconds?: number; timeOutSeconds?:
     ...(ctx.live && refField.customField ? { onUnknown: (r: string) => ctx.live!.onCallOutcomeUnknown(r, expect) } : {}),
   };
   const { result, replayed } = await ctx.idempotency.run(
-    { operation, key, scope: scopeOf(ctx), input: params, checkHint: CALL_HINT, ...(refSpec ? { ref: refSpec } : {}) },
+    { operation, key, scope: scopeOf(ctx), input: params, checkHint: CALL_HINT, logger: ctx.logger, ...(refSpec ? { ref: refSpec } : {}) },
     () => send({ ...params, ...refField, ...(callbackUrl ? { statusCallback: { url: callbackUrl, events: ['terminal', 'answered'] } } : {}) }),
   );
   if (!replayed) {
@@ -188,7 +188,7 @@ export const Mutation: MutationResolvers = {
     const ref = requestRef(ctx, key);
     const callbackUrl = ctx.callbackUrls && (ref ? withRequestRef(ctx.callbackUrls.smsStatus, ref) : ctx.callbackUrls.smsStatus);
     const { result, replayed } = await ctx.idempotency.run(
-      { operation: 'sendSms', key, scope: scopeOf(ctx), input: params, checkHint: SMS_HINT, ...(ref ? { ref: { value: ref, resolve: (r) => created(ctx, r, ctx.loaders.sms) } } : {}) },
+      { operation: 'sendSms', key, scope: scopeOf(ctx), input: params, checkHint: SMS_HINT, logger: ctx.logger, ...(ref ? { ref: { value: ref, resolve: (r) => created(ctx, r, ctx.loaders.sms) } } : {}) },
       () => ctx.exotel.sendSms({ ...params, ...(callbackUrl ? { statusCallback: callbackUrl } : {}) }, { client: ctx.client }),
     );
     if (!replayed) {
@@ -203,7 +203,7 @@ export const Mutation: MutationResolvers = {
     const params = validateSendBulkSms(input);
     const key = idempotencyKey(input.idempotencyKey);
     const { result, replayed } = await ctx.idempotency.run(
-      { operation: 'sendBulkSms', key, scope: scopeOf(ctx), input: params, checkHint: SMS_HINT },
+      { operation: 'sendBulkSms', key, scope: scopeOf(ctx), input: params, checkHint: SMS_HINT, logger: ctx.logger },
       () => sendBulk(ctx, params, input.messages.map((m) => m.to)),
     );
     if (!replayed) {
