@@ -11,18 +11,30 @@ import { checkTtl, type StorageLogger } from './options.js';
 import { withTimeout } from './with-timeout.js';
 import { createOutageLog } from '../outage-log.js';
 
+export interface KeyvCacheOptions {
+  /** An operation the store has not answered by then is given up like a failed one (a read is a miss), ms. */
+  opTimeoutMs?: number;
+  /** True once the store's owner began closing it: what fails then fails because of the close. */
+  closing?: () => boolean;
+}
+
 /**
  * Wraps a keyv instance (created with throwOnErrors so failures reach us) as a Cache with per-key counters.
  * With `opTimeoutMs`, an operation the store has not answered by then is given up like a failed one (a
  * read is a miss): a stalled Redis must not hang requests, and node-redis bounds only commands not yet sent.
  */
-export function createKeyvCache(keyv: Keyv, logger: StorageLogger, options: { opTimeoutMs?: number } = {}): Cache {
-  const { opTimeoutMs } = options;
+export function createKeyvCache(keyv: Keyv, logger: StorageLogger, options: KeyvCacheOptions = {}): Cache {
+  const { opTimeoutMs, closing } = options;
   const bounded = <T>(op: Promise<T>): Promise<T> => (opTimeoutMs === undefined ? op : withTimeout(op, opTimeoutMs, 'cache'));
   // keyv reports every failed operation: during an outage that is every cache read and write. Warn once,
   // then debug until the cache answers again (the connection logs the outage and the recovery itself).
   const outage = createOutageLog(logger, { level: 'warn', until: 'the cache answers again' });
-  keyv.on('error', (err: unknown) => outage.failed({ err }, 'cache backend error'));
+  keyv.on('error', (err: unknown) => {
+    // Closing drops a cache connection that does not answer (closeNodeRedis), failing the commands still
+    // waiting on it: the gateway's own doing, not an outage.
+    if (closing?.()) logger.debug({ err }, 'cache backend error after storage began closing (its own close fails what still waits)');
+    else outage.failed({ err }, 'cache backend error');
+  });
   const answered = outage.recovered;
   const stats = { hits: 0, misses: 0 };
   const count = (value: unknown) => {

@@ -140,7 +140,7 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
 
   return {
     kind: 'redis',
-    cache: createKeyvCache(keyv, logger, { opTimeoutMs: cacheTimeoutMs }),
+    cache: createKeyvCache(keyv, logger, { opTimeoutMs: cacheTimeoutMs, closing: () => closing !== undefined }),
     events,
     idempotency: createRedisIdempotency(command, keyPrefix, clock, takeBacks),
     lease: createRedisLease(command, keyPrefix),

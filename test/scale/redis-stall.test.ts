@@ -106,7 +106,10 @@ describe.skipIf(!privateRedis)('a stalled Redis, as a GraphQL client sees it', (
   });
 
   it('storage closes while Redis stalls with cache commands still waiting for their answer: shutdown is not held up', async () => {
-    const storage = await createRedisStorage({ redisUrl: redis.url, keyPrefix: testPrefix('stalled-close'), commandTimeoutMs: 300, cacheTimeoutMs: 100 });
+    const lines: Array<{ level: string; msg: string; err?: unknown }> = [];
+    const at = (level: string) => (fields: { err?: unknown }, msg: string) => void lines.push({ level, msg, err: fields.err });
+    const logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') } as never;
+    const storage = await createRedisStorage({ redisUrl: redis.url, keyPrefix: testPrefix('stalled-close'), commandTimeoutMs: 300, cacheTimeoutMs: 100, logger });
     stall();
     try {
       // Given up after the cache timeout (a miss), but still waiting on the cache connection for Redis's answer.
@@ -115,6 +118,12 @@ describe.skipIf(!privateRedis)('a stalled Redis, as a GraphQL client sees it', (
     } finally {
       resume();
     }
+    // Dropping the cache connection fails the command still waiting on it: the gateway's own doing, not a warning.
+    await new Promise((r) => setImmediate(r));
+    expect(lines.filter((l) => l.level === 'warn' || l.level === 'error')).toEqual([]);
+    expect(lines.filter((l) => l.msg.startsWith('cache backend error'))).toEqual([
+      { level: 'debug', msg: 'cache backend error after storage began closing (its own close fails what still waits)', err: expect.objectContaining({ message: expect.stringContaining('Disconnects client') }) },
+    ]);
   });
 
   it('a mutation whose Exotel request is in flight when Redis stalls answers its call, and a retry replays it', async () => {
