@@ -272,11 +272,19 @@ const SECRET_VARS = new Set(['EXOTEL_API_KEY', 'EXOTEL_API_TOKEN', 'WEBHOOK_SECR
 /** Issue codes whose message states the rule broken and never the value. */
 const RULE_ISSUES = new Set<string>(['custom', 'too_small', 'too_big', 'invalid_format']);
 
+export interface LoadConfigOptions {
+  /**
+   * False for a command that serves no client (`npm run webhook-urls`): GATEWAY_API_KEYS, which only
+   * guards the GraphQL API, is then not required in live mode. Default true: the gateway itself.
+   */
+  servesClients?: boolean;
+}
+
 /**
  * Reads the environment into a Config. Throws ConfigError listing every bad variable at once;
  * messages name the variable and never contain a secret's value.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadConfigOptions = {}): Config {
   // Empty strings count as unset, as in most twelve-factor services.
   const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = schema.safeParse(input);
@@ -302,7 +310,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (credentialCount === 3) {
     if (!has('WEBHOOK_SECRET')) problems.push('WEBHOOK_SECRET: required in live mode (callback URLs must survive restarts)');
     const open = parsed.success && parsed.data.GATEWAY_ALLOW_OPEN;
-    if (!has('GATEWAY_API_KEYS') && !open) {
+    if (!has('GATEWAY_API_KEYS') && !open && options.servesClients !== false) {
       problems.push('GATEWAY_API_KEYS: required in live mode; set GATEWAY_ALLOW_OPEN=1 to run without client auth on purpose');
     }
   }
@@ -374,9 +382,9 @@ export function configFrom(env: Record<string, string | undefined>, overrides: P
 }
 
 /** For command-line entry points: the Config, or one `config error:` line per problem on stderr and exit 1. */
-export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env, options: LoadConfigOptions = {}): Config {
   try {
-    return loadConfig(env);
+    return loadConfig(env, options);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     for (const problem of err.problems) console.error(`config error: ${problem}`);

@@ -11,7 +11,8 @@ import { unreachablePublicUrl } from './live/public-url.js';
 import { SIMULATOR_DEFAULTS } from './simulator/index.js';
 
 function main(): void {
-  const config = loadConfigOrExit(process.env);
+  // It prints URLs and serves nothing: the client keys of the GraphQL API are not its business.
+  const config = loadConfigOrExit(process.env, { servesClients: false });
   const accountSid = config.exotel?.accountSid ?? SIMULATOR_DEFAULTS.accountSid;
   const urls = createCallbackUrls({ publicUrl: config.publicUrl, webhookSecret: config.webhookSecret, accountSid });
   const lines = [

@@ -41,6 +41,19 @@ describe('npm run webhook-urls', () => {
     expect(unset.out).toMatch(/WARNING: WEBHOOK_SECRET is not set/);
   }, 30_000);
 
+  it('runs in live mode without GATEWAY_API_KEYS, which only the gateway needs, and still needs WEBHOOK_SECRET there', () => {
+    const liveEnv = { EXOTEL_ACCOUNT_SID: 'acme1', EXOTEL_API_KEY: 'k', EXOTEL_API_TOKEN: 't', WEBHOOK_SECRET: 'another-secret-that-is-long', PUBLIC_URL: 'https://gw.example.in', PORT: '4100' };
+    const { status, out, err } = run(liveEnv);
+    expect(err).toBe('');
+    expect(status).toBe(0);
+    expect(out).toContain(createCallbackUrls({ publicUrl: 'https://gw.example.in', webhookSecret: 'another-secret-that-is-long', accountSid: 'acme1' }).incomingCall);
+
+    const { WEBHOOK_SECRET: _secret, ...noSecret } = liveEnv;
+    const refused = run(noSecret);
+    expect(refused.status).toBe(1);
+    expect(refused.err.trim().split('\n')).toEqual(['config error: WEBHOOK_SECRET: required in live mode (callback URLs must survive restarts)']);
+  }, 30_000);
+
   it('warns, before the URLs are pasted into a flow, when real Exotel cannot reach PUBLIC_URL', () => {
     const liveEnv = { EXOTEL_ACCOUNT_SID: 'acme1', EXOTEL_API_KEY: 'k', EXOTEL_API_TOKEN: 't', GATEWAY_API_KEYS: 'ops:client-secret-0123456789abcdef:read', WEBHOOK_SECRET: 'another-secret-that-is-long' };
     const unset = run(liveEnv);
