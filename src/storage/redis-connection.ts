@@ -45,22 +45,37 @@ export function redactRedisUrl(url: string): string {
   }
 }
 
+/** What a connection log listens to: an ioredis or node-redis client. */
+type ConnectionEvents = { on(event: string, fn: (...args: never[]) => void): unknown };
+
+/** The Redis connections of one storage, logged as one link to Redis (createConnectionLog). */
+export interface ConnectionLog {
+  /** Listens to one connection's errors and readiness; `role` names it in the outage's first line. */
+  watch(connection: ConnectionEvents, role: string): void;
+}
+
 /**
- * Logs connection trouble once per outage rather than on every reconnect attempt, and the recovery.
- * Listening at all matters: an EventEmitter 'error' without a listener would crash the process.
+ * Logs connection trouble once per outage rather than on every reconnect attempt, and the recovery: one
+ * line when the first of the storage's connections fails while all were up (a Redis that goes away fails
+ * all three), one when every connection that failed is ready again. Listening at all matters: an
+ * EventEmitter 'error' without a listener would crash the process.
  */
-function watch(emitter: { on(event: string, fn: (...args: never[]) => void): unknown }, role: string, url: string, logger: StorageLogger) {
-  let down = false;
-  emitter.on('error', (err: Error) => {
-    if (down) return;
-    down = true;
-    logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, role, redis: redactRedisUrl(url) }, 'redis connection failed; retrying');
-  });
-  emitter.on('ready', () => {
-    if (!down) return;
-    down = false;
-    logger.info({ role, redis: redactRedisUrl(url) }, 'redis connection restored');
-  });
+export function createConnectionLog(url: string, logger: StorageLogger): ConnectionLog {
+  const redis = redactRedisUrl(url);
+  // Roles of the connections down now; the outage lasts while any is.
+  const down = new Set<string>();
+  return {
+    watch(connection, role) {
+      connection.on('error', (err: Error) => {
+        if (down.has(role)) return;
+        if (down.size === 0) logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, role, redis }, 'redis connection failed; retrying');
+        down.add(role);
+      });
+      connection.on('ready', () => {
+        if (down.delete(role) && down.size === 0) logger.info({ redis }, 'redis connection restored');
+      });
+    },
+  };
 }
 
 /**
@@ -68,7 +83,7 @@ function watch(emitter: { on(event: string, fn: (...args: never[]) => void): unk
  * 0 on purpose: replaying a command whose reply was lost could append an event twice; the caller gets
  * the error and decides.
  */
-export function createIoRedis(url: string, role: string, logger: StorageLogger, options: { commandTimeoutMs?: number } = {}): Redis {
+export function createIoRedis(url: string, role: string, log: ConnectionLog, options: { commandTimeoutMs?: number } = {}): Redis {
   const redis = new Redis(url, {
     // Every command is bounded: a stalled Redis (up but not answering) must not hang a request or a webhook.
     // A blocking XREAD's own connection passes its BLOCK time plus this.
@@ -80,7 +95,7 @@ export function createIoRedis(url: string, role: string, logger: StorageLogger, 
     retryStrategy: reconnectDelayMs,
     connectionName: `egg-${role}`,
   });
-  watch(redis, role, url, logger);
+  log.watch(redis, role);
   return redis;
 }
 
@@ -108,14 +123,14 @@ export async function closeIoRedis(redis: Redis): Promise<void> {
  * only cover a command not yet written, and costs an AbortSignal timer that fires for every command.
  * Its queue is bounded instead, so a stalled Redis cannot make it grow without limit.
  */
-export function createNodeRedis(url: string, role: string, logger: StorageLogger, options: { queueMax?: number } = {}) {
+export function createNodeRedis(url: string, role: string, log: ConnectionLog, options: { queueMax?: number } = {}) {
   const client = createClient({
     url,
     disableOfflineQueue: true,
     commandsQueueMaxLength: options.queueMax ?? REDIS_DEFAULTS.cacheQueueMax,
     socket: { connectTimeout: REDIS_DEFAULTS.connectTimeoutMs, reconnectStrategy: (retries: number) => reconnectDelayMs(retries + 1) },
   });
-  watch(client as unknown as Parameters<typeof watch>[0], role, url, logger);
+  log.watch(client as unknown as ConnectionEvents, role);
   return client;
 }
 

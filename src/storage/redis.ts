@@ -29,6 +29,7 @@ import {
   closeNodeRedis,
   connectIoRedis,
   connectNodeRedis,
+  createConnectionLog,
   createIoRedis,
   createNodeRedis,
   REDIS_DEFAULTS,
@@ -119,9 +120,11 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
 
   const commandTimeoutMs = options.commandTimeoutMs ?? REDIS_DEFAULTS.commandTimeoutMs;
   const cacheTimeoutMs = options.cacheTimeoutMs ?? REDIS_DEFAULTS.cacheTimeoutMs;
-  const command = withScripts(createIoRedis(options.redisUrl, 'command', logger, { commandTimeoutMs }));
-  const blocking = createIoRedis(options.redisUrl, 'events', logger, { commandTimeoutMs: EVENT_LOG_DEFAULTS.blockMs + commandTimeoutMs });
-  const cacheClient = createNodeRedis(options.redisUrl, 'cache', logger);
+  // The three connections' outages and recoveries are logged as one.
+  const connections = createConnectionLog(options.redisUrl, logger);
+  const command = withScripts(createIoRedis(options.redisUrl, 'command', connections, { commandTimeoutMs }));
+  const blocking = createIoRedis(options.redisUrl, 'events', connections, { commandTimeoutMs: EVENT_LOG_DEFAULTS.blockMs + commandTimeoutMs });
+  const cacheClient = createNodeRedis(options.redisUrl, 'cache', connections);
   await Promise.all([connectIoRedis(command), connectIoRedis(blocking), connectNodeRedis(cacheClient)]);
 
   const keyvStore = new KeyvRedis(cacheClient, { namespace: `${keyPrefix}cache`, keyPrefixSeparator: ':', throwOnErrors: true });

@@ -51,4 +51,23 @@ describe.skipIf(!haveRedisServer)('a Redis outage in the logs', () => {
       expect(logs[end]).toMatchObject({ level: 'info', failures: failures.length });
     }
   });
+
+  it('logs the Redis connections failing once and coming back once, not once per connection', async () => {
+    const FAILED = 'redis connection failed; retrying';
+    const RESTORED = 'redis connection restored';
+    const since = gw.logs.length;
+    const lines = (msg: string) => gw.logs.slice(since).filter((l) => l.msg === msg);
+    await redis.stop('SIGKILL');
+    try {
+      await waitUntil(() => lines(FAILED).length > 0, 'the outage logged');
+      await waitUntil(async () => !(await gw.storage.ping()), 'storage not answering');
+    } finally {
+      await redis.start();
+    }
+    // Logged once every connection (commands, the event log reader, the cache) is back.
+    await waitUntil(() => lines(RESTORED).length > 0, 'the recovery logged', 15_000, 25);
+    expect(await gw.storage.ping()).toBe(true);
+    expect(lines(FAILED)).toMatchObject([{ level: 'warn', role: expect.any(String), redis: expect.stringContaining('127.0.0.1') }]);
+    expect(lines(RESTORED)).toMatchObject([{ level: 'info' }]);
+  });
 });
