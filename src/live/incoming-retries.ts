@@ -149,9 +149,11 @@ export function createIncomingRetries(options: IncomingRetryOptions): IncomingRe
     }
     if (dropped.length > 0) {
       const unsettled = dropped.filter((entry) => !settled.has(entry)).length;
+      // "Not confirmed": an attempt that timed out on a stalled Redis waits in its socket and runs if it
+      // resumes. A call's Passthru requests (one per applet) are named by its callSid once; count counts requests.
       logger.error(
-        { count: dropped.length, callSids: dropped.map((entry) => entry.request.callSid), stillTrying: unsettled },
-        'incoming calls dropped at shutdown: answered 200 but not stored, storage did not answer their last retry (one still under way may yet store it)',
+        { count: dropped.length, callSids: [...new Set(dropped.map((entry) => entry.request.callSid))], stillTrying: unsettled },
+        'incoming calls dropped at shutdown: answered 200 but not confirmed stored; storage did not answer their last attempt (a stalled Redis that resumes may still store them)',
       );
     } else if (entries.length > 0) {
       logger.info({ count: entries.length }, 'incoming calls waiting for storage were stored at shutdown');

@@ -219,6 +219,49 @@ describe.skipIf(!haveRedisServer)('webhooks while Redis is down or stalled', () 
     expect(logsOf(gw, 'incoming calls dropped at shutdown').map((l) => [l.level, l.callSids])).toEqual([['error', [lost]]]);
   });
 
+  it('at shutdown on a stalled Redis, names each call once and calls its requests not confirmed stored: Redis may run them when it resumes', async () => {
+    const prefix = testPrefix('outage-webhooks-stalled-stop');
+    const sid = newCallSid();
+    const request = async (gw: TestGateway, params: Record<string, string>) => {
+      const query = new URLSearchParams({ CallSid: sid, CallFrom: '09876543210', CallTo: '08039591111', Direction: 'incoming', flow_id: '228866', ...params });
+      return (await fetch(`${callbackUrlsOf(gw).incomingCall}?${query}`)).status;
+    };
+    // Retries that would not come for a minute: only the shutdown's attempt tries these again.
+    const gw = await start({ incomingRetryBaseMs: 60_000, incomingRetryMaxDelayMs: 60_000 }, { REDIS_KEY_PREFIX: prefix, REDIS_COMMAND_TIMEOUT_MS: '300' });
+    await redis.stop('SIGKILL');
+    try {
+      // Two requests of one call: the caller put through to an agent, then the call over.
+      expect(await request(gw, { CallType: 'call-attempt', CurrentTime: '2025-01-10 10:00:00' })).toBe(200);
+      expect(await request(gw, { CallType: 'completed', DialCallStatus: 'completed', CurrentTime: '2025-01-10 10:01:30' })).toBe(200);
+    } finally {
+      await redisBack(gw);
+    }
+    expect(await metric(gw, 'gateway_webhook_retries_pending')).toBe(2);
+    // Another call stored once Redis is back, so the restarted Redis knows the step's script again.
+    expect((await passthru(gw, newCallSid())).status).toBe(200);
+    redis.stall();
+    try {
+      await stop(gw);
+    } finally {
+      redis.resume();
+    }
+    expect(logsOf(gw, 'incoming calls dropped at shutdown').map((l) => [l.level, l.msg, l.callSids, l.count])).toEqual([
+      [
+        'error',
+        'incoming calls dropped at shutdown: answered 200 but not confirmed stored; storage did not answer their last attempt (a stalled Redis that resumes may still store them)',
+        [sid],
+        2,
+      ],
+    ]);
+    // The last attempts waited in the stalled Redis's socket and ran once it resumed.
+    const storage = await createRedisStorage({ redisUrl: redis.url, keyPrefix: prefix });
+    try {
+      await waitUntil(async () => (await storage.events.callHistory(gw.exotel.accountSid, sid)).length > 0, 'the call stored after all');
+    } finally {
+      await storage.close();
+    }
+  });
+
   it('waits at shutdown as long as the storage timeouts allow: a Passthru whose last attempt Redis answers late is stored', async () => {
     // A command timeout well above the wait shutdown once had for these attempts, with retries that would
     // not come for a minute: only the shutdown's attempt can store the request.
