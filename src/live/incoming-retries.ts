@@ -75,11 +75,11 @@ export function createIncomingRetries(options: IncomingRetryOptions): IncomingRe
     repeatLevel: 'info',
     until: 'one is stored again or none waits, then counted in one error line',
     recoveredLevel: 'error',
-    recoveredMessage: 'incoming calls dropped while storage was down: answered 200 but not stored, never announced on incomingCalls; each is logged with its callSid',
+    recoveredMessage: 'incoming calls dropped while storage was down: answered 200 but not confirmed stored (a stalled Redis that resumes may still store them), not announced on incomingCalls; each is logged with its callSid',
   });
   const dropped = (request: IncomingCallRequest, reason: IncomingDropReason, why: string) => {
     onRetry?.({ outcome: 'dropped', reason });
-    drops.failed({ callSid: request.callSid, reason }, `incoming call dropped: ${why}; it was answered 200 but is not stored and never announced on incomingCalls`);
+    drops.failed({ callSid: request.callSid, reason }, `incoming call dropped: ${why}; it was answered 200 but is not confirmed stored (a stalled Redis that resumes may still store it) and not announced on incomingCalls`);
   };
 
   const attempt = (entry: Entry): Promise<boolean> => {
