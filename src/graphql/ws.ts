@@ -22,6 +22,8 @@ import type { IntrospectionPolicy } from './introspection.js';
 import { createSharedSubscriptions, type SharedExecutionStats } from './shared-execution.js';
 import { LRUCache } from 'lru-cache';
 import { traceWsOperations } from '../tracing/graphql.js';
+import { assertNever } from '../assert-never.js';
+import { CLOSE_SUBSCRIBER_EXISTS, OperationIds } from './ws-operation-ids.js';
 
 /**
  * Bounds of the checked-document cache. Documents come from clients, and a parsed document can take over a
@@ -134,12 +136,23 @@ const CONNECTION_GONE = new Set(['EPIPE', 'ECONNRESET', 'ERR_STREAM_DESTROYED'])
  * - after each send, `checkBacklog` may cut a client that lets what waits for it grow past its bound.
  * - it is the `subscriber` of its operations' event streams (src/live/topics.ts): `fellBehind` may cut a
  *   client whose subscription fell past its event queue's limit because it stopped reading.
+ * - a subscribe whose id still runs on the server (the client completed it a moment ago) waits until that
+ *   operation has ended before graphql-ws sees it, and one repeating a running id closes the socket with
+ *   4409 (src/graphql/ws-operation-ids.ts): `onDuplicateOperation` is told; `refuseHeld` answers a
+ *   subscribe over `maxHeld` such waiting ones.
  * The hooks are set once per server, on a subclass (createGraphqlWs): no closure per socket.
  */
 class GatewaySocket extends WebSocket implements Subscriber {
   protected onClientFrameError(_err: Error & { code: string }): void {}
   protected checkBacklog(): void {}
+  protected onDuplicateOperation(): void {}
+  protected refuseHeld(_id: string): void {}
+  protected maxHeld(): number {
+    return 0;
+  }
   fellBehind(): void {}
+  /** This socket's running operation ids, from its first message on. */
+  private operationIds: OperationIds | undefined;
 
   override send(data: Parameters<WebSocket['send']>[0], optionsOrCallback?: SendOptions | SendCallback, callback?: SendCallback): void {
     const options = typeof optionsOrCallback === 'function' ? {} : (optionsOrCallback ?? {});
@@ -154,7 +167,43 @@ class GatewaySocket extends WebSocket implements Subscriber {
       this.onClientFrameError(args[0]);
       return true;
     }
+    if (event === 'message') {
+      this.receive(String(args[0]), args);
+      return true;
+    }
     return super.emit(event, ...args);
+  }
+
+  /** A client message (`data` its text, `args` as ws emitted it), routed by its operation id. */
+  private receive(data: string, args: unknown[]): void {
+    const routing = (this.operationIds ??= new OperationIds(this.maxHeld())).route(data);
+    switch (routing.action) {
+      case 'pass': {
+        // graphql-ws's listener resolves once it has finished with the message: for a subscribe, once the
+        // operation has ended and graphql-ws has let go of its id.
+        const handled = this.rawListeners('message').map((listener) => (listener as (...a: unknown[]) => unknown).apply(this, args));
+        const id = routing.track;
+        if (id !== undefined) void Promise.allSettled(handled).then(() => this.operationEnded(id));
+        return;
+      }
+      case 'hold':
+      case 'drop':
+        return;
+      case 'duplicate':
+        this.onDuplicateOperation();
+        this.close(CLOSE_SUBSCRIBER_EXISTS, routing.reason);
+        return;
+      case 'refuse':
+        this.refuseHeld(routing.id);
+        return;
+      default:
+        assertNever(routing);
+    }
+  }
+
+  private operationEnded(id: string): void {
+    const next = this.operationIds?.ended(id);
+    if (next !== undefined && this.readyState === WebSocket.OPEN) this.receive(next, [next, false]);
   }
 }
 
@@ -207,6 +256,22 @@ export function createGraphqlWs(options: GraphqlWsOptions): GraphqlWs {
         logger.info({ bufferedBytes: waiting, maxBacklogBytes }, 'graphql-ws socket cut off: what waits for its client to read passed its bound');
         options.onClientError?.('limit');
         this.terminate();
+      }
+
+      protected override onDuplicateOperation(): void {
+        logger.info('graphql-ws socket closed: a subscribe repeated the id of an operation still running (4409)');
+        options.onClientError?.('protocol');
+      }
+
+      protected override maxHeld(): number {
+        return limits.wsMaxSubscriptionsPerSocket;
+      }
+
+      // Each waiting subscribe holds its message: they are as many as the socket may run operations at most.
+      protected override refuseHeld(id: string): void {
+        options.onClientError?.('limit');
+        const error = { message: `At most ${limits.wsMaxSubscriptionsPerSocket} operations at once on one socket`, extensions: { code: ErrorCode.RATE_LIMITED, retryAfterSeconds: 1 } };
+        this.send(JSON.stringify({ id, type: 'error', payload: [error] }));
       }
 
       // A subscription's event queue passed its limit (its stream has failed RATE_LIMITED). While a write to
