@@ -85,10 +85,13 @@ function cancellable<T>(generator: AsyncGenerator<T>, cancel: () => void): Async
   };
 }
 
-/** A callEvents stream's catching up with `after`: the replay while it runs, and the last event it gave. */
+/**
+ * A callEvents stream's catching up with `after`: the replay while it runs, and the last event the client
+ * has (the replay's last event, `after` itself until the replay gives one).
+ */
 interface CatchUp {
   replay: AsyncGenerator<FeedCallEvent> | undefined;
-  last: string | undefined;
+  last: string;
 }
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
@@ -134,7 +137,7 @@ class CallEventStream implements AsyncIterableIterator<FeedCallEvent> {
       for (;;) {
         const step = await this.channel.next();
         if (step.done) return step;
-        if (catchUp.last !== undefined && compareEventIds(step.value.event.id, catchUp.last) <= 0) continue;
+        if (compareEventIds(step.value.event.id, catchUp.last) <= 0) continue;
         // Caught up: the channel delivers in log order, so every later event comes after this one.
         this.catchUp = undefined;
         return step;
@@ -283,8 +286,11 @@ export function createFeed(deps: FeedDeps): LiveFeed {
       const channel = deps.topics.subscribe(filter?.callSids?.length ? [...new Set(filter.callSids)].map(topics.callEvents) : topics.allCalls, select, subscriber);
       if (after === undefined || after === null) return new CallEventStream(channel, undefined);
       // Live events are already buffering in `channel` while the replay runs to the end of the log; those
-      // the replay gave too are dropped where the live part picks up.
-      const catchUp: CatchUp = { replay: undefined, last: undefined };
+      // the replay gave too are dropped where the live part picks up. So are those up to `after` itself, when
+      // the replay finds nothing newer: this process's delivery may lag behind the log (on Redis, its reader
+      // behind the stream), so an event the client saw through another replica, or a snapshot's id read from
+      // the log, can still reach this channel after the subscription was made.
+      const catchUp: CatchUp = { replay: undefined, last: after };
       let firstPage: EventRecord[];
       try {
         firstPage = await fromStorage('The event log', () => deps.events.readAfter(after, deps.replayPageSize));

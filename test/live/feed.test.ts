@@ -5,7 +5,7 @@ import type { Call, ExotelApi, SmsMessage } from '../../src/exotel/types.js';
 import { createFeed, type FeedCallEvent } from '../../src/live/feed.js';
 import { createTopics, type Topics } from '../../src/live/topics.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
-import type { NewEvent, Storage } from '../../src/storage/types.js';
+import type { EventLog, EventRecord, NewEvent, Storage } from '../../src/storage/types.js';
 
 const ACCOUNT = 'acct';
 const event = (callSid: string, status: 'RINGING' | 'COMPLETED' = 'RINGING'): NewEvent => ({
@@ -98,6 +98,30 @@ describe('callEvents', () => {
     const live = await append(event('CA7'));
     got.push(...(await take(stream, 1)));
     expect(got.map((e) => e.event.id)).toEqual([...rest, ...during, late, live].map((e) => e.id));
+    await stream.return!();
+  });
+
+  it('never gives again an event at or before `after` that reaches this process only after the replay found nothing newer', async () => {
+    // This process's delivery lags behind the log, as a Redis replica's reader does behind the stream: the
+    // client saw X through another replica and resumes here from it before this replica's reader got to X.
+    const storage = createMemoryStorage();
+    const late: EventRecord[] = [];
+    let lagging = true;
+    const listeners: Array<(e: EventRecord) => void> = [];
+    storage.events.subscribe((e) => (lagging ? late.push(e) : listeners.forEach((l) => l(e))));
+    const events: EventLog = { ...storage.events, subscribe: (listener) => (listeners.push(listener), () => listeners.splice(listeners.indexOf(listener), 1)) };
+    const topics = createTopics({ events, accountSid: ACCOUNT, queueLimit: 100 });
+    open.push({ storage, topics });
+    const unused = new Proxy({}, { get: () => () => Promise.reject(new Error('not used by callEvents')) });
+    const feed = createFeed({ accountSid: ACCOUNT, events, topics, entities: unused as EntityCache, exotel: unused as ExotelApi, onWatch: () => undefined, replayPageSize: 50 });
+
+    const x = await storage.events.append(event('CA1'));
+    const stream = await feed.callEvents(null, x.id);
+    // The reader catches up: X reaches this process's subscribers, then a new event does.
+    lagging = false;
+    for (const e of late.splice(0)) listeners.forEach((l) => l(e));
+    const y = await storage.events.append(event('CA2'));
+    expect((await take(stream, 1)).map((e) => e.event.id)).toEqual([y.id]);
     await stream.return!();
   });
 
