@@ -58,7 +58,7 @@ export interface FeedDeps {
   topics: Topics;
   entities: EntityCache;
   exotel: ExotelApi;
-  /** Told when a call gains a local subscriber, so the live poller starts looking at it now. */
+  /** Told when a call still going gains a local subscriber (its snapshot read), so the live poller starts looking at it now. */
   onWatch(callSid: string): void;
   /** Events read from the log per replay page. */
   replayPageSize: number;
@@ -254,12 +254,15 @@ export function createFeed(deps: FeedDeps): LiveFeed {
       const channel = deps.topics.subscribe(topics.call(sid), undefined, subscriber);
       let snapshot: FeedCallEvent;
       try {
-        deps.onWatch(sid);
         snapshot = await callSnapshot(sid, lookup);
       } catch (err) {
         channel.close();
         throw err;
       }
+      // Only a call that exists and is still going: the poller spends the fleet's background budget on each
+      // call it is told of, and a client's subscription to a Sid Exotel does not know (a typo, retried) or to
+      // a finished call would buy it a poll that can show nothing.
+      if (!isTerminalCall(snapshot.event.status)) deps.onWatch(sid);
       async function* stream(): AsyncGenerator<FeedCallEvent> {
         try {
           yield snapshot;

@@ -116,6 +116,31 @@ describe('callStatusChanged', () => {
   });
 });
 
+describe('the live poller is told of a subscribed call only once the call is known and still going', () => {
+  it('marks neither a call Exotel does not know nor one whose snapshot is final: polling them would spend background budget for nothing', async () => {
+    // The poller never runs here: what is asked of it is what the watched set holds.
+    const gw = await startGateway({ LIVE_POLL_INTERVAL_MS: '3600000' });
+    const watched = () => gw.storage.openItems.laterThan(`watched-calls:${gw.exotel.accountSid}`, 0, 100);
+    const unknown = record<Ev>(client(gw), STATUS_CHANGED, { sid: 'ffffffffffffffffffffffffffffffff' }, 'callStatusChanged');
+    await expect(unknown.done).rejects.toBeDefined();
+    expect(JSON.stringify(unknown.error)).toContain('NOT_FOUND');
+
+    const ended = await connectCall(gw);
+    expect((await post(callbackUrlsOf(gw).callStatus, callCallback(ended, 'completed'))).status).toBe(200);
+    const final = record<Ev>(client(gw), STATUS_CHANGED, { sid: ended }, 'callStatusChanged');
+    expect((await final.done).map((e) => [e.source, e.status])).toEqual([['SNAPSHOT', 'COMPLETED']]);
+    expect(await watched()).toEqual([]);
+
+    // A call still going is marked.
+    gw.simulator!.faults.holdCalls('queued');
+    const live = await connectCall(gw);
+    const going = record<Ev>(client(gw), STATUS_CHANGED, { sid: live }, 'callStatusChanged');
+    await going.until((items) => items.length === 1);
+    expect(await watched()).toEqual([live]);
+    going.dispose();
+  });
+});
+
 describe('reconciler', () => {
   it('finishes a call whose terminal callback was dropped, from call details (source POLL)', async () => {
     const gw = await startGateway({ SIMULATOR_TIME_SCALE: '0.02', LIVE_POLL_INTERVAL_MS: '50', RECONCILE_GRACE_SECONDS: '0' });
