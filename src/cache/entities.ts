@@ -3,9 +3,9 @@
  * seconds, number metadata for long, ExoPhones for minutes. The GraphQL loaders read and fill it; the
  * live pipeline updates it from callbacks, so a subscriber's next query sees the new state.
  */
-import type { Call, ExoPhone, NumberMetadata, SmsMessage } from '../exotel/types.js';
-import { TERMINAL_CALL_STATUSES, TERMINAL_SMS_STATUSES } from '../exotel/types.js';
-import type { Cache } from '../storage/types.js';
+import type { Call, CallStatus, ExoPhone, NumberMetadata, SmsMessage, SmsStatus } from '../exotel/types.js';
+import { callStatusRank, smsStatusRank, TERMINAL_CALL_STATUSES, TERMINAL_SMS_STATUSES } from '../exotel/types.js';
+import type { Cache, CacheGuard } from '../storage/types.js';
 
 export interface CacheTtls {
   /** A finished call no longer changes, except Duration/Price filled ~5 min after the end (Exotel). */
@@ -37,9 +37,11 @@ export const DEFAULT_CACHE_TTLS: CacheTtls = {
 
 export interface EntityCache {
   getCalls(sids: readonly string[]): Promise<Array<Call | undefined>>;
-  putCall(call: Call): Promise<void>;
+  /** Caches the call unless the cached one is further along (NEWER_CALL); true when stored. */
+  putCall(call: Call): Promise<boolean>;
   getSms(sids: readonly string[]): Promise<Array<SmsMessage | undefined>>;
-  putSms(sms: SmsMessage): Promise<void>;
+  /** Caches the SMS unless the cached one is further along; true when stored. */
+  putSms(sms: SmsMessage): Promise<boolean>;
   /** undefined: not cached; null: cached as unknown to Exotel. */
   getNumbers(numbers: readonly string[]): Promise<Array<NumberMetadata | null | undefined>>;
   /** `null` records "Exotel does not know this number" so it is not asked again for a while. */
@@ -60,6 +62,23 @@ export function callTtlMs(call: Call, ttls: CacheTtls = DEFAULT_CACHE_TTLS): num
   return call.durationSeconds === null && call.price === null ? ttls.terminalCallUnpricedMs : ttls.terminalCallMs;
 }
 
+const CALL_STATUSES: readonly CallStatus[] = ['QUEUED', 'RINGING', 'IN_PROGRESS', 'COMPLETED', 'FAILED', 'BUSY', 'NO_ANSWER', 'CANCELED'];
+const SMS_STATUSES: readonly SmsStatus[] = ['QUEUED', 'SENDING', 'SUBMITTED', 'SENT', 'DELIVERED', 'FAILED', 'FAILED_DND', 'EXPIRED', 'UNDELIVERED'];
+
+/**
+ * A cached call or SMS is never taken back to an earlier status. Its writers race: an Exotel answer asked
+ * for before a terminal callback can arrive after it, and two replicas write the answered and the terminal
+ * callback of one call in either order. Written over a status that outranks it, such a value would stand
+ * for its whole TTL while the call's history says otherwise. An equal rank is written (a final status
+ * with its price filled in later).
+ */
+const newerThan = <S extends string>(statuses: readonly S[], rank: (status: S) => number) => {
+  const guards = new Map<S, CacheGuard>(statuses.map((status) => [status, { field: 'status', newer: statuses.filter((other) => rank(other) > rank(status)) }]));
+  return (status: S) => guards.get(status)!;
+};
+const NEWER_CALL = newerThan(CALL_STATUSES, callStatusRank);
+const NEWER_SMS = newerThan(SMS_STATUSES, smsStatusRank);
+
 /**
  * Stored in place of "Exotel does not know this number": caches read null back as a miss, so the
  * negative answer needs a value of its own.
@@ -76,9 +95,9 @@ export function createEntityCache(cache: Cache, accountSid: string, ttls: Partia
   const key = (kind: string, id: string) => `${accountSid}:${kind}:${id}`;
   return {
     getCalls: (sids) => cache.getMany<Call>(sids.map((s) => key('call', s))),
-    putCall: (call) => cache.set(key('call', call.sid), call, callTtlMs(call, t)),
+    putCall: (call) => cache.setUnlessNewer(key('call', call.sid), call, callTtlMs(call, t), NEWER_CALL(call.status)),
     getSms: (sids) => cache.getMany<SmsMessage>(sids.map((s) => key('sms', s))),
-    putSms: (sms) => cache.set(key('sms', sms.sid), sms, TERMINAL_SMS_STATUSES.has(sms.status) ? t.terminalSmsMs : t.liveSmsMs),
+    putSms: (sms) => cache.setUnlessNewer(key('sms', sms.sid), sms, TERMINAL_SMS_STATUSES.has(sms.status) ? t.terminalSmsMs : t.liveSmsMs, NEWER_SMS(sms.status)),
     getNumbers: async (numbers) =>
       (await cache.getMany<StoredNumber>(numbers.map((n) => key('number', n)))).map((v) => (v === undefined ? undefined : isUnknownNumber(v) ? null : v)),
     putNumber: (number, metadata) =>

@@ -149,13 +149,17 @@ export function createNearEntityCache(shared: EntityCache, options: NearCacheOpt
     };
   }
 
-  /** A write goes to the shared cache first; the entry held here is replaced only once it is stored. */
-  async function write(kind: Kind, id: string, value: unknown, put: () => Promise<void>): Promise<void> {
+  /**
+   * A write goes to the shared cache first; the entry held here is replaced only once it is stored. A call
+   * or SMS the shared cache refused (it holds one further along) is not kept: the next read gets that one.
+   */
+  async function write<R extends boolean | void>(kind: Kind, id: string, value: unknown, put: () => Promise<R>): Promise<R> {
     const key = `${kind}:${id}`;
     held.delete(key);
     const since = epoch;
-    await put();
-    keep(kind, key, value, since);
+    const stored = await put();
+    if (stored !== false) keep(kind, key, value, since);
+    return stored;
   }
 
   const getCalls = reader<Call>('call', (ids) => shared.getCalls(ids));

@@ -99,7 +99,7 @@ export function createLookups(options: LookupsOptions): Lookups {
 
 function createClientLookups(options: LookupsOptions, client: string): ClientLookups {
   const { exotel, cache, logger, bulkBatchSize, windowMs, maxWaitMs, holdOpenMs, queueDeadlineMs } = options;
-  const cacheWrite = (write: Promise<void>) => write.catch((err: unknown) => logger.warn({ err }, 'cache write failed'));
+  const cacheWrite = (write: Promise<unknown>) => write.catch((err: unknown) => logger.warn({ err }, 'cache write failed'));
 
   // Keys being looked up right now, whatever stage they are in (open batch, bulk request, single lookup).
   const callsInFlight = new Map<string, Promise<Call | null>>();
@@ -204,7 +204,7 @@ function createClientLookups(options: LookupsOptions, client: string): ClientLoo
   }
 
   /** One lookup per key at a time: a key in flight is joined, not asked again. */
-  function joinSingle<T>(table: Map<string, Promise<T>>, key: string, fetch: () => Promise<T>, store: (value: T) => Promise<void> | undefined): Promise<T> {
+  function joinSingle<T>(table: Map<string, Promise<T>>, key: string, fetch: () => Promise<T>, store: (value: T) => Promise<unknown> | undefined): Promise<T> {
     const existing = table.get(key);
     if (existing) return existing;
     const promise = fetch();

@@ -6,7 +6,7 @@
  */
 import type { Keyv } from 'keyv';
 import { LRUCache } from 'lru-cache';
-import type { Cache } from './types.js';
+import type { Cache, CacheGuard } from './types.js';
 import { checkTtl, type StorageLogger } from './options.js';
 import { withTimeout } from './with-timeout.js';
 import { createOutageLog } from '../outage-log.js';
@@ -16,25 +16,43 @@ export interface KeyvCacheOptions {
   opTimeoutMs?: number;
   /** True once the store's owner began closing it: what fails then fails because of the close. */
   closing?: () => boolean;
+  /** The backend's own atomic step for Cache.setUnlessNewer. */
+  setUnlessNewer: GuardedSet;
+}
+
+/**
+ * A backend's Cache.setUnlessNewer on the keyv store underneath, as one atomic step: the entry it writes is
+ * what keyv.set would write for `key`, so keyv reads it back as its own. True when stored.
+ */
+export type GuardedSet = (key: string, value: unknown, ttlMs: number, guard: CacheGuard) => Promise<boolean>;
+
+/** True when a keyv entry (`{ value, expires }`) holds an object that `guard` calls newer. */
+export function isNewerEntry(entry: unknown, guard: CacheGuard): boolean {
+  const value = (entry as { value?: unknown } | null | undefined)?.value;
+  if (value === null || typeof value !== 'object') return false;
+  const field = (value as Record<string, unknown>)[guard.field];
+  return typeof field === 'string' && guard.newer.includes(field);
 }
 
 /**
  * Wraps a keyv instance (created with throwOnErrors so failures reach us) as a Cache with per-key counters.
  * With `opTimeoutMs`, an operation the store has not answered by then is given up like a failed one (a
  * read is a miss): a stalled Redis must not hang requests, and node-redis bounds only commands not yet sent.
+ * `setUnlessNewer` is the backend's own atomic step (GuardedSet).
  */
-export function createKeyvCache(keyv: Keyv, logger: StorageLogger, options: KeyvCacheOptions = {}): Cache {
+export function createKeyvCache(keyv: Keyv, logger: StorageLogger, options: KeyvCacheOptions): Cache {
   const { opTimeoutMs, closing } = options;
   const bounded = <T>(op: Promise<T>): Promise<T> => (opTimeoutMs === undefined ? op : withTimeout(op, opTimeoutMs, 'cache'));
   // keyv reports every failed operation: during an outage that is every cache read and write. Warn once,
   // then debug until the cache answers again (the connection logs the outage and the recovery itself).
   const outage = createOutageLog(logger, { level: 'warn', until: 'the cache answers again' });
-  keyv.on('error', (err: unknown) => {
+  const storeFailed = (err: unknown) => {
     // Closing drops a cache connection that does not answer (closeNodeRedis), failing the commands still
     // waiting on it: the gateway's own doing, not an outage.
     if (closing?.()) logger.debug({ err }, 'cache backend error after storage began closing (its own close fails what still waits)');
     else outage.failed({ err }, 'cache backend error');
-  });
+  };
+  keyv.on('error', storeFailed);
   const answered = outage.recovered;
   const stats = { hits: 0, misses: 0 };
   const count = (value: unknown) => {
@@ -81,6 +99,23 @@ export function createKeyvCache(keyv: Keyv, logger: StorageLogger, options: Keyv
         answered();
       } catch (err) {
         logger.debug({ err, op: 'set' }, 'cache set failed; value not cached');
+      }
+    },
+    async setUnlessNewer<T>(key: string, value: T, ttlMs: number, guard: CacheGuard): Promise<boolean> {
+      checkTtl(ttlMs);
+      if (value === undefined) throw new TypeError(`cache value for "${key}" is undefined; use delete()`);
+      try {
+        // Reported as keyv reports its own store's failures (this step goes to the store itself).
+        const step = options.setUnlessNewer(key, value, Math.ceil(ttlMs), guard).catch((err: unknown) => {
+          storeFailed(err);
+          throw err;
+        });
+        const stored = await bounded(step);
+        answered();
+        return stored;
+      } catch (err) {
+        logger.debug({ err, op: 'setUnlessNewer' }, 'cache set failed; value not cached');
+        return false;
       }
     },
     async delete(key: string): Promise<void> {
@@ -138,6 +173,18 @@ export class LruTtlStore {
   set(key: string, value: unknown, ttlMs?: number): boolean {
     this.entries.set(key, frozenCopy(value) as {}, ttlMs ? { ttl: ttlMs } : {});
     return true;
+  }
+
+  /**
+   * GuardedSet for a Keyv over this store without key prefix or serialisation: the entry keyv would write,
+   * unless the one held is newer. Synchronous, so no other write comes between the look and the write.
+   */
+  setUnlessNewer(key: string, value: unknown, ttlMs: number, guard: CacheGuard): boolean {
+    const held = this.entries.get(key) as { expires?: unknown } | undefined;
+    // keyv's own expiry, on its own clock (an entry past it reads as absent).
+    const live = held !== undefined && !(typeof held.expires === 'number' && Date.now() > held.expires);
+    if (live && isNewerEntry(held, guard)) return false;
+    return this.set(key, { value, expires: Date.now() + ttlMs }, ttlMs);
   }
 
   delete(key: string): boolean {

@@ -21,11 +21,14 @@ export interface MemoryStorageOptions extends StorageOptions {
 export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage {
   const resolved = resolveStorageOptions(options);
   const { clock } = resolved;
+  const store = new LruTtlStore(options.cacheMaxEntries ?? STORAGE_DEFAULTS.memoryCacheMaxEntries, clock);
   const keyv = new Keyv({
-    store: new LruTtlStore(options.cacheMaxEntries ?? STORAGE_DEFAULTS.memoryCacheMaxEntries, clock),
+    store,
     // The store keeps frozen objects (see LruTtlStore): nothing to parse on a hit.
     serialize: undefined,
     deserialize: undefined,
+    // The store is this process's own: keys need no namespace, and the guarded set writes them as they are.
+    useKeyPrefix: false,
     throwOnErrors: true,
   });
   const openItems = createMemoryOpenItems(clock);
@@ -35,7 +38,7 @@ export function createMemoryStorage(options: MemoryStorageOptions = {}): Storage
 
   return {
     kind: 'memory',
-    cache: createKeyvCache(keyv, resolved.logger),
+    cache: createKeyvCache(keyv, resolved.logger, { setUnlessNewer: async (key, value, ttlMs, guard) => store.setUnlessNewer(key, value, ttlMs, guard) }),
     events,
     idempotency: createMemoryIdempotency(clock),
     lease: createMemoryLease(clock),

@@ -13,13 +13,13 @@
  *   idem:<key>  lease:<name>  budget:<name>
  *   open:<set>  open-added:<set>   open items by due time, and when each entered its set (open-items.ts)
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import KeyvRedis from '@keyv/redis';
 import { Keyv } from 'keyv';
 import type { IdempotencyRecord, IdempotencyStore, Lease, RateBudget, Storage } from './types.js';
 import { checkTtl, resolveStorageOptions, type StorageLogger, type StorageOptions } from './options.js';
-import { createKeyvCache } from './cache.js';
+import { createKeyvCache, type GuardedSet } from './cache.js';
 import { createRedisEventLog, EVENT_LOG_DEFAULTS } from './redis-event-log.js';
 import { createFallbackRateBudget, createMemoryRateBudget, createRedisRateBudget } from './rate-budget.js';
 import { createRedisOpenItems } from './open-items.js';
@@ -107,6 +107,29 @@ function withScripts(redis: Redis): RedisWithScripts {
 /** Redis PX takes whole milliseconds. */
 const px = (ttlMs: number) => Math.max(1, Math.ceil(ttlMs));
 
+/*
+ * Cache.setUnlessNewer on a keyv entry. KEYS[1] = the entry; ARGV = keyv's serialised entry ({"value",
+ * "expires"}), ttl ms, the guarded field of the value, then the values that make the held entry newer.
+ * Returns 1 when stored, 0 when the held entry is newer.
+ */
+const SET_UNLESS_NEWER = `
+local held = redis.call('GET', KEYS[1])
+if held then
+  local ok, entry = pcall(cjson.decode, held)
+  if ok and type(entry) == 'table' and type(entry.value) == 'table' then
+    local field = entry.value[ARGV[3]]
+    if type(field) == 'string' then
+      for i = 4, #ARGV do
+        if ARGV[i] == field then return 0 end
+      end
+    end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+const SET_UNLESS_NEWER_SHA = createHash('sha1').update(SET_UNLESS_NEWER).digest('hex');
+
 /**
  * Builds the Redis Storage. Resolves even when Redis is down (every call then fails fast and ping() is
  * false until Redis is back), so the gateway can start and report not-ready instead of crashing.
@@ -129,6 +152,20 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
 
   const keyvStore = new KeyvRedis(cacheClient, { namespace: `${keyPrefix}cache`, keyPrefixSeparator: ':', throwOnErrors: true });
   const keyv = new Keyv(keyvStore, { namespace: `${keyPrefix}cache`, useKeyPrefix: false, throwOnErrors: true });
+  /** The entry keyv.set would write for `key` (its key and serialisation), unless the held one is newer; one command. */
+  const setUnlessNewer: GuardedSet = async (key, value, ttlMs, guard) => {
+    const entry = await keyv.serialize!({ value, expires: Date.now() + ttlMs });
+    const script = { keys: [keyvStore.createKeyPrefix(key, `${keyPrefix}cache`)], arguments: [entry, String(px(ttlMs)), guard.field, ...guard.newer] };
+    let stored: unknown;
+    try {
+      stored = await cacheClient.evalSha(SET_UNLESS_NEWER_SHA, script);
+    } catch (err) {
+      // Redis has not seen the script yet (or was restarted): sent whole once, EVALSHA from then on.
+      if (!(err instanceof Error && err.message.startsWith('NOSCRIPT'))) throw err;
+      stored = await cacheClient.eval(SET_UNLESS_NEWER, script);
+    }
+    return stored === 1;
+  };
   const events = createRedisEventLog({ redis: command, blocking, keyPrefix, options: resolved });
   await events.start();
 
@@ -143,7 +180,7 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
 
   return {
     kind: 'redis',
-    cache: createKeyvCache(keyv, logger, { opTimeoutMs: cacheTimeoutMs, closing: () => closing !== undefined }),
+    cache: createKeyvCache(keyv, logger, { opTimeoutMs: cacheTimeoutMs, closing: () => closing !== undefined, setUnlessNewer }),
     events,
     idempotency: createRedisIdempotency(command, keyPrefix, clock, takeBacks),
     lease: createRedisLease(command, keyPrefix),

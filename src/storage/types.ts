@@ -237,11 +237,26 @@ export interface Lease {
   release(name: string): Promise<void>;
 }
 
+/**
+ * What makes a held entry newer than a value about to be written: its object's `field` (a status) is one
+ * of `newer`. The cache knows no statuses; its caller names the ones that outrank the value it writes.
+ */
+export interface CacheGuard {
+  field: string;
+  newer: readonly string[];
+}
+
 /** Key-value cache with TTLs (keyv underneath) and countable hits and misses. */
 export interface Cache {
   get<T>(key: string): Promise<T | undefined>;
   getMany<T>(keys: string[]): Promise<Array<T | undefined>>;
   set<T>(key: string, value: T, ttlMs: number): Promise<void>;
+  /**
+   * set(), in one atomic step with a look at the entry held: unless that entry is newer by `guard`. Answers
+   * whether the value was stored (false too when the store failed). Writers that race, one with an older
+   * state of the object, cannot take the entry back whatever order their writes land in.
+   */
+  setUnlessNewer<T>(key: string, value: T, ttlMs: number, guard: CacheGuard): Promise<boolean>;
   delete(key: string): Promise<void>;
   readonly stats: { hits: number; misses: number };
 }

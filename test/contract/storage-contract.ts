@@ -88,6 +88,51 @@ export function describeStorageContract(name: string, make: (options?: HarnessOp
         const { storage } = await harness();
         await expect(storage.cache.set('k', 1, 0)).rejects.toThrow(/ttlMs/);
         await expect(storage.cache.set('k', 1, Number.NaN)).rejects.toThrow(/ttlMs/);
+        await expect(storage.cache.setUnlessNewer('k', 1, 0, { field: 'status', newer: [] })).rejects.toThrow(/ttlMs/);
+      });
+
+      describe('setUnlessNewer', () => {
+        const LATER = { field: 'status', newer: ['DONE'] };
+        const FINAL = { field: 'status', newer: [] };
+
+        it('writes what set would, unless the value held is newer by the guard', async () => {
+          const { storage } = await harness();
+          const { cache } = storage;
+          expect(await cache.setUnlessNewer('a', { sid: 'a', status: 'DONE' }, 60_000, FINAL)).toBe(true);
+          expect(await cache.setUnlessNewer('a', { sid: 'a', status: 'GOING', legs: [{ status: 'DONE' }] }, 60_000, LATER)).toBe(false);
+          expect(await cache.get('a')).toEqual({ sid: 'a', status: 'DONE' });
+          // Not newer: the same status again (a final call with its price filled in), or no status held.
+          expect(await cache.setUnlessNewer('a', { sid: 'a', status: 'DONE', price: 1.5 }, 60_000, FINAL)).toBe(true);
+          expect(await cache.getMany(['a'])).toEqual([{ sid: 'a', status: 'DONE', price: 1.5 }]);
+          await cache.set('b', 'text', 60_000);
+          await cache.set('c', { sid: 'c', note: ':colon and "quotes"' }, 60_000);
+          expect(await cache.setUnlessNewer('b', { status: 'GOING' }, 60_000, LATER)).toBe(true);
+          expect(await cache.setUnlessNewer('c', { status: 'GOING', note: ':colon' }, 60_000, LATER)).toBe(true);
+          expect(await cache.getMany(['b', 'c'])).toEqual([{ status: 'GOING' }, { status: 'GOING', note: ':colon' }]);
+        });
+
+        it('keeps its TTL, and an entry past its own TTL holds nothing back', async () => {
+          const { storage, elapse } = await harness();
+          const { cache } = storage;
+          expect(await cache.setUnlessNewer('short', { status: 'DONE' }, 50, FINAL)).toBe(true);
+          expect(await cache.setUnlessNewer('long', { status: 'DONE' }, 60_000, FINAL)).toBe(true);
+          await elapse(150);
+          expect(await cache.get('short')).toBeUndefined();
+          expect(await cache.setUnlessNewer('short', { status: 'GOING' }, 60_000, LATER)).toBe(true);
+          expect(await cache.getMany(['short', 'long'])).toEqual([{ status: 'GOING' }, { status: 'DONE' }]);
+        });
+
+        it('leaves the newer value whichever of two writers lands first, across replicas too', async () => {
+          const { storage, replica } = await harness();
+          const other = replica ? await replica() : storage;
+          const keys = Array.from({ length: 20 }, (_, i) => `race-${i}`);
+          const going = (key: string) => storage.cache.setUnlessNewer(key, { status: 'GOING' }, 60_000, LATER);
+          const done = (key: string) => other.cache.setUnlessNewer(key, { status: 'DONE' }, 60_000, FINAL);
+          // Half the keys get the older state first, the other half last.
+          await Promise.all(keys.map((key, i) => (i % 2 === 0 ? going(key) : done(key))));
+          await Promise.all(keys.map((key, i) => (i % 2 === 0 ? done(key) : going(key))));
+          expect(await storage.cache.getMany(keys)).toEqual(keys.map(() => ({ status: 'DONE' })));
+        });
       });
     });
 

@@ -35,14 +35,21 @@ function holdingCacheWrites(storage: Storage) {
       return storage.cache.stats;
     },
     async set(key, value, ttlMs) {
-      const hold = armed;
-      if (hold?.key(key)) {
-        armed = undefined;
-        hold.reached.resolve();
-        await hold.release.promise;
-      }
+      await held(key);
       return storage.cache.set(key, value, ttlMs);
     },
+    async setUnlessNewer(key, value, ttlMs, guard) {
+      await held(key);
+      return storage.cache.setUnlessNewer(key, value, ttlMs, guard);
+    },
+  };
+  const held = async (key: string) => {
+    const hold = armed;
+    if (hold?.key(key)) {
+      armed = undefined;
+      hold.reached.resolve();
+      await hold.release.promise;
+    }
   };
   return {
     storage: new Proxy(storage, { get: (target, p) => (p === 'cache' ? cache : Reflect.get(target, p)) }),
