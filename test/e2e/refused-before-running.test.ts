@@ -42,6 +42,15 @@ describe('a batch with a piece Apollo would refuse', () => {
     expect(sim.countRequests({ endpoint: 'sms.send' })).toBe(0);
   });
 
+  it('with a piece whose query is null (a persisted-query hash, as some clients send it) is left to Apollo, which answers that piece alone', async () => {
+    const persisted = { query: null, extensions: { persistedQuery: { version: 1, sha256Hash: 'a'.repeat(64) } } };
+    const { status, body } = await post([SEND_SMS, persisted]);
+    expect(status).toBe(200);
+    expect(body[0].data.sendSms.sms.sid).toEqual(expect.any(String));
+    expect(body[1].errors[0].extensions.reason).toBe('PERSISTED_QUERY_NOT_SUPPORTED');
+    expect(sim.countRequests({ endpoint: 'sms.send' })).toBe(1);
+  });
+
   it('that is well formed still runs every piece, each with its own answer', async () => {
     const { status, body } = await post([SEND_SMS, { query: '{ rateLimit { limitPerMinute } }', variables: null, operationName: null }]);
     expect(status).toBe(200);
@@ -62,15 +71,19 @@ describe('an Accept header the gateway cannot answer', () => {
     expect(sim.countRequests({ endpoint: 'sms.send' })).toBe(0);
   });
 
-  it.each(['application/json', 'application/graphql-response+json', '*/*', 'application/*', 'text/html, application/json;q=0.1'])('%s is answered as usual', async (accept) => {
+  // Empty: Apollo reads it as no Accept at all. callbackSpec: what a router sends for subscription callbacks, which Apollo answers.
+  it.each(['application/json', 'application/graphql-response+json', '*/*', 'application/*', 'text/html, application/json;q=0.1', '', 'application/json;callbackSpec=1.0'])('"%s" is answered as usual', async (accept) => {
     const { status, body } = await post({ query: '{ rateLimit { limitPerMinute } }' }, { accept });
     expect(status).toBe(200);
     expect(body.data.rateLimit.limitPerMinute).toEqual(expect.any(Number));
   });
 
-  it('on a GET too', async () => {
-    const res = await fetch(`${gw.url}/graphql?query=${encodeURIComponent('{ rateLimit { limitPerMinute } }')}`, { headers: { accept: 'text/csv', 'apollo-require-preflight': '1' } });
+  it('on a GET too, before the query spends anything at Exotel', async () => {
+    const sid = sim.calls.list()[0]!.Sid;
+    const query = `{ call(sid: "${sid}") { status } }`;
+    const res = await fetch(`${gw.url}/graphql?query=${encodeURIComponent(query)}`, { headers: { accept: 'text/csv', 'apollo-require-preflight': '1' } });
     expect(res.status).toBe(406);
+    expect(sim.countRequests()).toBe(0);
   });
 });
 
