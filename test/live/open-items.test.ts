@@ -111,6 +111,17 @@ describe.skipIf(!redisUp)('redis', () => {
     expect(await items.dueBy('calls', 100, 10)).toEqual(['CA-OLD']);
   });
 
+  it('prunes more ids at once than one Lua call can unpack (about 8,000), with their added times', async () => {
+    const keyPrefix = `${prefix}${++n}:`;
+    const items = createRedisOpenItems(redis!, keyPrefix);
+    const ids = Array.from({ length: 20_000 }, (_, i) => `id-${i}`);
+    await redis!.zadd(`${keyPrefix}open:w`, ...ids.flatMap((id, i) => [i, id]));
+    await redis!.hset(`${keyPrefix}open-added:w`, Object.fromEntries(ids.map((id) => [id, '1'])));
+    await items.pruneBefore('w', 19_990);
+    expect(await items.laterThan('w', 0, 100)).toEqual(ids.slice(19_990));
+    expect(await redis!.hlen(`${keyPrefix}open-added:w`)).toBe(10);
+  });
+
   it('leaves no added time behind in Redis once an id is removed or pruned', async () => {
     const keyPrefix = `${prefix}${++n}:`;
     const items = createRedisOpenItems(redis!, keyPrefix);
