@@ -382,4 +382,25 @@ describe('reconciler: stopping', () => {
     expect(h.givenUp).toEqual([]);
     expect(await h.open(h.sets.calls)).toEqual([sid]);
   });
+
+  it.each([
+    ['an SMS', 'sms.get'],
+    ['an unknown outcome', 'calls.list'],
+  ] as const)('cancels the look at %s still waiting on Exotel the same way', async (_what, endpoint) => {
+    const h = await setup();
+    const set = endpoint === 'sms.get' ? h.sets.sms : h.sets.unknownCalls;
+    const item = endpoint === 'sms.get' ? (await h.exotel.sendSms({ from: '08039591111', to: '09812345670', body: 'Your order has shipped' })).sid : unknownCallItem('ref-0123456789abcdef', Date.now());
+    await h.storage.openItems.put(set, item, 0);
+    h.upstream.length = 0;
+    h.sim.resetRequests();
+    h.sim.faults.slowNext(1, 60_000, endpoint);
+    const round = h.reconciler.runNow();
+    await waitUntil(() => h.sim.requests.some((r) => r.endpoint === endpoint), 'the look to reach Exotel');
+    await h.reconciler.stop();
+    await round;
+    expect(h.upstream).toEqual(['network-error']);
+    expect(h.logs.filter((l) => l.level !== 'info' && l.level !== 'debug')).toEqual([]);
+    expect(h.givenUp).toEqual([]);
+    expect(await h.open(set)).toEqual([item]);
+  });
 });
