@@ -246,6 +246,20 @@ describe('live poller: a call Exotel never finishes', () => {
     expect(h.takeAsked()).toEqual([]);
     expect(h.logs.filter((l) => l.msg === STOPPED)).toMatchObject([{ level: 'info', callSid: sid, watchedSince: expect.any(String) }]);
     channel.close();
+
+    // Its subscribers gone and its mark lapsed, it is forgotten; watched again, its day starts again.
+    h.advance(HOUR_MS);
+    await h.poller.runNow();
+    expect(h.takeAsked()).toEqual([]);
+    const again = h.topics.subscribe(`call:${sid}`);
+    await h.poller.watch(sid);
+    await h.poller.runNow();
+    expect(h.takeAsked()).toEqual([sid]);
+    h.advance(23 * HOUR_MS);
+    await h.poller.runNow();
+    expect(h.takeAsked()).toEqual([sid]);
+    expect(h.logs.filter((l) => l.msg === STOPPED)).toHaveLength(1);
+    again.close();
   });
 });
 
