@@ -94,6 +94,13 @@ describe('background retries of unstored Passthru requests', () => {
     expect(loud().map((l) => l.fields).slice(3)).toEqual([{ count: 2, callSids: ['CA7', 'CA8'], stillTrying: 0 }]);
   });
 
+  it('logs the count of an outage\'s drops when the gateway stops in the middle of it, before the line of what the stop drops', async () => {
+    const { retries, loud } = unreachable({ attempts: 1_000, maxPending: 2 });
+    for (const sid of ['CA1', 'CA2', 'CA3', 'CA4']) retries.add(request(sid));
+    expect(loud().map((l) => l.fields)).toEqual([{ callSid: 'CA1', reason: 'overflow' }]);
+    await retries.stop();
+    expect(loud().map((l) => l.fields)).toEqual([{ callSid: 'CA1', reason: 'overflow' }, { failures: 2 }, { count: 2, callSids: ['CA3', 'CA4'], stillTrying: 0 }]);
+  });
 
   it('keeps at most maxPending when every waiting request is in the middle of an attempt: the new one is dropped', async () => {
     const { retries, stores, outcomes, lines } = stalled({ maxPending: 2 });
