@@ -5,12 +5,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer, get as httpGet, type Server } from 'node:http';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, get as httpGet, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import express from 'express';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
@@ -195,6 +195,50 @@ describe('GraphiQL route', () => {
       const refused = await raw(acceptEncoding);
       expect(refused.headers['content-encoding']).toBeUndefined();
       expect(refused.body.equals(plain.body)).toBe(true);
+    }
+  });
+
+  it('sends a gzipped copy only of an asset, only to GET or HEAD, and the plain file when the copy cannot be sent', async () => {
+    /** The raw answer to `method path` (the path as written: no client tidies `..` away), gzip accepted. */
+    const raw = (base: string, method: string, path: string) =>
+      new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>((resolve, reject) => {
+        const { hostname, port } = new URL(base);
+        const req = httpRequest({ host: hostname, port, method, path, headers: { 'accept-encoding': 'gzip' } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const dir = mkdtempSync(join(tmpdir(), 'graphiql-gzip-'));
+    const js = 'console.log("graphiql");\n'.repeat(100);
+    mkdirSync(join(dir, 'assets'));
+    writeFileSync(join(dir, 'index.html'), '<!doctype html>\n<html lang="en"></html>\n');
+    writeFileSync(join(dir, 'assets', 'app-1.js'), js);
+    writeFileSync(join(dir, 'assets', 'app-1.js.gz'), gzipSync(js));
+    // A copy that cannot be sent (a directory where the file should be): the plain file answers instead.
+    writeFileSync(join(dir, 'assets', 'broken-1.js'), js);
+    mkdirSync(join(dir, 'assets', 'broken-1.js.gz'));
+    // Beside the assets directory, never reachable through it.
+    writeFileSync(join(dir, 'secret.txt.gz'), gzipSync('not an asset'));
+    const app = await startSchemaServer({ bundleDir: dir });
+    try {
+      const gzipped = await raw(app.url, 'GET', '/graphiql/assets/app-1.js');
+      expect([gzipped.status, gzipped.headers['content-encoding'], gunzipSync(gzipped.body).toString()]).toEqual([200, 'gzip', js]);
+      const fallback = await raw(app.url, 'GET', '/graphiql/assets/broken-1.js');
+      expect([fallback.status, fallback.headers['content-encoding'], fallback.body.toString()]).toEqual([200, undefined, js]);
+      expect(fallback.headers['content-type']).toMatch(/javascript/);
+      const outside = await raw(app.url, 'GET', '/graphiql/assets/../secret.txt');
+      expect(outside.status).toBe(404);
+      expect(outside.headers['content-encoding']).toBeUndefined();
+      // Only GET and HEAD are served, as express.static serves them.
+      const posted = await raw(app.url, 'POST', '/graphiql/assets/app-1.js');
+      expect([posted.status, posted.headers['content-encoding']]).toEqual([404, undefined]);
+    } finally {
+      await app.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
