@@ -2,6 +2,7 @@
 import { createServer } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { IsoDateTime } from '../../src/exotel/types.js';
 import { WEBHOOK_BASE_PATH } from '../../src/live/callback-urls.js';
@@ -146,6 +147,8 @@ describe('what a sender of a refused webhook is told, and what the log says', ()
       'Unsupported Media Type: the body’s Content-Encoding is not supported (gzip, deflate or br)',
     ],
     [{ url: `${base}/good/call-status`, method: 'POST', headers: { ...form, 'content-encoding': 'gzip' }, body: 'CallSid=a' }, 400, 'Bad Request: the body could not be read'],
+    // Small on the wire, over the limit once decoded: the parser's own refusal.
+    [{ url: `${base}/good/call-status`, method: 'POST', headers: { ...form, 'content-encoding': 'gzip' }, body: gzipSync(`CallSid=${'x'.repeat(20_000)}`) }, 413, 'Payload Too Large'],
     [{ url: `${base}/good/call-status`, method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=xyz' }, body: 'garbage' }, 400, 'Bad Request: malformed multipart body'],
     [{ url: `${base}/good/call-status`, method: 'POST', headers: form, body: 'Status=completed' }, 400, 'Bad Request: CallSid is missing'],
   ];
