@@ -187,6 +187,21 @@ describe('reconciler: a call whose look keeps failing', () => {
   });
 });
 
+describe('live poller: a call Exotel never finishes', () => {
+  it('is no longer polled once it is older than the give-up age, logged once at info, and its subscription stays open', async () => {
+    // A give-up age of 1 ms stands for the day: the first poll finds the call older than that.
+    const gw = await startGateway({ SIMULATOR_TIME_SCALE: '0.02', LIVE_POLL_INTERVAL_MS: '50' }, {}, { liveTimings: { reconcileGiveUpMs: 1 } });
+    gw.simulator!.faults.holdCalls('queued');
+    const sid = await connectCall(gw);
+    const sub = record<Ev>(client(gw), STATUS_CHANGED, { sid }, 'callStatusChanged');
+    await sub.until((items) => items.length >= 1);
+    const stopped = () => gw.logs.filter((l) => l.callSid === sid && String(l.msg).startsWith('live poller: the call is still unfinished a day on'));
+    await vi.waitFor(() => expect(stopped()).toHaveLength(1), { timeout: 15_000, interval: 20 });
+    expect(stopped()[0]).toMatchObject({ level: 'info', dateCreated: expect.any(String) });
+    expect(sub.error).toBeUndefined();
+  });
+});
+
 describe('SMS reconciler', () => {
   it('finishes an SMS whose status callback was dropped, so smsStatusChanged still ends', async () => {
     // ×0.002: the SMS ends upstream within milliseconds and is due for the reconciler ~2 s after sending.
