@@ -43,6 +43,12 @@ function parseUnknownCallItem(item: string): { ref: string; requestedAtMs: numbe
   return ref && Number.isSafeInteger(requestedAtMs) ? { ref, requestedAtMs } : undefined;
 }
 
+/**
+ * How an item looked at is moved on: only if it is still listed. A final status (a callback's status step)
+ * can take it out of the list while its look is on its way, and a move must not put it back.
+ */
+const STILL_LISTED = { onlyIfPresent: true } as const;
+
 /** What an open item is: a call, an SMS, or the connect of an unknown outcome (its request reference). */
 export type OpenItemKind = 'call' | 'sms' | 'unknown-outcome';
 
@@ -93,7 +99,7 @@ export function createReconciler(options: ReconcilerOptions): Loop {
   /** A call or SMS Exotel reports unfinished: looked at again after `recheckMs`, or let go once it outlived any real one. */
   async function recheckOrLetGo(kind: 'call' | 'sms', sid: string, found: { status: string; dateCreated: string }): Promise<void> {
     const set = kind === 'call' ? sets.calls : sets.sms;
-    if (!outlived(found.dateCreated)) return options.openItems.put(set, sid, options.now() + options.recheckMs);
+    if (!outlived(found.dateCreated)) return options.openItems.put(set, sid, options.now() + options.recheckMs, STILL_LISTED);
     options.logger.warn(
       { [kind === 'call' ? 'callSid' : 'smsSid']: sid, status: found.status, dateCreated: found.dateCreated },
       `reconciler: Exotel still reports ${kind === 'call' ? 'a call' : 'an SMS'} unfinished long after it was created; no longer looking at it`,
@@ -110,7 +116,7 @@ export function createReconciler(options: ReconcilerOptions): Loop {
   async function afterFailedLook(kind: OpenItemKind, set: string, item: string, err: unknown, now: number): Promise<void> {
     const addedAt = await options.openItems.addedAt(set, item);
     if (addedAt === undefined) return;
-    if (now - addedAt <= options.giveUpAfterMs) return options.openItems.put(set, item, now + options.recheckMs);
+    if (now - addedAt <= options.giveUpAfterMs) return options.openItems.put(set, item, now + options.recheckMs, STILL_LISTED);
     const subject =
       kind === 'call' ? { callSid: item } : kind === 'sms' ? { smsSid: item } : { requestRef: parseUnknownCallItem(item)?.ref ?? item };
     options.logger.warn(
@@ -189,7 +195,7 @@ export function createReconciler(options: ReconcilerOptions): Loop {
       await options.openItems.remove(sets.unknownCalls, item);
     } else {
       // Not there yet (bulk call details list finished calls only), or never placed: look again later.
-      await options.openItems.put(sets.unknownCalls, item, options.now() + options.recheckMs);
+      await options.openItems.put(sets.unknownCalls, item, options.now() + options.recheckMs, STILL_LISTED);
     }
   }
 

@@ -4,11 +4,11 @@
  * so every replica (and the one holding the reconciler lease) sees the same list.
  */
 import type { Redis } from 'ioredis';
-import type { OpenItems } from './types.js';
+import type { OpenItemPutOptions, OpenItems } from './types.js';
 
 /** The memory OpenItems, with synchronous writes the memory event log's atomic step uses. */
 export interface MemoryOpenItems extends OpenItems {
-  putNow(set: string, id: string, atMs: number, options?: { onlyIfAbsent?: boolean }): void;
+  putNow(set: string, id: string, atMs: number, options?: OpenItemPutOptions): void;
   removeNow(set: string, id: string): void;
 }
 
@@ -36,11 +36,12 @@ export function createMemoryOpenItems(clock: () => number = Date.now): MemoryOpe
       .sort((a, b) => a[1].at - b[1].at)
       .slice(0, limit)
       .map(([id]) => id);
-  const putNow = (set: string, id: string, atMs: number, options?: { onlyIfAbsent?: boolean }) => {
+  const putNow = (set: string, id: string, atMs: number, options?: OpenItemPutOptions) => {
     const s = setOf(set);
     const item = s.get(id);
-    if (!item) s.set(id, { at: atMs, added: clock() });
-    else if (!options?.onlyIfAbsent) item.at = atMs;
+    if (!item) {
+      if (!options?.onlyIfPresent) s.set(id, { at: atMs, added: clock() });
+    } else if (!options?.onlyIfAbsent) item.at = atMs;
   };
   const removeNow = (set: string, id: string) => {
     sets.get(set)?.delete(id);
@@ -79,13 +80,13 @@ export function createMemoryOpenItems(clock: () => number = Date.now): MemoryOpe
  * left behind by an earlier removal never passes for a new entry's.
  */
 
-/* ARGV = score, id, now, "1" for NX. */
+/* ARGV = score, id, now, "NX" (only if absent), "XX" (only if present) or "". */
 const PUT = `
 local added
-if ARGV[4] == '1' then
-  added = redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2])
-else
+if ARGV[4] == '' then
   added = redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+else
+  added = redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1], ARGV[2])
 end
 if added == 1 then redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
 `;
@@ -118,7 +119,7 @@ return #ids
 `;
 
 interface RedisWithOpenItems extends Redis {
-  eggOpenPut(set: string, added: string, score: number, id: string, now: number, nx: string): Promise<null>;
+  eggOpenPut(set: string, added: string, score: number, id: string, now: number, only: '' | 'NX' | 'XX'): Promise<null>;
   eggOpenRemove(set: string, added: string, id: string): Promise<null>;
   eggOpenAddedAt(set: string, added: string, id: string, now: number): Promise<string | null>;
   eggOpenPrune(set: string, added: string, before: number): Promise<number>;
@@ -140,7 +141,7 @@ export function createRedisOpenItems(redis: Redis, keyPrefix: string, clock: () 
   const now = () => Math.round(clock());
   return {
     async put(set, id, atMs, options) {
-      await r.eggOpenPut(key(set), addedKey(set), atMs, id, now(), options?.onlyIfAbsent ? '1' : '0');
+      await r.eggOpenPut(key(set), addedKey(set), atMs, id, now(), options?.onlyIfAbsent ? 'NX' : options?.onlyIfPresent ? 'XX' : '');
     },
     async remove(set, id) {
       await r.eggOpenRemove(key(set), addedKey(set), id);

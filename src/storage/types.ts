@@ -268,12 +268,16 @@ export interface Cache {
  * long it has been there whatever its score became. Memory and Redis (ZSET and hash) implementations in
  * open-items.ts.
  */
+/** How OpenItems.put treats an id already in the set, or not in it: at most one of the two. */
+export type OpenItemPutOptions = { onlyIfAbsent?: boolean; onlyIfPresent?: never } | { onlyIfAbsent?: never; onlyIfPresent?: boolean };
+
 export interface OpenItems {
   /**
-   * Adds `id` to `set` or moves it to `atMs`; with `onlyIfAbsent`, an id already there keeps its time. An
-   * id new to the set is recorded as added now (the storage's clock); moving one keeps its added time.
+   * Adds `id` to `set` or moves it to `atMs`; with `onlyIfAbsent`, an id already there keeps its time; with
+   * `onlyIfPresent`, an id not there (removed meanwhile, as a final status removes it) stays out. An id new
+   * to the set is recorded as added now (the storage's clock); moving one keeps its added time.
    */
-  put(set: string, id: string, atMs: number, options?: { onlyIfAbsent?: boolean }): Promise<void>;
+  put(set: string, id: string, atMs: number, options?: OpenItemPutOptions): Promise<void>;
   /**
    * When `id` entered `set` (epoch ms, the storage's clock), or undefined when it is not in the set. An id
    * in the set with no added time (put there by an earlier version of the gateway, which kept none) is

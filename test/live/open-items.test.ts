@@ -68,6 +68,22 @@ function contract(name: string, make: (clock?: () => number) => OpenItems) {
       expect(await items.addedAt('other', 'a')).toBe(t0);
     });
 
+    it('with onlyIfPresent moves an id still in its set, its added time kept, and never puts back one removed meanwhile', async () => {
+      const clock = handClock();
+      const items = make(clock.now);
+      const t0 = clock.now();
+      await items.put('calls', 'a', 100);
+      await items.put('calls', 'b', 100);
+      await items.remove('calls', 'b');
+      clock.advance(1_000);
+      await items.put('calls', 'a', 900, { onlyIfPresent: true });
+      await items.put('calls', 'b', 900, { onlyIfPresent: true });
+      expect(await items.laterThan('calls', 0, 10)).toEqual(['a']);
+      expect(await items.dueBy('calls', 899, 10)).toEqual([]);
+      expect(await items.addedAt('calls', 'a')).toBe(t0);
+      expect(await items.addedAt('calls', 'b')).toBeUndefined();
+    });
+
     it('prunes many ids at once, with their added times', async () => {
       const clock = handClock();
       const items = make(clock.now);

@@ -11,8 +11,8 @@ import { createExotelClient } from '../../src/exotel/client.js';
 import { epochMsToIso } from '../../src/exotel/dates.js';
 import { createLogger } from '../../src/logger.js';
 import { LIVE_DEFAULTS } from '../../src/live/index.js';
-import type { ExotelApi } from '../../src/exotel/types.js';
-import type { IngestDeps } from '../../src/live/ingest.js';
+import { callStatusRank, type ExotelApi } from '../../src/exotel/types.js';
+import { ingest, type IngestDeps } from '../../src/live/ingest.js';
 import type { Loop } from '../../src/live/loop.js';
 import { createReconciler, unknownCallItem } from '../../src/live/reconciler.js';
 import { openSets } from '../../src/live/updates.js';
@@ -33,6 +33,7 @@ afterEach(async () => {
 
 interface Harness {
   sim: Simulator;
+  ingestDeps: IngestDeps;
   exotel: ExotelApi;
   storage: Storage;
   reconciler: Loop;
@@ -142,6 +143,7 @@ async function setup(options: SetupOptions = {}): Promise<Harness> {
   };
   return {
     sim,
+    ingestDeps,
     exotel,
     storage,
     reconciler,
@@ -324,6 +326,47 @@ describe('reconciler: an open item whose look always fails', () => {
     h.sim.faults.inject({ kind: 'error', status: 500, count: 'all', endpoint: 'calls.get' });
     await h.reconciler.runNow();
     expect(h.takeAsked()).toEqual([sid]);
+    expect(await h.open(h.sets.calls)).toEqual([]);
+  });
+
+  it('does not put back an item a callback finished between reading when it was listed and moving it to the back', async () => {
+    // The final callback's status step removes the call right after the reconciler read when it was listed.
+    let finish = async (_set: string, _id: string) => {};
+    const h = await setup({
+      makeStorage: async (clock) => {
+        const storage = createMemoryStorage({ clock });
+        const { openItems } = storage;
+        const addedAt: typeof openItems.addedAt = async (set, id) => {
+          const at = await openItems.addedAt(set, id);
+          await finish(set, id);
+          return at;
+        };
+        return { ...storage, openItems: { ...openItems, addedAt } };
+      },
+    });
+    finish = (set, id) => h.storage.openItems.remove(set, id);
+    const sid = h.sim.calls.create({ from: '09876543210', to: '09812345693' }).Sid;
+    await h.storage.openItems.put(h.sets.calls, sid, 0);
+    h.sim.faults.inject({ kind: 'error', status: 500, count: 'all', endpoint: 'calls.get' });
+    await h.reconciler.runNow();
+    expect(h.takeAsked()).toEqual([sid]);
+    expect(await h.open(h.sets.calls)).toEqual([]);
+  });
+});
+
+describe('reconciler: a call a callback finishes while its look is on its way', () => {
+  it('is not put back when the look found it unfinished: the callback\'s final status took it out of the open list', async () => {
+    let finish = async (_sid: string) => {};
+    const h = await setup({ afterCallLook: (sid) => finish(sid) });
+    finish = async (callSid) => {
+      await ingest({ kind: 'call', callSid, status: 'COMPLETED', at: epochMsToIso(Date.now()), source: 'WEBHOOK', fields: {} }, h.ingestDeps);
+    };
+    const sid = h.sim.calls.create({ from: '09876543210', to: '09812345694' }).Sid;
+    await h.storage.openItems.put(h.sets.calls, sid, 0);
+    await h.reconciler.runNow();
+    // Exotel still said queued; the callback said completed first, and that stands.
+    expect(h.takeFetched()).toEqual([sid]);
+    expect(await h.storage.events.statusRank('call', h.sim.accountSid, sid)).toBeGreaterThanOrEqual(callStatusRank('COMPLETED'));
     expect(await h.open(h.sets.calls)).toEqual([]);
   });
 });
