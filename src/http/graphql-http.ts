@@ -21,7 +21,7 @@ import type { ContextFactory, GraphQLContext } from '../graphql/context.js';
 import type { Logger } from '../logger.js';
 import { httpOperationSpan } from '../tracing/graphql.js';
 import { nodeRoute } from './access-log.js';
-import { acceptsGraphqlAnswer } from './accept.js';
+import { answerMediaType, DEFAULT_ANSWER_TYPE } from './accept.js';
 import type { CorsStep } from './cors.js';
 import type { GraphqlGuard } from './graphql-guard.js';
 import { readJsonBody } from './json-body.js';
@@ -114,8 +114,9 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
     res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body) });
     res.end(body);
   };
-  const refuse = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) =>
-    send(res, status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }, body);
+  /** A refusal made here, in `contentType`: what the client's Accept header asks for, as Apollo answers its own. */
+  const refuse = (res: ServerResponse, status: number, body: string, contentType: string, headers: Record<string, string> = {}) =>
+    send(res, status, { ...headers, 'content-type': contentType, 'cache-control': 'no-store' }, body);
 
   /**
    * A browser shows the page of a refused origin only a network error, and the access log only a 204 (or
@@ -141,10 +142,11 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
     const search = q === -1 ? '' : url.slice(q);
     const headers = headerMapOf(req);
     headers.set(REQUEST_ID_HEADER, requestId);
-    if ((method === 'POST' || method === 'GET') && !acceptsGraphqlAnswer(headers.get('accept'))) {
+    const answerType = answerMediaType(headers.get('accept'));
+    if ((method === 'POST' || method === 'GET') && answerType === undefined) {
       // Counted as Apollo counts its own 406 (a BAD_REQUEST); the body is JSON whatever was asked, as Apollo's is.
       options.onClientError('validation');
-      refuse(res, 406, errorBody(NOT_ACCEPTABLE, { code: ErrorCode.BAD_USER_INPUT, reason: 'BAD_REQUEST' }));
+      refuse(res, 406, errorBody(NOT_ACCEPTABLE, { code: ErrorCode.BAD_USER_INPUT, reason: 'BAD_REQUEST' }), DEFAULT_ANSWER_TYPE);
       return;
     }
 
@@ -157,7 +159,7 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
         const { status, message, reason } = read.refusal;
         // Too large: the rest of the body is not read, and the connection is closed once the answer is out, so
         // a sender that goes on streaming (chunked) cannot hold the socket until the receive timeout.
-        refuse(res, status, errorBody(message, { code: ErrorCode.BAD_USER_INPUT, ...(reason ? { reason } : {}) }), status === 413 ? { connection: 'close' } : {});
+        refuse(res, status, errorBody(message, { code: ErrorCode.BAD_USER_INPUT, ...(reason ? { reason } : {}) }), answerType ?? DEFAULT_ANSWER_TYPE, status === 413 ? { connection: 'close' } : {});
         return;
       }
       body = read.value;
@@ -168,22 +170,22 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
     const execute = async () => {
       const refused: GatewayError | undefined = options.guard(asked);
       if (refused) {
-        refuse(res, 400, errorBody(refused.message, refused.extensions));
+        refuse(res, 400, errorBody(refused.message, refused.extensions), answerType ?? DEFAULT_ANSWER_TYPE);
         return;
       }
       const httpGraphQLRequest: HTTPGraphQLRequest = { method, headers, search, body };
       const response = await apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest, context: contextOf(headers.get('authorization'), requestId) });
-      await write(res, response, asked);
+      await write(res, response, asked, answerType ?? DEFAULT_ANSWER_TYPE);
     };
     await (run ? run(execute) : execute());
   }
 
-  async function write(res: ServerResponse, response: HTTPGraphQLResponse, asked: unknown): Promise<void> {
+  async function write(res: ServerResponse, response: HTTPGraphQLResponse, asked: unknown, answerType: string): Promise<void> {
     const headers: Record<string, string> = { 'cache-control': 'no-store' };
     for (const [name, value] of response.headers) headers[name] = value;
     if (response.body.kind === 'complete') {
       const withheld = options.responseSize(response.body.string, asked);
-      if (withheld !== undefined) refuse(res, 400, withheld);
+      if (withheld !== undefined) refuse(res, 400, withheld, answerType);
       else send(res, batchStatus(response.status, response.body.string, asked) ?? 200, headers, response.body.string);
       return;
     }
@@ -197,7 +199,7 @@ export function graphqlHttpHandler(options: GraphqlHttpOptions): GraphqlHttpHand
     accessLogger: options.accessLogger,
     route: () => '/graphql',
     logFault: (err, requestId) => options.logger.error({ err, requestId }, 'GraphQL over HTTP request failed'),
-    answerFault: (res) => refuse(res, 500, errorBody('Internal server error.', { code: ErrorCode.INTERNAL_SERVER_ERROR })),
+    answerFault: (res) => refuse(res, 500, errorBody('Internal server error.', { code: ErrorCode.INTERNAL_SERVER_ERROR }), DEFAULT_ANSWER_TYPE),
   });
 }
 

@@ -103,3 +103,27 @@ describe('a batch in which some operations ran and others were refused', () => {
     expect(body).toHaveLength(2);
   });
 });
+
+describe('the media type of a refusal made before Apollo', () => {
+  /** Status and Content-Type of a POST of `body` (bytes as given) with `accept`. */
+  const answerTo = async (body: BodyInit, accept: string | undefined, contentType = 'application/json') => {
+    const res = await fetch(`${gw.url}/graphql`, { method: 'POST', headers: { 'content-type': contentType, ...(accept === undefined ? {} : { accept }) }, body });
+    await res.arrayBuffer();
+    return [res.status, res.headers.get('content-type')];
+  };
+  const refusals: Array<[string, BodyInit, number, string?]> = [
+    ['a malformed batch piece', JSON.stringify([SEND_SMS, { query: 3 }]), 400],
+    ['a body that is not UTF-8', Uint8Array.from(Buffer.from('{"query":"{ caf\u00e9 }"}', 'latin1')), 400],
+    ['a body that is not JSON', '{ rateLimit { remaining } }', 415, 'text/plain'],
+    ['a batch over the size limit', JSON.stringify(Array.from({ length: 100 }, () => ({ query: '{ rateLimit { remaining } }' }))), 400],
+  ];
+
+  it.each(refusals)('(%s) is the one the Accept header asks for, as in Apollo\'s own refusals: application/graphql-response+json when only that is accepted', async (_what, body, status, contentType = 'application/json') => {
+    const graphqlResponse = 'application/graphql-response+json; charset=utf-8';
+    expect(await answerTo(body, 'application/graphql-response+json', contentType)).toEqual([status, graphqlResponse]);
+    expect(await answerTo(body, 'application/graphql-response+json, application/json;q=0.9', contentType)).toEqual([status, graphqlResponse]);
+    // Apollo's own refusal of a query that does not parse, for comparison.
+    expect(await answerTo(JSON.stringify({ query: '{ rateLimit {' }), 'application/graphql-response+json')).toEqual([400, graphqlResponse]);
+    for (const accept of [undefined, 'application/json', '*/*']) expect(await answerTo(body, accept, contentType)).toEqual([status, 'application/json; charset=utf-8']);
+  });
+});
