@@ -1,4 +1,5 @@
 /** Timers of one simulator instance: scaled simulated time, all cancelled by stop(). */
+import { setMaxListeners } from 'node:events';
 
 export interface Scheduler {
   /** Runs `fn` after `simSeconds` of simulated time (× timeScale in real time). */
@@ -18,6 +19,9 @@ export interface Scheduler {
 export function createScheduler(timeScale: number, onError: (err: unknown) => void): Scheduler {
   const timers = new Set<NodeJS.Timeout>();
   const controller = new AbortController();
+  // Every sleep and in-flight callback request listens to it until it ends: a busy simulator has dozens at
+  // once, which is no leak (each listener goes when its sleep or request ends), so Node's warning past 10 is off.
+  setMaxListeners(0, controller.signal);
   const afterReal = (ms: number, fn: () => void): void => {
     if (controller.signal.aborted) return;
     const timer = setTimeout(() => {

@@ -1,4 +1,7 @@
-/** The simulator's scheduler: sleeps end on time or at stop(), and leave nothing behind on its signal. */
+/**
+ * The simulator's scheduler: sleeps end on time or at stop(), and leave nothing behind on its signal. Many at
+ * once (callbacks waiting out their delays) are normal for a busy simulator: no listener-leak warning.
+ */
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { createScheduler } from '../../src/simulator/scheduler.js';
@@ -19,5 +22,23 @@ describe('simulator scheduler', () => {
     await expect(pending).resolves.toBeUndefined();
     // And a sleep asked for after stop() ends at once.
     await expect(scheduler.sleep(60_000)).resolves.toBeUndefined();
+  });
+
+  it('holds many sleeps at once without a listener-leak warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      const scheduler = createScheduler(1, () => {});
+      const sleeps = Array.from({ length: 50 }, () => scheduler.sleep(60_000));
+      expect(getEventListeners(scheduler.signal, 'abort')).toHaveLength(50);
+      scheduler.stop();
+      await Promise.all(sleeps);
+      // Process warnings are emitted on a later tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 });
