@@ -45,8 +45,17 @@ export function redactRedisUrl(url: string): string {
   }
 }
 
-/** What a connection log listens to: an ioredis or node-redis client. */
-type ConnectionEvents = { on(event: string, fn: (...args: never[]) => void): unknown };
+/** What a connection log listens to: an ioredis client (`status`) or a node-redis one (`isOpen`, `isReady`). */
+type ConnectionEvents = { on(event: string, fn: (...args: never[]) => void): unknown; status?: string; isOpen?: boolean; isReady?: boolean };
+
+/**
+ * True while a connection is on its way back: opened (not closed on purpose, not yet asked to connect) but
+ * not ready. Such a connection may not have reported an error of its own yet.
+ */
+function isReconnecting(connection: ConnectionEvents): boolean {
+  if (connection.status !== undefined) return connection.status !== 'ready' && connection.status !== 'wait' && connection.status !== 'end';
+  return connection.isOpen === true && connection.isReady !== true;
+}
 
 /** The Redis connections of one storage, logged as one link to Redis (createConnectionLog). */
 export interface ConnectionLog {
@@ -57,22 +66,30 @@ export interface ConnectionLog {
 /**
  * Logs connection trouble once per outage rather than on every reconnect attempt, and the recovery: one
  * line when the first of the storage's connections fails while all were up (a Redis that goes away fails
- * all three), one when every connection that failed is ready again. Listening at all matters: an
- * EventEmitter 'error' without a listener would crash the process.
+ * all three), one when every connection is ready again — those that failed, and any still reconnecting
+ * without having reported an error yet. Listening at all matters: an EventEmitter 'error' without a
+ * listener would crash the process.
  */
 export function createConnectionLog(url: string, logger: StorageLogger): ConnectionLog {
   const redis = redactRedisUrl(url);
-  // Roles of the connections down now; the outage lasts while any is.
+  // Roles of the connections that reported an error and are not ready yet.
   const down = new Set<string>();
+  const watched: ConnectionEvents[] = [];
+  let outage = false;
   return {
     watch(connection, role) {
+      watched.push(connection);
       connection.on('error', (err: Error) => {
         if (down.has(role)) return;
-        if (down.size === 0) logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, role, redis }, 'redis connection failed; retrying');
+        if (!outage) logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, role, redis }, 'redis connection failed; retrying');
+        outage = true;
         down.add(role);
       });
       connection.on('ready', () => {
-        if (down.delete(role) && down.size === 0) logger.info({ redis }, 'redis connection restored');
+        down.delete(role);
+        if (!outage || down.size > 0 || watched.some(isReconnecting)) return;
+        outage = false;
+        logger.info({ redis }, 'redis connection restored');
       });
     },
   };
