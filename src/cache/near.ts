@@ -85,6 +85,8 @@ export function createNearEntityCache(shared: EntityCache, options: NearCacheOpt
   /** Objects an event changed: `epoch` of the change, and the status rank a value needs to be kept again. */
   const fences = new LRUCache<string, { epoch: number; rank: number }>({ max: NEAR_CACHE.maxFences, ttl: NEAR_CACHE.fenceMs });
   let epoch = 0;
+  /** The epoch at which this replica last lost events on their way from the log (EventLog.subscribe). */
+  let lostAt = 0;
   let nextVersion = 0;
   const stats = { hits: 0 };
 
@@ -101,6 +103,8 @@ export function createNearEntityCache(shared: EntityCache, options: NearCacheOpt
 
   /** Holds `value` under a new version unless an event fenced the key after `since`, or it is behind the fence. */
   function keep(kind: Kind, key: string, value: unknown, since: number): number | undefined {
+    // Read before events this replica never got: any object may have changed meanwhile.
+    if (since < lostAt) return undefined;
     const fence = fences.get(key);
     if (fence) {
       if (fence.epoch > since || rankOf(kind, value) < fence.rank) return undefined;
@@ -111,14 +115,22 @@ export function createNearEntityCache(shared: EntityCache, options: NearCacheOpt
     return version;
   }
 
-  const stopFollowing = options.events.subscribe((event) => {
-    if (!event.forward || event.accountSid !== options.accountSid) return;
-    const key = event.kind === 'sms' ? `sms:${event.smsSid}` : `call:${event.callSid}`;
-    held.delete(key);
-    // An incoming-call event only caches a call nothing cached yet: any value read after it will do.
-    const rank = event.kind === 'call' ? callStatusRank(event.status) : event.kind === 'sms' ? smsStatusRank(event.status) : 0;
-    fences.set(key, { epoch: ++epoch, rank });
-  });
+  const stopFollowing = options.events.subscribe(
+    (event) => {
+      if (!event.forward || event.accountSid !== options.accountSid) return;
+      const key = event.kind === 'sms' ? `sms:${event.smsSid}` : `call:${event.callSid}`;
+      held.delete(key);
+      // An incoming-call event only caches a call nothing cached yet: any value read after it will do.
+      const rank = event.kind === 'call' ? callStatusRank(event.status) : event.kind === 'sms' ? smsStatusRank(event.status) : 0;
+      fences.set(key, { epoch: ++epoch, rank });
+    },
+    // Events this replica never got may have changed any object held here: none is kept, and no read that
+    // started before is either.
+    () => {
+      held.clear();
+      lostAt = ++epoch;
+    },
+  );
 
   function reader<V>(kind: Kind, read: (ids: readonly string[]) => Promise<Array<V | undefined>>) {
     return async (ids: readonly string[], slot?: ReadsSlot): Promise<Array<V | undefined>> => {

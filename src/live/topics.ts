@@ -17,7 +17,7 @@
  * event all go before any of the next.
  */
 import { ErrorCode, GatewayError } from '../errors.js';
-import type { EventLog, EventRecord } from '../storage/types.js';
+import type { EventLog, EventRecord, LostEvents } from '../storage/types.js';
 import { topicsOf } from './updates.js';
 import { traceFanOut } from '../tracing/spans.js';
 
@@ -101,10 +101,21 @@ export function createTopics(options: TopicsOptions): Topics {
     if (backlog.length > 0 && !scheduled) drain();
     return subscribers;
   };
-  const unsubscribe = options.events.subscribe((event) => {
-    if (event.accountSid !== options.accountSid) return;
-    traceFanOut(event, deliver);
-  });
+  const unsubscribe = options.events.subscribe(
+    (event) => {
+      if (event.accountSid !== options.accountSid) return;
+      traceFanOut(event, deliver);
+    },
+    // This replica missed events (it fell behind the log by more than the log keeps): any stream it serves
+    // may lack some, and none can say which. Each one ends, so its client subscribes again: a snapshot,
+    // or callEvents(after:) that replays what the log still holds or answers EVENTS_EXPIRED.
+    (lost) => {
+      // What came before the gap first, however many slices were still to come.
+      for (const job of backlog.splice(0)) for (let i = job.done; i < job.channels.length; i++) job.channels[i]!.push(job.event);
+      const error = eventsLost(lost);
+      for (const set of [...byTopic.values()]) for (const channel of [...set]) channel.end(error);
+    },
+  );
 
   return {
     subscribe<T>(topicOrTopics: string | readonly string[], select?: Select<T>, subscriber?: Subscriber): Channel<T> {
@@ -130,6 +141,16 @@ export function createTopics(options: TopicsOptions): Topics {
 }
 
 const identity: Select<EventRecord> = (event) => event;
+
+/** The error a stream ends with when its replica lost events on their way from the log. */
+function eventsLost(lost: LostEvents): GatewayError {
+  return new GatewayError(
+    ErrorCode.STORAGE_UNAVAILABLE,
+    `Events logged after ${lost.after} and before ${lost.before} never reached this subscription: this gateway replica fell behind the shared event log by more than it keeps. ` +
+      'Subscribe again: callEvents(after:) with the last id you got replays what the log still holds (or answers EVENTS_EXPIRED), callStatusChanged and smsStatusChanged start from the current state.',
+    { reason: 'EVENTS_LOST', retryAfterSeconds: 1 },
+  );
+}
 
 /**
  * A bounded queue with at most one waiting reader. The queue is an array read from a moving head, so
@@ -212,6 +233,11 @@ class LocalChannel<T> implements Channel<T> {
     const resolve = this.waiting;
     this.waiting = this.failWaiting = undefined;
     resolve?.({ value: undefined, done: true });
+  }
+
+  /** Ends the channel with `err`: what is queued is still read first, then next() rejects. */
+  end(err: Error): void {
+    if (!this.done) this.fail(err);
   }
 
   private fail(err: Error): void {

@@ -187,9 +187,9 @@ export function createMemoryEventLog(options: ResolvedStorageOptions, openItems?
       return floor && formatEventId(floor);
     },
 
-    subscribe(listener) {
+    subscribe(listener, onLost) {
       if (closed) throw new Error('event log is closed');
-      return fanOut.add(listener);
+      return fanOut.add(listener, onLost);
     },
 
     async callHistory(accountSid: string, callSid: string): Promise<CallEventRecord[]> {

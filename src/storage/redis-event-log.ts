@@ -10,7 +10,7 @@
  *   Reads apply the age limit exactly, so both backends replay the same window.
  */
 import type { Redis } from 'ioredis';
-import type { CallEventRecord, EventLog, EventRecord, HistorySubject, NewEvent, NotForwardReason, SmsEventRecord, StatusAppend, StatusAppendResult, StatusStepResult } from './types.js';
+import type { CallEventRecord, EventLog, EventRecord, HistorySubject, LostEvents, NewEvent, NotForwardReason, SmsEventRecord, StatusAppend, StatusAppendResult, StatusStepResult } from './types.js';
 import { checkLimit, type ResolvedStorageOptions } from './options.js';
 import { APPEND_STATUS_LUA, checkStatusAppend, eventJsonHead, subjectOf, withForward } from './status-step.js';
 import { redisOpenAddedKey, redisOpenItemsKey } from './open-items.js';
@@ -137,6 +137,25 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
     return newest[0]?.[0] ?? '0-0';
   };
 
+  const replayFloor = async (): Promise<string | undefined> => {
+    const [aged, recorded] = await r.eggReplayFloor(streamKey, floorKey, formatEventId(minParts()));
+    const floors = [aged, recorded].filter((id): id is string => id !== null && parseEventId(id) !== undefined);
+    return floors.sort(compareEventIds).at(-1);
+  };
+
+  /**
+   * Whether events after `cursor`, up to the first entry a read returned, were removed before this reader
+   * got to them: the replay floor (the first event kept after a trim, or the newest aged one) is past it.
+   * A reader that far behind reads full batches (the stream keeps eventRetentionCount ≥ readBatch events),
+   * or comes back from a failure; only then is the floor asked for, one command.
+   */
+  const lostBefore = async (read: StreamEntry[], after: string | undefined, behind: boolean): Promise<LostEvents | undefined> => {
+    const first = read[0]?.[0];
+    if (after === undefined || first === undefined || !(behind || read.length >= EVENT_LOG_DEFAULTS.readBatch)) return undefined;
+    const floor = await replayFloor();
+    return floor !== undefined && parseEventId(after) !== undefined && compareEventIds(after, floor) < 0 ? { after, before: first } : undefined;
+  };
+
   const read = async () => {
     let failures = 0;
     while (!stopped) {
@@ -146,8 +165,13 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
         const reply = (await blocking.xread('COUNT', EVENT_LOG_DEFAULTS.readBatch, 'BLOCK', EVENT_LOG_DEFAULTS.blockMs, 'STREAMS', streamKey, cursor)) as
           | Array<[string, StreamEntry[]]>
           | null;
+        const lost = await lostBefore(reply?.[0]?.[1] ?? [], cursor, failures > 0);
         if (failures > 0) logger.info({ cursor }, 'event log reader resumed');
         failures = 0;
+        if (lost) {
+          logger.error({ ...lost, eventRetentionCount }, 'event log reader: events were removed from the stream before this replica read them; its subscribers are told to subscribe again');
+          fanOut.lost(lost);
+        }
         for (const [, entries] of reply ?? []) {
           for (const entry of entries) {
             cursor = entry[0];
@@ -296,15 +320,11 @@ export function createRedisEventLog(deps: RedisEventLogDeps): RedisEventLog {
       return fromEntries((await redis.xrange(streamKey, start, '+', 'COUNT', count)) as StreamEntry[]);
     },
 
-    async replayFloor(): Promise<string | undefined> {
-      const [aged, recorded] = await r.eggReplayFloor(streamKey, floorKey, formatEventId(minParts()));
-      const floors = [aged, recorded].filter((id): id is string => id !== null && parseEventId(id) !== undefined);
-      return floors.sort(compareEventIds).at(-1);
-    },
+    replayFloor,
 
-    subscribe(listener) {
+    subscribe(listener, onLost) {
       if (stopped) throw new Error('event log is closed');
-      return fanOut.add(listener);
+      return fanOut.add(listener, onLost);
     },
 
     async callHistory(accountSid: string, callSid: string): Promise<CallEventRecord[]> {

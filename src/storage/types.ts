@@ -145,8 +145,13 @@ export interface EventLog {
    * `after` equal to the last event trimmed counts as incomplete too (Redis does not say which one that was).
    */
   replayFloor(): Promise<string | undefined>;
-  /** Every event appended by any replica, in log order, from now on. Returns an unsubscribe function. */
-  subscribe(listener: (event: EventRecord) => void): () => void;
+  /**
+   * Every event appended by any replica, in log order, from now on. Returns an unsubscribe function.
+   * `onLost` is told, before the first event after them, of events removed from the log before this
+   * process read them: a replica cut off from Redis (or stopped) while the others appended past the count
+   * cap. `listener` never gets those. The memory log delivers as it appends and loses none.
+   */
+  subscribe(listener: (event: EventRecord) => void, onLost?: (lost: LostEvents) => void): () => void;
   /** History of one call, oldest first. */
   callHistory(accountSid: string, callSid: string): Promise<CallEventRecord[]>;
   /** History of one SMS, oldest first (what a smsStatusChanged snapshot starts from). */
@@ -244,6 +249,14 @@ export interface Lease {
 export interface CacheGuard {
   field: string;
   newer: readonly string[];
+}
+
+/** Events a process's subscribers never got: every one logged after `after` and before `before`. */
+export interface LostEvents {
+  /** The last event delivered before them. */
+  after: string;
+  /** The first event delivered after them (the first the log still held). */
+  before: string;
 }
 
 /** Key-value cache with TTLs (keyv underneath) and countable hits and misses. */

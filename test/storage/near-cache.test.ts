@@ -10,7 +10,7 @@ import { createNearEntityCache, newEntityReads, type EntityReads, type NearEntit
 import type { Call, CallStatus } from '../../src/exotel/types.js';
 import { createMemoryStorage } from '../../src/storage/memory.js';
 import { createRedisStorage } from '../../src/storage/redis.js';
-import type { EventRecord, Storage } from '../../src/storage/types.js';
+import type { EventLog, EventRecord, LostEvents, Storage } from '../../src/storage/types.js';
 import { redisOrSkip, testPrefix, TEST_REDIS_URL } from '../helpers/redis.js';
 
 const ACCOUNT = 'near-test';
@@ -166,5 +166,30 @@ describe.each(backends)('near-cache on %s', (_name, available, make) => {
       expect(near.current(before.versions)).toBe(false);
       expect((await near.getCalls([s]))[0]?.status).toBe('IN_PROGRESS');
     });
+  });
+});
+
+describe('near-cache when its replica lost events on their way from the log', () => {
+  it('lets go of everything it holds: any object may have changed in an event it never got', async () => {
+    const storage = createMemoryStorage();
+    // The memory log never loses events: the loss is told by hand, where the Redis reader tells it.
+    let lose: ((lost: LostEvents) => void) | undefined;
+    const events: EventLog = { ...storage.events, subscribe: (listener, onLost) => ((lose = onLost), storage.events.subscribe(listener)) };
+    const near = createNearEntityCache(createEntityCache(storage.cache, ACCOUNT), { events, accountSid: ACCOUNT, changingMs: 60_000 });
+    const other = createEntityCache(storage.cache, ACCOUNT);
+    try {
+      const s = '0123456789abcdef0123456789abcdef';
+      await other.putCall(call(s, 'COMPLETED', 'before'));
+      expect((await near.getCalls([s]))[0]?.customField).toBe('before');
+      expect(near.size).toBe(1);
+      // Changed by a callback on another replica, whose event never reaches this one.
+      await other.putCall(call(s, 'COMPLETED', 'after'));
+      lose!({ after: '1-0', before: '2-0' });
+      expect(near.size).toBe(0);
+      expect((await near.getCalls([s]))[0]?.customField).toBe('after');
+    } finally {
+      near.close();
+      await storage.close();
+    }
   });
 });
