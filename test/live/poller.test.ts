@@ -4,10 +4,9 @@
  * gateway a day on while the simulator's calls stay live).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Writable } from 'node:stream';
 import { createEntityCache } from '../../src/cache/entities.js';
 import { createExotelClient } from '../../src/exotel/client.js';
-import { createLogger } from '../../src/logger.js';
+import { capturedLogger } from '../helpers/captured-logger.js';
 import { LIVE_DEFAULTS } from '../../src/live/index.js';
 import { ingest, type IngestDeps } from '../../src/live/ingest.js';
 import { createPoller, pollOrder, type Poller } from '../../src/live/poller.js';
@@ -49,16 +48,8 @@ async function setup(options: { budgetLimit: number; maxCallsPerTick: number }):
   let nowMs = Date.now();
   const now = () => nowMs;
   const storage = createMemoryStorage({ clock: now });
-  const lines: string[] = [];
-  const logger = createLogger({
-    level: 'info',
-    destination: new Writable({
-      write(chunk, _enc, cb) {
-        lines.push(String(chunk));
-        cb();
-      },
-    }),
-  });
+  const captured = capturedLogger();
+  const { logger } = captured;
   // What became of each request to Exotel: an HTTP status, 'timeout' or 'network-error' (a cancel among them).
   const upstream: Array<number | string> = [];
   const exotel = createExotelClient({
@@ -119,7 +110,7 @@ async function setup(options: { budgetLimit: number; maxCallsPerTick: number }):
     topics,
     ingestDeps,
     get logs() {
-      return lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      return captured.lines();
     },
     upstream,
   };

@@ -5,11 +5,10 @@
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { Writable } from 'node:stream';
 import { createEntityCache } from '../../src/cache/entities.js';
 import { createExotelClient } from '../../src/exotel/client.js';
 import { epochMsToIso } from '../../src/exotel/dates.js';
-import { createLogger } from '../../src/logger.js';
+import { capturedLogger } from '../helpers/captured-logger.js';
 import { LIVE_DEFAULTS } from '../../src/live/index.js';
 import { callStatusRank, type ExotelApi } from '../../src/exotel/types.js';
 import { ingest, type IngestDeps } from '../../src/live/ingest.js';
@@ -71,16 +70,8 @@ async function setup(options: SetupOptions = {}): Promise<Harness> {
   const now = () => nowMs;
   const storage = await makeStorage(now);
   running.push({ stop: () => storage.close() });
-  const lines: string[] = [];
-  const logger = createLogger({
-    level: 'info',
-    destination: new Writable({
-      write(chunk, _enc, cb) {
-        lines.push(String(chunk));
-        cb();
-      },
-    }),
-  });
+  const captured = capturedLogger();
+  const { logger } = captured;
   // What became of each request to Exotel: an HTTP status, 'timeout' or 'network-error' (a cancel among them).
   const upstream: Array<number | string> = [];
   const exotel = createExotelClient({
@@ -153,7 +144,7 @@ async function setup(options: SetupOptions = {}): Promise<Harness> {
     takeFetched: () => taken(true),
     takeAsked: () => taken(false),
     get logs() {
-      return lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      return captured.lines();
     },
     givenUp,
     upstream,
