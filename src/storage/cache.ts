@@ -44,8 +44,9 @@ export function createKeyvCache(keyv: Keyv, logger: StorageLogger, options: Keyv
   const { opTimeoutMs, closing } = options;
   const bounded = <T>(op: Promise<T>): Promise<T> => (opTimeoutMs === undefined ? op : withTimeout(op, opTimeoutMs, 'cache'));
   // keyv reports every failed operation: during an outage that is every cache read and write. Warn once,
-  // then debug until the cache answers again (the connection logs the outage and the recovery itself).
-  const outage = createOutageLog(logger, { level: 'warn', until: 'the cache answers again' });
+  // then debug until the cache answers again, which is logged once at info with the outage's count: a stalled
+  // Redis (up, not answering) drops no connection, so the connection log says nothing of its end.
+  const outage = createOutageLog(logger, { level: 'warn', until: 'the cache answers again', recoveredMessage: 'cache backend answers again' });
   const storeFailed = (err: unknown) => {
     // Closing drops a cache connection that does not answer (closeNodeRedis), failing the commands still
     // waiting on it: the gateway's own doing, not an outage.

@@ -233,6 +233,10 @@ describe.skipIf(!runOutage)('redis storage across a Redis outage', () => {
       await answersAgain();
       await traffic();
       expect(cacheWarnings()).toBe(1);
+      // Its end, once, with how many operations failed in it.
+      const ends = logger.lines.map((l) => JSON.parse(l) as { level: string; msg: string; obj: { failures?: number } }).filter((l) => l.msg === 'cache backend answers again');
+      expect(ends).toMatchObject([{ level: 'info', obj: { failures: expect.any(Number) } }]);
+      expect(ends[0]!.obj.failures).toBeGreaterThan(1);
 
       // A second outage, after the cache answered: warned about again, once.
       await stopServer();
